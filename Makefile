@@ -1,0 +1,53 @@
+# djshare: every target installs what it needs on a fresh Debian machine (Python 3.11, pip, apt, root).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:/usr/sbin:$(PATH)
+
+.PHONY: help system-deps venv lint typecheck test test-all demo bench docs clean
+
+help:
+	@echo "make demo      end-to-end link demo against throw-away local servers"
+	@echo "make test      ruff, mypy and the test suite (representative fault slice)"
+	@echo "make test-all  the test suite with every fault-injection case"
+	@echo "make bench     pull benchmark against mysqldump | mariadb"
+	@echo "make docs      regenerate docs/cli.md and docs/link-states.md"
+
+# MariaDB server and client binaries (mariadbd, mariadb-install-db, mariadb, mariadb-dump).
+system-deps:
+	@if ! command -v mariadbd >/dev/null 2>&1 || ! command -v mariadb-dump >/dev/null 2>&1; then \
+		echo "installing MariaDB from Debian packages"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server mariadb-client; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench scripts
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collected no test: that is a failure here, not a pass.
+test: system-deps venv lint typecheck
+	$(PY) -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+test-all: system-deps venv lint typecheck
+	$(PY) -m pytest -q -m ''
+
+demo: system-deps venv
+	$(PY) scripts/demo.py
+
+bench: system-deps venv
+	$(PY) bench/bench_pull.py
+
+docs: venv
+	$(PY) scripts/gen_docs.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""djshare: share DataJoint data between servers."""

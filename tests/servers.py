@@ -1,0 +1,167 @@
+"""Throw-away MariaDB servers for tests, the demo and benchmarks.
+
+Each server gets its own datadir, tmpdir, socket and free TCP port under one temp directory, and is
+stopped (and its directory removed) by `stop()`. Users are created the way a lab would: an admin on
+each server; on a source server a link user (SELECT and REFERENCES on the source schema, all privileges
+on the outbound schema) and a regular user with no privilege on the outbound schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymysql
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _binary(name: str) -> str:
+    for folder in ("", "/usr/sbin/", "/usr/bin/"):
+        path = shutil.which(folder + name) if folder == "" else folder + name
+        if path and os.path.exists(path):
+            return path
+    raise RuntimeError(f"{name} not found: run `make system-deps` (installs mariadb-server from apt)")
+
+
+@dataclass
+class MariaDBServer:
+    """One running mariadbd with an admin user; `host`/`port` reach it over TCP."""
+
+    name: str
+    directory: Path
+    port: int
+    max_allowed_packet: str
+    process: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"
+    admin_user: str = ADMIN_USER
+    admin_password: str = ADMIN_PASSWORD
+    _users: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> MariaDBServer:
+        datadir = self.directory / "data"
+        tmpdir = self.directory / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [_binary("mariadb-install-db"), "--no-defaults", "--user=root", f"--datadir={datadir}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        log = open(self.directory / "server.log", "wb")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
+             f"--tmpdir={tmpdir}", f"--port={self.port}", f"--socket={self.directory / 'mysqld.sock'}",
+             "--bind-address=127.0.0.1", f"--max-allowed-packet={self.max_allowed_packet}",
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+             "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2",
+             "--skip-name-resolve", "--log-error=" + str(self.directory / "error.log")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                connection = pymysql.connect(host=self.host, port=self.port, user="root", password="")
+                break
+            except pymysql.err.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"MariaDB {self.name} did not start; see {self.directory / 'error.log'}"
+                    ) from None
+                time.sleep(0.1)
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE USER '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'")
+            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION")
+        connection.close()
+        return self
+
+    def connect(self, user: str | None = None, password: str | None = None, **kwargs: object) -> pymysql.Connection:
+        return pymysql.connect(
+            host=self.host, port=self.port, user=user or self.admin_user,
+            password=self.admin_password if password is None else password,
+            autocommit=True, charset="utf8mb4", **kwargs,  # type: ignore[arg-type]
+        )
+
+    def execute(self, *statements: str) -> None:
+        with contextlib.closing(self.connect()) as connection, connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def query(self, statement: str, args: object = None) -> list[tuple[object, ...]]:
+        with contextlib.closing(self.connect()) as connection, connection.cursor() as cursor:
+            cursor.execute(statement, args)
+            return list(cursor.fetchall())
+
+    def create_user(self, user: str, password: str, *grants: str) -> None:
+        """Create `user` with each grant, e.g. "SELECT, REFERENCES ON `lab`.*"."""
+        statements = [f"DROP USER IF EXISTS '{user}'@'%'", f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"]
+        statements += [f"GRANT {grant} TO '{user}'@'%'" for grant in grants]
+        self.execute(*statements)
+        self._users.append(user)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@dataclass
+class LinkUsers:
+    """The users a lab creates on its source server for a link."""
+
+    link_user: str = "link_user"
+    link_password: str = "link-secret"
+    regular_user: str = "scientist"
+    regular_password: str = "scientist-secret"
+
+
+def create_link_users(source: MariaDBServer, source_schema: str, outbound_schema: str,
+                      users: LinkUsers | None = None) -> LinkUsers:
+    """Create the least-privilege link user and a regular source user on `source`."""
+    users = users or LinkUsers()
+    source.create_user(users.link_user, users.link_password,
+                       f"SELECT, REFERENCES ON `{source_schema}`.*", f"ALL PRIVILEGES ON `{outbound_schema}`.*")
+    source.create_user(users.regular_user, users.regular_password,
+                       f"ALL PRIVILEGES ON `{source_schema}`.*")
+    return users
+
+
+@contextlib.contextmanager
+def mariadb_servers(count: int = 2, max_allowed_packet: str = "1G",
+                    names: tuple[str, ...] = ("source", "local", "other", "fourth")) -> Iterator[list[MariaDBServer]]:
+    """Start `count` MariaDB servers under one temp dir; stop them and remove it on exit."""
+    root = Path(tempfile.mkdtemp(prefix="djshare-servers-"))
+    servers: list[MariaDBServer] = []
+    try:
+        for index in range(count):
+            directory = root / names[index]
+            directory.mkdir()
+            servers.append(MariaDBServer(names[index], directory, free_port(), max_allowed_packet).start())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
