@@ -1,1 +1,7 @@
-"""djshare: share DataJoint data between servers."""
+"""djshare: share DataJoint data between database servers that do not trust each other blindly."""
+
+from djshare.errors import DjshareError
+from djshare.link.api import LazySchema, Link, SourceLink
+
+__all__ = ["DjshareError", "LazySchema", "Link", "SourceLink"]
+__version__ = "0.1.0"

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import Enum, StrEnum
+from typing import Generic, TypeVar
 
 
-class Outbound(str, Enum):
+class Outbound(StrEnum):
     """Values of the outbound table's `state` column (absent row: `None`)."""
 
     PULLING = "pulling"
@@ -280,11 +281,11 @@ def apply_step(facts: Facts, step: Step) -> Facts:
     return replace(facts, outbound=new_outbound[step])
 
 
-Key = Hashable
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass
-class Plan:
+class Plan(Generic[Key]):
     """The steps to run for a batch of keys, grouped by step, in execution order.
 
     The edge runs each group as one statement (or one transaction) on the step's server.
@@ -300,7 +301,7 @@ class Plan:
         return any(self.groups.values())
 
 
-def plan(command: Command, facts: Mapping[Key, Facts]) -> Plan:
+def plan(command: Command, facts: Mapping[Key, Facts]) -> Plan[Key]:
     """Decide what `command` does to each key of a batch, from the facts observed for that batch."""
     groups: dict[Step, list[Key]] = {}
     notes: dict[str, int] = {}

@@ -1,0 +1,403 @@
+"""The link's public API and its wiring: LazySchema, Link (local side) and SourceLink (source side).
+
+This is the one module that builds connections and concrete classes; the modules it calls take them
+as arguments.
+
+    local_schema = LazySchema("local_schema")                        # local server: dj.config / DJ_* env
+    source_schema = LazySchema("source_schema", host="source:3306")  # LINK_USER / LINK_PASS env
+
+    @Link(local_schema, source_schema)                                # outbound schema: LINK_OUTBOUND env
+    class Table:
+        '''The local table.'''
+
+    Table().pull()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import datajoint as dj
+import pymysql
+from datajoint.user_tables import TableMeta
+
+from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError
+from djshare.link import delete as deletion
+from djshare.link import outbound
+from djshare.link.local import (
+    DELETION_REQUESTED,
+    DELETION_REQUESTED_DEFINITION,
+    master_definition,
+    mismatches,
+    part_definition,
+)
+from djshare.link.lock import link_lock
+from djshare.link.outbound import OutboundTable
+from djshare.link.protocol import Outbound
+from djshare.link.pull import DEFAULT_BATCH, PullReport, count_candidates
+from djshare.link.pull import pull as run_pull
+from djshare.link.repair import RepairReport
+from djshare.link.repair import repair as run_repair
+from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.progress import progress_bar
+from djshare.restriction import check_where, where_clause
+from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, to_camel_case
+from djshare.sql.connection import ServerAddress, Session, quote_name, translate
+
+ENV_USER, ENV_PASSWORD, ENV_OUTBOUND = "LINK_USER", "LINK_PASS", "LINK_OUTBOUND"
+SUBSCRIBER_TABLE = "~djshare_subscriber"
+
+
+class LazySchema:
+    """A DataJoint schema that connects only when first needed.
+
+    Without `host` it is on the local server, with DataJoint's settings (dj.config, DJ_HOST, DJ_USER,
+    DJ_PASS). With `host` ("name" or "name:port") it is on a source server, and its user and password
+    come from LINK_USER and LINK_PASS unless given here.
+    """
+
+    def __init__(self, schema_name: str, *, host: str | None = None, user: str | None = None,
+                 password: str | None = None, port: int | None = None, use_tls: bool | None = None) -> None:
+        self.name = schema_name
+        self.host = host
+        self._user = user
+        self._password = password
+        self._port = port
+        self._use_tls = use_tls
+        self._connection: dj.Connection | None = None
+        self._schema: dj.Schema | None = None
+
+    def __repr__(self) -> str:
+        return f"LazySchema({self.name!r}, host={self.host!r})"
+
+    @property
+    def is_source(self) -> bool:
+        return self.host is not None
+
+    @property
+    def address(self) -> ServerAddress:
+        use_tls = bool(self._use_tls if self._use_tls is not None else dj.config.get("database.use_tls") or False)
+        if self.host is not None:
+            user = self._user or os.environ.get(ENV_USER)
+            password = self._password if self._password is not None else os.environ.get(ENV_PASSWORD)
+            if not user or password is None:
+                missing = [n for n, v in ((ENV_USER, user), (ENV_PASSWORD, password)) if not v and v != ""]
+                raise ConfigurationError(
+                    f"No credentials for the source server {self.host}: set {' and '.join(missing)} to the link "
+                    "user's name and password there (or pass user= and password= to LazySchema)."
+                )
+            return ServerAddress.parse(self.host, user, password, self._port, use_tls)
+        user = self._user or dj.config.get("database.user")
+        password = self._password if self._password is not None else dj.config.get("database.password")
+        if not user:
+            raise ConfigurationError(
+                "No user for the local server: set DJ_USER and DJ_PASS (or dj.config['database.user'] and "
+                "dj.config['database.password'])."
+            )
+        host = str(dj.config.get("database.host") or "localhost")
+        return ServerAddress.parse(host, str(user), str(password or ""), self._port or dj.config.get("database.port"),
+                                   use_tls)
+
+    @property
+    def connection(self) -> dj.Connection:
+        if self._connection is None:
+            address = self.address
+            try:
+                self._connection = dj.Connection(f"{address.host}:{address.port}", address.user, address.password,
+                                                 use_tls=address.use_tls)
+            except pymysql.err.MySQLError as error:
+                raise translate(error, address, f"connecting for schema `{self.name}`") from error
+        return self._connection
+
+    @property
+    def schema(self) -> dj.Schema:
+        """The activated DataJoint schema (created on a local server if missing)."""
+        if self._schema is None:
+            self._schema = dj.Schema(self.name, connection=self.connection, create_schema=not self.is_source,
+                                     create_tables=not self.is_source)
+        return self._schema
+
+    def session(self) -> Session:
+        """A new data-plane connection to this schema's server."""
+        return Session(self.address)
+
+    def __call__(self, cls: type) -> type:
+        """Decorate a DataJoint table class, as dj.Schema does."""
+        return self.schema(cls)
+
+
+def _subscriber_id(local: Session, schema: str) -> str:
+    """This local schema's name on source servers: `<schema>-<random>`, made once, kept in a hidden table."""
+    table = quote_name(schema, SUBSCRIBER_TABLE)
+    local.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} (`subscriber` varchar(64) CHARACTER SET ascii NOT NULL PRIMARY KEY) "
+        "COMMENT='djshare: the name this schema uses as a subscriber of source servers'"
+    )
+    found = local.scalar(f"SELECT `subscriber` FROM {table} LIMIT 1")
+    if found:
+        return str(found)
+    name = f"{schema[:40]}-{uuid.uuid4().hex[:12]}"
+    local.execute(f"INSERT IGNORE INTO {table} VALUES (%s)", (name,))
+    return str(local.scalar(f"SELECT `subscriber` FROM {table} LIMIT 1"))
+
+
+@dataclass
+class _Runtime:
+    """What a linked class knows once it is set up."""
+
+    link: Link
+    tables: LinkTables
+    source_schema: LazySchema
+    local_schema: LazySchema
+    mismatch: list[str]
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[tuple[Session, Session]]:
+        """Fresh source and local connections, with the link's lock held on the source one."""
+        with self.source_schema.session() as source, self.local_schema.session() as local, \
+                link_lock(source, self.tables.outbound, self.tables.subscriber, self.link.lock_timeout):
+            yield source, local
+
+    def source_table(self) -> dj.FreeTable:
+        return dj.FreeTable(self.source_schema.connection, self.tables.source.full_name)
+
+
+class _LinkedMeta(TableMeta):
+    """Sets a linked class up (connects, declares) on first use, not when the module is imported."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        _ready(cls)
+        return super().__call__(*args, **kwargs)
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("_") or not _ready(cls):
+            raise AttributeError(name)
+        return getattr(cls, name)
+
+
+def _ready(cls: Any) -> bool:
+    """Set `cls` up if that has not happened yet; True if this call did it."""
+    if "_runtime" in cls.__dict__ or cls.__dict__.get("_setting_up"):
+        return False
+    cls._setting_up = True
+    try:
+        cls._runtime = cls._link._setup(cls)
+    finally:
+        cls._setting_up = False
+    return True
+
+
+class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
+    """Base of the classes `Link` makes: a DataJoint table on the local server, fed from a source table."""
+
+    _link: ClassVar[Link]
+    _runtime: ClassVar[_Runtime]
+    definition = ""
+
+    @classmethod
+    def _rt(cls) -> _Runtime:
+        _ready(cls)
+        return cls._runtime
+
+    def source(self) -> dj.FreeTable:
+        """The source table on the source server (restrict and fetch it like any DataJoint table)."""
+        return self._rt().source_table()
+
+    def pull(self, *restrictions: Any, dry_run: bool = False, batch_size: int | None = None,
+             progress: bool = True, checkpoint: Checkpoint = no_checkpoint) -> PullReport:
+        """Pull every source entity (with its part rows) matching all `restrictions` that is not here yet and
+        not up for deletion. Safe to re-run after any failure; see `repair`."""
+        rt = self._rt()
+        tables = rt.tables
+        if rt.mismatch:
+            raise DefinitionMismatchError(
+                f"The local table {tables.local.full_name} no longer matches the source table "
+                f"{tables.source.full_name}: {'; '.join(rt.mismatch)}. Nothing was pulled. Alter the local table "
+                "to match (or drop it after saving its rows, and let djshare declare it again)."
+            )
+        where = where_clause(rt.source_schema.connection, tables.source.full_name, restrictions)
+        with rt.locked() as (source, local):
+            check_where(source, tables.source.full_name, where)
+            total = count_candidates(source, tables, where)
+            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
+                return run_pull(source, local, tables, where, batch_size=batch_size or rt.link.batch_size,
+                                dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
+
+    def repair(self, dry_run: bool = False, progress: bool = True,
+               checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
+        """Make the outbound table agree with the local table (after a crash, or deletions outside djshare)."""
+        rt = self._rt()
+        with rt.locked() as (source, local):
+            total = int(source.scalar(f"SELECT COUNT(*) FROM {rt.tables.outbound.full_name} WHERE `subscriber` = %s",
+                                      (rt.tables.subscriber,)))
+            total += int(local.scalar(f"SELECT COUNT(*) FROM {rt.tables.local.full_name}"))
+            with progress_bar(f"repair {rt.tables.source.name}", total, progress) as advance:
+                return run_repair(source, local, rt.tables, dry_run=dry_run, on_progress=advance,
+                                  checkpoint=checkpoint)
+
+    def refresh(self) -> int:
+        """Bring the DeletionRequested part up to date with the source's requests; returns how many were added."""
+        rt = self._rt()
+        with rt.source_schema.session() as source, rt.local_schema.session() as local:
+            return deletion.refresh(source, local, rt.tables)
+
+    def link_status(self) -> dict[str, int]:
+        """This subscriber's outbound rows by state, and the local row count."""
+        rt = self._rt()
+        with rt.source_schema.session() as source, rt.local_schema.session() as local:
+            counts = outbound.counts(source, rt.tables.outbound).get(rt.tables.subscriber, {})
+            result = {state.value: counts.get(state.value, 0) for state in Outbound}
+            result["local"] = int(local.scalar(f"SELECT COUNT(*) FROM {rt.tables.local.full_name}"))
+            return result
+
+    def _delete_then_follow(self, do_delete: Any, checkpoint: Checkpoint) -> Any:
+        rt = self._rt()
+        with rt.locked() as (source, local):
+            keys = deletion.local_keys(local, rt.tables, str(self.where_clause()))
+            result = do_delete()
+            deletion.after_local_delete(source, local, rt.tables, keys, checkpoint)
+        return result
+
+    def delete(self, *args: Any, checkpoint: Checkpoint = no_checkpoint, **kwargs: Any) -> Any:
+        """DataJoint's delete (cascade, prompt), then the outbound table follows: entities whose deletion the
+        source requested become approved; others are released."""
+        return self._delete_then_follow(lambda: super(LinkedTable, self).delete(*args, **kwargs), checkpoint)
+
+    def delete_quick(self, get_count: bool = False) -> Any:
+        return self._delete_then_follow(lambda: super(LinkedTable, self).delete_quick(get_count), no_checkpoint)
+
+
+class Link:
+    """Decorator that makes a class the local table of a link to the source table of the same name.
+
+    `outbound`: the outbound schema on the source server (default: LINK_OUTBOUND). `subscriber`: this side's
+    name in the outbound table (default: made once per local schema and kept there).
+    """
+
+    def __init__(self, local_schema: LazySchema, source_schema: LazySchema, *, outbound: str | None = None,
+                 subscriber: str | None = None, stores: dict[str, str] | None = None, lock_timeout: float = 60.0,
+                 batch_size: int = DEFAULT_BATCH) -> None:
+        if stores:
+            raise DjshareError("Store mappings come with external-storage support, which this version lacks.")
+        if not source_schema.is_source:
+            raise ConfigurationError(
+                f"The source schema {source_schema.name!r} needs host= (the source server), e.g. "
+                f"LazySchema({source_schema.name!r}, host='db.example.org:3306')."
+            )
+        self.local_schema = local_schema
+        self.source_schema = source_schema
+        self.outbound = outbound
+        self.subscriber = subscriber
+        self.lock_timeout = lock_timeout
+        self.batch_size = batch_size
+
+    def __call__(self, cls: type) -> type[LinkedTable]:
+        namespace = {"__doc__": cls.__doc__, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                     "_link": self}
+        return _LinkedMeta(cls.__name__, (LinkedTable,), namespace)
+
+    def outbound_schema(self) -> str:
+        name = self.outbound or os.environ.get(ENV_OUTBOUND)
+        if not name:
+            raise ConfigurationError(
+                f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server that holds outbound "
+                "tables (the link user needs all privileges on it), or pass outbound= to Link."
+            )
+        return name
+
+    def _setup(self, cls: Any) -> _Runtime:
+        """Find the source table, declare the outbound table and the local table. Checks come first:
+        a bad name, missing credentials or an unreachable server change nothing."""
+        outbound_schema = self.outbound_schema()
+        source_name = self.source_schema.name
+        with self.source_schema.session() as source, self.local_schema.session() as local:
+            table_name = find_table(source, source_name, cls.__name__)
+            info = read_table(source, source_name, table_name)
+            parts = tuple(read_table(source, source_name, p) for p in part_names(source, source_name, table_name))
+            if any(p.name == f"{table_name}__{DELETION_REQUESTED}" for p in parts):
+                raise ConfigurationError(f"{info.full_name} has a part table named DeletionRequested, which "
+                                         "djshare needs for its own use on the local side.")
+            ob = OutboundTable.for_source(info, outbound_schema)
+            outbound.declare(source, ob)
+            schema = self.local_schema.schema  # creates the local schema if missing
+            subscriber = self.subscriber or _subscriber_id(local, self.local_schema.name)
+        cls.table_name = table_name
+        cls.definition = master_definition(info)
+        for part in parts:
+            part_class = type(to_camel_case(part.name[len(table_name) + 2:]), (dj.Part,),
+                              {"definition": part_definition(part, info)})
+            setattr(cls, part_class.__name__, part_class)
+        cls.DeletionRequested = type("DeletionRequested", (dj.Part,), {"definition": DELETION_REQUESTED_DEFINITION})
+        schema(cls)
+        tables = LinkTables(info, parts, self.local_schema.name, ob, subscriber)
+        with self.local_schema.session() as local:
+            mismatch = _mismatch(local, tables)
+        return _Runtime(self, tables, self.source_schema, self.local_schema, mismatch)
+
+
+def _mismatch(local: Session, tables: LinkTables) -> list[str]:
+    found = mismatches(read_table(local, tables.local_schema, tables.source.name), tables.source)
+    for part in tables.source_parts:
+        found += [f"part {part.name}: {m}" for m in mismatches(read_table(local, tables.local_schema, part.name), part)]
+    return found
+
+
+class SourceLink:
+    """The source side of a link: deletion requests, approvals, finishing deletions, status.
+
+    Run with a user that may change the outbound schema; finishing a deletion also needs DELETE on the
+    source schema (a source admin, not the link user).
+    """
+
+    def __init__(self, source_schema: LazySchema, table: str, *, outbound: str | None = None) -> None:
+        if not source_schema.is_source:
+            raise ConfigurationError(f"SourceLink needs a LazySchema with host= (got {source_schema!r}).")
+        self.source_schema = source_schema
+        self.table = table
+        self._link = Link(LazySchema("unused"), source_schema, outbound=outbound)
+        self._resolved: tuple[OutboundTable, tuple[TableInfo, ...]] | None = None
+
+    def _resolve(self, source: Session) -> tuple[OutboundTable, tuple[TableInfo, ...]]:
+        if self._resolved is None:
+            schema = self.source_schema.name
+            name = self.table if not self.table[:1].isupper() else find_table(source, schema, self.table)
+            info = read_table(source, schema, name)
+            parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
+            ob = OutboundTable.for_source(info, self._link.outbound_schema())
+            read_table(source, ob.schema, ob.name)  # the outbound table must exist: a link was made
+            self._resolved = (ob, parts)
+        return self._resolved
+
+    def request_deletion(self, *restrictions: Any, subscriber: str | None = None, dry_run: bool = False) -> int:
+        """Ask subscribers to delete the held entities matching all `restrictions`; returns how many rows were
+        (or would be) flagged."""
+        with self.source_schema.session() as source:
+            ob, _ = self._resolve(source)
+            where = where_clause(self.source_schema.connection, ob.source.full_name, restrictions)
+            check_where(source, ob.source.full_name, where)
+            return deletion.request_deletion(source, ob, where, subscriber, dry_run)
+
+    def requested(self, subscriber: str | None = None) -> list[dict[str, object]]:
+        with self.source_schema.session() as source:
+            return deletion.listed(source, self._resolve(source)[0], Outbound.DELETION_REQUESTED, subscriber)
+
+    def approved(self, subscriber: str | None = None) -> list[dict[str, object]]:
+        """Entities subscribers have deleted after a request: ready for `finish_deletion`."""
+        with self.source_schema.session() as source:
+            return deletion.listed(source, self._resolve(source)[0], Outbound.DELETION_APPROVED, subscriber)
+
+    def finish_deletion(self, subscriber: str | None = None, dry_run: bool = False,
+                        checkpoint: Checkpoint = no_checkpoint) -> deletion.FinishReport:
+        with self.source_schema.session() as source:
+            ob, parts = self._resolve(source)
+            return deletion.finish_deletion(source, ob, parts, subscriber, dry_run, checkpoint)
+
+    def status(self) -> dict[str, dict[str, int]]:
+        """Per subscriber, outbound rows by state."""
+        with self.source_schema.session() as source:
+            return outbound.counts(source, self._resolve(source)[0])

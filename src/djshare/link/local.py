@@ -1,0 +1,109 @@
+"""The local table: its DataJoint definition, made from the source table, and the check that it still
+matches the source. Foreign keys of the source table to other tables become plain attributes; a part
+table keeps its reference to the master (`-> master`)."""
+
+from __future__ import annotations
+
+import re
+
+from djshare.errors import DefinitionMismatchError, DjshareError
+from djshare.sql.catalog import Column, TableInfo
+
+SPECIAL_TYPE = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
+DELETION_REQUESTED = "deletion_requested"  # the local part table listing the source's deletion requests
+
+
+def datajoint_type(column: Column) -> tuple[str, str]:
+    """(type as DataJoint declares it, comment) for a source column."""
+    special = SPECIAL_TYPE.match(column.comment)
+    if special:
+        kind = special.group("type")
+        if "@" in kind:
+            raise DjshareError(
+                f"Column `{column.name}` is `{kind}`, kept in an external store; this version of djshare "
+                "links only tables whose data is stored in the table itself."
+            )
+        return kind, special.group("comment")
+    kind = column.column_type
+    if "auto_increment" in column.extra.lower():
+        kind += " auto_increment"
+    return kind, column.comment
+
+
+def default_text(column: Column) -> str | None:
+    """The column's default as a DataJoint definition writes it, or None for no default."""
+    if column.nullable:
+        return "null"
+    default = column.default
+    if default is None or default.upper() == "NULL":
+        return None
+    if re.fullmatch(r"current_timestamp(\(\d*\))?", default, flags=re.IGNORECASE):
+        return "CURRENT_TIMESTAMP"
+    return default  # MariaDB writes string and date defaults quoted ('abc'); numbers bare
+
+
+def attribute_line(column: Column) -> str:
+    kind, comment = datajoint_type(column)
+    default = default_text(column)
+    name = column.name if default is None else f"{column.name} = {default}"
+    comment = comment.replace("\n", " ")
+    return f"{name} : {kind}" + (f"  # {comment}" if comment else "")
+
+
+def master_definition(table: TableInfo) -> str:
+    lines = [f"# {table.comment}"] if table.comment else []
+    lines += [attribute_line(c) for c in table.columns if c.name in table.primary_key]
+    lines.append("---")
+    lines += [attribute_line(c) for c in table.columns if c.name not in table.primary_key]
+    return "\n".join(lines) + "\n"
+
+
+def part_definition(part: TableInfo, master: TableInfo) -> str:
+    lines = [f"# {part.comment}"] if part.comment else []
+    lines.append("-> master")
+    inherited = set(master.primary_key)
+    lines += [attribute_line(c) for c in part.columns if c.name in part.primary_key and c.name not in inherited]
+    lines.append("---")
+    lines += [attribute_line(c) for c in part.columns if c.name not in part.primary_key]
+    return "\n".join(lines) + "\n"
+
+
+DELETION_REQUESTED_DEFINITION = "# the source has asked to delete these entities (djshare refresh)\n-> master\n"
+
+
+def _signature(column: Column) -> tuple[str, str, bool, str | None]:
+    kind, _ = datajoint_type(column)
+    return (column.name, re.sub(r"^(\w*int)\(\d+\)", r"\1", kind), column.nullable, default_text(column))
+
+
+def mismatches(local: TableInfo, source: TableInfo) -> list[str]:
+    """How `local` differs from `source` (empty when they match): names, types, nullability, defaults, keys."""
+    found: list[str] = []
+    local_columns = {c.name: c for c in local.columns}
+    source_columns = {c.name: c for c in source.columns}
+    for name in source_columns.keys() - local_columns.keys():
+        found.append(f"column `{name}` is in the source but not in the local table")
+    for name in local_columns.keys() - source_columns.keys():
+        found.append(f"column `{name}` is in the local table but not in the source")
+    for name in source_columns.keys() & local_columns.keys():
+        here, there = _signature(local_columns[name]), _signature(source_columns[name])
+        if here != there:
+            found.append(
+                f"column `{name}` is {here[1]}{' null' if here[2] else ''} (default {here[3]}) locally but "
+                f"{there[1]}{' null' if there[2] else ''} (default {there[3]}) in the source"
+            )
+    if set(local.primary_key) != set(source.primary_key):
+        found.append(f"primary key is ({', '.join(local.primary_key)}) locally but "
+                     f"({', '.join(source.primary_key)}) in the source")
+    return sorted(found)
+
+
+def check_matches(local: TableInfo, source: TableInfo) -> None:
+    problems = mismatches(local, source)
+    if problems:
+        raise DefinitionMismatchError(
+            f"The local table {local.full_name} no longer matches the source table {source.full_name}: "
+            + "; ".join(problems)
+            + ". Nothing was pulled. Alter the local table to match (or drop it after saving its rows, "
+            "and let djshare declare it again)."
+        )

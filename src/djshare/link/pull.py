@@ -1,0 +1,125 @@
+"""Pull: copy entities (masters with their part rows) from the source table into the local table.
+
+For each batch of keys, in key order: observe the facts (outbound state on the source, presence on the
+local server), let the protocol plan, then run each step group as one transaction on one server:
+record the keys as pulling (source), copy masters and parts (local), mark them pulled (source).
+Round trips grow with the number of batches, not of entities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from djshare.link import outbound
+from djshare.link.protocol import Command, Facts, Outbound, Step, plan
+from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.sql.connection import Session
+from djshare.sql.transfer import copy_rows, key_condition, literal, row_literal, statement_limit
+
+DEFAULT_BATCH = 2000
+
+
+@dataclass
+class PullReport:
+    pulled: int = 0  # entities copied into the local table
+    adopted: int = 0  # local rows that had no outbound row, now recorded
+    finished: int = 0  # entities of an interrupted pull that only needed marking
+    part_rows: int = 0
+    batches: int = 0
+    would_pull: int = 0  # dry run: entities a real run would copy
+    dry_run: bool = False
+    notes: dict[str, int] = field(default_factory=dict)
+
+
+def _candidates_sql(tables: LinkTables, where: str, after: bytes | None) -> bytes:
+    """Keys matching the restriction that this subscriber does not hold yet (or is part way through)."""
+    source, ob = tables.source, tables.outbound
+    keys = ", ".join(f"`{c}`" for c in source.primary_key)
+    join = " AND ".join(f"o.`{c}` = s.`{c}`" for c in source.primary_key)
+    sql = (
+        f"FROM (SELECT {keys} FROM {source.full_name}{where}) AS s LEFT JOIN {ob.full_name} AS o "
+        f"ON o.`subscriber` = ".encode() + literal(tables.subscriber) + f" AND {join} "
+        f"WHERE (o.`state` IS NULL OR o.`state` = '{Outbound.PULLING.value}')".encode()
+    )
+    if after is not None:
+        sql += f" AND ({', '.join('s.`' + c + '`' for c in source.primary_key)}) > ".encode() + after
+    return sql
+
+
+def count_candidates(source: Session, tables: LinkTables, where: str) -> int:
+    return int(source.scalar(b"SELECT COUNT(*) " + _candidates_sql(tables, where, None),
+                             doing=f"counting entities to pull from {tables.source.full_name}"))
+
+
+def local_present(local: Session, tables: LinkTables, keys: list[bytes]) -> set[bytes]:
+    found = local.rows(
+        f"SELECT {row_literal(tables.local.key_columns)} FROM {tables.local.full_name} WHERE ".encode()
+        + key_condition(tables.local, keys),
+        doing=f"reading {tables.local.full_name}",
+    )
+    return {bytes(row[0]) for row in found}
+
+
+def pull(source: Session, local: Session, tables: LinkTables, where: str, *, batch_size: int = DEFAULT_BATCH,
+         dry_run: bool = False, on_progress: Callable[[int], None] | None = None,
+         checkpoint: Checkpoint = no_checkpoint) -> PullReport:
+    """Pull every entity of the source table matching `where` (a SQL WHERE clause, or "") not held yet.
+
+    The caller holds the link lock. A failure leaves committed batches pulled and the current batch in a
+    state that re-running `pull` or `repair` converges from.
+    """
+    report = PullReport(dry_run=dry_run)
+    limit = statement_limit(local)
+    order = ", ".join(f"s.`{c}`" for c in tables.source.primary_key)
+    after: bytes | None = None
+    while True:
+        page = source.rows(
+            f"SELECT {row_literal(tables.source.key_columns, 's.')}, o.`state` ".encode()
+            + _candidates_sql(tables, where, after) + f" ORDER BY {order} LIMIT {int(batch_size)}".encode(),
+            doing=f"selecting entities to pull from {tables.source.full_name}",
+        )
+        if not page:
+            return report
+        keys = [bytes(row[0]) for row in page]
+        after = keys[-1]
+        present = local_present(local, tables, keys)
+        facts = {bytes(k): Facts(True, Outbound(s) if s else None, bytes(k) in present) for k, s in page}
+        todo = plan(Command.PULL, facts)
+        for note, count in todo.notes.items():
+            report.notes[note] = report.notes.get(note, 0) + count
+        if dry_run:
+            report.would_pull += len(todo.keys(Step.INSERT_LOCAL))
+            report.adopted += len(todo.keys(Step.ADOPT))
+            continue
+        _run_batch(source, local, tables, todo.groups, limit, report, checkpoint)
+        report.batches += 1
+        if on_progress:
+            on_progress(len(keys))
+
+
+def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict[Step, list[bytes]],
+               limit: int, report: PullReport, checkpoint: Checkpoint) -> None:
+    ob, subscriber = tables.outbound, tables.subscriber
+    if groups.get(Step.RECORD_PULLING):
+        with source.transaction("recording entities as pulling"):
+            outbound.record(source, ob, subscriber, groups[Step.RECORD_PULLING], Outbound.PULLING)
+        checkpoint(Step.RECORD_PULLING.value)
+    if groups.get(Step.ADOPT):
+        with source.transaction("recording local rows"):
+            report.adopted += outbound.record(source, ob, subscriber, groups[Step.ADOPT], Outbound.PULLED)
+        checkpoint(Step.ADOPT.value)
+    to_copy = groups.get(Step.INSERT_LOCAL, [])
+    if to_copy:
+        where = key_condition(tables.source, to_copy)
+        with local.transaction(f"inserting into {tables.local.full_name}"):
+            report.pulled += copy_rows(source, local, tables.source, tables.local.full_name, where, limit)
+            for part in tables.source_parts:
+                report.part_rows += copy_rows(source, local, part, tables.local_name(part), where, limit)
+        checkpoint(Step.INSERT_LOCAL.value)
+    to_mark = groups.get(Step.MARK_PULLED, [])
+    if to_mark:
+        with source.transaction("marking entities pulled"):
+            outbound.update(source, ob, subscriber, to_mark, Step.MARK_PULLED)
+        report.finished += len(set(to_mark) - set(to_copy))
+        checkpoint(Step.MARK_PULLED.value)

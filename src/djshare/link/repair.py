@@ -1,0 +1,108 @@
+"""Repair: make the outbound table agree with the local table, for some keys or for a whole link.
+
+Repair never copies rows: an interrupted pull is rolled back (re-run `pull` to finish it) or, where the
+local rows are complete, marked pulled; local deletions are recorded; local rows without an outbound row
+are recorded if their source row exists, and reported if not (a person must decide).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from djshare.link import outbound
+from djshare.link.protocol import Command, Facts, Outbound, State, Step, plan, state_of
+from djshare.link.pull import local_present
+from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.sql.connection import Session
+from djshare.sql.transfer import key_condition, row_literal
+
+BATCH = 2000
+
+
+@dataclass
+class RepairReport:
+    steps: dict[str, int] = field(default_factory=dict)  # step name -> entities it was run for
+    stranded: list[bytes] = field(default_factory=list)  # local rows whose source row is gone (key literals)
+    checked: int = 0
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> int:
+        return sum(self.steps.values())
+
+
+def _source_present(source: Session, tables: LinkTables, keys: list[bytes]) -> set[bytes]:
+    found = source.rows(
+        f"SELECT {row_literal(tables.source.key_columns)} FROM {tables.source.full_name} WHERE ".encode()
+        + key_condition(tables.source, keys),
+        doing=f"reading {tables.source.full_name}",
+    )
+    return {bytes(row[0]) for row in found}
+
+
+def repair_keys(source: Session, local: Session, tables: LinkTables, keys: list[bytes], report: RepairReport,
+                checkpoint: Checkpoint = no_checkpoint) -> None:
+    """Run REPAIR for one batch of keys. The caller holds the link lock."""
+    if not keys:
+        return
+    states = outbound.observe(source, tables.outbound, tables.subscriber, keys)
+    present = local_present(local, tables, keys)
+    in_source = _source_present(source, tables, keys)
+    facts = {k: Facts(k in in_source, states.get(k), k in present) for k in keys}
+    report.checked += len(keys)
+    report.stranded += [k for k, f in facts.items() if state_of(f) is State.STRANDED_LOCAL]
+    todo = plan(Command.REPAIR, facts)
+    ob, subscriber = tables.outbound, tables.subscriber
+    for step, step_keys in todo.groups.items():
+        report.steps[step.value] = report.steps.get(step.value, 0) + len(step_keys)
+        if report.dry_run:
+            continue
+        with source.transaction(f"repair: {step.value}"):
+            if step is Step.REMOVE_OUTBOUND:
+                outbound.remove(source, ob, subscriber, step_keys)
+            elif step is Step.ADOPT:
+                outbound.record(source, ob, subscriber, step_keys, Outbound.PULLED)
+            else:
+                outbound.update(source, ob, subscriber, step_keys, step)
+        checkpoint(step.value)
+
+
+def _local_key_pages(local: Session, tables: LinkTables, size: int) -> Iterator[list[bytes]]:
+    names = ", ".join(f"`{c}`" for c in tables.local.primary_key)
+    after: bytes | None = None
+    while True:
+        condition = b"TRUE" if after is None else f"({names}) > ".encode() + after
+        page = [bytes(r[0]) for r in local.rows(
+            f"SELECT {row_literal(tables.local.key_columns)} FROM {tables.local.full_name} WHERE ".encode()
+            + condition + f" ORDER BY {names} LIMIT {int(size)}".encode(),
+            doing=f"reading {tables.local.full_name}",
+        )]
+        if not page:
+            return
+        yield page
+        after = page[-1]
+
+
+def _outbound_key_pages(source: Session, tables: LinkTables, size: int) -> Iterator[list[bytes]]:
+    after: bytes | None = None
+    while True:
+        page = outbound.keys_page(source, tables.outbound, tables.subscriber, after, size)
+        if not page:
+            return
+        yield page
+        after = page[-1]
+
+
+def repair(source: Session, local: Session, tables: LinkTables, *, dry_run: bool = False,
+           on_progress: Callable[[int], None] | None = None, checkpoint: Checkpoint = no_checkpoint,
+           batch_size: int = BATCH) -> RepairReport:
+    """Repair a whole link: every outbound row of this subscriber, then every local row."""
+    report = RepairReport(dry_run=dry_run)
+    pages: Iterable[list[bytes]]
+    for pages in (_outbound_key_pages(source, tables, batch_size), _local_key_pages(local, tables, batch_size)):
+        for page in pages:
+            repair_keys(source, local, tables, page, report, checkpoint)
+            if on_progress:
+                on_progress(len(page))
+    return report

@@ -1,0 +1,31 @@
+"""Progress bars (rich) for long work; a no-op when disabled or when there is nothing to count."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+Advance = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[Advance]:
+    """Yield a function that advances the bar by n items. Drawn on stderr, so stdout stays clean."""
+    if not enabled or not total:
+        yield lambda n: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

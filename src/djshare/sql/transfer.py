@@ -1,0 +1,98 @@
+"""Batched copy of rows between servers, as SQL literals formatted by the source server.
+
+The source server turns each row into the text of a SQL row literal (`('a',0x..,1.5)`), so Python only
+joins bytes into multi-row INSERT statements: nothing is decoded, blobs travel as hex, FLOAT columns
+are widened to DOUBLE text (which round-trips exactly; FLOAT text does not), and each INSERT stays below
+the target server's `max_allowed_packet`. The same literals identify keys across servers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from pymysql.converters import escape_string
+
+from djshare.errors import DjshareError
+from djshare.sql.catalog import Column, TableInfo
+from djshare.sql.connection import Session, quote_name
+
+TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"})
+STATEMENT_CAP = 16 * 1024 * 1024  # bytes; larger INSERTs save few round trips and cost memory
+
+
+def literal(value: str) -> bytes:
+    """A Python string as a quoted SQL string literal (utf8mb4 bytes)."""
+    return ("'" + escape_string(value) + "'").encode("utf8")
+
+
+def literal_expression(column: Column, qualifier: str = "") -> str:
+    """SQL that makes the server format `column` as a SQL literal (the word NULL for NULL)."""
+    ref = f"{qualifier}{quote_name(column.name)}"
+    if column.is_binary:
+        return f"IF({ref} IS NULL,'NULL',CONCAT('X''',HEX({ref}),''''))"
+    if column.data_type == "float":
+        return f"QUOTE(CAST({ref} AS DOUBLE))"
+    if column.data_type == "bit":
+        return f"IF({ref} IS NULL,'NULL',CONCAT('b''',BIN({ref}),''''))"
+    if column.data_type in TEXT_TYPES:
+        return f"CONVERT(QUOTE({ref}) USING utf8mb4)"
+    return f"QUOTE({ref})"
+
+
+def row_literal(columns: Sequence[Column], qualifier: str = "") -> str:
+    """SQL for one bytes value per row: `(v1,v2,...)` in utf8mb4 (returned as bytes, not decoded)."""
+    parts = ",',',".join(literal_expression(c, qualifier) for c in columns)
+    return f"CAST(CONCAT('(',{parts},')') AS BINARY)"
+
+
+def column_list(columns: Sequence[Column], qualifier: str = "") -> str:
+    return ",".join(qualifier + quote_name(c.name) for c in columns)
+
+
+def key_condition(table: TableInfo, keys: Iterable[bytes], qualifier: str = "") -> bytes:
+    """`(k1,k2) IN ((..),(..))` for key literals made by `row_literal(table.key_columns)`."""
+    joined = b",".join(keys)
+    if not joined:
+        return b"FALSE"
+    return f"({column_list(table.key_columns, qualifier)}) IN (".encode() + joined + b")"
+
+
+def statement_limit(target: Session) -> int:
+    """Largest INSERT to send to `target`: below its max_allowed_packet, with room for the header."""
+    return min(target.max_allowed_packet() - 64 * 1024, STATEMENT_CAP)
+
+
+def copy_rows(source: Session, target: Session, table: TableInfo, target_name: str, where: bytes,
+              limit: int, on_rows: Callable[[int], None] | None = None) -> int:
+    """Stream the rows of `table` matching `where` from `source` into `target_name` on `target`.
+
+    Runs in whatever transaction `target` has open; returns the number of rows copied.
+    """
+    select = f"SELECT {row_literal(table.columns)} FROM {table.full_name} WHERE ".encode() + where
+    header = f"INSERT INTO {target_name} ({column_list(table.columns)}) VALUES ".encode()
+    chunk: list[bytes] = []
+    size = len(header)
+    copied = 0
+
+    def flush() -> None:
+        nonlocal chunk, size, copied
+        if chunk:
+            target.execute(header + b",".join(chunk), doing=f"inserting into {target_name}")
+            copied += len(chunk)
+            if on_rows:
+                on_rows(len(chunk))
+        chunk, size = [], len(header)
+
+    for (literal,) in source.stream(select, doing=f"reading {table.full_name}"):
+        if len(header) + len(literal) > limit:
+            raise DjshareError(
+                f"A row of {table.full_name} is {len(literal):,} bytes as SQL, more than the "
+                f"{limit:,} bytes the server at {target.address.host}:{target.address.port} accepts in one "
+                "statement (max_allowed_packet). Ask its admin to raise max_allowed_packet."
+            )
+        if size + len(literal) + 1 > limit:
+            flush()
+        chunk.append(literal)
+        size += len(literal) + 1
+    flush()
+    return copied
