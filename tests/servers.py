@@ -73,7 +73,8 @@ class MariaDBServer:
              "--bind-address=127.0.0.1", f"--max-allowed-packet={self.max_allowed_packet}",
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
              "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2",
-             "--skip-name-resolve", "--log-error=" + str(self.directory / "error.log")],
+             "--skip-name-resolve", "--group-concat-max-len=1073741824",
+             "--log-error=" + str(self.directory / "error.log")],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30

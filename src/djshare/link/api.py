@@ -71,6 +71,7 @@ class LazySchema:
         self._use_tls = use_tls
         self._connection: dj.Connection | None = None
         self._schema: dj.Schema | None = None
+        self._address: ServerAddress | None = None
 
     def __repr__(self) -> str:
         return f"LazySchema({self.name!r}, host={self.host!r})"
@@ -81,6 +82,12 @@ class LazySchema:
 
     @property
     def address(self) -> ServerAddress:
+        """Where this schema lives; read from settings once, then fixed for this object's lifetime."""
+        if self._address is None:
+            self._address = self._read_address()
+        return self._address
+
+    def _read_address(self) -> ServerAddress:
         use_tls = bool(self._use_tls if self._use_tls is not None else dj.config.get("database.use_tls") or False)
         if self.host is not None:
             user = self._user or os.environ.get(ENV_USER)
@@ -256,10 +263,17 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
             return result
 
     def _delete_then_follow(self, do_delete: Any, checkpoint: Checkpoint) -> Any:
+        if getattr(self, "_deleting", False):  # DataJoint's cascade calls delete_quick on this same object
+            return do_delete()
         rt = self._rt()
         with rt.locked() as (source, local):
             keys = deletion.local_keys(local, rt.tables, str(self.where_clause()))
-            result = do_delete()
+            self._deleting = True
+            try:
+                result = do_delete()
+            finally:
+                self._deleting = False
+            checkpoint("delete_local")
             deletion.after_local_delete(source, local, rt.tables, keys, checkpoint)
         return result
 
