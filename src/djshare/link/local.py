@@ -76,6 +76,11 @@ def _signature(column: Column) -> tuple[str, str, bool, str | None]:
     return (column.name, re.sub(r"^(\w*int)\(\d+\)", r"\1", kind), column.nullable, default_text(column))
 
 
+def _describe(signature: tuple[str, str, bool, str | None]) -> str:
+    _, kind, nullable, default = signature
+    return kind + (" null" if nullable else "") + (f" default {default}" if default and not nullable else "")
+
+
 def mismatches(local: TableInfo, source: TableInfo) -> list[str]:
     """How `local` differs from `source` (empty when they match): names, types, nullability, defaults, keys."""
     found: list[str] = []
@@ -88,10 +93,7 @@ def mismatches(local: TableInfo, source: TableInfo) -> list[str]:
     for name in source_columns.keys() & local_columns.keys():
         here, there = _signature(local_columns[name]), _signature(source_columns[name])
         if here != there:
-            found.append(
-                f"column `{name}` is {here[1]}{' null' if here[2] else ''} (default {here[3]}) locally but "
-                f"{there[1]}{' null' if there[2] else ''} (default {there[3]}) in the source"
-            )
+            found.append(f"column `{name}` is {_describe(here)} locally but {_describe(there)} in the source")
     if set(local.primary_key) != set(source.primary_key):
         found.append(f"primary key is ({', '.join(local.primary_key)}) locally but "
                      f"({', '.join(source.primary_key)}) in the source")

@@ -56,10 +56,12 @@ def declare(session: Session, outbound: OutboundTable) -> None:
         f"GRANT SELECT, REFERENCES ON `{source.schema}`.* TO '{session.address.user}'@'%'; "
         f"GRANT ALL PRIVILEGES ON `{outbound.schema}`.* TO '{session.address.user}'@'%'"
     )
+    created_schema = False
     try:
         if not schema_exists(session, outbound.schema):
             session.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(outbound.schema)}",
                             doing=f"creating the outbound schema `{outbound.schema}`")
+            created_schema = True
         if outbound.name not in table_names(session, outbound.schema):
             key_columns = ",\n  ".join(
                 f"{quote_name(c.name)} {c.column_type}" + (f" COLLATE {c.collation}" if c.collation else "")
@@ -80,6 +82,8 @@ def declare(session: Session, outbound: OutboundTable) -> None:
                 doing=f"creating the outbound table {outbound.full_name}",
             )
     except MissingPrivilegeError as error:
+        if created_schema:  # leave nothing behind
+            session.execute(f"DROP DATABASE IF EXISTS {quote_name(outbound.schema)}")
         raise MissingPrivilegeError(
             f"{error} The link user needs: {grants}", grant=grants
         ) from error

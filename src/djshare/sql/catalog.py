@@ -119,11 +119,13 @@ def find_table(session: Session, schema: str, class_name: str) -> str:
     for prefix in TIER_PREFIXES:
         if prefix + snake in present:
             return prefix + snake
-    masters = sorted(name for name in present if "__" not in name.lstrip("_#"))
+    masters = sorted(
+        to_camel_case(name) for name in present if not name.startswith("~") and "__" not in name.lstrip("_#")
+    )
     raise UnknownTableError(
         f"No table for class {class_name} in `{schema}` on {session.address.host}:{session.address.port}: "
         f"the class name must equal the source table's name (CamelCase of `{snake}`). "
-        f"Tables there: {', '.join(to_camel_case(m) for m in masters) or 'none'}."
+        f"Tables there: {', '.join(masters) or 'none'}."
     )
 
 

@@ -1,0 +1,136 @@
+"""Bad input: one clear error, and nothing changed on either server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import datajoint as dj
+import pytest
+
+from djshare.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DefinitionMismatchError,
+    MissingPrivilegeError,
+    RestrictionError,
+    ServerUnreachableError,
+    UnknownTableError,
+)
+from tests.conftest import Lab, fill_pipeline
+from tests.servers import free_port
+
+
+def schemas(server: Any) -> set[str]:
+    return {str(r[0]) for r in server.query("SHOW DATABASES")}
+
+
+def assert_nothing_changed(lab: Lab) -> None:
+    assert lab.local_schema not in schemas(lab.local)
+    assert lab.outbound_schema not in schemas(lab.source)
+
+
+def test_unknown_source_schema(lab: Lab) -> None:
+    from djshare import LazySchema, Link
+
+    Recording = Link(lab.local_lazy(), LazySchema("no_such_schema", host=lab.source.address))(type("Recording", (), {}))
+    with pytest.raises(UnknownTableError, match="Schema `no_such_schema` not found"):
+        Recording()
+    assert_nothing_changed(lab)
+
+
+def test_class_name_must_match_a_source_table(lab: Lab) -> None:
+    expected = "No table for class Recordings.*Tables there: Recording, Scan, Subject\\."
+    with pytest.raises(UnknownTableError, match=expected):
+        lab.linked("Recordings")()
+    assert_nothing_changed(lab)
+
+
+def test_unreachable_source_server(lab: Lab) -> None:
+    from djshare import LazySchema, Link
+
+    source = LazySchema(lab.source_schema, host=f"127.0.0.1:{free_port()}")
+    with pytest.raises(ServerUnreachableError, match=r"Cannot reach the server at 127\.0\.0\.1:\d+"):
+        Link(lab.local_lazy(), source)(type("Recording", (), {}))()
+    assert_nothing_changed(lab)
+
+
+def test_wrong_password_is_named_and_never_printed(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINK_PASS", "not-the-password-123")
+    with pytest.raises(AuthenticationError, match="wrong user name or password.*LINK_USER and LINK_PASS") as info:
+        lab.linked("Recording")()
+    assert "not-the-password-123" not in str(info.value)
+    assert_nothing_changed(lab)
+
+
+@pytest.mark.parametrize("variable", ["LINK_USER", "LINK_PASS", "LINK_OUTBOUND"])
+def test_missing_link_variables(lab: Lab, monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.delenv(variable)
+    with pytest.raises(ConfigurationError, match=variable):
+        lab.linked("Recording")()
+    assert_nothing_changed(lab)
+
+
+def test_link_user_without_grant_on_the_outbound_schema(lab: Lab) -> None:
+    """(MariaDB does not check the REFERENCES privilege, so the outbound grant is the one that bites.)"""
+    lab.source.execute(f"REVOKE ALL PRIVILEGES ON `{lab.outbound_schema}`.* FROM '{lab.users.link_user}'@'%'")
+    with pytest.raises(MissingPrivilegeError, match=f"lacks a privilege.*{lab.outbound_schema}") as info:
+        lab.linked("Recording")()
+    assert f"GRANT ALL PRIVILEGES ON `{lab.outbound_schema}`.*" in info.value.grant
+    assert_nothing_changed(lab)
+
+
+def test_link_user_without_select_sees_no_schema(lab: Lab) -> None:
+    lab.source.execute(f"REVOKE SELECT ON `{lab.source_schema}`.* FROM '{lab.users.link_user}'@'%'")
+    lab.source.execute(f"REVOKE REFERENCES ON `{lab.source_schema}`.* FROM '{lab.users.link_user}'@'%'")
+    with pytest.raises(UnknownTableError, match=f"or user {lab.users.link_user} has no privilege on it"):
+        lab.linked("Recording")()
+    assert_nothing_changed(lab)
+
+
+@pytest.mark.parametrize("restriction", [
+    "recording >>> 3",
+    "no_such_column = 1",
+    {"subjekt": "s0"},
+    [{"recording": 1}, {"nope": 2}],
+])
+def test_malformed_restriction_pulls_nothing(lab: Lab, restriction: Any) -> None:
+    fill_pipeline(lab.pipeline)
+    Recording = lab.linked("Recording")
+    with pytest.raises(RestrictionError) as info:
+        Recording().pull(restriction)
+    assert "recording" in str(info.value)
+    assert len(Recording()) == 0
+    assert lab.source.query(f"SELECT COUNT(*) FROM `{lab.outbound_schema}`.`{lab.source_schema}_recording_outbound`") \
+        == [(0,)]
+
+
+def test_malformed_deletion_request_changes_nothing(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    Recording = lab.linked("Recording")
+    Recording().pull()
+    with pytest.raises(RestrictionError):
+        lab.source_link("Recording").request_deletion("recording = = 1")
+    assert Recording().link_status()["pulled"] == 10
+
+
+def test_pull_into_a_local_table_that_no_longer_matches(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    Recording = lab.linked("Recording")
+    Recording().pull({"subject": "s0"})
+    lab.local.execute(f"ALTER TABLE `{lab.local_schema}`.`recording` MODIFY `score` float NOT NULL")
+    Again = lab.linked("Recording")
+    expected = "column `score` is float locally but double in the source.*Nothing was pulled"
+    with pytest.raises(DefinitionMismatchError, match=expected):
+        Again().pull()
+    assert len(Again()) == 5 and Again().link_status()["pulled"] == 5
+
+
+def test_source_side_without_link_does_not_exist(lab: Lab) -> None:
+    with pytest.raises(UnknownTableError, match="outbound"):
+        lab.source_link("Subject").status()
+
+
+def test_local_user_missing(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(dj.config, "database.user", None)
+    with pytest.raises(ConfigurationError, match="DJ_USER"):
+        lab.linked("Recording")()
