@@ -155,9 +155,13 @@ def remove(session: Session, outbound: OutboundTable, subscriber: str, keys: Seq
 
 def counts(session: Session, outbound: OutboundTable) -> dict[str, dict[str, int]]:
     """Per subscriber, the number of outbound rows in each state."""
+    return _counts(session, outbound.full_name)
+
+
+def _counts(session: Session, full_name: str) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
     for subscriber, state, count in session.rows(
-        f"SELECT `subscriber`, `state`, COUNT(*) FROM {outbound.full_name} GROUP BY `subscriber`, `state` "
+        f"SELECT `subscriber`, `state`, COUNT(*) FROM {full_name} GROUP BY `subscriber`, `state` "
         "ORDER BY `subscriber`, `state`"
     ):
         result.setdefault(str(subscriber), {})[str(state)] = int(count)
@@ -180,11 +184,15 @@ def keys_page(session: Session, outbound: OutboundTable, subscriber: str, after:
     return [bytes(row[0]) for row in found]
 
 
-def outbound_tables(session: Session, outbound_schema: str) -> list[tuple[str, str]]:
-    """(outbound table name, source table) for every djshare outbound table in `outbound_schema`."""
+def schema_counts(session: Session, outbound_schema: str) -> list[tuple[str, str, dict[str, int]]]:
+    """(source table, subscriber, rows per state) for every djshare outbound table in `outbound_schema`."""
     found = session.rows(
         "SELECT table_name, table_comment FROM information_schema.tables WHERE table_schema = %s "
         "AND table_comment LIKE %s ORDER BY table_name",
         (outbound_schema, COMMENT_PREFIX + "%"),
     )
-    return [(str(name), str(comment)[len(COMMENT_PREFIX):]) for name, comment in found]
+    result = []
+    for name, comment in found:
+        for subscriber, states in _counts(session, quote_name(outbound_schema, str(name))).items():
+            result.append((str(comment)[len(COMMENT_PREFIX):], subscriber, states))
+    return result

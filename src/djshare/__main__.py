@@ -1,0 +1,3 @@
+from djshare.cli import main
+
+main()

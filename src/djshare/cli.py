@@ -1,0 +1,218 @@
+"""The `djshare` command line: thin wrappers over the library, with progress bars and one-line errors.
+
+Settings come from the environment, as in the library:
+  local server   DJ_HOST (host or host:port), DJ_USER, DJ_PASS (or a DataJoint config file)
+  source server  LINK_HOST (host or host:port; or --source-host), LINK_USER, LINK_PASS
+  outbound       LINK_OUTBOUND (the schema on the source server that holds outbound tables)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from djshare import __version__
+from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
+from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink
+from djshare.link.outbound import schema_counts
+from djshare.link.protocol import Outbound
+from djshare.sql.connection import Session
+
+app = typer.Typer(
+    help="Share DataJoint data between database servers: link a local table to a source table, pull, "
+    "and hand deletions back and forth safely.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+_state = {"debug": False}
+
+TableArg = Annotated[str, typer.Argument(help="The source table as SCHEMA.ClassName, e.g. lab.Session.")]
+SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HOST",
+                                                help="Source server, host or host:port.")]
+LocalSchema = Annotated[str, typer.Option("--local-schema", "-l", help="Schema of the local table (local server).")]
+Where = Annotated[list[str] | None, typer.Option("--where", "-w",
+                                                 help="SQL restriction on the source table; repeat to AND several.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")]
+Subscriber = Annotated[str | None, typer.Option("--subscriber", help="Only this subscriber (default: all).")]
+
+# What the CLI adds to a library error: the command to run next.
+HINTS: dict[type[DjshareError], str] = {
+    InterruptedOperation: "Run the same command again, or `djshare repair`, to finish.",
+    LinkBusyError: "Run the command again when the other run has finished.",
+}
+
+
+def run(action: Callable[[], T]) -> T:
+    """Run a library call; print a DjshareError as one red line (traceback with --debug) and exit 1."""
+    try:
+        return action()
+    except DjshareError as error:
+        if _state["debug"]:
+            err.print(traceback.format_exc(), markup=False)
+        hint = next((h for kind, h in HINTS.items() if isinstance(error, kind)), "")
+        err.print(f"[red]error:[/red] {error}{' ' + hint if hint else ''}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def split_table(table: str) -> tuple[str, str]:
+    schema, dot, name = table.rpartition(".")
+    if not dot or not schema or not name:
+        raise ConfigurationError(f"{table!r} is not SCHEMA.ClassName (for example lab.Session).")
+    return schema, name
+
+
+def source_schema(table: str, host: str | None) -> tuple[LazySchema, str]:
+    schema, name = split_table(table)
+    if not host:
+        raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
+    return LazySchema(schema, host=host), name
+
+
+def linked(table: str, host: str | None, local_schema: str) -> LinkedTable:
+    schema, name = source_schema(table, host)
+    cls = Link(LazySchema(local_schema), schema)(type(name, (), {"__doc__": f"Local copy of {table}."}))
+    return cls()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    _state["debug"] = debug
+    if version:
+        out.print(f"djshare {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source_host: SourceHost = None,
+         batch_size: Annotated[int, typer.Option(help="Entities per batch (one transaction per server).")] = 2000,
+         dry_run: DryRun = False) -> None:
+    """Pull source entities (with part rows) not yet in the local table; creates the local table if needed."""
+    report = run(lambda: linked(table, source_host, local_schema).pull(*(where or []), batch_size=batch_size,
+                                                                       dry_run=dry_run))
+    if dry_run:
+        out.print(f"would pull {report.would_pull} entities; would record {report.adopted} local rows")
+    else:
+        out.print(f"pulled {report.pulled} entities ({report.part_rows} part rows) in {report.batches} batches"
+                  + (f"; finished {report.finished} from an interrupted pull" if report.finished else "")
+                  + (f"; recorded {report.adopted} local rows" if report.adopted else ""))
+    for note, count in sorted(report.notes.items()):
+        out.print(f"  skipped {count}: {note}")
+
+
+@app.command()
+def repair(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None, dry_run: DryRun = False) -> None:
+    """Make the outbound table agree with the local table after a crash or deletions outside djshare."""
+    report = run(lambda: linked(table, source_host, local_schema).repair(dry_run=dry_run))
+    verb = "would run" if dry_run else "ran"
+    out.print(f"checked {report.checked} keys; {verb}: "
+              + (", ".join(f"{step} x{n}" for step, n in sorted(report.steps.items())) or "nothing"))
+    if report.stranded:
+        err.print(f"[yellow]warning:[/yellow] {len(report.stranded)} local rows have no source row and no outbound "
+                  "row; delete them locally or ask the source lab.", highlight=False)
+
+
+@app.command()
+def refresh(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None) -> None:
+    """Copy the source's deletion requests into the local DeletionRequested part table."""
+    added = run(lambda: linked(table, source_host, local_schema).refresh())
+    out.print(f"{added} new deletion requests")
+
+
+@app.command()
+def status(source_host: SourceHost = None,
+           outbound: Annotated[str | None, typer.Option(envvar="LINK_OUTBOUND", help="Outbound schema.")] = None,
+           ) -> None:
+    """Per link and subscriber: entities pulled, being pulled, deletion requested, deletion approved."""
+
+    def collect() -> list[tuple[str, str, dict[str, int]]]:
+        if not outbound:
+            raise ConfigurationError("No outbound schema: pass --outbound or set LINK_OUTBOUND.")
+        schema = LazySchema(outbound, host=source_host or _require_host())
+        with Session(schema.address) as session:
+            return schema_counts(session, outbound)
+
+    rows = run(collect)
+    table = RichTable("source table", "subscriber", *(s.value.replace("_", " ") for s in Outbound))
+    for source, subscriber, counts in rows:
+        table.add_row(source, subscriber, *(str(counts.get(s.value, 0)) for s in Outbound))
+    out.print(table if rows else "no links")
+
+
+def _refuse(message: str) -> None:
+    raise ConfigurationError(message)
+
+
+def _require_host() -> str:
+    host = os.environ.get("LINK_HOST")
+    if not host:
+        raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
+    return host
+
+
+def _source_link(table: str, host: str | None) -> SourceLink:
+    schema, name = source_schema(table, host)
+    return SourceLink(schema, name)
+
+
+@app.command("request-deletion")
+def request_deletion(table: TableArg, where: Where = None, subscriber: Subscriber = None,
+                     source_host: SourceHost = None, dry_run: DryRun = False) -> None:
+    """Source side: ask subscribers to delete the held entities matching --where."""
+    if not where:
+        run(lambda: _refuse("request-deletion needs at least one --where (to request every held entity: --where 1)."))
+    n = run(lambda: _source_link(table, source_host).request_deletion(*(where or []), subscriber=subscriber,
+                                                                       dry_run=dry_run))
+    out.print(f"{'would request' if dry_run else 'requested'} deletion of {n} held entities")
+
+
+def _print_keys(rows: list[dict[str, Any]], empty: str) -> None:
+    if not rows:
+        out.print(empty)
+        return
+    table = RichTable(*rows[0].keys())
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+@app.command()
+def approved(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None) -> None:
+    """Source side: entities subscribers have deleted after a request (ready for finish-deletion)."""
+    _print_keys(run(lambda: _source_link(table, source_host).approved(subscriber)), "no approved deletions")
+
+
+@app.command()
+def requested(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None) -> None:
+    """Source side: deletion requests subscribers have not acted on yet."""
+    _print_keys(run(lambda: _source_link(table, source_host).requested(subscriber)), "no open deletion requests")
+
+
+@app.command("finish-deletion")
+def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None,
+                    dry_run: DryRun = False) -> None:
+    """Source side: remove approved outbound rows and delete source rows (and their parts) no one holds."""
+    report = run(lambda: _source_link(table, source_host).finish_deletion(subscriber, dry_run=dry_run))
+    verb = "would delete" if dry_run else "deleted"
+    out.print(f"{verb} {report.source_rows} source entities; {report.outbound_rows} approvals; "
+              f"{report.kept} kept because another subscriber holds them")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]: run the command again, or `djshare repair`, to finish.")
+        sys.exit(130)
