@@ -162,6 +162,18 @@ def test_deletion_handshake(lab: Lab) -> None:
     assert_invariant(lab, "__scan", "subject, recording")
 
 
+def test_delete_restricted_by_deletion_requested(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    Scan = lab.linked("Scan")
+    Scan().pull()
+    lab.source_link("Scan").request_deletion({"subject": "s1"}, "recording > 1")
+    Scan().refresh()
+    (Scan() & Scan().DeletionRequested()).delete()
+    assert len(Scan()) == 7 and len(Scan.Channel()) == 14
+    assert len(Scan().DeletionRequested()) == 0
+    assert states(lab, "scan") == {"pulled": 7, "deletion_approved": 3}
+
+
 def test_local_deletion_without_request_releases_the_rows(lab: Lab) -> None:
     fill_pipeline(lab.pipeline)
     Recording = lab.linked("Recording")

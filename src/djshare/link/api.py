@@ -31,7 +31,7 @@ from djshare.link import delete as deletion
 from djshare.link import outbound
 from djshare.link.local import (
     DELETION_REQUESTED,
-    DELETION_REQUESTED_DEFINITION,
+    deletion_requested_definition,
     master_definition,
     mismatches,
     part_definition,
@@ -346,7 +346,8 @@ class Link:
             part_class = type(to_camel_case(part.name[len(table_name) + 2:]), (dj.Part,),
                               {"definition": part_definition(part, info)})
             setattr(cls, part_class.__name__, part_class)
-        cls.DeletionRequested = type("DeletionRequested", (dj.Part,), {"definition": DELETION_REQUESTED_DEFINITION})
+        cls.DeletionRequested = type("DeletionRequested", (dj.Part,),
+                                     {"definition": deletion_requested_definition(info)})
         schema(cls)
         tables = LinkTables(info, parts, self.local_schema.name, ob, subscriber)
         with self.local_schema.session() as local:

@@ -39,8 +39,15 @@ def after_local_delete(source: Session, local: Session, tables: LinkTables, keys
                        checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
     """Bring the outbound rows of `keys` (local rows before a delete) in line with the local table."""
     report = RepairReport()
+    names = ", ".join(f"`{c}`" for c in tables.local.primary_key)
     for start in range(0, len(keys), BATCH):
-        repair_keys(source, local, tables, keys[start:start + BATCH], report, checkpoint)
+        batch = keys[start:start + BATCH]
+        repair_keys(source, local, tables, batch, report, checkpoint)
+        local.execute(  # requests of entities that are gone locally are answered
+            f"DELETE FROM {tables.deletion_requested_name} WHERE ({names}) NOT IN "
+            f"(SELECT {names} FROM {tables.local.full_name}) AND ".encode() + key_condition(tables.local, batch),
+            doing=f"clearing answered requests in {tables.deletion_requested_name}",
+        )
     return report
 
 

@@ -68,7 +68,13 @@ def part_definition(part: TableInfo, master: TableInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
-DELETION_REQUESTED_DEFINITION = "# the source has asked to delete these entities (djshare refresh)\n-> master\n"
+def deletion_requested_definition(master: TableInfo) -> str:
+    """The local DeletionRequested part: the master's key, without a foreign key to the master, so that
+    DataJoint's cascade does not empty it before `(Table & Table.DeletionRequested).delete()` has matched
+    its master rows. djshare removes its rows once their master rows are gone."""
+    lines = ["# the source has asked to delete these entities (filled by refresh)"]
+    lines += [attribute_line(c) for c in master.columns if c.name in master.primary_key]
+    return "\n".join(lines) + "\n"
 
 
 def _signature(column: Column) -> tuple[str, str, bool, str | None]:
