@@ -47,7 +47,7 @@ bench: system-deps venv
 	$(PY) bench/bench_pull.py
 
 docs: venv
-	$(PY) scripts/gen_docs.py
+	$(PY) -m djshare.docs.generate .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
