@@ -84,6 +84,19 @@ def test_pull_is_byte_exact(lab: Lab) -> None:
     assert_invariant(lab, "recording", "subject, recording")
 
 
+def test_timestamps_between_servers_in_different_time_zones(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    lab.source.execute(f"UPDATE `{lab.source_schema}`.`recording` SET recorded_at = '2024-03-31 01:30:00'")
+    lab.local.execute("SET GLOBAL time_zone = '-07:00'")
+    try:
+        Recording = lab.linked("Recording")
+        Recording().pull()
+        query = "SELECT UNIX_TIMESTAMP(recorded_at) FROM `{}`.`recording` ORDER BY subject, recording"
+        assert lab.local.query(query.format(lab.local_schema)) == lab.source.query(query.format(lab.source_schema))
+    finally:
+        lab.local.execute("SET GLOBAL time_zone = SYSTEM")
+
+
 def test_restricted_pull_and_pull_twice(lab: Lab) -> None:
     fill_pipeline(lab.pipeline)
     Recording = lab.linked("Recording")

@@ -1,0 +1,125 @@
+"""Pure helpers at the SQL edge: definitions, literal SQL, addresses, error translation (no servers)."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+from djshare.errors import (
+    AuthenticationError,
+    DefinitionMismatchError,
+    DjshareError,
+    InterruptedOperation,
+    MissingPrivilegeError,
+    RestrictionError,
+    ServerUnreachableError,
+    UnknownTableError,
+)
+from djshare.link.local import check_matches, default_text, master_definition, part_definition
+from djshare.sql.catalog import Column, TableInfo, to_camel_case, to_snake_case
+from djshare.sql.connection import ServerAddress, translate
+from djshare.sql.transfer import key_condition, literal, literal_expression, row_literal
+
+
+def column(name: str, data_type: str = "int", column_type: str = "int(11)", nullable: bool = False,
+           default: str | None = None, comment: str = "", extra: str = "") -> Column:
+    return Column(name, data_type, column_type, nullable, default, comment, extra)
+
+
+MASTER = TableInfo("lab", "__scan", (
+    column("subject", "varchar", "varchar(16)"),
+    column("recording"),
+    column("stamp", "timestamp", "timestamp", default="current_timestamp()", comment="when"),
+    column("note", "varchar", "varchar(20)", default="'it''s'"),
+    column("weight", "float", "float", nullable=True, default="NULL"),
+    column("file", "longblob", "longblob", nullable=True, default="NULL", comment=":attach:the file"),
+), ("subject", "recording"), "a scan")
+
+
+def test_master_definition_keeps_types_defaults_comments() -> None:
+    assert master_definition(MASTER) == (
+        "# a scan\n"
+        "subject : varchar(16)\n"
+        "recording : int(11)\n"
+        "---\n"
+        "stamp = CURRENT_TIMESTAMP : timestamp  # when\n"
+        "note = 'it''s' : varchar(20)\n"
+        "weight = null : float\n"
+        "file = null : attach  # the file\n"
+    )
+
+
+def test_part_definition_references_the_master() -> None:
+    part = TableInfo("lab", "__scan__channel", (column("subject", "varchar", "varchar(16)"), column("recording"),
+                                                column("channel", "tinyint", "tinyint(3) unsigned"),
+                                                column("trace", "longblob", "longblob")),
+                     ("subject", "recording", "channel"), "")
+    assert part_definition(part, MASTER) == "-> master\nchannel : tinyint(3) unsigned\n---\ntrace : longblob\n"
+
+
+def test_external_attributes_are_refused_clearly() -> None:
+    table = TableInfo("lab", "t", (column("id"), column("b", "binary", "binary(16)", comment=":blob@store:x")),
+                      ("id",), "")
+    with pytest.raises(DjshareError, match="`b` is `blob@store`, kept in an external store"):
+        master_definition(table)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("current_timestamp()", "CURRENT_TIMESTAMP"), ("CURRENT_TIMESTAMP(6)", "CURRENT_TIMESTAMP"),
+    ("0", "0"), ("'abc'", "'abc'"), (None, None), ("NULL", None),
+])
+def test_defaults(raw: str | None, expected: str | None) -> None:
+    assert default_text(column("x", default=raw)) == expected
+
+
+def test_mismatch_names_the_column_and_says_nothing_was_pulled() -> None:
+    local = TableInfo("mine", "__scan", tuple(c if c.name != "weight" else column("weight", "double", "double",
+                                                                                  True, "NULL")
+                                              for c in MASTER.columns), MASTER.primary_key, "")
+    with pytest.raises(DefinitionMismatchError, match="`weight` is double null locally but float null in the source"):
+        check_matches(local, MASTER)
+    check_matches(MASTER, MASTER)
+
+
+def test_literal_sql_per_type() -> None:
+    blob = literal_expression(column("b", "longblob", "longblob"))
+    assert blob == "IF(`b` IS NULL,'NULL',CONCAT('X''',HEX(`b`),''''))"
+    assert literal_expression(column("f", "float", "float")) == "QUOTE(CAST(`f` AS DOUBLE))"
+    assert literal_expression(column("s", "varchar", "varchar(3)"), "t.") == "CONVERT(QUOTE(t.`s`) USING utf8mb4)"
+    assert literal_expression(column("d", "date", "date")) == "QUOTE(`d`)"
+    assert row_literal([column("a"), column("b")]).startswith("CAST(CONCAT('(',QUOTE(`a`),',',QUOTE(`b`),')')")
+    assert key_condition(MASTER, [b"('a',1)", b"('b',2)"]) == b"(`subject`,`recording`) IN (('a',1),('b',2))"
+    assert key_condition(MASTER, []) == b"FALSE"
+    assert literal("it's \\ 😀") == "'it\\'s \\\\ 😀'".encode()
+
+
+def test_names() -> None:
+    assert to_snake_case("SessionScan") == "session_scan"
+    assert to_camel_case("__session_scan") == "SessionScan"
+    with pytest.raises(UnknownTableError, match="not CamelCase"):
+        to_snake_case("session")
+
+
+def test_address_parsing_and_label_without_password() -> None:
+    address = ServerAddress.parse("db.lab:3307", "me", "secret-pw")
+    assert (address.host, address.port, address.label) == ("db.lab", 3307, "me@db.lab:3307")
+    assert "secret-pw" not in repr(address)
+    assert ServerAddress.parse("db", "me", "", port=3308).port == 3308
+    with pytest.raises(DjshareError, match="port that is not a number"):
+        ServerAddress.parse("db:x", "me", "")
+
+
+@pytest.mark.parametrize(("error", "kind"), [
+    (pymysql.err.OperationalError(1045, "Access denied"), AuthenticationError),
+    (pymysql.err.OperationalError(2003, "Can't connect"), ServerUnreachableError),
+    (pymysql.err.OperationalError(1142, "SELECT command denied"), MissingPrivilegeError),
+    (pymysql.err.ProgrammingError(1146, "Table 'a.b' doesn't exist"), UnknownTableError),
+    (pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax"), RestrictionError),
+    (pymysql.err.OperationalError(2013, "Lost connection"), InterruptedOperation),
+])
+def test_driver_errors_become_djshare_errors(error: pymysql.err.MySQLError, kind: type[DjshareError]) -> None:
+    address = ServerAddress("db", 3306, "me", "pw-not-shown")
+    translated = translate(error, address, "pulling")
+    assert isinstance(translated, kind)
+    assert "pw-not-shown" not in str(translated)
+    assert translated.retryable == (kind in (ServerUnreachableError, InterruptedOperation))
