@@ -15,7 +15,7 @@ from djshare.link import outbound
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.connection import Session
-from djshare.sql.transfer import copy_rows, key_condition, literal, row_literal, statement_limit
+from djshare.sql.transfer import copy_rows, key_condition, literal, present_keys, row_literal, statement_limit
 
 DEFAULT_BATCH = 2000
 
@@ -52,15 +52,6 @@ def count_candidates(source: Session, tables: LinkTables, where: str) -> int:
                              doing=f"counting entities to pull from {tables.source.full_name}"))
 
 
-def local_present(local: Session, tables: LinkTables, keys: list[bytes]) -> set[bytes]:
-    found = local.rows(
-        f"SELECT {row_literal(tables.local.key_columns)} FROM {tables.local.full_name} WHERE ".encode()
-        + key_condition(tables.local, keys),
-        doing=f"reading {tables.local.full_name}",
-    )
-    return {bytes(row[0]) for row in found}
-
-
 def pull(source: Session, local: Session, tables: LinkTables, where: str, *, batch_size: int = DEFAULT_BATCH,
          dry_run: bool = False, on_progress: Callable[[int], None] | None = None,
          checkpoint: Checkpoint = no_checkpoint) -> PullReport:
@@ -83,7 +74,7 @@ def pull(source: Session, local: Session, tables: LinkTables, where: str, *, bat
             return report
         keys = [bytes(row[0]) for row in page]
         after = keys[-1]
-        present = local_present(local, tables, keys)
+        present = present_keys(local, tables.local, keys)
         facts = {bytes(k): Facts(True, Outbound(s) if s else None, bytes(k) in present) for k, s in page}
         todo = plan(Command.PULL, facts)
         for note, count in todo.notes.items():

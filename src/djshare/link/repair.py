@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 from djshare.link import outbound
 from djshare.link.protocol import Command, Facts, Outbound, State, Step, plan, state_of
-from djshare.link.pull import local_present
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.connection import Session
-from djshare.sql.transfer import key_condition, row_literal
+from djshare.sql.transfer import present_keys, row_literal
 
 BATCH = 2000
 
@@ -32,23 +31,14 @@ class RepairReport:
         return sum(self.steps.values())
 
 
-def _source_present(source: Session, tables: LinkTables, keys: list[bytes]) -> set[bytes]:
-    found = source.rows(
-        f"SELECT {row_literal(tables.source.key_columns)} FROM {tables.source.full_name} WHERE ".encode()
-        + key_condition(tables.source, keys),
-        doing=f"reading {tables.source.full_name}",
-    )
-    return {bytes(row[0]) for row in found}
-
-
 def repair_keys(source: Session, local: Session, tables: LinkTables, keys: list[bytes], report: RepairReport,
                 checkpoint: Checkpoint = no_checkpoint) -> None:
     """Run REPAIR for one batch of keys. The caller holds the link lock."""
     if not keys:
         return
     states = outbound.observe(source, tables.outbound, tables.subscriber, keys)
-    present = local_present(local, tables, keys)
-    in_source = _source_present(source, tables, keys)
+    present = present_keys(local, tables.local, keys)
+    in_source = present_keys(source, tables.source, keys)
     facts = {k: Facts(k in in_source, states.get(k), k in present) for k in keys}
     report.checked += len(keys)
     report.stranded += [k for k, f in facts.items() if state_of(f) is State.STRANDED_LOCAL]

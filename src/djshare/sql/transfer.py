@@ -57,6 +57,15 @@ def key_condition(table: TableInfo, keys: Iterable[bytes], qualifier: str = "") 
     return f"({column_list(table.key_columns, qualifier)}) IN (".encode() + joined + b")"
 
 
+def present_keys(session: Session, table: TableInfo, keys: list[bytes]) -> set[bytes]:
+    """Which of `keys` (literals from `row_literal(table.key_columns)`) have a row in `table` on `session`."""
+    found = session.rows(
+        f"SELECT {row_literal(table.key_columns)} FROM {table.full_name} WHERE ".encode() + key_condition(table, keys),
+        doing=f"reading {table.full_name}",
+    )
+    return {bytes(row[0]) for row in found}
+
+
 def statement_limit(target: Session) -> int:
     """Largest INSERT to send to `target`: below its max_allowed_packet, with room for the header."""
     return min(target.max_allowed_packet() - 64 * 1024, STATEMENT_CAP)
