@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import threading
+import time
+from typing import Any
 
 import datajoint as dj
 import numpy as np
@@ -300,6 +302,40 @@ def test_concurrent_pulls_of_one_link_do_not_duplicate(lab: Lab) -> None:
     assert errors == []
     assert sum(reports) == 40 and len(Recording()) == 40
     assert states(lab, "recording") == {"pulled": 40}
+
+
+def test_pull_delete_and_request_at_the_same_time(lab: Lab) -> None:
+    """A pull (slowed down), a local delete and a source-side request run together: all finish, and the
+    outbound table agrees with the local table afterwards."""
+    fill_pipeline(lab.pipeline, subjects=4, recordings=10)
+    Recording = lab.linked("Recording")
+    Recording().pull({"subject": "s0"})
+    errors: list[BaseException] = []
+
+    def guarded(action: Any) -> Any:
+        def run() -> None:
+            try:
+                action()
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+        return threading.Thread(target=run)
+
+    slow = lambda name: time.sleep(0.05)  # noqa: E731 - a checkpoint that widens every window
+    threads = [
+        guarded(lambda: lab.linked("Recording")().pull(batch_size=2, progress=False, checkpoint=slow)),
+        guarded(lambda: (lab.linked("Recording")() & {"subject": "s0"} & "recording < 5").delete()),
+        guarded(lambda: lab.source_link("Recording").request_deletion({"subject": "s0"})),
+        guarded(lambda: lab.source_link("Recording").request_deletion({"subject": "s2"})),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Recording().repair(progress=False).changed == 0  # nothing left to reconcile
+    assert_invariant(lab, "recording", "subject, recording")
+    assert len(Recording()) == 35 and sum(states(lab, "recording").values()) == 35 + states(lab, "recording").get(
+        "deletion_approved", 0)
 
 
 def test_status_counts(lab: Lab) -> None:
