@@ -45,6 +45,7 @@ demo: system-deps venv
 
 bench: system-deps venv
 	$(PY) bench/bench_pull.py
+	$(PY) bench/bench_pull.py --latency-ms 10
 
 docs: venv
 	$(PY) -m djshare.docs.generate .
