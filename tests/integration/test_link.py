@@ -338,6 +338,23 @@ def test_pull_delete_and_request_at_the_same_time(lab: Lab) -> None:
         "deletion_approved", 0)
 
 
+def test_concurrent_first_uses_agree_on_one_subscriber_name(lab: Lab) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from djshare.link.api import _subscriber_id
+    from djshare.sql.connection import ServerAddress, Session
+
+    lab.local.execute(f"CREATE DATABASE `{lab.local_schema}`")
+    address = ServerAddress(lab.local.host, lab.local.port, lab.local.admin_user, lab.local.admin_password)
+
+    def name(_: int) -> str:
+        with Session(address) as session:
+            return _subscriber_id(session, lab.local_schema)
+
+    with ThreadPoolExecutor(6) as pool:
+        assert len(set(pool.map(name, range(12)))) == 1
+
+
 def test_status_counts(lab: Lab) -> None:
     fill_pipeline(lab.pipeline)
     Recording = lab.linked("Recording")

@@ -139,18 +139,27 @@ class LazySchema:
 
 
 def _subscriber_id(local: Session, schema: str) -> str:
-    """This local schema's name on source servers: `<schema>-<random>`, made once, kept in a hidden table."""
+    """This local schema's name on source servers: `<schema>-<random>`, made once and kept in a one-row
+    hidden table (the fixed key makes concurrent first uses agree on one name)."""
     table = quote_name(schema, SUBSCRIBER_TABLE)
     local.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} (`subscriber` varchar(64) CHARACTER SET ascii NOT NULL PRIMARY KEY) "
+        f"CREATE TABLE IF NOT EXISTS {table} (`one` tinyint NOT NULL PRIMARY KEY, "
+        "`subscriber` varchar(64) CHARACTER SET ascii NOT NULL) "
         "COMMENT='djshare: the name this schema uses as a subscriber of source servers'"
     )
-    found = local.scalar(f"SELECT `subscriber` FROM {table} LIMIT 1")
-    if found:
-        return str(found)
-    name = f"{schema[:40]}-{uuid.uuid4().hex[:12]}"
-    local.execute(f"INSERT IGNORE INTO {table} VALUES (%s)", (name,))
-    return str(local.scalar(f"SELECT `subscriber` FROM {table} LIMIT 1"))
+    local.execute(f"INSERT IGNORE INTO {table} VALUES (1, %s)", (f"{schema[:40]}-{uuid.uuid4().hex[:12]}",))
+    return str(local.scalar(f"SELECT `subscriber` FROM {table} WHERE `one` = 1"))
+
+
+def outbound_schema_name(explicit: str | None) -> str:
+    """The outbound schema: `explicit`, else LINK_OUTBOUND."""
+    name = explicit or os.environ.get(ENV_OUTBOUND)
+    if not name:
+        raise ConfigurationError(
+            f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server that holds outbound "
+            "tables (the link user needs all privileges on it), or pass outbound= to Link."
+        )
+    return name
 
 
 @dataclass
@@ -218,7 +227,10 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
     def pull(self, *restrictions: Any, dry_run: bool = False, batch_size: int | None = None,
              progress: bool = True, checkpoint: Checkpoint = no_checkpoint) -> PullReport:
         """Pull every source entity (with its part rows) matching all `restrictions` that is not here yet and
-        not up for deletion. Safe to re-run after any failure; see `repair`."""
+        not up for deletion. Safe to re-run after any failure; see `repair`.
+
+        `checkpoint` is called with a step's name after each step commits (fault-injection tests raise in it).
+        """
         rt = self._rt()
         tables = rt.tables
         if rt.mismatch:
@@ -315,19 +327,10 @@ class Link:
                      "_link": self}
         return _LinkedMeta(cls.__name__, (LinkedTable,), namespace)
 
-    def outbound_schema(self) -> str:
-        name = self.outbound or os.environ.get(ENV_OUTBOUND)
-        if not name:
-            raise ConfigurationError(
-                f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server that holds outbound "
-                "tables (the link user needs all privileges on it), or pass outbound= to Link."
-            )
-        return name
-
     def _setup(self, cls: Any) -> _Runtime:
         """Find the source table, declare the outbound table and the local table. Checks come first:
         a bad name, missing credentials or an unreachable server change nothing."""
-        outbound_schema = self.outbound_schema()
+        outbound_schema = outbound_schema_name(self.outbound)
         source_name = self.source_schema.name
         with self.source_schema.session() as source, self.local_schema.session() as local:
             table_name = find_table(source, source_name, cls.__name__)
@@ -374,7 +377,7 @@ class SourceLink:
             raise ConfigurationError(f"SourceLink needs a LazySchema with host= (got {source_schema!r}).")
         self.source_schema = source_schema
         self.table = table
-        self._link = Link(LazySchema("unused"), source_schema, outbound=outbound)
+        self.outbound = outbound
         self._resolved: tuple[OutboundTable, tuple[TableInfo, ...]] | None = None
 
     def _resolve(self, source: Session) -> tuple[OutboundTable, tuple[TableInfo, ...]]:
@@ -383,7 +386,7 @@ class SourceLink:
             name = self.table if not self.table[:1].isupper() else find_table(source, schema, self.table)
             info = read_table(source, schema, name)
             parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
-            ob = OutboundTable.for_source(info, self._link.outbound_schema())
+            ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
             read_table(source, ob.schema, ob.name)  # the outbound table must exist: a link was made
             self._resolved = (ob, parts)
         return self._resolved
