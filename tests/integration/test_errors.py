@@ -49,8 +49,9 @@ def test_unreachable_source_server(lab: Lab) -> None:
     from djshare import LazySchema, Link
 
     source = LazySchema(lab.source_schema, host=f"127.0.0.1:{free_port()}")
+    Recording = Link(lab.local_lazy(), source)(type("Recording", (), {}))  # lazy: connects to nothing yet
     with pytest.raises(ServerUnreachableError, match=r"Cannot reach the server at 127\.0\.0\.1:\d+"):
-        Link(lab.local_lazy(), source)(type("Recording", (), {}))()
+        Recording()
     assert_nothing_changed(lab)
 
 
