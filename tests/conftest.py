@@ -59,11 +59,12 @@ class Lab:
 
         return LazySchema(name or self.local_schema)
 
-    def linked(self, class_name: str, local_schema: Any = None, **kwargs: Any) -> Any:
+    def linked(self, class_name: str, local_schema: Any = None, source_stores: Any = None, **kwargs: Any) -> Any:
         from djshare import Link
 
         cls = type(class_name, (), {"__doc__": "The local table."})
-        return Link(local_schema or self.local_lazy(), self.source_lazy(), **kwargs)(cls)
+        source = self.source_lazy() if source_stores is None else self.source_lazy(stores=source_stores)
+        return Link(local_schema or self.local_lazy(), source, **kwargs)(cls)
 
     def source_link(self, class_name: str, admin: bool = True) -> Any:
         from djshare import SourceLink

@@ -81,3 +81,49 @@ def fill_pipeline(pipeline: dict[str, Any], subjects: int = 2, recordings: int =
             })
     pipeline["Recording"].insert(rows)
     pipeline["Scan"].populate()
+
+
+def build_external_pipeline(connection: dj.Connection, schema_name: str) -> dict[str, Any]:
+    """Tables whose values live in external stores: blobs and attachments (with a part table), and
+    filepaths. Uses stores `src_blobs`, `src_files` and `src_raw` of dj.config["stores"]."""
+    schema = dj.Schema(schema_name, connection=connection)
+
+    @schema
+    class Sample(dj.Manual):
+        definition = """
+        sample : int
+        ---
+        signal : blob@src_blobs         # an array in the blob store
+        document = null : attach@src_files
+        """
+
+        class Piece(dj.Part):
+            definition = """
+            -> master
+            piece : smallint
+            ---
+            chunk : blob@src_blobs
+            """
+
+    @schema
+    class Raw(dj.Manual):
+        definition = """
+        raw_id : int
+        ---
+        raw : filepath@src_raw
+        """
+
+    return {"schema": schema, "Sample": Sample, "Raw": Raw}
+
+
+def fill_external(pipeline: dict[str, Any], files: Any, samples: int = 6) -> None:
+    """Samples with random arrays, an attachment every other sample, and two pieces each."""
+    rng = np.random.default_rng(11)
+    for i in range(samples):
+        document = None
+        if i % 2 == 0:
+            document = files / f"notes {i}.bin"
+            document.write_bytes(bytes(rng.integers(0, 256, size=1000 + i, dtype=np.uint8)))
+        pipeline["Sample"].insert1({"sample": i, "signal": rng.normal(size=(20, i + 1)), "document": document})
+        pipeline["Sample"].Piece.insert(
+            [{"sample": i, "piece": p, "chunk": rng.integers(0, 9, size=10 + p)} for p in range(2)])

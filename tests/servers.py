@@ -9,15 +9,18 @@ on the outbound schema) and a regular user with no privilege on the outbound sch
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -148,6 +151,68 @@ def create_link_users(source: MariaDBServer, source_schema: str, outbound_schema
     source.create_user(users.regular_user, users.regular_password,
                        f"ALL PRIVILEGES ON `{source_schema}`.*")
     return users
+
+
+@dataclass
+class S3Server:
+    """A moto S3 server that checks credentials: `access_key`/`secret_key` belong to an IAM user allowed
+    everything; any other key is refused (SignatureDoesNotMatch / InvalidAccessKeyId)."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    access_key: str = ""
+    secret_key: str = field(default="", repr=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=f"http://{self.endpoint}", aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name="us-east-1")
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def s3_server(directory: Path) -> Iterator[S3Server]:
+    """Start moto_server on a free port; the first three requests (made here) create the IAM user."""
+    import boto3
+
+    executable = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    port = free_port()
+    log = open(directory / "moto.log", "wb")  # noqa: SIM115 - owned by the process
+    process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3"))
+    server = S3Server(port, process)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a TCP connect, not a request: requests before the IAM setup would use up the count
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start; see {directory / 'moto.log'}") from None
+                time.sleep(0.1)
+        iam = boto3.client("iam", endpoint_url=f"http://{server.endpoint}", aws_access_key_id="setup",
+                           aws_secret_access_key="setup", region_name="us-east-1")
+        iam.create_user(UserName="lab")
+        key = iam.create_access_key(UserName="lab")["AccessKey"]
+        iam.put_user_policy(UserName="lab", PolicyName="everything", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        server.access_key, server.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

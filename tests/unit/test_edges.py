@@ -57,11 +57,16 @@ def test_part_definition_references_the_master() -> None:
     assert part_definition(part, MASTER) == "-> master\nchannel : tinyint(3) unsigned\n---\ntrace : longblob\n"
 
 
-def test_external_attributes_are_refused_clearly() -> None:
-    table = TableInfo("lab", "t", (column("id"), column("b", "binary", "binary(16)", comment=":blob@store:x")),
+def test_external_attributes_follow_the_store_mapping_and_adapted_types_are_refused() -> None:
+    table = TableInfo("lab", "t", (column("id"), column("b", "binary", "binary(16)", comment=":blob@raw:x"),
+                                   column("a", "binary", "binary(16)", nullable=True, comment=":attach@docs:")),
                       ("id",), "")
-    with pytest.raises(DjshareError, match="`b` is `blob@store`, kept in an external store"):
-        master_definition(table)
+    expected = "id : int(11)\n---\nb : blob@mine  # x\na = null : attach@docs\n"
+    assert master_definition(table, {"raw": "mine"}) == expected
+    adapted = TableInfo("lab", "t", (column("id"), column("g", "longblob", "longblob", comment=":<graph>:")),
+                        ("id",), "")
+    with pytest.raises(DjshareError, match="adapted type `<graph>`"):
+        master_definition(adapted)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

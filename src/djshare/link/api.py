@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,7 +28,9 @@ from datajoint.user_tables import TableMeta
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError
 from djshare.link import delete as deletion
-from djshare.link import outbound
+from djshare.link import objects, outbound
+from djshare.link.gc import GcReport
+from djshare.link.gc import gc as run_gc
 from djshare.link.local import (
     DELETION_REQUESTED,
     deletion_requested_definition,
@@ -43,11 +45,13 @@ from djshare.link.pull import DEFAULT_BATCH, PullReport, count_candidates
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
-from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
 from djshare.progress import progress_bar
 from djshare.restriction import check_where, where_clause
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, to_camel_case
 from djshare.sql.connection import ServerAddress, Session, quote_name, translate
+from djshare.stores.formats.dj014 import external_column
+from djshare.stores.spec import StoreSpec
 
 ENV_USER, ENV_PASSWORD, ENV_OUTBOUND = "LINK_USER", "LINK_PASS", "LINK_OUTBOUND"
 SUBSCRIBER_TABLE = "~djshare_subscriber"
@@ -58,12 +62,16 @@ class LazySchema:
 
     Without `host` it is on the local server, with DataJoint's settings (dj.config, DJ_HOST, DJ_USER,
     DJ_PASS). With `host` ("name" or "name:port") it is on a source server, and its user and password
-    come from LINK_USER and LINK_PASS unless given here.
+    come from LINK_USER and LINK_PASS unless given here. `stores` holds the store settings of this
+    schema's server in dj.config["stores"] form (default: dj.config["stores"]); a source lab's stores
+    usually differ from the local ones (other locations, endpoints, credentials).
     """
 
     def __init__(self, schema_name: str, *, host: str | None = None, user: str | None = None,
-                 password: str | None = None, port: int | None = None, use_tls: bool | None = None) -> None:
+                 password: str | None = None, port: int | None = None, use_tls: bool | None = None,
+                 stores: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.name = schema_name
+        self._stores = stores
         self.host = host
         self._user = user
         self._password = password
@@ -109,6 +117,10 @@ class LazySchema:
         host = str(dj.config.get("database.host") or "localhost")
         return ServerAddress.parse(host, str(user), str(password or ""), self._port or dj.config.get("database.port"),
                                    use_tls)
+
+    def store_settings(self) -> Mapping[str, Mapping[str, Any]]:
+        """Store settings of this schema's side: `stores=` if given, else dj.config["stores"]."""
+        return self._stores if self._stores is not None else dict(dj.config.get("stores") or {})
 
     @property
     def connection(self) -> dj.Connection:
@@ -302,14 +314,14 @@ class Link:
     """Decorator that makes a class the local table of a link to the source table of the same name.
 
     `outbound`: the outbound schema on the source server (default: LINK_OUTBOUND). `subscriber`: this side's
-    name in the outbound table (default: made once per local schema and kept there).
+    name in the outbound table (default: made once per local schema and kept there). `stores`: local store
+    name -> source store name, where they differ. `copy_objects=False`: do not copy external objects; the
+    local side reads them where the source keeps them (same store place and same schema name required).
     """
 
     def __init__(self, local_schema: LazySchema, source_schema: LazySchema, *, outbound: str | None = None,
-                 subscriber: str | None = None, stores: dict[str, str] | None = None, lock_timeout: float = 60.0,
-                 batch_size: int = DEFAULT_BATCH) -> None:
-        if stores:
-            raise DjshareError("Store mappings come with external-storage support, which this version lacks.")
+                 subscriber: str | None = None, stores: Mapping[str, str] | None = None, copy_objects: bool = True,
+                 lock_timeout: float = 60.0, batch_size: int = DEFAULT_BATCH) -> None:
         if not source_schema.is_source:
             raise ConfigurationError(
                 f"The source schema {source_schema.name!r} needs host= (the source server), e.g. "
@@ -321,6 +333,13 @@ class Link:
         self.subscriber = subscriber
         self.lock_timeout = lock_timeout
         self.batch_size = batch_size
+        self.copy_objects = copy_objects
+        self.store_map: dict[str, str] = {}  # source store -> local store
+        for local_store, source_store in (stores or {}).items():
+            if source_store in self.store_map:
+                raise ConfigurationError(f"Source store `{source_store}` is mapped to two local stores "
+                                         f"(`{self.store_map[source_store]}` and `{local_store}`).")
+            self.store_map[source_store] = local_store
 
     def __call__(self, cls: type) -> type[LinkedTable]:
         namespace = {"__doc__": cls.__doc__, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
@@ -339,30 +358,69 @@ class Link:
             if any(p.name == f"{table_name}__{DELETION_REQUESTED}" for p in parts):
                 raise ConfigurationError(f"{info.full_name} has a part table named DeletionRequested, which "
                                          "djshare needs for its own use on the local side.")
+            stores = self._stores(source, info, parts)
             ob = OutboundTable.for_source(info, outbound_schema)
             outbound.declare(source, ob)
             schema = self.local_schema.schema  # creates the local schema if missing
             subscriber = self.subscriber or _subscriber_id(local, self.local_schema.name)
+            if stores.columns:
+                objects.declare_journal(local, self.local_schema.name)
         cls.table_name = table_name
-        cls.definition = master_definition(info)
+        cls.definition = master_definition(info, self.store_map)
         for part in parts:
             part_class = type(to_camel_case(part.name[len(table_name) + 2:]), (dj.Part,),
-                              {"definition": part_definition(part, info)})
+                              {"definition": part_definition(part, info, self.store_map)})
             setattr(cls, part_class.__name__, part_class)
         cls.DeletionRequested = type("DeletionRequested", (dj.Part,),
                                      {"definition": deletion_requested_definition(info)})
-        schema(cls)
-        tables = LinkTables(info, parts, self.local_schema.name, ob, subscriber)
+        try:
+            schema(cls)
+        except dj.DataJointError as error:
+            raise DjshareError(f"DataJoint could not declare the local table for {info.full_name}: {error}") from None
+        tables = LinkTables(info, parts, self.local_schema.name, ob, subscriber, stores)
         with self.local_schema.session() as local:
-            mismatch = _mismatch(local, tables)
+            mismatch = _mismatch(local, tables, self.store_map)
         return _Runtime(self, tables, self.source_schema, self.local_schema, mismatch)
 
+    def _stores(self, source: Session, info: TableInfo, parts: tuple[TableInfo, ...]) -> LinkStores:
+        """The external columns and the store pairs they need; every check before anything changes."""
+        columns = tuple(
+            found for table in (info, *parts) for column in table.columns
+            if (found := external_column(table.name, column)) is not None
+        )
+        pairs: dict[str, StorePair] = {}
+        for store in sorted({c.store for c in columns}):
+            source_spec = StoreSpec.from_config(store, self.source_schema.store_settings(), "source")
+            local_spec = StoreSpec.from_config(self.store_map.get(store, store), self.local_schema.store_settings(),
+                                               "local")
+            pairs[store] = StorePair(source_spec, local_spec, read_table(source, info.schema, f"~external_{store}"))
+            if not self.copy_objects:
+                schema_bound = any(c.store == store and c.kind != "filepath" for c in columns)
+                if not source_spec.same_place(local_spec) or (
+                        schema_bound and self.local_schema.name != self.source_schema.name):
+                    raise ConfigurationError(
+                        f"copy_objects=False needs the local {local_spec.label} to be the same place as the source "
+                        f"{source_spec.label}, and (for blobs and attachments, whose paths include the schema "
+                        f"name) the local schema to be named `{self.source_schema.name}` like the source's."
+                    )
+        return LinkStores(columns, pairs, self.copy_objects)
 
-def _mismatch(local: Session, tables: LinkTables) -> list[str]:
-    found = mismatches(read_table(local, tables.local_schema, tables.source.name), tables.source)
+
+def _mismatch(local: Session, tables: LinkTables, stores: Mapping[str, str]) -> list[str]:
+    found = mismatches(read_table(local, tables.local_schema, tables.source.name), tables.source, stores)
     for part in tables.source_parts:
-        found += [f"part {part.name}: {m}" for m in mismatches(read_table(local, tables.local_schema, part.name), part)]
+        found += [f"part {part.name}: {m}"
+                  for m in mismatches(read_table(local, tables.local_schema, part.name), part, stores)]
     return found
+
+
+def gc(local_schema: LazySchema, dry_run: bool = False) -> GcReport:
+    """Delete external objects djshare copied into local stores that no row of `local_schema` references.
+
+    Store settings are the local side's (dj.config["stores"], or `stores=` of the LazySchema).
+    """
+    with local_schema.session() as local:
+        return run_gc(local, local_schema.name, local_schema.store_settings(), dry_run)
 
 
 class SourceLink:

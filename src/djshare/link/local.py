@@ -5,6 +5,7 @@ table keeps its reference to the master (`-> master`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.sql.catalog import Column, TableInfo
@@ -13,16 +14,22 @@ SPECIAL_TYPE = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
 DELETION_REQUESTED = "deletion_requested"  # the local part table listing the source's deletion requests
 
 
-def datajoint_type(column: Column) -> tuple[str, str]:
-    """(type as DataJoint declares it, comment) for a source column."""
+StoreMap = Mapping[str, str]  # source store name -> local store name (absent: same name)
+
+
+def datajoint_type(column: Column, stores: StoreMap | None = None) -> tuple[str, str]:
+    """(type as DataJoint declares it, comment) for a column; external stores renamed by `stores`."""
     special = SPECIAL_TYPE.match(column.comment)
     if special:
         kind = special.group("type")
-        if "@" in kind:
+        if kind.startswith("<"):
             raise DjshareError(
-                f"Column `{column.name}` is `{kind}`, kept in an external store; this version of djshare "
-                "links only tables whose data is stored in the table itself."
+                f"Column `{column.name}` has the adapted type `{kind}`; djshare cannot declare adapted types "
+                "on the local side (the adapter object lives in the source lab's code)."
             )
+        if "@" in kind and stores is not None:
+            base, store = kind.split("@", 1)
+            kind = f"{base}@{stores.get(store, store)}"
         return kind, special.group("comment")
     kind = column.column_type
     if "auto_increment" in column.extra.lower():
@@ -42,29 +49,30 @@ def default_text(column: Column) -> str | None:
     return default  # MariaDB writes string and date defaults quoted ('abc'); numbers bare
 
 
-def attribute_line(column: Column) -> str:
-    kind, comment = datajoint_type(column)
+def attribute_line(column: Column, stores: StoreMap | None = None) -> str:
+    kind, comment = datajoint_type(column, stores)
     default = default_text(column)
     name = column.name if default is None else f"{column.name} = {default}"
     comment = comment.replace("\n", " ")
     return f"{name} : {kind}" + (f"  # {comment}" if comment else "")
 
 
-def master_definition(table: TableInfo) -> str:
+def master_definition(table: TableInfo, stores: StoreMap | None = None) -> str:
     lines = [f"# {table.comment}"] if table.comment else []
-    lines += [attribute_line(c) for c in table.columns if c.name in table.primary_key]
+    lines += [attribute_line(c, stores) for c in table.columns if c.name in table.primary_key]
     lines.append("---")
-    lines += [attribute_line(c) for c in table.columns if c.name not in table.primary_key]
+    lines += [attribute_line(c, stores) for c in table.columns if c.name not in table.primary_key]
     return "\n".join(lines) + "\n"
 
 
-def part_definition(part: TableInfo, master: TableInfo) -> str:
+def part_definition(part: TableInfo, master: TableInfo, stores: StoreMap | None = None) -> str:
     lines = [f"# {part.comment}"] if part.comment else []
     lines.append("-> master")
     inherited = set(master.primary_key)
-    lines += [attribute_line(c) for c in part.columns if c.name in part.primary_key and c.name not in inherited]
+    lines += [attribute_line(c, stores) for c in part.columns
+              if c.name in part.primary_key and c.name not in inherited]
     lines.append("---")
-    lines += [attribute_line(c) for c in part.columns if c.name not in part.primary_key]
+    lines += [attribute_line(c, stores) for c in part.columns if c.name not in part.primary_key]
     return "\n".join(lines) + "\n"
 
 
@@ -77,8 +85,8 @@ def deletion_requested_definition(master: TableInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _signature(column: Column) -> tuple[str, str, bool, str | None]:
-    kind, _ = datajoint_type(column)
+def _signature(column: Column, stores: StoreMap | None = None) -> tuple[str, str, bool, str | None]:
+    kind, _ = datajoint_type(column, stores if stores is not None else {})
     return (column.name, re.sub(r"^(\w*int)\(\d+\)", r"\1", kind), column.nullable, default_text(column))
 
 
@@ -87,7 +95,7 @@ def _describe(signature: tuple[str, str, bool, str | None]) -> str:
     return kind + (" null" if nullable else "") + (f" default {default}" if default and not nullable else "")
 
 
-def mismatches(local: TableInfo, source: TableInfo) -> list[str]:
+def mismatches(local: TableInfo, source: TableInfo, stores: StoreMap | None = None) -> list[str]:
     """How `local` differs from `source` (empty when they match): names, types, nullability, defaults, keys."""
     found: list[str] = []
     local_columns = {c.name: c for c in local.columns}
@@ -97,7 +105,7 @@ def mismatches(local: TableInfo, source: TableInfo) -> list[str]:
     for name in local_columns.keys() - source_columns.keys():
         found.append(f"column `{name}` is in the local table but not in the source")
     for name in source_columns.keys() & local_columns.keys():
-        here, there = _signature(local_columns[name]), _signature(source_columns[name])
+        here, there = _signature(local_columns[name]), _signature(source_columns[name], stores)
         if here != there:
             found.append(f"column `{name}` is {_describe(here)} locally but {_describe(there)} in the source")
     if set(local.primary_key) != set(source.primary_key):
@@ -106,8 +114,8 @@ def mismatches(local: TableInfo, source: TableInfo) -> list[str]:
     return sorted(found)
 
 
-def check_matches(local: TableInfo, source: TableInfo) -> None:
-    problems = mismatches(local, source)
+def check_matches(local: TableInfo, source: TableInfo, stores: StoreMap | None = None) -> None:
+    problems = mismatches(local, source, stores)
     if problems:
         raise DefinitionMismatchError(
             f"The local table {local.full_name} no longer matches the source table {source.full_name}: "

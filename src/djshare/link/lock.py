@@ -14,17 +14,31 @@ from djshare.sql.connection import Session
 
 
 @contextlib.contextmanager
-def link_lock(session: Session, outbound: OutboundTable, subscriber: str, timeout: float) -> Iterator[None]:
-    digest = hashlib.sha1(f"{outbound.full_name}/{subscriber}".encode()).hexdigest()[:40]
-    name = f"djshare:{digest}"
-    got = session.scalar("SELECT GET_LOCK(%s, %s)", (name, timeout), doing="waiting for the link's lock")
+def named_lock(session: Session, key: str, timeout: float, busy: str) -> Iterator[None]:
+    """Hold MariaDB named lock `key` (hashed to fit) on `session`; LinkBusyError(busy) after `timeout` s."""
+    name = "djshare:" + hashlib.sha1(key.encode()).hexdigest()[:40]
+    got = session.scalar("SELECT GET_LOCK(%s, %s)", (name, timeout), doing="waiting for a djshare lock")
     if got != 1:
-        raise LinkBusyError(
-            f"Another djshare run (pull, delete or repair) of {outbound.source.full_name} for subscriber "
-            f"{subscriber} held the link's lock for more than {timeout:g} s. Wait for it to finish and try again."
-        )
+        raise LinkBusyError(busy)
     try:
         yield
     finally:
         with contextlib.suppress(Exception):
             session.scalar("SELECT RELEASE_LOCK(%s)", (name,))
+
+
+def link_lock(session: Session, outbound: OutboundTable, subscriber: str,
+              timeout: float) -> contextlib.AbstractContextManager[None]:
+    """Local-side commands of one subscriber on one link, one at a time (lock on the source server)."""
+    return named_lock(
+        session, f"{outbound.full_name}/{subscriber}", timeout,
+        f"Another djshare run (pull, delete or repair) of {outbound.source.full_name} for subscriber "
+        f"{subscriber} held the link's lock for more than {timeout:g} s. Wait for it to finish and try again.",
+    )
+
+
+def objects_lock(local: Session, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
+    """Object copies of pulls and `gc` in one local schema, one at a time (lock on the local server)."""
+    return named_lock(local, f"objects/{local.address.host}:{local.address.port}/{schema}", timeout,
+                      f"Another djshare pull or gc kept the objects of local schema `{schema}` busy for more than "
+                      f"{timeout:g} s. Try again when it has finished.")

@@ -8,14 +8,17 @@ Round trips grow with the number of batches, not of entities.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from djshare.link import outbound
+from djshare.link import objects, outbound
+from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.connection import Session
 from djshare.sql.transfer import copy_rows, key_condition, literal, present_keys, row_literal, statement_limit
+from djshare.stores.formats.dj014 import external_table
 
 DEFAULT_BATCH = 2000
 
@@ -26,6 +29,7 @@ class PullReport:
     adopted: int = 0  # local rows that had no outbound row, now recorded
     finished: int = 0  # entities of an interrupted pull that only needed marking
     part_rows: int = 0
+    objects: int = 0  # external objects copied into local stores
     batches: int = 0
     would_pull: int = 0  # dry run: entities a real run would copy
     dry_run: bool = False
@@ -103,10 +107,24 @@ def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict
     to_copy = groups.get(Step.INSERT_LOCAL, [])
     if to_copy:
         where = key_condition(tables.source, to_copy)
-        with local.transaction(f"inserting into {tables.local.full_name}"):
-            report.pulled += copy_rows(source, local, tables.source, tables.local.full_name, where, limit)
-            for part in tables.source_parts:
-                report.part_rows += copy_rows(source, local, part, tables.local_name(part), where, limit)
+        with contextlib.ExitStack() as stack:
+            refs = {}
+            if tables.stores.columns:  # objects first, so no local row ever references a missing object
+                stack.enter_context(objects_lock(local, tables.local_schema))
+                refs = objects.referenced(source, tables, to_copy)
+                report.objects += objects.bring(source, local, tables, refs)
+                checkpoint("copy_objects")
+            with local.transaction(f"inserting into {tables.local.full_name}"):
+                for store, rows in refs.items():
+                    pair = tables.stores.pairs[store]
+                    if rows:
+                        target = external_table(tables.local_schema, pair.local.name)
+                        copy_rows(source, local, pair.source_external, target,
+                                  b"`hash` IN (" + objects.hex_list([r.hash for r in rows]) + b")", limit,
+                                  keep_existing=True)
+                report.pulled += copy_rows(source, local, tables.source, tables.local.full_name, where, limit)
+                for part in tables.source_parts:
+                    report.part_rows += copy_rows(source, local, part, tables.local_name(part), where, limit)
         checkpoint(Step.INSERT_LOCAL.value)
     to_mark = groups.get(Step.MARK_PULLED, [])
     if to_mark:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.outbound import OutboundTable
 from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import quote_name
+from djshare.stores.formats.dj014 import ExternalColumn
+from djshare.stores.spec import StoreSpec
 
 Checkpoint = Callable[[str], None]  # called after each committed step group; fault-injection tests raise in it
 
@@ -18,12 +20,29 @@ def no_checkpoint(name: str) -> None:
 
 
 @dataclass(frozen=True)
+class StorePair:
+    """A source store and the local store its objects go to, with the source's `~external` table."""
+
+    source: StoreSpec
+    local: StoreSpec
+    source_external: TableInfo
+
+
+@dataclass(frozen=True)
+class LinkStores:
+    columns: tuple[ExternalColumn, ...] = ()  # external columns of the source master and parts
+    pairs: dict[str, StorePair] = field(default_factory=dict)  # by source store name
+    copy_objects: bool = True  # False: the local side reads the source's objects where they are
+
+
+@dataclass(frozen=True)
 class LinkTables:
     source: TableInfo  # the source master table
     source_parts: tuple[TableInfo, ...]
     local_schema: str
     outbound: OutboundTable
     subscriber: str
+    stores: LinkStores = field(default_factory=LinkStores)
 
     @property
     def local(self) -> TableInfo:

@@ -72,28 +72,31 @@ def statement_limit(target: Session) -> int:
 
 
 def copy_rows(source: Session, target: Session, table: TableInfo, target_name: str, where: bytes,
-              limit: int, on_rows: Callable[[int], None] | None = None) -> int:
+              limit: int, on_rows: Callable[[int], None] | None = None, keep_existing: bool = False) -> int:
     """Stream the rows of `table` matching `where` from `source` into `target_name` on `target`.
 
-    Runs in whatever transaction `target` has open; returns the number of rows copied.
+    Runs in whatever transaction `target` has open; returns the number of rows sent. With
+    `keep_existing`, a row whose key is already there is left as it is (not an error).
     """
     select = f"SELECT {row_literal(table.columns)} FROM {table.full_name} WHERE ".encode() + where
     header = f"INSERT INTO {target_name} ({column_list(table.columns)}) VALUES ".encode()
+    first = quote_name(table.columns[0].name)
+    trailer = f" ON DUPLICATE KEY UPDATE {first} = {first}".encode() if keep_existing else b""
     chunk: list[bytes] = []
-    size = len(header)
+    size = len(header) + len(trailer)
     copied = 0
 
     def flush() -> None:
         nonlocal chunk, size, copied
         if chunk:
-            target.execute(header + b",".join(chunk), doing=f"inserting into {target_name}")
+            target.execute(header + b",".join(chunk) + trailer, doing=f"inserting into {target_name}")
             copied += len(chunk)
             if on_rows:
                 on_rows(len(chunk))
-        chunk, size = [], len(header)
+        chunk, size = [], len(header) + len(trailer)
 
     for (literal,) in source.stream(select, doing=f"reading {table.full_name}"):
-        if len(header) + len(literal) > limit:
+        if len(header) + len(trailer) + len(literal) > limit:
             raise DjshareError(
                 f"A row of {table.full_name} is {len(literal):,} bytes as SQL, more than the "
                 f"{limit:,} bytes the server at {target.address.host}:{target.address.port} accepts in one "

@@ -1,0 +1,69 @@
+"""gc: delete external objects that djshare copied into local stores and that no local row references.
+
+Only objects in the `~djshare_objects` journal are candidates: djshare journals an object only when it
+creates it (the local store did not have it). So objects written by DataJoint itself, objects read in
+place (`copy_objects=False`), and objects already present because the local store is the same place as
+another server's store (same store and schema name: same paths) are never deleted by gc.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from djshare.errors import IntegrityViolation
+from djshare.link.lock import objects_lock
+from djshare.link.objects import JOURNAL, journal_name
+from djshare.sql.catalog import table_names
+from djshare.sql.connection import Session, quote_name
+from djshare.stores.formats.dj014 import external_table
+from djshare.stores.objects import open_store
+from djshare.stores.spec import StoreSpec
+
+
+@dataclass
+class GcReport:
+    deleted: list[str] = field(default_factory=list)  # object paths (would be) deleted
+    dry_run: bool = False
+
+
+def _unreferenced(local: Session, schema: str, store: str) -> list[tuple[bytes, str]]:
+    references = local.rows(
+        "SELECT table_schema, table_name, column_name FROM information_schema.key_column_usage "
+        "WHERE referenced_table_schema = %s AND referenced_table_name = %s",
+        (schema, f"~external_{store}"),
+    )
+    conditions = "".join(
+        f" AND NOT EXISTS (SELECT 1 FROM {quote_name(str(s), str(t))} WHERE `{c}` = j.`hash`)" for s, t, c in references
+    )
+    rows = local.rows(f"SELECT j.`hash`, j.`path` FROM {journal_name(schema)} AS j WHERE j.`store` = %s{conditions}",
+                      (store,))
+    return [(bytes(h), str(p)) for h, p in rows]
+
+
+def gc(local: Session, schema: str, stores: Mapping[str, Mapping[str, Any]], dry_run: bool = False) -> GcReport:
+    """Delete journaled objects of local schema `schema` that no row references, with their `~external` rows."""
+    report = GcReport(dry_run=dry_run)
+    if JOURNAL not in table_names(local, schema):
+        return report
+    with objects_lock(local, schema):
+        for (store,) in local.rows(f"SELECT DISTINCT `store` FROM {journal_name(schema)} ORDER BY 1"):
+            spec = StoreSpec.from_config(str(store), stores, "local")
+            objects = open_store(spec)
+            for digest, path in _unreferenced(local, schema, str(store)):
+                report.deleted.append(path)
+                if dry_run:
+                    continue
+                try:
+                    with local.transaction(f"gc of {path}"):
+                        # the rows first: a referenced object is refused by the foreign key, and nothing happens
+                        if f"~external_{store}" in table_names(local, schema):
+                            local.execute(f"DELETE FROM {external_table(schema, str(store))} WHERE `hash` = %s",
+                                          (digest,))
+                        local.execute(f"DELETE FROM {journal_name(schema)} WHERE `store` = %s AND `hash` = %s",
+                                      (store, digest))
+                        objects.delete(path)  # inside the transaction: if this fails, the rows stay
+                except IntegrityViolation:
+                    report.deleted.remove(path)
+    return report

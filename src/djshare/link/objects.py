@@ -1,0 +1,180 @@
+"""External objects of a pull (DataJoint 0.14 format): find the objects a batch references, and put each
+into the local store before any local row references it.
+
+Order, per batch: (1) see which objects the local store lacks; (2) journal them in the local
+`~djshare_objects` table (so `gc` can remove them if the batch never commits); (3) copy them, several at
+a time, each read into a bounded buffer and checked (size, MD5) before it is written. The caller then
+inserts the `~external` rows and the entity rows in one local transaction. A crash anywhere leaves at
+most journaled objects that no row references: `djshare gc` removes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from djshare.errors import DjshareError, IntegrityViolation
+from djshare.link.tables import LinkTables, StorePair
+from djshare.sql.connection import Session, quote_name
+from djshare.sql.transfer import key_condition, literal
+from djshare.stores.formats.dj014 import ExternalRow, external_table, mismatch, object_path, salt
+from djshare.stores.objects import MissingObjectError, ObjectStore, Spooled, open_store
+
+JOURNAL = "~djshare_objects"
+WORKERS = 8
+
+
+def journal_name(schema: str) -> str:
+    return quote_name(schema, JOURNAL)
+
+
+def declare_journal(local: Session, schema: str) -> None:
+    local.execute(
+        f"CREATE TABLE IF NOT EXISTS {journal_name(schema)} (`store` varchar(64) CHARACTER SET ascii NOT NULL, "
+        "`hash` binary(16) NOT NULL, `path` varchar(1024) NOT NULL, "
+        "`created_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`store`, `hash`)) "
+        "COMMENT='djshare: external objects djshare wrote into local stores (gc deletes unreferenced ones)'"
+    )
+
+
+def hex_list(hashes: Sequence[bytes]) -> bytes:
+    return b",".join(b"X'" + h.hex().encode() + b"'" for h in hashes) or b"NULL"
+
+
+def referenced(source: Session, tables: LinkTables, keys: Sequence[bytes]) -> dict[str, list[ExternalRow]]:
+    """Per source store, the `~external` rows that the batch's master and part rows reference."""
+    by_store: dict[str, list[bytes]] = {}
+    for column in tables.stores.columns:
+        by_store.setdefault(column.store, [])
+    result: dict[str, list[ExternalRow]] = {}
+    schema = tables.source.schema
+    for store in by_store:
+        selects = [
+            f"SELECT `{c.column}` FROM {quote_name(schema, c.table)} WHERE `{c.column}` IS NOT NULL AND ".encode()
+            + key_condition(tables.source, keys)
+            for c in tables.stores.columns if c.store == store
+        ]
+        rows = source.rows(
+            f"SELECT `hash`, `size`, `attachment_name`, `filepath`, `contents_hash` FROM "
+            f"{external_table(schema, store)} WHERE `hash` IN (".encode() + b" UNION ".join(selects) + b")",
+            doing=f"reading {external_table(schema, store)}",
+        )
+        result[store] = [ExternalRow(bytes(r[0]), int(r[1]), r[2], r[3], None if r[4] is None else bytes(r[4]))
+                         for r in rows]
+    return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    row: ExternalRow
+    pair: StorePair
+    source_path: str
+    local_path: str
+
+
+def _entity(source: Session, tables: LinkTables, store: str, digest: bytes) -> str:
+    """The first source entity that references `digest` (for error messages)."""
+    names = ", ".join(f"`{k}`" for k in tables.source.primary_key)
+    for column in tables.stores.columns:
+        if column.store == store:
+            found = source.rows(
+                f"SELECT {names} FROM {quote_name(tables.source.schema, column.table)} "
+                f"WHERE `{column.column}` = X'{digest.hex()}' LIMIT 1"
+            )
+            if found:
+                return f"{tables.source.full_name} entity " + ", ".join(
+                    f"{k}={v!r}" for k, v in zip(tables.source.primary_key, found[0], strict=True))
+    return f"an entity of {tables.source.full_name}"
+
+
+def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, list[ExternalRow]],
+          workers: int = WORKERS) -> int:
+    """Make every referenced object available to the local side; returns how many objects were copied.
+
+    Raises before any row is inserted if an object is missing, unreadable or does not match its hash.
+    """
+    jobs = [
+        _Job(row, tables.stores.pairs[store], object_path(tables.stores.pairs[store].source, tables.source.schema, row),
+             object_path(tables.stores.pairs[store].local, tables.local_schema, row))
+        for store, rows in refs.items() for row in rows
+    ]
+    if not jobs:
+        return 0
+    stores: dict[str, ObjectStore] = {}
+
+    def store_of(spec_key: str, make: Callable[[], ObjectStore]) -> ObjectStore:
+        if spec_key not in stores:
+            stores[spec_key] = make()
+        return stores[spec_key]
+
+    def src(job: _Job) -> ObjectStore:
+        return store_of("s:" + job.pair.source.name, lambda: open_store(job.pair.source))
+
+    def dst(job: _Job) -> ObjectStore:
+        return store_of("l:" + job.pair.local.name, lambda: open_store(job.pair.local))
+
+    for job in jobs:  # open clients once, before the threads share them
+        src(job), dst(job)
+
+    def explain(job: _Job, error: DjshareError) -> DjshareError:
+        entity = _entity(source, tables, job.pair.source.name, job.row.hash)
+        return type(error)(f"{error} It belongs to {entity}. Nothing was inserted for this batch; the source and "
+                           "its outbound rows are as they were (re-run pull after fixing the store).")
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        if not tables.stores.copy_objects:
+            for job, found in zip(jobs, pool.map(lambda j: src(j).exists(j.source_path), jobs), strict=True):
+                if not found:
+                    raise explain(job, MissingObjectError(
+                        f"{job.source_path} is missing from {job.pair.source.label}."))
+            return 0
+        already = list(pool.map(lambda j: dst(j).exists(j.local_path), jobs))
+        for job, there in zip(jobs, already, strict=True):
+            if there and job.row.kind == "filepath":
+                _check_existing(dst(job), job)
+        missing = [job for job, there in zip(jobs, already, strict=True) if not there]
+        if not missing:
+            return 0
+        with local.transaction("journaling objects"):
+            for start in range(0, len(missing), 1000):
+                local.execute(
+                    f"INSERT INTO {journal_name(tables.local_schema)} (`store`, `hash`, `path`) VALUES ".encode()
+                    + b",".join(b"(" + literal(j.pair.local.name) + b",X'" + j.row.hash.hex().encode() + b"',"
+                                + literal(j.local_path) + b")" for j in missing[start:start + 1000])
+                    + b" ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
+                    doing="journaling objects",
+                )
+
+        def copy(job: _Job) -> DjshareError | None:
+            try:
+                data = Spooled(src(job).read(job.source_path), salt(job.row))
+                try:
+                    problem = mismatch(job.row, data)
+                    if problem:
+                        return IntegrityViolation(f"Object {job.source_path} in {job.pair.source.label} has {problem}.")
+                    dst(job).write(job.local_path, data.buffer, data.size)
+                finally:
+                    data.close()
+            except DjshareError as error:
+                return error
+            return None
+
+        failures = [(job, error) for job, error in zip(missing, pool.map(copy, missing), strict=True) if error]
+    if failures:
+        job, error = failures[0]
+        raise explain(job, error)
+    return len(missing)
+
+
+def _check_existing(store: ObjectStore, job: _Job) -> None:
+    data = Spooled(store.read(job.local_path))
+    try:
+        problem = mismatch(job.row, data)
+    finally:
+        data.close()
+    if problem:
+        raise IntegrityViolation(
+            f"A different file is already at {job.local_path} in {job.pair.local.label} ({problem}); "
+            "move it away or map the source store to another local store."
+        )

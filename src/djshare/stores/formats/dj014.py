@@ -1,0 +1,99 @@
+"""DataJoint 0.14 external storage: `blob@store`, `attach@store`, `filepath@store` columns hold a
+binary(16) hash referencing `~external_<store>` in the same schema; the object lives at
+
+    blob      {location}/{schema}/{h[0:2]}/{h[2:4]}/{hex}            hash = MD5(serialized blob)
+    attach    {location}/{schema}/{h[0:2]}/{h[2:4]}/{hex}.{name}     hash = MD5(name + NUL + contents)
+    filepath  {location}/{relative path}                             hash = MD5(relative path);
+                                                                      contents_hash = MD5(contents) or NULL
+(subfolding (2, 2) by default; S3 keys have no leading slash).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from djshare.sql.catalog import Column
+from djshare.sql.connection import quote_name
+from djshare.stores.objects import Spooled
+from djshare.stores.spec import StoreSpec
+
+EXTERNAL = re.compile(r"^:(?P<kind>blob|attach|filepath)@(?P<store>[a-z][\-\w]*):(?P<comment>.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ExternalColumn:
+    table: str  # table name (in its schema)
+    column: str
+    kind: str  # blob, attach, filepath
+    store: str  # store name on the source side
+
+
+def external_column(table: str, column: Column) -> ExternalColumn | None:
+    found = EXTERNAL.match(column.comment)
+    return ExternalColumn(table, column.name, found["kind"], found["store"]) if found else None
+
+
+def external_table(schema: str, store: str) -> str:
+    return quote_name(schema, f"~external_{store}")
+
+
+@dataclass(frozen=True)
+class ExternalRow:
+    """One row of `~external_<store>`."""
+
+    hash: bytes
+    size: int
+    attachment_name: str | None
+    filepath: str | None
+    contents_hash: bytes | None
+
+    @property
+    def kind(self) -> str:
+        if self.filepath is not None:
+            return "filepath"
+        return "attach" if self.attachment_name is not None else "blob"
+
+    @property
+    def hex(self) -> str:
+        return uuid.UUID(bytes=self.hash).hex
+
+
+def _subfold(name: str, folds: tuple[int, ...]) -> list[str]:
+    parts, rest = [], name
+    for fold in folds:
+        parts.append(rest[:fold].lower())
+        rest = rest[fold:]
+    return parts
+
+
+def object_path(spec: StoreSpec, schema: str, row: ExternalRow) -> str:
+    """Where `row`'s object is in `spec`'s store, for a table in `schema`."""
+    if row.filepath is not None:
+        relative = PurePosixPath(row.filepath)
+    else:
+        name = row.hex + (f".{row.attachment_name}" if row.attachment_name is not None else "")
+        relative = PurePosixPath(schema, *_subfold(row.hex, spec.subfolding), name)
+    if spec.protocol == "s3":
+        return str(PurePosixPath(spec.location.lstrip("/"), relative)).lstrip("/")
+    return str(PurePosixPath(spec.location, relative))
+
+
+def salt(row: ExternalRow) -> bytes:
+    return (row.attachment_name + "\0").encode() if row.attachment_name is not None and row.kind == "attach" else b""
+
+
+def mismatch(row: ExternalRow, data: Spooled) -> str:
+    """Why `data` is not the object `row` describes ("" when it is)."""
+    if data.size != row.size:
+        return f"{data.size} bytes where its ~external row says {row.size}"
+    if row.kind == "filepath":
+        if row.contents_hash is not None and data.contents_md5.digest() != row.contents_hash:
+            return f"contents MD5 {data.contents_md5.hexdigest()} where its ~external row says " \
+                   f"{uuid.UUID(bytes=row.contents_hash).hex}"
+        return ""
+    if data.md5.digest() != row.hash:
+        return f"MD5 {data.md5.hexdigest()} where its ~external row says {row.hex}"
+    return ""

@@ -1,0 +1,162 @@
+"""Object stores (a directory, or an S3 bucket) as byte containers: read, write atomically, check, delete.
+
+Copies between stores go through a spooled temporary buffer (memory up to SPOOL bytes, then disk), so
+memory stays bounded whatever the object size, and the bytes are verified before they are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Protocol
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from djshare.errors import AuthenticationError, DjshareError, ServerUnreachableError
+from djshare.stores.spec import StoreSpec
+
+CHUNK = 1 << 20
+SPOOL = 8 << 20
+
+
+class MissingObjectError(DjshareError):
+    """An object that a row references is not in its store."""
+
+
+class ObjectStore(Protocol):
+    spec: StoreSpec
+
+    def read(self, path: str) -> Iterator[bytes]: ...  # chunks; MissingObjectError if absent
+
+    def write(self, path: str, data: IO[bytes], size: int) -> None: ...  # all or nothing
+
+    def exists(self, path: str) -> bool: ...
+
+    def delete(self, path: str) -> None: ...  # absent is fine
+
+
+class FileStore:
+    def __init__(self, spec: StoreSpec) -> None:
+        self.spec = spec
+
+    def read(self, path: str) -> Iterator[bytes]:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below, generator
+        except FileNotFoundError:
+            raise MissingObjectError(f"{path} is missing from {self.spec.label}.") from None
+        except PermissionError as error:
+            raise AuthenticationError(f"No permission to read {path} in {self.spec.label}: {error}.") from None
+        with handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    def write(self, path: str, data: IO[bytes], size: int) -> None:
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".djshare-")
+            with os.fdopen(descriptor, "wb") as handle:
+                shutil.copyfileobj(data, handle, CHUNK)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)  # a crash leaves the old file or the new one, never half
+        except PermissionError as error:
+            raise AuthenticationError(f"No permission to write {path} in {self.spec.label}: {error}.") from None
+
+    def exists(self, path: str) -> bool:
+        return Path(path).is_file()
+
+    def delete(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            Path(path).unlink()
+
+
+class S3Store:
+    def __init__(self, spec: StoreSpec) -> None:
+        self.spec = spec
+        scheme = "https" if spec.secure else "http"
+        endpoint = spec.endpoint if "://" in spec.endpoint else f"{scheme}://{spec.endpoint}"
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id=spec.access_key, aws_secret_access_key=spec.secret_key,
+            region_name="us-east-1",
+            config=botocore.config.Config(retries={"max_attempts": 3}, connect_timeout=10, read_timeout=60),
+        )
+
+    def _fail(self, error: Exception, path: str, doing: str) -> DjshareError:
+        if isinstance(error, botocore.exceptions.EndpointConnectionError):
+            return ServerUnreachableError(f"Cannot reach the S3 endpoint of {self.spec.label} while {doing}.")
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return MissingObjectError(f"{path} is missing from {self.spec.label}.")
+        if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+            return AuthenticationError(
+                f"{self.spec.label} refused the credentials while {doing} ({code}): check access_key and "
+                "secret_key in the store settings."
+            )
+        if code in ("NoSuchBucket",):
+            return DjshareError(f"Bucket {self.spec.bucket!r} of {self.spec.label} does not exist.")
+        return DjshareError(f"{self.spec.label} failed while {doing} {path}: {error}.")
+
+    def read(self, path: str) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.spec.bucket, Key=path)["Body"]
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._fail(error, path, "reading") from None
+        except botocore.exceptions.ClientError as error:
+            raise self._fail(error, path, "reading") from None
+        with contextlib.closing(body):
+            yield from body.iter_chunks(CHUNK)
+
+    def write(self, path: str, data: IO[bytes], size: int) -> None:
+        try:  # a single PUT is atomic: readers see the old object or the new one
+            self.client.put_object(Bucket=self.spec.bucket, Key=path, Body=data, ContentLength=size)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._fail(error, path, "writing") from None
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.spec.bucket, Key=path)
+            return True
+        except botocore.exceptions.ClientError as error:
+            failure = self._fail(error, path, "checking")
+            if isinstance(failure, MissingObjectError):
+                return False
+            raise failure from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise self._fail(error, path, "checking") from None
+
+    def delete(self, path: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.spec.bucket, Key=path)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._fail(error, path, "deleting") from None
+
+
+def open_store(spec: StoreSpec) -> ObjectStore:
+    return FileStore(spec) if spec.protocol == "file" else S3Store(spec)
+
+
+class Spooled:
+    """Bytes read from a store into a bounded buffer, with their size and MD5 (optionally salted)."""
+
+    def __init__(self, chunks: Iterator[bytes], salt: bytes = b"") -> None:
+        self.buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - closed by close()
+        self.md5 = hashlib.md5(salt)
+        self.contents_md5 = hashlib.md5()
+        self.size = 0
+        for chunk in chunks:
+            self.buffer.write(chunk)
+            self.md5.update(chunk)
+            self.contents_md5.update(chunk)
+            self.size += len(chunk)
+        self.buffer.seek(0)
+
+    def close(self) -> None:
+        self.buffer.close()

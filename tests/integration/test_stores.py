@@ -1,0 +1,312 @@
+"""External storage in links: blob@, attach@, filepath@ between file and S3 stores (moto), store mapping,
+gc, reading objects in place, and what goes wrong with stores."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datajoint as dj
+import numpy as np
+import pytest
+
+from djshare import LazySchema, gc
+from djshare.errors import AuthenticationError, ConfigurationError, IntegrityViolation
+from djshare.stores.formats.dj014 import ExternalRow, object_path
+from djshare.stores.objects import MissingObjectError, open_store
+from djshare.stores.spec import StoreNotConfiguredError, StoreSpec
+from tests.conftest import Lab
+from tests.integration.checks import count, digest
+from tests.pipeline import build_external_pipeline, fill_external
+from tests.servers import S3Server, s3_server
+
+MAPPING = {"loc_blobs": "src_blobs", "loc_files": "src_files", "loc_raw": "src_raw"}
+_buckets = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with s3_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+def store(kind: str, name: str, s3: S3Server, root: Path, bucket: str) -> dict[str, Any]:
+    if kind == "file":
+        (root / name).mkdir(parents=True, exist_ok=True)
+        return {"protocol": "file", "location": str(root / name)}
+    return {"protocol": "s3", "endpoint": s3.endpoint, "bucket": bucket, "location": f"lab/{name}",
+            "access_key": s3.access_key, "secret_key": s3.secret_key, "secure": False}
+
+
+@dataclass
+class StoreLab:
+    lab: Lab
+    source_stores: dict[str, dict[str, Any]]
+    local_stores: dict[str, dict[str, Any]]
+    pipeline: dict[str, Any]
+    root: Path
+
+    def linked(self, name: str = "Sample", **kwargs: Any) -> Any:
+        kwargs.setdefault("stores", MAPPING)
+        return self.lab.linked(name, source_stores=self.source_stores, **kwargs)
+
+    def source_objects(self, store: str) -> list[tuple[ExternalRow, str]]:
+        return self._objects(self.lab.source, self.lab.source_schema, store, self.source_stores)
+
+    def local_objects(self, store: str, schema: str | None = None) -> list[tuple[ExternalRow, str]]:
+        return self._objects(self.lab.local, schema or self.lab.local_schema, store, self.local_stores)
+
+    def _objects(self, server: Any, schema: str, store: str, stores: dict[str, Any]) -> list[tuple[ExternalRow, str]]:
+        spec = StoreSpec.from_config(store, stores, "test")
+        rows = server.query(f"SELECT hash, size, attachment_name, filepath, contents_hash FROM `{schema}`."
+                            f"`~external_{store}` ORDER BY hash")
+        found = [ExternalRow(bytes(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
+        return [(row, object_path(spec, schema, row)) for row in found]
+
+    def read(self, stores: dict[str, Any], store: str, path: str) -> bytes:
+        return b"".join(open_store(StoreSpec.from_config(store, stores, "test")).read(path))
+
+
+@pytest.fixture
+def make_store_lab(lab: Lab, s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    def make(source_kind: str = "file", local_kind: str = "file", fill: bool = True) -> StoreLab:
+        n = next(_buckets)
+        source_bucket, local_bucket = f"source-{n}", f"local-{n}"
+        for kind, bucket in ((source_kind, source_bucket), (local_kind, local_bucket)):
+            if kind == "s3":
+                s3.create_bucket(bucket)
+        (tmp_path / "stage").mkdir(exist_ok=True)
+        source_stores = {
+            "src_blobs": store(source_kind, "src_blobs", s3, tmp_path, source_bucket),
+            "src_files": store(source_kind, "src_files", s3, tmp_path, source_bucket),
+            "src_raw": dict(store("file", "src_raw", s3, tmp_path, ""), stage=str(tmp_path / "stage")),
+        }
+        (tmp_path / "local_stage").mkdir(exist_ok=True)
+        local_stores = {
+            "loc_blobs": store(local_kind, "loc_blobs", s3, tmp_path, local_bucket),
+            "loc_files": store(local_kind, "loc_files", s3, tmp_path, local_bucket),
+            "loc_raw": dict(store("file", "loc_raw", s3, tmp_path, ""), stage=str(tmp_path / "local_stage")),
+        }
+        monkeypatch.setitem(dj.config, "stores", {**source_stores, **local_stores})
+        monkeypatch.setenv("DJ_SUPPORT_FILEPATH_MANAGEMENT", "TRUE")
+        pipeline = build_external_pipeline(lab.pipeline["schema"].connection, lab.source_schema)
+        files = tmp_path / "files"
+        files.mkdir(exist_ok=True)
+        if fill:
+            fill_external(pipeline, files)
+        return StoreLab(lab, source_stores, local_stores, pipeline, tmp_path)
+
+    return make
+
+
+def same_samples(world: StoreLab, linked: Any, download: Path) -> None:
+    source = world.pipeline["Sample"]
+    download.mkdir(exist_ok=True)
+    for key in linked.fetch("KEY", order_by="sample"):
+        mine = (linked & key).fetch1(download_path=str(download / "mine"))
+        theirs = (source & key).fetch1(download_path=str(download / "theirs"))
+        assert np.array_equal(mine["signal"], theirs["signal"])
+        if theirs["document"] is None:
+            assert mine["document"] is None
+        else:
+            assert Path(mine["document"]).name == Path(theirs["document"]).name
+            assert Path(mine["document"]).read_bytes() == Path(theirs["document"]).read_bytes()
+    for key in linked.Piece.fetch("KEY"):
+        assert np.array_equal((linked.Piece & key).fetch1("chunk"), (source.Piece & key).fetch1("chunk"))
+
+
+@pytest.mark.parametrize(("source_kind", "local_kind"), [("file", "file"), ("file", "s3"), ("s3", "file"),
+                                                         ("s3", "s3")])
+def test_pull_copies_objects_store_to_store(make_store_lab: Any, source_kind: str, local_kind: str,
+                                            tmp_path: Path) -> None:
+    world = make_store_lab(source_kind, local_kind)
+    Sample = world.linked()
+    report = Sample().pull()
+    assert (report.pulled, report.part_rows) == (6, 12)
+    lab = world.lab
+    for source_store, local_store in (("src_blobs", "loc_blobs"), ("src_files", "loc_files")):
+        assert digest(lab.local, lab.local_schema, f"~external_{local_store}") == digest(
+            lab.source, lab.source_schema, f"~external_{source_store}")
+        theirs = world.source_objects(source_store)
+        mine = world.local_objects(local_store)
+        assert [r for r, _ in mine] == [r for r, _ in theirs] and len(mine) > 0
+        for (_, their_path), (_, my_path) in zip(theirs, mine, strict=True):  # byte for byte
+            assert world.read(world.local_stores, local_store, my_path) == world.read(
+                world.source_stores, source_store, their_path)
+    assert report.objects == len(world.local_objects("loc_blobs")) + len(world.local_objects("loc_files"))
+    same_samples(world, Sample(), tmp_path / "downloads")
+    again = Sample().pull()
+    assert (again.pulled, again.objects) == (0, 0)
+
+
+def test_attachments_keep_their_names(make_store_lab: Any) -> None:
+    world = make_store_lab()
+    world.linked()().pull()
+    names = sorted(r.attachment_name for r, _ in world.local_objects("loc_files"))
+    assert names == ["notes 0.bin", "notes 2.bin", "notes 4.bin"]
+    assert all(path.endswith("." + row.attachment_name) for row, path in world.local_objects("loc_files"))
+
+
+def test_filepath_objects(make_store_lab: Any) -> None:
+    world = make_store_lab(fill=False)
+    stage = Path(world.source_stores["src_raw"]["stage"])
+    for i in range(3):
+        target = stage / "session" / f"raw_{i}.dat"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(bytes(range(256)) * (i + 1))
+        world.pipeline["Raw"].insert1({"raw_id": i, "raw": str(target)})
+    Raw = world.linked("Raw")
+    assert Raw().pull().objects == 3
+    for row, path in world.local_objects("loc_raw"):
+        assert path.startswith(world.local_stores["loc_raw"]["location"]) and row.filepath is not None
+        assert hashlib.md5(Path(path).read_bytes()).digest() == row.contents_hash
+    fetched = (Raw & {"raw_id": 2}).fetch1("raw")
+    assert Path(fetched).read_bytes() == bytes(range(256)) * 3
+
+
+def test_store_names_differ_by_mapping_and_unmapped_stores_are_refused(make_store_lab: Any) -> None:
+    world = make_store_lab()
+    Sample = world.linked()
+    Sample()
+    signal = world.lab.local.query(
+        "SELECT column_comment FROM information_schema.columns WHERE table_schema=%s AND table_name='sample' "
+        "AND column_name='signal'", (world.lab.local_schema,))
+    assert signal[0][0].startswith(":blob@loc_blobs:")
+    dj.config["stores"] = dict(world.local_stores)  # the local side knows only its own stores
+    Unmapped = world.lab.linked("Sample", local_schema=world.lab.local_lazy(world.lab.local_schema + "b"),
+                                source_stores=world.source_stores)
+    with pytest.raises(StoreNotConfiguredError, match="Store `src_blobs` is used by the local table but not "
+                                                       "configured on the local side"):
+        Unmapped()
+
+
+def test_source_store_not_configured_changes_nothing(make_store_lab: Any) -> None:
+    world = make_store_lab()
+    stores = {k: v for k, v in world.source_stores.items() if k != "src_files"}
+    Sample = world.lab.linked("Sample", source_stores=stores, stores=MAPPING)
+    with pytest.raises(StoreNotConfiguredError, match="Store `src_files`.*source side"):
+        Sample()
+    assert world.lab.local_schema not in {r[0] for r in world.lab.local.query("SHOW DATABASES")}
+
+
+def _break(world: StoreLab, how: str) -> str:
+    row, path = world.source_objects("src_blobs")[2]
+    spec = StoreSpec.from_config("src_blobs", world.source_stores, "test")
+    store = open_store(spec)
+    if how == "missing":
+        store.delete(path)
+    else:  # same size, other bytes
+        data = bytearray(world.read(world.source_stores, "src_blobs", path))
+        data[-1] ^= 0xFF
+        import io
+
+        store.write(path, io.BytesIO(bytes(data)), len(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_missing_object_on_the_source_inserts_nothing(make_store_lab: Any, kind: str) -> None:
+    world = make_store_lab(kind, "file")
+    path = _break(world, "missing")
+    Sample = world.linked()
+    with pytest.raises(MissingObjectError, match=f"{path}.*missing.*entity sample=.*Nothing was inserted"):
+        Sample().pull()
+    assert len(Sample()) == 0
+    assert count(world.lab.local, world.lab.local_schema, "~external_loc_blobs") == 0
+
+
+def test_checksum_mismatch_inserts_nothing(make_store_lab: Any) -> None:
+    world = make_store_lab("s3", "s3")
+    path = _break(world, "corrupt")
+    Sample = world.linked()
+    with pytest.raises(IntegrityViolation, match=f"{path}.*MD5 .* where its ~external row says"):
+        Sample().pull()
+    assert len(Sample()) == 0 and len(world.local_objects("loc_blobs")) == 0
+    assert not open_store(StoreSpec.from_config("loc_blobs", world.local_stores, "t")).exists(
+        object_path(StoreSpec.from_config("loc_blobs", world.local_stores, "t"), world.lab.local_schema,
+                    world.source_objects("src_blobs")[2][0]))
+
+
+@pytest.mark.parametrize("side", ["source", "local"])
+def test_wrong_store_credentials(make_store_lab: Any, side: str) -> None:
+    world = make_store_lab("s3", "s3")
+    stores = world.source_stores if side == "source" else world.local_stores
+    for spec in stores.values():
+        if spec["protocol"] == "s3":
+            spec["secret_key"] = "not-the-secret-key"
+    dj.config["stores"] = {**world.source_stores, **world.local_stores}
+    Sample = world.linked()
+    with pytest.raises(AuthenticationError, match="refused the credentials.*check access_key and secret_key") as info:
+        Sample().pull()
+    assert "not-the-secret-key" not in str(info.value)
+    assert len(Sample()) == 0
+
+
+def test_gc_after_local_deletion_and_handshake(make_store_lab: Any, tmp_path: Path) -> None:
+    world = make_store_lab("file", "s3")
+    Sample = world.linked()
+    Sample().pull()
+    before = {p for _, p in world.local_objects("loc_blobs")} | {p for _, p in world.local_objects("loc_files")}
+    local = LazySchema(world.lab.local_schema, stores=world.local_stores)
+    assert gc(local).deleted == []  # everything is referenced
+    (Sample() & "sample < 2").delete()
+    world.lab.source_link("Sample").request_deletion({"sample": 4})
+    Sample().refresh()
+    (Sample() & Sample().DeletionRequested()).delete()
+    dry = gc(local, dry_run=True)
+    assert len(dry.deleted) == 3 * 3 + 1 + 1  # 3 samples x (signal + 2 chunks), 2 attachments (samples 0, 4)
+    spec = StoreSpec.from_config("loc_blobs", world.local_stores, "t")
+    assert all(open_store(spec).exists(p) for p in dry.deleted if "loc_blobs" in p)
+    report = gc(local)
+    assert sorted(report.deleted) == sorted(dry.deleted)
+    after = {p for _, p in world.local_objects("loc_blobs")} | {p for _, p in world.local_objects("loc_files")}
+    assert after == before - set(report.deleted)
+    assert not any(open_store(spec).exists(p) for p in report.deleted if "loc_blobs" in p)
+    same_samples(world, Sample(), tmp_path / "downloads")  # what is left still reads back
+    assert len(world.source_objects("src_blobs")) == 18  # the source lost nothing
+    assert gc(local).deleted == []
+
+
+def test_shared_store_and_schema_name_gc_never_deletes_the_other_servers_objects(make_store_lab: Any,
+                                                                                  tmp_path: Path) -> None:
+    """The hazard: local and source use the same store place and the same schema name, so their object
+    paths coincide. djshare must not journal (and gc must not delete) objects it did not create."""
+    world = make_store_lab("s3", "s3")
+    for name in ("loc_blobs", "loc_files"):
+        world.local_stores[name] = dict(world.source_stores[MAPPING[name]])
+    dj.config["stores"] = {**world.source_stores, **world.local_stores}
+    same_name = world.lab.local_lazy(world.lab.source_schema)  # a schema on the local server named like the source's
+    Sample = world.lab.linked("Sample", local_schema=same_name, source_stores=world.source_stores, stores=MAPPING)
+    assert Sample().pull().objects == 0  # the objects were already there: nothing copied, nothing journaled
+    (Sample() & "sample < 5").delete()
+    assert gc(LazySchema(world.lab.source_schema, stores=world.local_stores)).deleted == []
+    spec = StoreSpec.from_config("src_blobs", world.source_stores, "t")
+    assert all(open_store(spec).exists(p) for _, p in world.source_objects("src_blobs"))
+    same_samples(world, Sample(), tmp_path / "downloads")
+
+
+def test_pull_without_copying_reads_objects_in_place(make_store_lab: Any, tmp_path: Path) -> None:
+    world = make_store_lab("s3", "s3")
+    for name in ("loc_blobs", "loc_files"):
+        world.local_stores[name] = dict(world.source_stores[MAPPING[name]])
+    dj.config["stores"] = {**world.source_stores, **world.local_stores}
+    Sample = world.lab.linked("Sample", local_schema=world.lab.local_lazy(world.lab.source_schema),
+                              source_stores=world.source_stores, stores=MAPPING, copy_objects=False)
+    report = Sample().pull()
+    assert (report.pulled, report.objects) == (6, 0)
+    same_samples(world, Sample(), tmp_path / "downloads")
+    Sample.delete()
+    assert gc(LazySchema(world.lab.source_schema, stores=world.local_stores)).deleted == []
+    assert len(world.pipeline["Sample"]()) == 6
+    assert all(open_store(StoreSpec.from_config("src_blobs", world.source_stores, "t")).exists(p)
+               for _, p in world.source_objects("src_blobs"))
+
+
+def test_pull_without_copying_needs_the_same_place(make_store_lab: Any) -> None:
+    world = make_store_lab("file", "file")
+    with pytest.raises(ConfigurationError, match="copy_objects=False needs the local store `loc_blobs`"):
+        world.linked(copy_objects=False)()
