@@ -4,14 +4,18 @@ Settings come from the environment, as in the library:
   local server   DJ_HOST (host or host:port), DJ_USER, DJ_PASS (or a DataJoint config file)
   source server  LINK_HOST (host or host:port; or --source-host), LINK_USER, LINK_PASS
   outbound       LINK_OUTBOUND (the schema on the source server that holds outbound tables)
+  stores         local: the DataJoint config (dj_local_conf.json); source: --source-stores FILE.json
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -20,7 +24,7 @@ from rich.table import Table as RichTable
 
 from djshare import __version__
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
-from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink
+from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
 from djshare.link.outbound import schema_counts
 from djshare.link.protocol import Outbound
 from djshare.sql.connection import Session
@@ -44,6 +48,13 @@ Where = Annotated[list[str] | None, typer.Option("--where", "-w",
                                                  help="SQL restriction on the source table; repeat to AND several.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")]
 Subscriber = Annotated[str | None, typer.Option("--subscriber", help="Only this subscriber (default: all).")]
+SourceStores = Annotated[Path | None, typer.Option(
+    "--source-stores", envvar="LINK_SOURCE_STORES",
+    help="JSON file with the source side's store settings (dj.config['stores'] form).")]
+StoreMap = Annotated[list[str] | None, typer.Option(
+    "--store", help="LOCAL=SOURCE: local store that receives a source store's objects; repeat per store.")]
+CopyObjects = Annotated[bool, typer.Option(
+    "--copy-objects/--no-copy-objects", help="Copy external objects, or read them where the source keeps them.")]
 
 # What the CLI adds to a library error: the command to run next.
 HINTS: dict[type[DjshareError], str] = {
@@ -71,16 +82,41 @@ def split_table(table: str) -> tuple[str, str]:
     return schema, name
 
 
-def source_schema(table: str, host: str | None) -> tuple[LazySchema, str]:
+def source_schema(table: str, host: str | None) -> tuple[LazySchema, str]:  # source side commands
     schema, name = split_table(table)
     if not host:
         raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
     return LazySchema(schema, host=host), name
 
 
-def linked(table: str, host: str | None, local_schema: str) -> LinkedTable:
-    schema, name = source_schema(table, host)
-    cls = Link(LazySchema(local_schema), schema)(type(name, (), {"__doc__": f"Local copy of {table}."}))
+@dataclass
+class StoreOptions:
+    source_stores: Path | None = None
+    store: list[str] | None = None
+    copy_objects: bool = True
+
+
+def linked(table: str, host: str | None, local_schema: str, options: StoreOptions | None = None) -> LinkedTable:
+    options = options or StoreOptions()
+    schema_name, name = split_table(table)
+    if not host:
+        raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
+    stores = None
+    if options.source_stores is not None:
+        try:
+            stores = json.loads(options.source_stores.read_text())
+        except (OSError, ValueError) as error:
+            raise ConfigurationError(f"Cannot read source store settings from {options.source_stores}: {error}.") \
+                from None
+    mapping = {}
+    for item in options.store or []:
+        local_store, equals, source_store = item.partition("=")
+        if not equals or not local_store or not source_store:
+            raise ConfigurationError(f"--store {item!r} is not LOCAL=SOURCE (for example --store raw=lab_raw).")
+        mapping[local_store] = source_store
+    source = LazySchema(schema_name, host=host, stores=stores)
+    cls = Link(LazySchema(local_schema), source, stores=mapping, copy_objects=options.copy_objects)(
+        type(name, (), {"__doc__": f"Local copy of {table}."}))
     return cls()
 
 
@@ -98,14 +134,18 @@ def main_options(
 @app.command()
 def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source_host: SourceHost = None,
          batch_size: Annotated[int, typer.Option(help="Entities per batch (one transaction per server).")] = 2000,
-         dry_run: DryRun = False) -> None:
-    """Pull source entities (with part rows) not yet in the local table; creates the local table if needed."""
-    report = run(lambda: linked(table, source_host, local_schema).pull(*(where or []), batch_size=batch_size,
-                                                                       dry_run=dry_run))
+         dry_run: DryRun = False, source_stores: SourceStores = None, store: StoreMap = None,
+         copy_objects: CopyObjects = True) -> None:
+    """Pull source entities (with part rows and external objects) not yet in the local table; creates the
+    local table if needed."""
+    options = StoreOptions(source_stores, store, copy_objects)
+    report = run(lambda: linked(table, source_host, local_schema, options).pull(
+        *(where or []), batch_size=batch_size, dry_run=dry_run))
     if dry_run:
         out.print(f"would pull {report.would_pull} entities; would record {report.adopted} local rows")
     else:
-        out.print(f"pulled {report.pulled} entities ({report.part_rows} part rows) in {report.batches} batches"
+        out.print(f"pulled {report.pulled} entities ({report.part_rows} part rows, {report.objects} objects) "
+                  f"in {report.batches} batches"
                   + (f"; finished {report.finished} from an interrupted pull" if report.finished else "")
                   + (f"; recorded {report.adopted} local rows" if report.adopted else ""))
     for note, count in sorted(report.notes.items()):
@@ -113,9 +153,11 @@ def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source
 
 
 @app.command()
-def repair(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None, dry_run: DryRun = False) -> None:
+def repair(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None, dry_run: DryRun = False,
+           source_stores: SourceStores = None, store: StoreMap = None) -> None:
     """Make the outbound table agree with the local table after a crash or deletions outside djshare."""
-    report = run(lambda: linked(table, source_host, local_schema).repair(dry_run=dry_run))
+    options = StoreOptions(source_stores, store)
+    report = run(lambda: linked(table, source_host, local_schema, options).repair(dry_run=dry_run))
     verb = "would run" if dry_run else "ran"
     out.print(f"checked {report.checked} keys; {verb}: "
               + (", ".join(f"{step} x{n}" for step, n in sorted(report.steps.items())) or "nothing"))
@@ -125,10 +167,22 @@ def repair(table: TableArg, local_schema: LocalSchema, source_host: SourceHost =
 
 
 @app.command()
-def refresh(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None) -> None:
+def refresh(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None,
+            source_stores: SourceStores = None, store: StoreMap = None) -> None:
     """Copy the source's deletion requests into the local DeletionRequested part table."""
-    added = run(lambda: linked(table, source_host, local_schema).refresh())
+    options = StoreOptions(source_stores, store)
+    added = run(lambda: linked(table, source_host, local_schema, options).refresh())
     out.print(f"{added} new deletion requests")
+
+
+@app.command("gc")
+def garbage_collect(local_schema: LocalSchema, dry_run: DryRun = False) -> None:
+    """Delete external objects djshare copied into local stores that no local row references any more
+    (never objects djshare did not write). Local store settings come from the DataJoint config."""
+    report = run(lambda: gc(LazySchema(local_schema), dry_run=dry_run))
+    for path in report.deleted:
+        out.print(f"  {path}", highlight=False)
+    out.print(f"{'would delete' if dry_run else 'deleted'} {len(report.deleted)} objects")
 
 
 @app.command()

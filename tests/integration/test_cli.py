@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import Lab, fill_pipeline
 
 
-def djshare(lab: Lab, *args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+def djshare(lab: Lab, *args: str, password: str | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DJ_HOST=lab.local.address, DJ_USER=lab.local.admin_user, DJ_PASS=lab.local.admin_password,
                LINK_HOST=lab.source.address, LINK_USER=lab.users.link_user,
                LINK_PASS=password or lab.users.link_password, LINK_OUTBOUND=lab.outbound_schema, COLUMNS="200")
     return subprocess.run([sys.executable, "-m", "djshare", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=cwd)
 
 
 def test_pull_status_and_the_deletion_handshake(lab: Lab) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +305,30 @@ def test_pull_without_copying_reads_objects_in_place(make_store_lab: Any, tmp_pa
     assert len(world.pipeline["Sample"]()) == 6
     assert all(open_store(StoreSpec.from_config("src_blobs", world.source_stores, "t")).exists(p)
                for _, p in world.source_objects("src_blobs"))
+
+
+def test_cli_pull_and_gc_with_stores(make_store_lab: Any, tmp_path: Path) -> None:
+    from tests.integration.test_cli import djshare
+
+    world = make_store_lab("s3", "file")
+    folder = tmp_path / "cli"
+    folder.mkdir()
+    (folder / "dj_local_conf.json").write_text(json.dumps({"stores": world.local_stores}))  # DataJoint's own file
+    (folder / "source_stores.json").write_text(json.dumps(world.source_stores))
+    lab = world.lab
+    result = djshare(lab, "pull", f"{lab.source_schema}.Sample", "-l", lab.local_schema, "--source-stores",
+                     "source_stores.json", "--store", "loc_blobs=src_blobs", "--store", "loc_files=src_files",
+                     cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "pulled 6 entities (12 part rows, 21 objects)" in result.stdout
+    assert "would delete 0 objects" in djshare(lab, "gc", "-l", lab.local_schema, "--dry-run", cwd=folder).stdout
+    for table in ("sample__piece", "sample"):  # deleted outside djshare: repair and gc follow
+        lab.local.execute(f"DELETE FROM `{lab.local_schema}`.`{table}` WHERE sample = 1")
+    assert "would delete 3 objects" in djshare(lab, "gc", "-l", lab.local_schema, "--dry-run", cwd=folder).stdout
+    assert "deleted 3 objects" in djshare(lab, "gc", "-l", lab.local_schema, cwd=folder).stdout
+    bad = djshare(lab, "pull", f"{lab.source_schema}.Sample", "-l", lab.local_schema, "--store", "nonsense",
+                  cwd=folder)
+    assert bad.returncode == 1 and "is not LOCAL=SOURCE" in bad.stderr
 
 
 def test_pull_without_copying_needs_the_same_place(make_store_lab: Any) -> None:
