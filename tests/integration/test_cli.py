@@ -27,7 +27,7 @@ def test_pull_status_and_the_deletion_handshake(lab: Lab) -> None:
     assert "would pull 5 entities" in dry.stdout
     result = djshare(lab, "pull", table, "-l", lab.local_schema, "--where", "subject='s0'", "--where", "recording<3")
     assert result.returncode == 0, result.stderr
-    assert "pulled 3 entities (6 part rows) in 1 batches" in result.stdout
+    assert "pulled 3 entities (6 part rows, 0 objects) in 1 batches" in result.stdout
     assert "pulled 2 entities" in djshare(lab, "pull", table, "-l", lab.local_schema, "-w", "subject='s0'").stdout
     status = djshare(lab, "status")
     assert f"`{lab.source_schema}`.`__scan`" in status.stdout and " 5 " in status.stdout
