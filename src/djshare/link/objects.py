@@ -19,7 +19,7 @@ from djshare.link.tables import LinkTables, StorePair
 from djshare.sql.connection import Session, quote_name
 from djshare.sql.transfer import key_condition, literal
 from djshare.stores.formats.dj014 import ExternalRow, external_table, mismatch, object_path, salt
-from djshare.stores.objects import MissingObjectError, ObjectStore, Spooled, open_store
+from djshare.stores.objects import MissingObjectError, ObjectStore, S3Store, Spooled, open_store
 
 JOURNAL = "~djshare_objects"
 WORKERS = 8
@@ -129,7 +129,8 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
                     raise explain(job, MissingObjectError(
                         f"{job.source_path} is missing from {job.pair.source.label}."))
             return 0
-        already = list(pool.map(lambda j: dst(j).exists(j.local_path), jobs))
+        known = _known_locally(local, tables, jobs)
+        already = list(pool.map(lambda j: j.row.hash in known or (_probe(j) and dst(j).exists(j.local_path)), jobs))
         for job, there in zip(jobs, already, strict=True):
             if there and job.row.kind == "filepath":
                 _check_existing(dst(job), job)
@@ -148,12 +149,24 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
 
         def copy(job: _Job) -> DjshareError | None:
             try:
-                data = Spooled(src(job).read(job.source_path), salt(job.row))
+                target, origin = dst(job), src(job)
+                copied = False
+                if job.row.kind != "attach" and isinstance(target, S3Store) and isinstance(origin, S3Store) \
+                        and target.can_copy_from(origin):
+                    etag = target.copy_from(origin, job.source_path, job.local_path)
+                    expected = (job.row.contents_hash if job.row.kind == "filepath" else job.row.hash) or b""
+                    if expected and etag == expected.hex():
+                        return None  # verified by the store: its ETag is the MD5 of the copied bytes
+                    copied = True  # not verifiable that way (multipart ETag) or wrong: check the bytes below
+                data = Spooled(origin.read(job.source_path), salt(job.row))
                 try:
                     problem = mismatch(job.row, data)
                     if problem:
+                        if copied:
+                            target.delete(job.local_path)
                         return IntegrityViolation(f"Object {job.source_path} in {job.pair.source.label} has {problem}.")
-                    dst(job).write(job.local_path, data.buffer, data.size)
+                    if not copied:
+                        target.write(job.local_path, data.buffer, data.size)
                 finally:
                     data.close()
             except DjshareError as error:
@@ -164,7 +177,27 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
     if failures:
         job, error = failures[0]
         raise explain(job, error)
+    for job in {j.pair.local.name: j for j in missing}.values():
+        dst(job).flush()
     return len(missing)
+
+
+def _probe(job: _Job) -> bool:
+    """Whether to ask the local store if it already has the object. A file store answers cheaply; an S3 store
+    is asked only where it is the same place as the source store (then paths coincide and the object is
+    the source's, not ours to journal). Elsewhere the local `~external` table answers (`_known_locally`)."""
+    return job.pair.local.protocol == "file" or job.pair.local.same_place(job.pair.source)
+
+
+def _known_locally(local: Session, tables: LinkTables, jobs: list[_Job]) -> set[bytes]:
+    """Hashes that already have a local `~external` row: their objects are in the local store."""
+    known: set[bytes] = set()
+    for store in {j.pair.local.name for j in jobs}:
+        hashes = [j.row.hash for j in jobs if j.pair.local.name == store]
+        known |= {bytes(r[0]) for r in local.rows(
+            f"SELECT `hash` FROM {external_table(tables.local_schema, store)} WHERE `hash` IN (".encode()
+            + hex_list(hashes) + b")", doing=f"reading {external_table(tables.local_schema, store)}")}
+    return known
 
 
 def _check_existing(store: ObjectStore, job: _Job) -> None:

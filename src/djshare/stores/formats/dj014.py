@@ -89,9 +89,9 @@ def mismatch(row: ExternalRow, data: Spooled) -> str:
     """Why `data` is not the object `row` describes ("" when it is)."""
     if data.size != row.size:
         return f"{data.size} bytes where its ~external row says {row.size}"
-    if row.kind == "filepath":
-        if row.contents_hash is not None and data.contents_md5.digest() != row.contents_hash:
-            return f"contents MD5 {data.contents_md5.hexdigest()} where its ~external row says " \
+    if row.kind == "filepath":  # the hash is of the path; the contents have their own (or none)
+        if row.contents_hash is not None and data.md5.digest() != row.contents_hash:
+            return f"contents MD5 {data.md5.hexdigest()} where its ~external row says " \
                    f"{uuid.UUID(bytes=row.contents_hash).hex}"
         return ""
     if data.md5.digest() != row.hash:
