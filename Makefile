@@ -46,6 +46,7 @@ demo: system-deps venv
 bench: system-deps venv
 	$(PY) bench/bench_pull.py
 	$(PY) bench/bench_pull.py --latency-ms 10
+	$(PY) bench/bench_stores.py
 
 docs: venv
 	$(PY) -m djshare.docs.generate .
