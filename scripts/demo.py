@@ -1,7 +1,8 @@
 """End-to-end demo of a djshare link against two throw-away MariaDB servers (run by `make demo`).
 
 A source lab shares its `Scan` table (a Computed table with a part table) with a collaborator:
-link, pull with a progress bar, the deletion handshake, and what a regular source user cannot do.
+link, pull with a progress bar, the deletion handshake, what a regular source user cannot do, and a
+table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3).
 Everything is started here and removed at the end.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import datajoint as dj
@@ -18,15 +20,48 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from djshare import LazySchema, Link, SourceLink
-from tests.pipeline import build_pipeline, fill_pipeline
-from tests.servers import create_link_users, mariadb_servers
+from djshare import LazySchema, Link, SourceLink, gc
+from tests.pipeline import build_external_pipeline, build_pipeline, fill_external, fill_pipeline
+from tests.servers import MariaDBServer, S3Server, create_link_users, mariadb_servers, s3_server
 
 console = Console()
 
 
 def step(text: str) -> None:
     console.print(f"\n[bold cyan]== {text}[/bold cyan]")
+
+
+def external_demo(folder: Path, s3: S3Server, source: MariaDBServer, admin: dj.Connection) -> None:
+    s3.create_bucket("collab-data")
+    for name in ("lab_blobs", "lab_files", "lab_raw", "files"):
+        (folder / name).mkdir()
+    lab_stores = {"src_blobs": {"protocol": "file", "location": str(folder / "lab_blobs")},
+                  "src_files": {"protocol": "file", "location": str(folder / "lab_files")},
+                  "src_raw": {"protocol": "file", "location": str(folder / "lab_raw"), "stage": str(folder)}}
+    collab_stores = {name: {"protocol": "s3", "endpoint": s3.endpoint, "bucket": "collab-data", "location": name,
+                            "access_key": s3.access_key, "secret_key": s3.secret_key}
+                     for name in ("blobs", "documents")}
+    dj.config["stores"] = {**lab_stores, **collab_stores}
+    os.environ["DJ_SUPPORT_FILEPATH_MANAGEMENT"] = "TRUE"
+    fill_external(build_external_pipeline(admin, "lab"), folder / "files")
+    console.print("lab.Sample: signal blob@src_blobs, document attach@src_files (file stores), part Piece")
+
+    @Link(LazySchema("collab"), LazySchema("lab", host=source.address, stores=lab_stores),
+          stores={"blobs": "src_blobs", "documents": "src_files"})
+    class Sample:
+        """Samples, with their arrays and documents in the collaborator's S3 bucket."""
+
+    report = Sample().pull()
+    console.print(f"pulled {report.pulled} samples, {report.part_rows} pieces, copied {report.objects} objects "
+                  "(each checked against its MD5 before it was written)")
+    document = (Sample & {"sample": 0}).fetch1("document", download_path=str(folder / "downloads"))
+    console.print(f"sample 0 reads back: signal {(Sample & {'sample': 0}).fetch1('signal').shape}, "
+                  f"document {Path(document).name!r}")
+    (Sample() & "sample < 2").delete()
+    local = LazySchema("collab")
+    console.print(f"after deleting 2 samples, gc would delete {len(gc(local, dry_run=True).deleted)} objects")
+    console.print(f"gc deleted {len(gc(local).deleted)}; the lab's store still has "
+                  f"{sum(1 for p in (folder / 'lab_blobs').rglob('*') if p.is_file())} blob files")
 
 
 def main() -> None:
@@ -79,6 +114,10 @@ def main() -> None:
         finished = lab_side.finish_deletion()
         console.print(f"source finished: {finished.source_rows} scans deleted, {finished.outbound_rows} approvals "
                       "cleared")
+
+        step("External storage: blobs and attachments travel store to store (lab: files, collaborator: S3)")
+        with tempfile.TemporaryDirectory() as folder, s3_server(Path(folder)) as s3:
+            external_demo(Path(folder), s3, source, admin)
 
         step("Status, from the command line")
         env = dict(os.environ, LINK_HOST=source.address, COLUMNS="120")
