@@ -272,6 +272,21 @@ def test_gc_after_local_deletion_and_handshake(make_store_lab: Any, tmp_path: Pa
     assert gc(local).deleted == []
 
 
+def test_gc_keeps_an_object_another_entity_still_references(make_store_lab: Any) -> None:
+    world = make_store_lab("file", "file", fill=False)
+    same = np.arange(50.0)
+    world.pipeline["Sample"].insert([{"sample": 1, "signal": same}, {"sample": 2, "signal": same}])
+    Sample = world.linked()
+    Sample().pull()
+    assert len(world.local_objects("loc_blobs")) == 1  # one object, two rows
+    (Sample() & {"sample": 1}).delete()
+    local = LazySchema(world.lab.local_schema, stores=world.local_stores)
+    assert gc(local).deleted == []
+    assert np.array_equal((Sample & {"sample": 2}).fetch1("signal"), same)
+    (Sample() & {"sample": 2}).delete()
+    assert len(gc(local).deleted) == 1
+
+
 def test_shared_store_and_schema_name_gc_never_deletes_the_other_servers_objects(make_store_lab: Any,
                                                                                   tmp_path: Path) -> None:
     """The hazard: local and source use the same store place and the same schema name, so their object
