@@ -257,11 +257,13 @@ def requested(table: TableArg, subscriber: Subscriber = None, source_host: Sourc
 @app.command("finish-deletion")
 def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None,
                     dry_run: DryRun = False) -> None:
-    """Source side: remove approved outbound rows and delete source rows (and their parts) no one holds."""
+    """Source side: remove approved outbound rows and delete the source rows no one holds, with their parts and
+    dependent rows (refused, changing nothing, where a dependent row is held through another link)."""
     report = run(lambda: _source_link(table, source_host).finish_deletion(subscriber, dry_run=dry_run))
     verb = "would delete" if dry_run else "deleted"
-    out.print(f"{verb} {report.source_rows} source entities; {report.outbound_rows} approvals; "
-              f"{report.kept} kept because another subscriber holds them")
+    out.print(f"{verb} {report.source_rows} source entities"
+              + ("" if dry_run else f" and {report.dependent_rows} rows of their parts and dependent tables")
+              + f"; {report.outbound_rows} approvals; {report.kept} kept because another subscriber holds them")
 
 
 def main() -> None:

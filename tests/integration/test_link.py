@@ -268,17 +268,35 @@ def test_two_subscribers_hold_rows_independently(lab: Lab, servers: list[MariaDB
     assert_invariant(lab, "recording", "subject, recording", servers[2])
 
 
-def test_finish_deletion_with_dependent_source_rows_changes_nothing(lab: Lab) -> None:
+def test_finish_deletion_cascades_into_dependent_tables(lab: Lab) -> None:
     fill_pipeline(lab.pipeline)
     Recording = lab.linked("Recording")
     Recording().pull({"subject": "s0"})
     source_side = lab.source_link("Recording")
-    source_side.request_deletion({"subject": "s0", "recording": 2})
-    (Recording() & {"subject": "s0", "recording": 2}).delete()
-    with pytest.raises(IntegrityViolation, match="dependent rows in other source tables.*changed nothing"):
+    source_side.request_deletion({"subject": "s0"}, "recording in (2, 3)")
+    (Recording() & {"subject": "s0"} & "recording in (2, 3)").delete()
+    report = source_side.finish_deletion()
+    assert (report.source_rows, report.dependent_rows) == (2, 2 + 4)  # 2 Scan rows with 2 channels each
+    assert count(lab.source, lab.source_schema, "recording") == 8
+    assert count(lab.source, lab.source_schema, "__scan", "subject='s0' AND recording IN (2, 3)") == 0
+    assert count(lab.source, lab.source_schema, "__scan__channel") == 16
+    assert states(lab, "recording") == {"pulled": 3}
+
+
+def test_finish_deletion_refuses_when_a_dependent_row_is_held_by_another_link(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    Recording, Scan = lab.linked("Recording"), lab.linked("Scan")
+    Recording().pull({"subject": "s0"})
+    Scan().pull({"subject": "s0", "recording": 2})  # a subscriber holds a Scan row that depends on recording 2
+    source_side = lab.source_link("Recording")
+    source_side.request_deletion({"subject": "s0"}, "recording in (1, 2)")
+    (Recording() & {"subject": "s0"} & "recording in (1, 2)").delete()
+    with pytest.raises(IntegrityViolation, match="still held through an outbound table.*changed nothing"):
         source_side.finish_deletion()
-    assert states(lab, "recording") == {"pulled": 4, "deletion_approved": 1}
+    assert states(lab, "recording") == {"pulled": 3, "deletion_approved": 2}
     assert count(lab.source, lab.source_schema, "recording") == 10
+    assert count(lab.source, lab.source_schema, "__scan") == 10 and count(lab.source, lab.source_schema,
+                                                                           "__scan__channel") == 20
 
 
 def test_concurrent_pulls_of_one_link_do_not_duplicate(lab: Lab) -> None:

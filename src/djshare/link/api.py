@@ -470,8 +470,8 @@ class SourceLink:
     def finish_deletion(self, subscriber: str | None = None, dry_run: bool = False,
                         checkpoint: Checkpoint = no_checkpoint) -> deletion.FinishReport:
         with self.source_schema.session() as source:
-            ob, parts = self._resolve(source)
-            return deletion.finish_deletion(source, ob, parts, subscriber, dry_run, checkpoint)
+            ob, _ = self._resolve(source)
+            return deletion.finish_deletion(source, ob, subscriber, dry_run, checkpoint)
 
     def status(self) -> dict[str, dict[str, int]]:
         """Per subscriber, outbound rows by state."""

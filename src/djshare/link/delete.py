@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 from djshare.errors import IntegrityViolation
 from djshare.link import outbound
-from djshare.link.outbound import OutboundTable
+from djshare.link.cascade import deletions
+from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import Outbound, Step
 from djshare.link.repair import BATCH, RepairReport, repair_keys
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
-from djshare.sql.catalog import TableInfo
+from djshare.sql.catalog import foreign_keys_to
 from djshare.sql.connection import Session
 from djshare.sql.transfer import key_condition, literal, row_literal
 
@@ -129,20 +130,29 @@ def _held(source: Session, ob: OutboundTable, keys: list[bytes], ignoring: bytes
 @dataclass
 class FinishReport:
     outbound_rows: int = 0  # approved outbound rows removed
-    source_rows: int = 0  # source master rows deleted (with their part rows)
+    source_rows: int = 0  # source master rows deleted
+    dependent_rows: int = 0  # part rows and rows of dependent tables deleted with them
     kept: int = 0  # approved entities another subscriber still holds: source row kept
     dry_run: bool = False
 
 
-def finish_deletion(source: Session, ob: OutboundTable, parts: tuple[TableInfo, ...], subscriber: str | None = None,
+ROOT_CONDITION = b"@@djshare-keys@@"  # placeholder for the batch's key condition in the cascade's SQL
+
+
+def finish_deletion(source: Session, ob: OutboundTable, subscriber: str | None = None,
                     dry_run: bool = False, checkpoint: Checkpoint = no_checkpoint) -> FinishReport:
-    """Remove approved outbound rows, then delete the source rows no subscriber holds any more.
+    """Remove approved outbound rows, then delete the source rows no subscriber holds any more, with their
+    part rows and the rows of other tables that depend on them (never outbound rows: see `cascade`).
 
     Each batch is one source transaction: the source rows are locked first (FOR UPDATE), so no subscriber
     can record a new outbound row for them until the batch commits.
     """
     report = FinishReport(dry_run=dry_run)
     src = ob.source
+    outbound_tables = {(str(a), str(b)) for a, b in source.rows(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_comment LIKE %s",
+        (COMMENT_PREFIX + "%",))}
+    cascade = deletions((src.schema, src.name), ROOT_CONDITION, foreign_keys_to(source), outbound_tables)
     key_sql = row_literal(src.key_columns)
     approved = f"`state` = '{Outbound.DELETION_APPROVED.value}'".encode() + _subscriber_condition(subscriber)
     approved_o = f"o.`state` = '{Outbound.DELETION_APPROVED.value}'".encode() + _subscriber_condition(subscriber, "o.")
@@ -174,16 +184,17 @@ def finish_deletion(source: Session, ob: OutboundTable, parts: tuple[TableInfo, 
                 gone = [k for k in keys if k not in kept]
                 report.kept += len(kept)
                 if gone:
-                    for part in parts:
-                        source.execute(f"DELETE FROM {part.full_name} WHERE ".encode() + key_condition(src, gone),
-                                       doing=f"deleting from {part.full_name}")
-                    report.source_rows += source.execute(
-                        f"DELETE FROM {src.full_name} WHERE ".encode() + key_condition(src, gone),
-                        doing=f"deleting from {src.full_name}",
-                    )
+                    for table, condition in cascade:
+                        deleted = source.execute(f"DELETE FROM {table} WHERE ".encode() + condition.replace(
+                            ROOT_CONDITION, key_condition(src, gone)), doing=f"deleting from {table}")
+                        if table == src.full_name:
+                            report.source_rows += deleted
+                        else:
+                            report.dependent_rows += deleted
         except IntegrityViolation as error:
             raise IntegrityViolation(
-                f"{error} Rows of {src.full_name} approved for deletion still have dependent rows in other "
-                "source tables: delete those first, then finish the deletion again. This batch changed nothing."
+                f"{error} Some rows that depend on the approved entities of {src.full_name} are still held through "
+                "an outbound table (another link), so none of them were deleted: this batch changed nothing. "
+                "Finish that link's deletion first, then run finish-deletion again."
             ) from error
         checkpoint(Step.FINISH_DELETION.value)

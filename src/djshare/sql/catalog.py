@@ -136,3 +136,34 @@ def part_names(session: Session, schema: str, master: str) -> list[str]:
         name for name in table_names(session, schema)
         if name.startswith(prefix) and "__" not in name[len(prefix):]
     ]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    child: tuple[str, str]  # (schema, table)
+    parent: tuple[str, str]
+    columns: tuple[tuple[str, str], ...]  # (child column, parent column) pairs
+
+
+def foreign_keys_to(session: Session, schemas: list[str] | None = None) -> list[ForeignKey]:
+    """Every foreign key the server reports (restricted to parents in `schemas`, if given)."""
+    condition = ""
+    args: tuple[str, ...] = ()
+    if schemas:
+        condition = " AND referenced_table_schema IN (" + ",".join(["%s"] * len(schemas)) + ")"
+        args = tuple(schemas)
+    rows = session.rows(
+        "SELECT table_schema, table_name, constraint_name, column_name, referenced_table_schema, "
+        "referenced_table_name, referenced_column_name FROM information_schema.key_column_usage "
+        f"WHERE referenced_table_name IS NOT NULL{condition} "
+        "ORDER BY table_schema, table_name, constraint_name, ordinal_position",
+        args,
+    )
+    grouped: dict[tuple[str, str, str], list[tuple[str, ...]]] = {}
+    for schema, table, name, column, parent_schema, parent_table, parent_column in rows:
+        grouped.setdefault((str(schema), str(table), str(name)), []).append(
+            (str(column), str(parent_schema), str(parent_table), str(parent_column)))
+    return [
+        ForeignKey((schema, table), (pairs[0][1], pairs[0][2]), tuple((c, pc) for c, _, _, pc in pairs))
+        for (schema, table, _), pairs in grouped.items()
+    ]
