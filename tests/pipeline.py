@@ -127,3 +127,119 @@ def fill_external(pipeline: dict[str, Any], files: Any, samples: int = 6) -> Non
         pipeline["Sample"].insert1({"sample": i, "signal": rng.normal(size=(20, i + 1)), "document": document})
         pipeline["Sample"].Piece.insert(
             [{"sample": i, "piece": p, "chunk": rng.integers(0, 9, size=10 + p)} for p in range(2)])
+
+
+def build_export_pipeline(connection: dj.Connection, core: str, analysis: str) -> dict[str, Any]:
+    """Nine tables over two schemas: renamed foreign keys, two foreign keys to one parent, a part table,
+    and awkward strings, for export tests."""
+    lab = dj.Schema(core, connection=connection)
+    ana = dj.Schema(analysis, connection=connection)
+
+    @lab
+    class Lab(dj.Lookup):
+        definition = """
+        lab : varchar(32)
+        ---
+        address = "" : varchar(255)
+        """
+
+    @lab
+    class Subject(dj.Manual):
+        definition = """
+        subject : varchar(32)
+        ---
+        -> Lab
+        """
+
+    @lab
+    class Session(dj.Manual):
+        definition = """
+        -> Subject
+        session : int
+        ---
+        note = "" : varchar(255)
+        """
+
+    @lab
+    class Electrode(dj.Lookup):
+        definition = """
+        electrode : int
+        ---
+        region : varchar(32)
+        """
+
+    @lab
+    class Scan(dj.Manual):
+        definition = """
+        -> Session
+        scan : int
+        ---
+        rate : double
+        """
+
+        class Channel(dj.Part):
+            definition = """
+            -> master
+            channel : int
+            ---
+            -> Electrode
+            gain : float
+            """
+
+    @ana
+    class Unit(dj.Manual):
+        definition = """
+        -> Scan
+        unit : int
+        ---
+        quality : double
+        """
+
+    @ana
+    class Pair(dj.Manual):
+        definition = """
+        -> Unit
+        -> Unit.proj(partner='unit')
+        ---
+        correlation : double
+        """
+
+    @ana
+    class Figure(dj.Manual):
+        definition = """
+        figure : int
+        ---
+        -> Session.proj(first_subject='subject', first_session='session')
+        -> [nullable] Session.proj(second_subject='subject', second_session='session')
+        -> Electrode
+        caption : varchar(255)
+        """
+
+    return {"lab": lab, "analysis": ana, "Lab": Lab, "Subject": Subject, "Session": Session,
+            "Electrode": Electrode, "Scan": Scan, "Unit": Unit, "Pair": Pair, "Figure": Figure}
+
+
+AWKWARD = ["it's", 'say "hi"', "back\\slash", "(paren)", "$HOME and $(cmd)", "`tick`", "two\nlines", "naïve 😀"]
+
+
+def fill_export(p: dict[str, Any], subjects: int = 4, sessions: int = 3) -> None:
+    p["Lab"].insert([{"lab": "north", "address": AWKWARD[0]}, {"lab": "south", "address": AWKWARD[1]},
+                     {"lab": "unused", "address": ""}])
+    p["Electrode"].insert([{"electrode": e, "region": f"r{e}"} for e in range(6)])
+    p["Subject"].insert([{"subject": f"m{i}", "lab": "north" if i % 2 else "south"} for i in range(subjects)])
+    p["Session"].insert([{"subject": f"m{i}", "session": s, "note": AWKWARD[(i + s) % len(AWKWARD)]}
+                         for i in range(subjects) for s in range(sessions)])
+    scans = [{"subject": f"m{i}", "session": s, "scan": c, "rate": 30.0 + c} for i in range(subjects)
+             for s in range(sessions) for c in range(2)]
+    p["Scan"].insert(scans)
+    scans = [{k: v for k, v in scan.items() if k != "rate"} for scan in scans]
+    p["Scan"].Channel.insert([dict(k, channel=h, electrode=(h + k["scan"]) % 6, gain=0.1 * h) for k in scans
+                              for h in range(3)])
+    p["Unit"].insert([dict(k, unit=u, quality=u / 7) for k in scans for u in range(2)])
+    p["Pair"].insert([dict(k, unit=0, partner=1, correlation=0.5) for k in scans[::2]])
+    p["Figure"].insert([
+        {"figure": 1, "first_subject": "m0", "first_session": 0, "second_subject": "m1", "second_session": 2,
+         "electrode": 3, "caption": AWKWARD[4]},
+        {"figure": 2, "first_subject": "m2", "first_session": 1, "second_subject": None, "second_session": None,
+         "electrode": 5, "caption": AWKWARD[7]},
+    ])

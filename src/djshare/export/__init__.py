@@ -1,0 +1,1 @@
+"""Export: capture what an analysis fetched, close it over foreign keys, write it, restore and verify it."""
