@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import datajoint as dj
 import pytest
 
+from djshare import export
+from djshare.errors import DjshareError
 from djshare.export.closure import Selection, compute
 from djshare.export.graph import Table
 from djshare.sql.catalog import foreign_keys_to, read_table
 from djshare.sql.connection import ServerAddress, Session
 from tests.conftest import admin_connection
-from tests.pipeline import build_export_pipeline, fill_export
+from tests.pipeline import AWKWARD, build_export_pipeline, fill_export
 from tests.servers import MariaDBServer
 
 _names = itertools.count()
@@ -119,3 +124,96 @@ def test_closure_follows_renamed_and_repeated_foreign_keys(export_lab: ExportLab
         assert sessions == {("m0", 0), ("m1", 2)}  # first_* and second_* both followed
         assert selected(selection)[(export_lab.core, "#lab")] == {("north",), ("south",)}
         assert (export_lab.core, "scan") not in selection.counts  # nothing below the captured rows
+
+
+@pytest.fixture
+def exporting(export_lab: ExportLab, monkeypatch: pytest.MonkeyPatch) -> ExportLab:
+    """The DataJoint settings point at the lab's server, where data and captures live."""
+    monkeypatch.setitem(dj.config, "database.host", export_lab.server.address)
+    monkeypatch.setitem(dj.config, "database.user", export_lab.server.admin_user)
+    monkeypatch.setitem(dj.config, "database.password", export_lab.server.admin_password)
+    monkeypatch.setitem(dj.config, "database.use_tls", False)
+    return export_lab
+
+
+def run_analysis(p: dict[str, Any], paper: str, schema: str) -> None:
+    with export.capture(paper, "units", schema=schema):
+        (p["Unit"] & "subject = 'm1' AND session = 2").fetch()
+        (p["Session"] * p["Scan"] & "subject = 'm2'" & "scan = 1").fetch(as_dict=True)
+    with export.capture(paper, "figure", schema=schema):
+        (p["Figure"] & "figure = 1").fetch1()
+
+
+def test_capture_preview_write_restore_verify(exporting: ExportLab, servers: list[MariaDBServer],
+                                             tmp_path: Path) -> None:
+    lab, p = exporting, exporting.pipeline
+    run_analysis(p, "paper-a", lab.work)
+    counts = export.preview("paper-a", schema=lab.work)
+    core = lambda name: f"`{lab.core}`.`{name}`"  # noqa: E731
+    assert counts[core("#lab")] == 2 and counts[core("session")] == 5  # m1/2, m2/0..2 via scans, m0/0 via figure
+    assert counts[f"`{lab.analysis}`.`unit`"] == 4 and counts[core("scan__channel")] == 3 * 5
+    entries = export.write("paper-a", tmp_path / "bundle", schema=lab.work, progress=False)
+    assert {f"`{e.schema}`.`{e.table}`": e.rows for e in entries} == counts
+    target = servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    export.restore(tmp_path / "bundle", address, progress=False)
+    report = export.verify(tmp_path / "bundle", address)
+    assert report.problems == [] and report.rows == sum(counts.values())
+    notes = target.query(f"SELECT note FROM `{lab.core}`.`session` ORDER BY subject, session")
+    assert {n for (n,) in notes} <= set(AWKWARD) and len(notes) == 5
+    with pytest.raises(DjshareError, match="already has .*Nothing was changed"):
+        export.restore(tmp_path / "bundle", address, progress=False)
+    target.execute(f"UPDATE `{lab.core}`.`session` SET note = 'tampered' LIMIT 1")
+    assert "differs from the bundle" in export.verify(tmp_path / "bundle", address).problems[0]
+    for schema in (lab.analysis, lab.core):  # children's schema first
+        target.execute(f"DROP DATABASE `{schema}`")
+
+
+def test_long_key_lists_are_chunked_and_nothing_is_lost(exporting: ExportLab, servers: list[MariaDBServer],
+                                                      tmp_path: Path) -> None:
+    lab, p = exporting, exporting.pipeline
+    with export.capture("paper-b", "everything", schema=lab.work):
+        p["Pair"].fetch()
+        p["Figure"].fetch()
+    entries = export.write("paper-b", tmp_path / "bundle", schema=lab.work, progress=False, statement_bytes=300)
+    assert max(len(e.data) for e in entries) > 5  # many INSERT statements for one table
+    target = servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    export.restore(tmp_path / "bundle", address, progress=False)
+    assert export.verify(tmp_path / "bundle", address).problems == []
+    assert {f"{e.schema}.{e.table}": e.rows for e in entries}[f"{lab.core}.scan__channel"] == 24 * 3 // 2
+    for schema in (lab.analysis, lab.core):  # children's schema first
+        target.execute(f"DROP DATABASE `{schema}`")
+
+
+def test_two_captures_in_parallel_threads_stay_apart(exporting: ExportLab) -> None:
+    lab, p = exporting, exporting.pipeline
+    barrier = threading.Barrier(2)
+
+    def analysis(paper: str, subject: str) -> None:
+        connection = admin_connection(lab.server)  # DataJoint connections are not shared between threads
+        unit = dj.FreeTable(connection, f"`{lab.analysis}`.`unit`")
+        with export.capture(paper, "a", schema=lab.work):
+            barrier.wait()
+            for _ in range(5):
+                (unit & {"subject": subject}).fetch()
+        connection.close()
+
+    threads = [threading.Thread(target=analysis, args=(f"thread-{s}", s)) for s in ("m0", "m3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for subject in ("m0", "m3"):
+        counts = export.preview(f"thread-{subject}", schema=lab.work)
+        assert counts[f"`{lab.analysis}`.`unit`"] == 12 and counts[f"`{lab.core}`.`subject`"] == 1
+    before = lab.server.query(f"SELECT COUNT(*) FROM `{lab.work}`.`export_restriction`")
+    p["Unit"].fetch()
+    assert lab.server.query(f"SELECT COUNT(*) FROM `{lab.work}`.`export_restriction`") == before
+
+
+def test_nothing_captured_is_a_clear_error(exporting: ExportLab) -> None:
+    with pytest.raises(DjshareError, match="Nothing was captured for paper 'nope'"):
+        with export.capture("x", "y", schema=exporting.work):
+            exporting.pipeline["Lab"].fetch()
+        export.preview("nope", schema=exporting.work)

@@ -8,7 +8,7 @@ the target server's `max_allowed_packet`. The same literals identify keys across
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from pymysql.converters import escape_string
 
@@ -71,6 +71,25 @@ def statement_limit(target: Session) -> int:
     return min(target.max_allowed_packet() - 64 * 1024, STATEMENT_CAP)
 
 
+def statements(literals: Iterable[bytes], limit: int, overhead: int, too_big: str) -> Iterator[list[bytes]]:
+    """Group row literals into lists whose joined size plus `overhead` stays within `limit` bytes.
+
+    A single row too large for `limit` raises DjshareError(`too_big`, with the row's size).
+    """
+    chunk: list[bytes] = []
+    size = overhead
+    for literal in literals:
+        if overhead + len(literal) > limit:
+            raise DjshareError(too_big.format(size=len(literal), limit=limit))
+        if chunk and size + len(literal) + 1 > limit:
+            yield chunk
+            chunk, size = [], overhead
+        chunk.append(literal)
+        size += len(literal) + 1
+    if chunk:
+        yield chunk
+
+
 def copy_rows(source: Session, target: Session, table: TableInfo, target_name: str, where: bytes,
               limit: int, on_rows: Callable[[int], None] | None = None, keep_existing: bool = False) -> int:
     """Stream the rows of `table` matching `where` from `source` into `target_name` on `target`.
@@ -82,29 +101,14 @@ def copy_rows(source: Session, target: Session, table: TableInfo, target_name: s
     header = f"INSERT INTO {target_name} ({column_list(table.columns)}) VALUES ".encode()
     first = quote_name(table.columns[0].name)
     trailer = f" ON DUPLICATE KEY UPDATE {first} = {first}".encode() if keep_existing else b""
-    chunk: list[bytes] = []
-    size = len(header) + len(trailer)
+    too_big = (f"A row of {table.full_name} is {{size:,}} bytes as SQL, more than the {{limit:,}} bytes the server at "
+               f"{target.address.host}:{target.address.port} accepts in one statement (max_allowed_packet). Ask its "
+               "admin to raise max_allowed_packet.")
     copied = 0
-
-    def flush() -> None:
-        nonlocal chunk, size, copied
-        if chunk:
-            target.execute(header + b",".join(chunk) + trailer, doing=f"inserting into {target_name}")
-            copied += len(chunk)
-            if on_rows:
-                on_rows(len(chunk))
-        chunk, size = [], len(header) + len(trailer)
-
-    for (literal,) in source.stream(select, doing=f"reading {table.full_name}"):
-        if len(header) + len(trailer) + len(literal) > limit:
-            raise DjshareError(
-                f"A row of {table.full_name} is {len(literal):,} bytes as SQL, more than the "
-                f"{limit:,} bytes the server at {target.address.host}:{target.address.port} accepts in one "
-                "statement (max_allowed_packet). Ask its admin to raise max_allowed_packet."
-            )
-        if size + len(literal) + 1 > limit:
-            flush()
-        chunk.append(literal)
-        size += len(literal) + 1
-    flush()
+    rows = (bytes(row[0]) for row in source.stream(select, doing=f"reading {table.full_name}"))
+    for chunk in statements(rows, limit, len(header) + len(trailer), too_big):
+        target.execute(header + b",".join(chunk) + trailer, doing=f"inserting into {target_name}")
+        copied += len(chunk)
+        if on_rows:
+            on_rows(len(chunk))
     return copied

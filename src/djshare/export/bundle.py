@@ -1,0 +1,109 @@
+"""Bundles: a directory with a manifest, each table's DDL, and its rows as chunked INSERT statements,
+tables in parent-before-child order. Written to a temporary directory and renamed into place, so a crash
+leaves no bundle or a whole one. Checksums are SHA-256 over each row's SQL literal (as the server formats
+it, FLOAT widened to DOUBLE), in primary-key order, so `verify` can recompute them after a restore.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from djshare.errors import DjshareError
+from djshare.export.closure import Selection
+from djshare.sql.catalog import TableInfo
+from djshare.sql.connection import Session, quote_name
+from djshare.sql.transfer import STATEMENT_CAP, column_list, row_literal, statements
+
+FORMAT = "djshare-bundle/1"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    schema: str
+    table: str
+    rows: int
+    sha256: str
+    ddl: str  # file with the CREATE TABLE statement
+    data: tuple[str, ...]  # files with one INSERT statement each
+
+
+def rows_in_order(session: Session, info: TableInfo, where: str = "") -> Iterator[bytes]:
+    """Every row of `info` (matching `where`) as its SQL literal, in primary-key order."""
+    order = ", ".join(f"`{c}`" for c in info.primary_key)
+    condition = f" WHERE {where}" if where else ""
+    for (literal,) in session.stream(f"SELECT {row_literal(info.columns)} FROM {info.full_name}{condition} "
+                                     f"ORDER BY {order}", doing=f"reading {info.full_name}"):
+        yield bytes(literal)
+
+
+def create_statement(session: Session, info: TableInfo) -> str:
+    text = str(session.rows(f"SHOW CREATE TABLE {info.full_name}")[0][1])
+    return re.sub(r" AUTO_INCREMENT=\d+", "", text)
+
+
+def write(selection: Selection, directory: Path, statement_bytes: int = STATEMENT_CAP,
+          on_rows: Callable[[int], None] | None = None) -> list[TableEntry]:
+    """Write the selected rows as a bundle at `directory` (which must not exist yet)."""
+    if directory.exists():
+        raise DjshareError(f"{directory} already exists: choose a new directory for the bundle.")
+    partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "schema").mkdir(parents=True)
+    (partial / "data").mkdir()
+    entries: list[TableEntry] = []
+    try:
+        for index, table in enumerate(selection.graph.tables):
+            entries.append(_write_table(selection, partial, index, table, statement_bytes, on_rows))
+        manifest = {"format": FORMAT, "tables": [entry.__dict__ | {"data": list(entry.data)} for entry in entries]}
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        os.replace(partial, directory)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return entries
+
+
+def _write_table(selection: Selection, folder: Path, index: int, table: tuple[str, str], statement_bytes: int,
+                 on_rows: Callable[[int], None] | None) -> TableEntry:
+    info = selection.info[table]
+    ddl = f"schema/{index:03d}.sql"
+    (folder / ddl).write_text(create_statement(selection.session, info) + ";\n")
+    header = f"INSERT INTO {quote_name(*table)} ({column_list(info.columns)}) VALUES ".encode()
+    digest = hashlib.sha256()
+    counted = {"rows": 0}
+
+    def hashed() -> Iterator[bytes]:
+        for literal in rows_in_order(selection.session, info, selection.where(table)):
+            digest.update(literal + b"\n")
+            counted["rows"] += 1
+            yield literal
+
+    files: list[str] = []
+    too_big = f"A row of {info.full_name} is {{size:,}} bytes as SQL, more than the {{limit:,}} bytes per statement."
+    for chunk in statements(hashed(), statement_bytes, len(header) + 2, too_big):
+        name = f"data/{index:03d}_{len(files):05d}.sql"
+        (folder / name).write_bytes(header + b",".join(chunk) + b";\n")
+        files.append(name)
+        if on_rows:
+            on_rows(len(chunk))
+    return TableEntry(table[0], table[1], counted["rows"], digest.hexdigest(), ddl, tuple(files))
+
+
+def read_manifest(directory: Path) -> list[TableEntry]:
+    try:
+        manifest: dict[str, Any] = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise DjshareError(f"{directory} is not a djshare bundle ({MANIFEST} unreadable: {error}).") from None
+    if manifest.get("format") != FORMAT:
+        raise DjshareError(f"{directory} has bundle format {manifest.get('format')!r}; this djshare reads {FORMAT}.")
+    return [TableEntry(t["schema"], t["table"], int(t["rows"]), t["sha256"], t["ddl"], tuple(t["data"]))
+            for t in manifest["tables"]]

@@ -1,0 +1,130 @@
+"""Capture: record which rows an analysis fetched, from any DataJoint table, without a mixin.
+
+    with djshare.export.capture("paper1", "figure2"):
+        data = (Session * Scan & "subject='m1'").fetch()
+
+While a capture is active (in this thread or task: captures are kept in a context variable, so captures
+in parallel threads stay apart and several may be active at once), every `fetch`/`fetch1` records, for
+each base table behind the fetched query, the SQL condition selecting the rows of that table that
+appear in the result: `(its primary key) IN (SELECT ... FROM (<the fetched query>))`. The records go to
+the table `export_restriction` in the capture schema (default `djshare_export`) on the same server, so a
+lab can see and manage them; several analyses of one paper combine.
+
+The hook wraps DataJoint's Fetch and Fetch1 once per process and does nothing when no capture is active.
+Where a query renamed or projected away part of a table's primary key, the condition uses the key
+attributes that remain (a superset of the rows read); with none left, the whole table is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import datajoint as dj
+from datajoint.fetch import Fetch, Fetch1
+
+DEFAULT_SCHEMA = "djshare_export"
+TABLE = "export_restriction"
+_active: contextvars.ContextVar[tuple[Capture, ...]] = contextvars.ContextVar("djshare_captures", default=())
+_install_lock = threading.Lock()
+_installed = {"done": False}
+
+
+def _base_tables(expression: Any) -> Iterator[str]:
+    """Full names of the tables behind a query expression (through joins and subqueries)."""
+    for item in expression.support:
+        if isinstance(item, str):
+            yield item
+        else:
+            yield from _base_tables(item)
+
+
+def _condition(connection: dj.Connection, full_name: str, expression: Any) -> str:
+    table = dj.FreeTable(connection, full_name)
+    attributes = [a for a in table.primary_key if a in expression.heading.names]
+    if not attributes:
+        return "TRUE"
+    names = ", ".join(f"`{a}`" for a in attributes)
+    return f"({names}) IN (SELECT {names} FROM ({expression.make_sql()}) AS djshare_q)"
+
+
+def declare(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> None:
+    connection.query(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
+    connection.query(
+        f"CREATE TABLE IF NOT EXISTS `{schema}`.`{TABLE}` (`paper` varchar(64) NOT NULL, "
+        "`analysis` varchar(64) NOT NULL, `seq` int unsigned NOT NULL AUTO_INCREMENT, "
+        "`table_schema` varchar(64) NOT NULL, `table_name` varchar(64) NOT NULL, `restriction` longtext NOT NULL, "
+        "`captured_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`paper`, `analysis`, `seq`), "
+        "KEY (`seq`)) COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'"
+    )
+
+
+@dataclass
+class Capture:
+    paper: str
+    analysis: str
+    schema: str = DEFAULT_SCHEMA
+
+    def record(self, expression: Any) -> None:
+        connection = expression.connection
+        names = set(_base_tables(expression))
+        rows = []
+        for full_name in sorted(names):
+            schema, table = (part.strip("`") for part in full_name.split("."))
+            if schema == self.schema:
+                continue
+            rows.append((self.paper, self.analysis, schema, table, _condition(connection, full_name, expression)))
+        if rows:
+            declare(connection, self.schema)
+            for row in rows:
+                connection.query(f"INSERT INTO `{self.schema}`.`{TABLE}` (`paper`, `analysis`, `table_schema`, "
+                                 "`table_name`, `restriction`) VALUES (%s, %s, %s, %s, %s)", args=row)
+
+
+def _install() -> None:
+    with _install_lock:
+        if _installed["done"]:
+            return
+        for cls in (Fetch, Fetch1):
+            original = cls.__call__
+
+            def call(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                result = __original(self, *args, **kwargs)
+                for capture in _active.get():
+                    capture.record(self._expression)
+                return result
+
+            cls.__call__ = call
+        _installed["done"] = True
+
+
+def start(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextvars.Token[tuple[Capture, ...]]:
+    """Start capturing (for notebooks); pass the returned token to `stop`."""
+    _install()
+    return _active.set((*_active.get(), Capture(paper, analysis, schema)))
+
+
+def stop(token: contextvars.Token[tuple[Capture, ...]]) -> None:
+    _active.reset(token)
+
+
+@contextlib.contextmanager
+def capture(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> Iterator[Capture]:
+    """Record every fetch in the block as part of `analysis` of `paper`."""
+    token = start(paper, analysis, schema)
+    try:
+        yield _active.get()[-1]
+    finally:
+        stop(token)
+
+
+def captured(connection: dj.Connection, paper: str, schema: str = DEFAULT_SCHEMA) -> list[tuple[tuple[str, str], str]]:
+    """Every recorded (table, condition) of `paper`, all analyses."""
+    rows = connection.query(
+        f"SELECT `table_schema`, `table_name`, `restriction` FROM `{schema}`.`{TABLE}` WHERE `paper` = %s "
+        "ORDER BY `seq`", args=(paper,)).fetchall()
+    return [((str(s), str(t)), str(r)) for s, t, r in rows]
