@@ -22,12 +22,13 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from djshare import __version__
+from djshare import __version__, export
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
+from djshare.export.capture import DEFAULT_SCHEMA
 from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
 from djshare.link.outbound import schema_counts
 from djshare.link.protocol import Outbound
-from djshare.sql.connection import Session
+from djshare.sql.connection import ServerAddress, Session
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -264,6 +265,63 @@ def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host:
     out.print(f"{verb} {report.source_rows} source entities"
               + ("" if dry_run else f" and {report.dependent_rows} rows of their parts and dependent tables")
               + f"; {report.outbound_rows} approvals; {report.kept} kept because another subscriber holds them")
+
+
+export_app = typer.Typer(help="Export what analyses fetched: preview, write a bundle, restore it, verify it. "
+                         "Captures are made in Python: `with djshare.export.capture(paper, analysis): ...`.",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+CaptureSchema = Annotated[str, typer.Option("--schema", help="Schema holding the captures (on the data server).")]
+Target = Annotated[str, typer.Option("--to", help="Target server, host or host:port. User and password: "
+                                     "DJSHARE_TARGET_USER and DJSHARE_TARGET_PASS (default DJ_USER, DJ_PASS).")]
+
+
+def _target(host: str) -> ServerAddress:
+    user = os.environ.get("DJSHARE_TARGET_USER") or os.environ.get("DJ_USER")
+    password = os.environ.get("DJSHARE_TARGET_PASS", os.environ.get("DJ_PASS"))
+    if not user or password is None:
+        raise ConfigurationError("No credentials for the target server: set DJSHARE_TARGET_USER and "
+                                 "DJSHARE_TARGET_PASS (or DJ_USER and DJ_PASS).")
+    return ServerAddress.parse(host, user, password)
+
+
+@export_app.command("preview")
+def export_preview(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
+                   schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Tables of the export (parents first) and how many rows of each it holds."""
+    counts = run(lambda: export.preview(paper, schema=schema))
+    table = RichTable("table", "rows")
+    for name, rows in counts.items():
+        table.add_row(name, str(rows))
+    out.print(table)
+    out.print(f"{sum(counts.values())} rows in {len(counts)} tables")
+
+
+@export_app.command("write")
+def export_write(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
+                 directory: Annotated[Path, typer.Argument(help="New directory for the bundle.")],
+                 schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Write the export as a bundle: DDL, chunked INSERTs in parent-first order, manifest with checksums."""
+    entries = run(lambda: export.write(paper, directory, schema=schema))
+    out.print(f"wrote {sum(e.rows for e in entries)} rows of {len(entries)} tables to {directory}")
+
+
+@export_app.command("restore")
+def export_restore(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], to: Target) -> None:
+    """Load a bundle into a server whose schemas do not have its tables yet (foreign-key checks on)."""
+    entries = run(lambda: export.restore(directory, _target(to)))
+    out.print(f"restored {sum(e.rows for e in entries)} rows of {len(entries)} tables")
+
+
+@export_app.command("verify")
+def export_verify(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], to: Target) -> None:
+    """Check a restored bundle: row counts, checksums, and every foreign-key reference."""
+    report = run(lambda: export.verify(directory, _target(to)))
+    for problem in report.problems:
+        err.print(f"[red]mismatch:[/red] {problem}", highlight=False)
+    if report.problems:
+        raise typer.Exit(1)
+    out.print(f"verified {report.rows} rows of {report.tables} tables: counts, checksums and foreign keys match")
 
 
 def main() -> None:

@@ -217,3 +217,36 @@ def test_nothing_captured_is_a_clear_error(exporting: ExportLab) -> None:
         with export.capture("x", "y", schema=exporting.work):
             exporting.pipeline["Lab"].fetch()
         export.preview("nope", schema=exporting.work)
+
+
+def test_export_from_the_command_line(exporting: ExportLab, servers: list[MariaDBServer], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    lab, p = exporting, exporting.pipeline
+    run_analysis(p, "paper-cli", lab.work)
+    target = servers[2]
+    env = dict(os.environ, DJ_HOST=lab.server.address, DJ_USER=lab.server.admin_user,
+               DJ_PASS=lab.server.admin_password, DJSHARE_TARGET_USER=target.admin_user,
+               DJSHARE_TARGET_PASS=target.admin_password, COLUMNS="200")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    preview = djshare("preview", "paper-cli", "--schema", lab.work)
+    assert preview.returncode == 0, preview.stderr
+    assert f"`{lab.analysis}`.`figure`" in preview.stdout and "rows in 8 tables" in preview.stdout
+    assert "wrote" in djshare("write", "paper-cli", str(tmp_path / "b"), "--schema", lab.work).stdout
+    restored = djshare("restore", str(tmp_path / "b"), "--to", target.address)
+    assert restored.returncode == 0 and "restored" in restored.stdout, restored.stderr
+    assert "counts, checksums and foreign keys match" in djshare("verify", str(tmp_path / "b"), "--to",
+                                                                 target.address).stdout
+    target.execute(f"DELETE FROM `{lab.analysis}`.`figure`")
+    failed = djshare("verify", str(tmp_path / "b"), "--to", target.address)
+    assert failed.returncode == 1 and "mismatch:" in failed.stderr
+    again = djshare("write", "paper-cli", str(tmp_path / "b"), "--schema", lab.work)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    for schema in (lab.analysis, lab.core):
+        target.execute(f"DROP DATABASE `{schema}`")

@@ -18,8 +18,12 @@ HELP_ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb", "_TYPER_FORCE_DIS
 
 
 def command_names() -> list[str]:
-    group = get_command(app)
-    return list(group.commands)  # type: ignore[attr-defined]
+    """Every command, sub-commands as "group command"."""
+    names = []
+    for name, command in get_command(app).commands.items():  # type: ignore[attr-defined]
+        names.append(name)
+        names += [f"{name} {sub}" for sub in getattr(command, "commands", {})]
+    return names
 
 
 def help_text(*args: str) -> str:
@@ -38,7 +42,7 @@ def cli_markdown() -> str:
         "```\n" + help_text() + "```\n",
     ]
     for name in command_names():
-        parts.append(f"## djshare {name}\n\n```\n{help_text(name)}```\n")
+        parts.append(f"## djshare {name}\n\n```\n{help_text(*name.split())}```\n")
     return "\n".join(parts)
 
 
