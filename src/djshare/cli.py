@@ -306,6 +306,14 @@ def export_write(paper: Annotated[str, typer.Argument(help="The paper whose capt
     out.print(f"wrote {sum(e.rows for e in entries)} rows of {len(entries)} tables to {directory}")
 
 
+@export_app.command("copy")
+def export_copy(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")], to: Target,
+                schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Copy the export straight into another server (no bundle), checking each table's checksum there."""
+    copied = run(lambda: export.copy(paper, _target(to), schema=schema))
+    out.print(f"copied {sum(c.rows for c in copied)} rows of {len(copied)} tables; checksums match")
+
+
 @export_app.command("restore")
 def export_restore(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], to: Target) -> None:
     """Load a bundle into a server whose schemas do not have its tables yet (foreign-key checks on)."""

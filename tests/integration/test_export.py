@@ -186,6 +186,19 @@ def test_long_key_lists_are_chunked_and_nothing_is_lost(exporting: ExportLab, se
         target.execute(f"DROP DATABASE `{schema}`")
 
 
+def test_direct_copy_into_another_server(exporting: ExportLab, servers: list[MariaDBServer]) -> None:
+    lab, p = exporting, exporting.pipeline
+    run_analysis(p, "paper-copy", lab.work)
+    target = servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    copied = export.copy("paper-copy", address, schema=lab.work, progress=False)
+    assert {f"`{c.schema}`.`{c.table}`": c.rows for c in copied} == export.preview("paper-copy", schema=lab.work)
+    with pytest.raises(DjshareError, match="already has .*Nothing was changed"):
+        export.copy("paper-copy", address, schema=lab.work, progress=False)
+    for schema in (lab.analysis, lab.core):
+        target.execute(f"DROP DATABASE `{schema}`")
+
+
 def test_two_captures_in_parallel_threads_stay_apart(exporting: ExportLab) -> None:
     lab, p = exporting, exporting.pipeline
     barrier = threading.Barrier(2)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from djshare.errors import DjshareError
 from djshare.export import bundle
+from djshare.export import direct
 from djshare.export import restore as restoring
 from djshare.export.capture import DEFAULT_SCHEMA, captured
 from djshare.export.closure import Selection, compute
+from djshare.export.direct import Copied
 from djshare.link.api import LazySchema
 from djshare.progress import progress_bar
 from djshare.sql.connection import ServerAddress, Session, quote_name
@@ -41,6 +43,15 @@ def write(paper: str, directory: str | Path, schema: str = DEFAULT_SCHEMA, progr
         with progress_bar(f"export {paper}", total, progress) as advance:
             kwargs = {"statement_bytes": statement_bytes} if statement_bytes else {}
             return bundle.write(selection, Path(directory), on_rows=advance, **kwargs)
+
+
+def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progress: bool = True) -> list[Copied]:
+    """Copy the export of `paper` straight into `target` (schemas without these tables), checked table by table."""
+    data = LazySchema(schema)
+    with data.session() as session, Session(target) as destination:
+        selection = _selection(paper, schema, session, data)
+        with progress_bar(f"copy {paper}", sum(selection.counts.values()), progress) as advance:
+            return direct.copy(selection, destination, on_rows=advance)
 
 
 def restore(directory: str | Path, target: ServerAddress, progress: bool = True) -> list[bundle.TableEntry]:
