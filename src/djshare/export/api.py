@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from djshare.errors import DjshareError
-from djshare.export import bundle
-from djshare.export import direct
+from djshare.export import bundle, direct
 from djshare.export import restore as restoring
 from djshare.export.capture import DEFAULT_SCHEMA, captured
 from djshare.export.closure import Selection, compute
