@@ -316,7 +316,8 @@ def export_copy(paper: Annotated[str, typer.Argument(help="The paper whose captu
 
 @export_app.command("restore")
 def export_restore(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], to: Target) -> None:
-    """Load a bundle into a server whose schemas do not have its tables yet (foreign-key checks on)."""
+    """Load a bundle into a server whose schemas do not have its tables yet (foreign-key checks on); its
+    external objects go to the stores of the DataJoint config."""
     entries = run(lambda: export.restore(directory, _target(to)))
     out.print(f"restored {sum(e.rows for e in entries)} rows of {len(entries)} tables")
 

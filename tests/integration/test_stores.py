@@ -350,3 +350,45 @@ def test_pull_without_copying_needs_the_same_place(make_store_lab: Any) -> None:
     world = make_store_lab("file", "file")
     with pytest.raises(ConfigurationError, match="copy_objects=False needs the local store `loc_blobs`"):
         world.linked(copy_objects=False)()
+
+
+def test_export_bundle_carries_external_objects(make_store_lab: Any, servers: list[Any], s3: S3Server,
+                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from djshare import export
+    from djshare.sql.connection import ServerAddress
+
+    world = make_store_lab("file", "s3")
+    lab = world.lab
+    monkeypatch.setitem(dj.config, "database.host", lab.source.address)  # export from the lab's own server
+    monkeypatch.setitem(dj.config, "database.user", lab.source.admin_user)
+    monkeypatch.setitem(dj.config, "database.password", lab.source.admin_password)
+    dj.config["stores"] = dict(world.source_stores)
+    work = lab.source_schema + "_work"
+    with export.capture("paper-x", "a", schema=work):
+        (world.pipeline["Sample"] & "sample < 3").fetch()
+    entries = export.write("paper-x", tmp_path / "bundle", schema=work, progress=False)
+    assert {e.table: e.rows for e in entries}["~external_src_blobs"] == 3 * 3  # signals + pieces
+    assert len([p for p in (tmp_path / "bundle" / "objects").rglob("*") if p.is_file()]) == 3 * 3 + 2
+    s3.create_bucket(f"archive-{lab.source_schema}")
+    archive = {"src_blobs": store("s3", "src_blobs", s3, tmp_path, f"archive-{lab.source_schema}"),
+               "src_files": store("file", "archive_files", s3, tmp_path, ""),
+               "src_raw": store("file", "archive_raw", s3, tmp_path, "")}
+    target = servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    export.restore(tmp_path / "bundle", address, progress=False, stores=archive)
+    assert export.verify(tmp_path / "bundle", address, stores=archive).problems == []
+    dj.config["stores"] = archive  # read the archive back through DataJoint
+    connection = dj.Connection(target.address, target.admin_user, target.admin_password, use_tls=False)
+    dj.Schema(lab.source_schema, connection=connection, create_schema=False)  # DataJoint finds stores through it
+    restored = dj.FreeTable(connection, f"`{lab.source_schema}`.`sample`")
+    for key in restored.fetch("KEY"):
+        mine = (restored & key).fetch1(download_path=str(tmp_path / "d1"))
+        theirs = (world.pipeline["Sample"] & key).fetch1(download_path=str(tmp_path / "d2"))
+        assert np.array_equal(mine["signal"], theirs["signal"])
+        assert (mine["document"] is None) == (theirs["document"] is None)
+    some = world._objects(target, lab.source_schema, "src_blobs", archive)[0][1]
+    open_store(StoreSpec.from_config("src_blobs", archive, "t")).delete(some)
+    assert "is missing from the target's store" in export.verify(tmp_path / "bundle", address,
+                                                                 stores=archive).problems[0]
+    connection.close()
+    target.execute(f"DROP DATABASE `{lab.source_schema}`")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import datajoint as dj
 
 from djshare.errors import DjshareError
 from djshare.export import bundle, direct
@@ -13,6 +17,7 @@ from djshare.export.direct import Copied
 from djshare.link.api import LazySchema
 from djshare.progress import progress_bar
 from djshare.sql.connection import ServerAddress, Session, quote_name
+from djshare.sql.transfer import STATEMENT_CAP
 
 
 def _selection(paper: str, schema: str, session: Session, data: LazySchema) -> Selection:
@@ -40,8 +45,8 @@ def write(paper: str, directory: str | Path, schema: str = DEFAULT_SCHEMA, progr
         selection = _selection(paper, schema, session, data)
         total = sum(selection.counts.values())
         with progress_bar(f"export {paper}", total, progress) as advance:
-            kwargs = {"statement_bytes": statement_bytes} if statement_bytes else {}
-            return bundle.write(selection, Path(directory), on_rows=advance, **kwargs)
+            return bundle.write(selection, Path(directory), statement_bytes or STATEMENT_CAP, on_rows=advance,
+                                stores=data.store_settings())
 
 
 def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progress: bool = True) -> list[Copied]:
@@ -53,14 +58,21 @@ def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progre
             return direct.copy(selection, destination, on_rows=advance)
 
 
-def restore(directory: str | Path, target: ServerAddress, progress: bool = True) -> list[bundle.TableEntry]:
-    """Load a bundle into `target`, whose schemas must not have the bundle's tables yet."""
+def restore(directory: str | Path, target: ServerAddress, progress: bool = True,
+            stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[bundle.TableEntry]:
+    """Load a bundle into `target`, whose schemas must not have the bundle's tables yet. External objects go
+    to the target side's stores: `stores`, default dj.config["stores"]."""
     entries = bundle.read_manifest(Path(directory))
     with Session(target) as session, progress_bar("restore", sum(e.rows for e in entries), progress) as advance:
-        return restoring.restore(Path(directory), session, on_rows=advance)
+        return restoring.restore(Path(directory), session, on_rows=advance, stores=_stores(stores))
 
 
-def verify(directory: str | Path, target: ServerAddress) -> restoring.VerifyReport:
-    """Row counts, checksums and foreign keys of a restored bundle; problems are listed, not raised."""
+def verify(directory: str | Path, target: ServerAddress,
+           stores: Mapping[str, Mapping[str, Any]] | None = None) -> restoring.VerifyReport:
+    """Row counts, checksums, foreign keys and external objects of a restored bundle; problems are listed."""
     with Session(target) as session:
-        return restoring.verify(Path(directory), session)
+        return restoring.verify(Path(directory), session, _stores(stores))
+
+
+def _stores(stores: Mapping[str, Mapping[str, Any]] | None) -> Mapping[str, Mapping[str, Any]]:
+    return stores if stores is not None else dict(dj.config.get("stores") or {})

@@ -11,16 +11,18 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from djshare.errors import DjshareError
+from djshare.export import objects
 from djshare.export.closure import Selection
 from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import Session, quote_name
 from djshare.sql.transfer import STATEMENT_CAP, column_list, row_literal, statements
+from djshare.stores.formats.dj014 import store_of_table
 
 FORMAT = "djshare-bundle/1"
 MANIFEST = "manifest.json"
@@ -51,8 +53,10 @@ def create_statement(session: Session, info: TableInfo) -> str:
 
 
 def write(selection: Selection, directory: Path, statement_bytes: int = STATEMENT_CAP,
-          on_rows: Callable[[int], None] | None = None) -> list[TableEntry]:
-    """Write the selected rows as a bundle at `directory` (which must not exist yet)."""
+          on_rows: Callable[[int], None] | None = None,
+          stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[TableEntry]:
+    """Write the selected rows as a bundle at `directory` (which must not exist yet), with the external
+    objects they reference (store settings: `stores`, the exporting side's)."""
     if directory.exists():
         raise DjshareError(f"{directory} already exists: choose a new directory for the bundle.")
     partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
@@ -63,7 +67,10 @@ def write(selection: Selection, directory: Path, statement_bytes: int = STATEMEN
     try:
         for index, table in enumerate(selection.graph.tables):
             entries.append(_write_table(selection, partial, index, table, statement_bytes, on_rows))
-        manifest = {"format": FORMAT, "tables": [entry.__dict__ | {"data": list(entry.data)} for entry in entries]}
+        external = [(t[0], t[1], selection.where(t)) for t in selection.graph.tables if store_of_table(t[1])]
+        counts = objects.save(selection.session, partial, external, stores or {}) if external else {}
+        manifest = {"format": FORMAT, "tables": [entry.__dict__ | {"data": list(entry.data)} for entry in entries],
+                    "objects": counts}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
         os.replace(partial, directory)
     except BaseException:
@@ -96,6 +103,11 @@ def _write_table(selection: Selection, folder: Path, index: int, table: tuple[st
         if on_rows:
             on_rows(len(chunk))
     return TableEntry(table[0], table[1], counted["rows"], digest.hexdigest(), ddl, tuple(files))
+
+
+def objects_in(directory: Path) -> dict[str, int]:
+    """Objects per store that the bundle holds."""
+    return dict(json.loads((directory / MANIFEST).read_text()).get("objects", {}))
 
 
 def read_manifest(directory: Path) -> list[TableEntry]:

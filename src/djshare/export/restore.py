@@ -4,18 +4,22 @@ a restored bundle: row counts, checksums, and that every foreign-key reference i
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from djshare.errors import DjshareError, IntegrityViolation
-from djshare.export.bundle import TableEntry, read_manifest, rows_in_order
+from djshare.export import objects
+from djshare.export.bundle import TableEntry, objects_in, read_manifest, rows_in_order
 from djshare.sql.catalog import foreign_keys_to, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name
 
 
-def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | None = None) -> list[TableEntry]:
-    """Create each table and load its rows, parents first; one transaction per table."""
+def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | None = None,
+            stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[TableEntry]:
+    """Create each table and load its rows, parents first, one transaction per table; then put the bundle's
+    external objects into the target's stores (settings: `stores`)."""
     entries = read_manifest(directory)
     present = [e for e in entries if schema_exists(target, e.schema) and e.table in table_names(target, e.schema)]
     if present:
@@ -33,6 +37,8 @@ def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | N
                                doing=f"loading {quote_name(entry.schema, entry.table)} from {name}")
         if on_rows:
             on_rows(entry.rows)
+    if objects_in(directory):
+        objects.put(target, directory, [(e.schema, e.table) for e in entries], stores or {})
     return entries
 
 
@@ -43,8 +49,9 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
 
 
-def verify(directory: Path, target: Session) -> VerifyReport:
-    """Compare a restored bundle with its manifest, and check every foreign key among its tables."""
+def verify(directory: Path, target: Session, stores: Mapping[str, Mapping[str, Any]] | None = None) -> VerifyReport:
+    """Compare a restored bundle with its manifest, check every foreign key among its tables, and that every
+    external object is in the target's stores."""
     entries = read_manifest(directory)
     report = VerifyReport()
     for entry in entries:
@@ -74,6 +81,9 @@ def verify(directory: Path, target: Session) -> VerifyReport:
             if dangling:
                 report.problems.append(f"{dangling} rows of {quote_name(*fk.child)} reference missing rows of "
                                        f"{quote_name(*fk.parent)}")
+    if objects_in(directory):
+        absent = objects.missing(target, sorted(inside), stores or {})
+        report.problems += [f"object {path} is missing from the target's store" for path in absent[:20]]
     return report
 
 

@@ -69,13 +69,25 @@ def _subfold(name: str, folds: tuple[int, ...]) -> list[str]:
     return parts
 
 
+def relative_path(schema: str, row: ExternalRow, subfolding: tuple[int, ...]) -> PurePosixPath:
+    """Where `row`'s object is below a store's location."""
+    if row.filepath is not None:
+        return PurePosixPath(row.filepath)
+    name = row.hex + (f".{row.attachment_name}" if row.attachment_name is not None else "")
+    return PurePosixPath(schema, *_subfold(row.hex, subfolding), name)
+
+
+EXTERNAL_PREFIX = "~external_"
+
+
+def store_of_table(table: str) -> str | None:
+    """The store an `~external_<store>` table tracks (None for other tables)."""
+    return table[len(EXTERNAL_PREFIX):] if table.startswith(EXTERNAL_PREFIX) else None
+
+
 def object_path(spec: StoreSpec, schema: str, row: ExternalRow) -> str:
     """Where `row`'s object is in `spec`'s store, for a table in `schema`."""
-    if row.filepath is not None:
-        relative = PurePosixPath(row.filepath)
-    else:
-        name = row.hex + (f".{row.attachment_name}" if row.attachment_name is not None else "")
-        relative = PurePosixPath(schema, *_subfold(row.hex, spec.subfolding), name)
+    relative = relative_path(schema, row, spec.subfolding)
     if spec.protocol == "s3":
         return str(PurePosixPath(spec.location.lstrip("/"), relative)).lstrip("/")
     return str(PurePosixPath(spec.location, relative))
