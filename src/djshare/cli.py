@@ -306,6 +306,15 @@ def export_write(paper: Annotated[str, typer.Argument(help="The paper whose capt
     out.print(f"wrote {sum(e.rows for e in entries)} rows of {len(entries)} tables to {directory}")
 
 
+@export_app.command("script")
+def export_script(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
+                  path: Annotated[Path, typer.Argument(help="New file for the bash script.")],
+                  schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Write a mysqldump script for the export (no credentials in it; safe for any key value)."""
+    calls = run(lambda: export.write_script(paper, path, schema=schema))
+    out.print(f"wrote {path}: {calls} mysqldump calls; run it with DJSHARE_HOST, DJSHARE_USER and MYSQL_PWD set")
+
+
 @export_app.command("copy")
 def export_copy(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")], to: Target,
                 schema: CaptureSchema = DEFAULT_SCHEMA) -> None:

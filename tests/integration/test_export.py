@@ -263,3 +263,45 @@ def test_export_from_the_command_line(exporting: ExportLab, servers: list[MariaD
     assert again.returncode == 1 and "already exists" in again.stderr
     for schema in (lab.analysis, lab.core):
         target.execute(f"DROP DATABASE `{schema}`")
+
+
+def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
+        exporting: ExportLab, servers: list[MariaDBServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+
+    import djshare.export.script
+    from djshare.export.direct import _digest
+
+    lab, p = exporting, exporting.pipeline
+    awkward = "o'n\"$(x)\"`y`\\z(p)$HOME\n"  # fits varchar(32); the shell must expand none of it
+    p["Lab"].insert1({"lab": awkward, "address": "x"})
+    p["Subject"].insert1({"subject": "m9", "lab": awkward})
+    p["Session"].insert1({"subject": "m9", "session": 0, "note": AWKWARD[4]})
+    with export.capture("paper-s", "a", schema=lab.work):
+        (p["Session"] & {"subject": "m9"}).fetch()
+        (p["Scan"] & "subject in ('m0', 'm1')").fetch()
+    monkeypatch.setattr(djshare.export.script, "ARGUMENT_BYTES", 300)  # many chunks per table
+    calls = export.write_script("paper-s", tmp_path / "export.sh", schema=lab.work)
+    text = (tmp_path / "export.sh").read_text()
+    assert lab.server.admin_password not in text and calls > 12
+    env = dict(os.environ, DJSHARE_HOST=lab.server.host, DJSHARE_PORT=str(lab.server.port),
+               DJSHARE_USER=lab.server.admin_user, MYSQL_PWD=lab.server.admin_password)
+    dumped = subprocess.run(["bash", str(tmp_path / "export.sh")], env=env, capture_output=True, timeout=120)
+    assert dumped.returncode == 0, dumped.stderr.decode()
+    assert b"command not found" not in dumped.stderr
+    target = servers[2]
+    loaded = subprocess.run(["mariadb", "-h", target.host, "-P", str(target.port), "-u", target.admin_user],
+                            input=dumped.stdout, env=dict(os.environ, MYSQL_PWD=target.admin_password),
+                            capture_output=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    with lab.session() as source, Session(ServerAddress(target.host, target.port, target.admin_user,
+                                                        target.admin_password)) as there:
+        from djshare.export.capture import captured
+
+        selection = compute(source, captured(p["lab"].connection, "paper-s", lab.work), lab.work)
+        for table in selection.graph.tables:
+            assert _digest(there, table) == _digest(source, table, selection.where(table)), table
+        assert there.rows(f"SELECT lab FROM `{lab.core}`.`#lab` WHERE lab LIKE 'o%'") == [(awkward,)]
+    for schema in (lab.analysis, lab.core):
+        target.execute(f"DROP DATABASE IF EXISTS `{schema}`")

@@ -9,7 +9,7 @@ from typing import Any
 import datajoint as dj
 
 from djshare.errors import DjshareError
-from djshare.export import bundle, direct
+from djshare.export import bundle, direct, script
 from djshare.export import restore as restoring
 from djshare.export.capture import DEFAULT_SCHEMA, captured
 from djshare.export.closure import Selection, compute
@@ -47,6 +47,13 @@ def write(paper: str, directory: str | Path, schema: str = DEFAULT_SCHEMA, progr
         with progress_bar(f"export {paper}", total, progress) as advance:
             return bundle.write(selection, Path(directory), statement_bytes or STATEMENT_CAP, on_rows=advance,
                                 stores=data.store_settings())
+
+
+def write_script(paper: str, path: str | Path, schema: str = DEFAULT_SCHEMA) -> int:
+    """Write a mysqldump script for the export of `paper` (no credentials in it); returns its mysqldump calls."""
+    data = LazySchema(schema)
+    with data.session() as session:
+        return script.write(_selection(paper, schema, session, data), Path(path))
 
 
 def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progress: bool = True) -> list[Copied]:
