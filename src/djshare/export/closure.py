@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from djshare.export.graph import Graph, Table, plan
-from djshare.sql.catalog import TableInfo, foreign_keys_to, read_table, table_names
+from djshare.sql.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table, table_names
 from djshare.sql.connection import Session, quote_name
 
 
@@ -55,27 +55,44 @@ def compute(session: Session, captured: Iterable[tuple[Table, str]], work_schema
     for table, condition in captured:
         session.execute(f"INSERT IGNORE INTO {temp[table]} SELECT {_columns(info[table])} FROM {quote_name(*table)} "
                         f"WHERE {condition}", doing=f"selecting captured rows of {quote_name(*table)}")
-    while _grow(session, graph, info, temp):
-        pass
+    _grow(session, graph, info, temp, {t for t, _ in captured})
     counts = {t: int(session.scalar(f"SELECT COUNT(*) FROM {temp[t]}")) for t in graph.tables}
     return Selection(session, graph, info, temp, counts)
 
 
-def _grow(session: Session, graph: Graph, info: dict[Table, TableInfo], temp: dict[Table, str]) -> int:
-    """One pass: children first, add referenced parent rows; then add part rows of selected masters."""
-    added = 0
-    for fk in sorted(graph.edges, key=lambda f: -graph.tables.index(f.child)):
-        child, parent = fk.child, fk.parent
-        mine = ", ".join(f"c.`{c}`" for c, _ in fk.columns)
-        theirs = ", ".join(f"p.`{p}`" for _, p in fk.columns)
-        added += session.execute(
-            f"INSERT IGNORE INTO {temp[parent]} SELECT {_columns(info[parent], 'p.')} FROM {quote_name(*parent)} AS p "
-            f"WHERE ({theirs}) IN (SELECT {mine} FROM {quote_name(*child)} AS c JOIN {temp[child]} AS k "
-            f"USING ({_columns(info[child])}))",
-            doing=f"adding rows of {quote_name(*parent)} referenced by {quote_name(*child)}")
-    for part, master in graph.parts:
-        added += session.execute(
-            f"INSERT IGNORE INTO {temp[part]} SELECT {_columns(info[part], 'p.')} FROM {quote_name(*part)} AS p "
-            f"JOIN {temp[master]} AS k USING ({_columns(info[master])})",
-            doing=f"adding part rows of {quote_name(*master)}")
-    return added
+def _grow(session: Session, graph: Graph, info: dict[Table, TableInfo], temp: dict[Table, str],
+          pending: set[Table]) -> None:
+    """Grow the selection until nothing changes. A table is pending while it has rows its outgoing steps have
+    not seen: its foreign keys (rows it references) and, for a master, its parts. Sweeping children first lets
+    one sweep carry rows all the way up a chain."""
+    order = list(reversed(graph.tables))
+    while pending:
+        for table in order:
+            if table not in pending:
+                continue
+            pending.discard(table)
+            for fk in graph.edges:
+                if fk.child == table and fk.parent != table and _add_parents(session, fk, info, temp):
+                    pending.add(fk.parent)
+            for part, master in graph.parts:
+                if master == table and _add_parts(session, part, master, info, temp):
+                    pending.add(part)
+
+
+def _add_parents(session: Session, fk: ForeignKey, info: dict[Table, TableInfo], temp: dict[Table, str]) -> int:
+    child, parent = fk.child, fk.parent
+    mine = ", ".join(f"c.`{c}`" for c, _ in fk.columns)
+    theirs = ", ".join(f"p.`{p}`" for _, p in fk.columns)
+    return session.execute(
+        f"INSERT IGNORE INTO {temp[parent]} SELECT {_columns(info[parent], 'p.')} FROM {quote_name(*parent)} AS p "
+        f"WHERE ({theirs}) IN (SELECT {mine} FROM {quote_name(*child)} AS c JOIN {temp[child]} AS k "
+        f"USING ({_columns(info[child])}))",
+        doing=f"adding rows of {quote_name(*parent)} referenced by {quote_name(*child)}")
+
+
+def _add_parts(session: Session, part: Table, master: Table, info: dict[Table, TableInfo],
+               temp: dict[Table, str]) -> int:
+    return session.execute(
+        f"INSERT IGNORE INTO {temp[part]} SELECT {_columns(info[part], 'p.')} FROM {quote_name(*part)} AS p "
+        f"JOIN {temp[master]} AS k USING ({_columns(info[master])})",
+        doing=f"adding part rows of {quote_name(*master)}")
