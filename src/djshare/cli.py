@@ -285,11 +285,35 @@ def _target(host: str) -> ServerAddress:
     return ServerAddress.parse(host, user, password)
 
 
+@export_app.command("list")
+def export_list(schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Captures on the data server: per paper and analysis, how many restrictions and when."""
+    found = run(lambda: export.captures(schema=schema))
+    if not found:
+        out.print("no captures")
+        return
+    table = RichTable("paper", "analysis", "restrictions", "first", "last")
+    for item in found:
+        table.add_row(item.paper, item.analysis, str(item.restrictions), str(item.first), str(item.last))
+    out.print(table)
+
+
+@export_app.command("forget")
+def export_forget(paper: Annotated[str, typer.Argument(help="The paper whose captures to delete.")],
+                  analysis: Annotated[str | None, typer.Option(help="Only this analysis.")] = None,
+                  schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Delete the captures of a paper (or of one analysis); the data itself is untouched."""
+    gone = run(lambda: export.forget(paper, analysis, schema=schema))
+    out.print(f"forgot {gone} recorded restrictions")
+
+
 @export_app.command("preview")
 def export_preview(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
-                   schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+                   schema: CaptureSchema = DEFAULT_SCHEMA,
+                   diagram: Annotated[Path | None, typer.Option(help="Also draw the slice as SVG here.")] = None,
+                   ) -> None:
     """Tables of the export (parents first) and how many rows of each it holds."""
-    counts = run(lambda: export.preview(paper, schema=schema))
+    counts = run(lambda: export.preview(paper, schema=schema, diagram=diagram))
     table = RichTable("table", "rows")
     for name, rows in counts.items():
         table.add_row(name, str(rows))

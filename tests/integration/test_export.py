@@ -225,6 +225,30 @@ def test_two_captures_in_parallel_threads_stay_apart(exporting: ExportLab) -> No
     assert lab.server.query(f"SELECT COUNT(*) FROM `{lab.work}`.`export_restriction`") == before
 
 
+def test_preview_draws_the_slice(exporting: ExportLab, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    run_analysis(exporting.pipeline, "paper-d", exporting.work)
+    counts = export.preview("paper-d", schema=exporting.work, diagram=tmp_path / "slice.svg")
+    drawing = ElementTree.parse(tmp_path / "slice.svg").getroot()
+    texts = " ".join("".join(t.itertext()) for t in drawing.iter("{http://www.w3.org/2000/svg}text"))
+    for name, rows in counts.items():
+        schema, table = (part.strip("`") for part in name.split("."))
+        assert f"{schema}.{table}" in texts and f"{rows:,} rows" in texts
+    assert len(list(drawing.iter("{http://www.w3.org/2000/svg}rect"))) == len(counts)
+
+
+def test_captures_are_listed_and_forgotten(exporting: ExportLab) -> None:
+    lab, p = exporting, exporting.pipeline
+    run_analysis(p, "paper-l", lab.work)
+    listed = {(c.paper, c.analysis): c.restrictions for c in export.captures(schema=lab.work)}
+    assert set(listed) == {("paper-l", "units"), ("paper-l", "figure")} and all(listed.values())
+    assert export.forget("paper-l", "units", schema=lab.work) == listed[("paper-l", "units")]
+    assert [c.analysis for c in export.captures(schema=lab.work)] == ["figure"]
+    export.forget("paper-l", schema=lab.work)
+    assert export.captures(schema=lab.work) == []
+
+
 def test_nothing_captured_is_a_clear_error(exporting: ExportLab) -> None:
     with pytest.raises(DjshareError, match="Nothing was captured for paper 'nope'"):
         with export.capture("x", "y", schema=exporting.work):

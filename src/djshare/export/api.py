@@ -10,9 +10,11 @@ import datajoint as dj
 
 from djshare.errors import DjshareError
 from djshare.export import bundle, direct, script
+from djshare.export import capture as capturing
 from djshare.export import restore as restoring
 from djshare.export.capture import DEFAULT_SCHEMA, captured
 from djshare.export.closure import Selection, compute
+from djshare.export.diagram import svg
 from djshare.export.direct import Copied
 from djshare.link.api import LazySchema
 from djshare.progress import progress_bar
@@ -28,12 +30,24 @@ def _selection(paper: str, schema: str, session: Session, data: LazySchema) -> S
     return compute(session, restrictions, schema)
 
 
-def preview(paper: str, schema: str = DEFAULT_SCHEMA) -> dict[str, int]:
-    """Tables of the export of `paper` and their row counts (parents first). The data server is the local
-    server of the DataJoint settings."""
+def captures(schema: str = DEFAULT_SCHEMA) -> list[capturing.CaptureSummary]:
+    """The captures recorded on the data server, per paper and analysis."""
+    return capturing.summaries(LazySchema(schema).connection, schema)
+
+
+def forget(paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA) -> int:
+    """Delete the captures of a paper, or of one of its analyses."""
+    return capturing.forget(LazySchema(schema).connection, paper, analysis, schema)
+
+
+def preview(paper: str, schema: str = DEFAULT_SCHEMA, diagram: str | Path | None = None) -> dict[str, int]:
+    """Tables of the export of `paper` and their row counts (parents first); with `diagram`, also draw the
+    slice as an SVG file there. The data server is the local server of the DataJoint settings."""
     data = LazySchema(schema)
     with data.session() as session:
         selection = _selection(paper, schema, session, data)
+        if diagram is not None:
+            Path(diagram).write_text(svg(selection.graph, selection.counts))
         return {quote_name(*t): selection.counts[t] for t in selection.graph.tables}
 
 

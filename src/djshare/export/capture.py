@@ -128,3 +128,32 @@ def captured(connection: dj.Connection, paper: str, schema: str = DEFAULT_SCHEMA
         f"SELECT `table_schema`, `table_name`, `restriction` FROM `{schema}`.`{TABLE}` WHERE `paper` = %s "
         "ORDER BY `seq`", args=(paper,)).fetchall()
     return [((str(s), str(t)), str(r)) for s, t, r in rows]
+
+
+@dataclass(frozen=True)
+class CaptureSummary:
+    paper: str
+    analysis: str
+    restrictions: int
+    first: Any
+    last: Any
+
+
+def summaries(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> list[CaptureSummary]:
+    """Per paper and analysis: how many restrictions were recorded, and when."""
+    exists = connection.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                              "table_name = %s", args=(schema, TABLE)).fetchone()[0]
+    if not exists:
+        return []
+    rows = connection.query(
+        f"SELECT `paper`, `analysis`, COUNT(*), MIN(`captured_at`), MAX(`captured_at`) FROM `{schema}`.`{TABLE}` "
+        "GROUP BY `paper`, `analysis` ORDER BY `paper`, `analysis`").fetchall()
+    return [CaptureSummary(str(p), str(a), int(n), first, last) for p, a, n, first, last in rows]
+
+
+def forget(connection: dj.Connection, paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA) -> int:
+    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went."""
+    condition, args = ("`paper` = %s", (paper,)) if analysis is None else (
+        "`paper` = %s AND `analysis` = %s", (paper, analysis))
+    connection.query(f"DELETE FROM `{schema}`.`{TABLE}` WHERE {condition}", args=args)
+    return int(connection.query("SELECT ROW_COUNT()").fetchone()[0])
