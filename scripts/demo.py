@@ -2,7 +2,8 @@
 
 A source lab shares its `Scan` table (a Computed table with a part table) with a collaborator:
 link, pull with a progress bar, the deletion handshake, what a regular source user cannot do, and a
-table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3).
+table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3); then
+an export of what an analysis fetched, restored into another server and verified.
 Everything is started here and removed at the end.
 """
 
@@ -20,8 +21,16 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from djshare import LazySchema, Link, SourceLink, gc
-from tests.pipeline import build_external_pipeline, build_pipeline, fill_external, fill_pipeline
+from djshare import LazySchema, Link, SourceLink, export, gc
+from djshare.sql.connection import ServerAddress
+from tests.pipeline import (
+    build_export_pipeline,
+    build_external_pipeline,
+    build_pipeline,
+    fill_export,
+    fill_external,
+    fill_pipeline,
+)
 from tests.servers import MariaDBServer, S3Server, create_link_users, mariadb_servers, s3_server
 
 console = Console()
@@ -62,6 +71,25 @@ def external_demo(folder: Path, s3: S3Server, source: MariaDBServer, admin: dj.C
     console.print(f"after deleting 2 samples, gc would delete {len(gc(local, dry_run=True).deleted)} objects")
     console.print(f"gc deleted {len(gc(local).deleted)}; the lab's store still has "
                   f"{sum(1 for p in (folder / 'lab_blobs').rglob('*') if p.is_file())} blob files")
+
+
+def export_demo(folder: Path, source: MariaDBServer, archive: MariaDBServer, admin: dj.Connection) -> None:
+    pipeline = build_export_pipeline(admin, "core", "analysis")
+    fill_export(pipeline)
+    dj.config.update({"database.host": source.address, "database.user": source.admin_user,
+                      "database.password": source.admin_password})
+    with export.capture("paper-2026", "figure-3"):
+        (pipeline["Unit"] & "subject = 'm1' AND session = 2").fetch()
+        (pipeline["Figure"] & "figure = 1").fetch1()
+    console.print("captured two fetches of analysis figure-3 of paper-2026")
+    counts = export.preview("paper-2026", diagram=folder / "slice.svg")
+    console.print("closure (parents first): " + ", ".join(f"{name} {rows}" for name, rows in counts.items()))
+    export.write("paper-2026", folder / "bundle")
+    target = ServerAddress(archive.host, archive.port, archive.admin_user, archive.admin_password)
+    export.restore(folder / "bundle", target)
+    report = export.verify(folder / "bundle", target)
+    console.print(f"restored into {archive.address} and verified {report.rows} rows of {report.tables} tables: "
+                  f"{'no problems' if not report.problems else report.problems}")
 
 
 def main() -> None:
@@ -118,6 +146,10 @@ def main() -> None:
         step("External storage: blobs and attachments travel store to store (lab: files, collaborator: S3)")
         with tempfile.TemporaryDirectory() as folder, s3_server(Path(folder)) as s3:
             external_demo(Path(folder), s3, source, admin)
+
+        step("Export: capture what an analysis fetched, write a bundle, restore it elsewhere, verify it")
+        with tempfile.TemporaryDirectory() as folder:
+            export_demo(Path(folder), source, local, admin)
 
         step("Status, from the command line")
         env = dict(os.environ, LINK_HOST=source.address, COLUMNS="120")
