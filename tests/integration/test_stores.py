@@ -392,3 +392,10 @@ def test_export_bundle_carries_external_objects(make_store_lab: Any, servers: li
                                                                  stores=archive).problems[0]
     connection.close()
     target.execute(f"DROP DATABASE `{lab.source_schema}`")
+    # the same export straight into the server, objects store to store
+    dj.config["stores"] = dict(world.source_stores)  # the exporting side's stores again
+    fresh = {name: store("file", f"direct_{name}", s3, tmp_path, "") for name in archive}
+    copied = export.copy("paper-x", address, schema=work, progress=False, target_stores=fresh)
+    assert {c.table: c.rows for c in copied}["~external_src_blobs"] == 9
+    assert export.verify(tmp_path / "bundle", address, stores=fresh).problems == []  # same rows, objects there
+    target.execute(f"DROP DATABASE `{lab.source_schema}`")

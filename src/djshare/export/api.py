@@ -70,13 +70,16 @@ def write_script(paper: str, path: str | Path, schema: str = DEFAULT_SCHEMA) -> 
         return script.write(_selection(paper, schema, session, data), Path(path))
 
 
-def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progress: bool = True) -> list[Copied]:
-    """Copy the export of `paper` straight into `target` (schemas without these tables), checked table by table."""
+def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progress: bool = True,
+         target_stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[Copied]:
+    """Copy the export of `paper` straight into `target` (schemas without these tables), checked table by table.
+    External objects go from the DataJoint config's stores to `target_stores` (default: the same settings)."""
     data = LazySchema(schema)
     with data.session() as session, Session(target) as destination:
         selection = _selection(paper, schema, session, data)
+        stores = (data.store_settings(), _stores(target_stores))
         with progress_bar(f"copy {paper}", sum(selection.counts.values()), progress) as advance:
-            return direct.copy(selection, destination, on_rows=advance)
+            return direct.copy(selection, destination, on_rows=advance, stores=stores)
 
 
 def restore(directory: str | Path, target: ServerAddress, progress: bool = True,

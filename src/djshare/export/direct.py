@@ -1,18 +1,22 @@
 """Direct copy: write the selected rows straight into another server (no bundle), parents first, one
-target transaction per table, foreign-key checks on; then compare each table's checksum on both sides."""
+target transaction per table, foreign-key checks on; then compare each table's checksum on both sides.
+External objects are copied store to store first, each checked, so no row references a missing object."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from djshare.errors import DjshareError, IntegrityViolation
+from djshare.export import objects
 from djshare.export.bundle import create_statement, rows_in_order
 from djshare.export.closure import Selection
 from djshare.sql.catalog import read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name
 from djshare.sql.transfer import copy_rows, statement_limit
+from djshare.stores.formats.dj014 import store_of_table
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,14 @@ def _digest(session: Session, table: tuple[str, str], where: str = "") -> tuple[
     return count, digest.hexdigest()
 
 
-def copy(selection: Selection, target: Session, on_rows: Callable[[int], None] | None = None) -> list[Copied]:
+def copy(selection: Selection, target: Session, on_rows: Callable[[int], None] | None = None,
+         stores: tuple[Mapping[str, Mapping[str, Any]], Mapping[str, Mapping[str, Any]]] | None = None) -> list[Copied]:
+    """Copy the selection into `target`. External objects go from the exporting side's stores to the target
+    side's (`stores`: that pair of settings) before the rows that reference them."""
     source = selection.session
+    external = [(t[0], t[1], selection.where(t)) for t in selection.graph.tables if store_of_table(t[1])]
+    if external:
+        objects.transfer(source, external, *(stores or ({}, {})))
     present = [t for t in selection.graph.tables if schema_exists(target, t[0]) and t[1] in table_names(target, t[0])]
     if present:
         raise DjshareError(f"The target server already has {quote_name(*present[0])}"

@@ -64,6 +64,28 @@ def save(session: Session, folder: Path, tables: Iterable[tuple[str, str, str]],
     return counts
 
 
+def transfer(source_session: Session, tables: Iterable[tuple[str, str, str]], source: Mapping[str, Mapping[str, Any]],
+             target: Mapping[str, Mapping[str, Any]]) -> int:
+    """Copy the objects of the selected `~external` rows from the exporting side's stores straight into the
+    target side's stores (same schema names on both sides)."""
+    jobs = []
+    for schema, table, condition in tables:
+        store = store_of_table(table)
+        if store is None:
+            continue
+        from_spec = StoreSpec.from_config(store, source, "exporting")
+        to_spec = StoreSpec.from_config(store, target, "target")
+        origin, destination = open_store(from_spec), open_store(to_spec)
+        for row in external_rows(source_session, schema, table, condition):
+            jobs.append((origin, object_path(from_spec, schema, row), destination, object_path(to_spec, schema, row),
+                         row))
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(lambda job: _copy(*job), jobs))
+    for written in {id(job[2]): job[2] for job in jobs}.values():
+        written.flush()
+    return len(jobs)
+
+
 def put(session: Session, folder: Path, tables: Iterable[tuple[str, str]],
         stores: Mapping[str, Mapping[str, Any]]) -> int:
     """Write the bundle's objects of the restored `~external` tables into the target's stores."""
