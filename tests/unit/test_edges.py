@@ -128,3 +128,22 @@ def test_driver_errors_become_djshare_errors(error: pymysql.err.MySQLError, kind
     assert isinstance(translated, kind)
     assert "pw-not-shown" not in str(translated)
     assert translated.retryable == (kind in (ServerUnreachableError, InterruptedOperation))
+
+
+def test_split_literal_handles_escapes_commas_and_prefixes() -> None:
+    from djshare.sql.transfer import split_literal
+
+    assert split_literal(b"('a\\'b,c',X'00FF','5',NULL)") == [b"'a\\'b,c'", b"X'00FF'", b"'5'", b"NULL"]
+    assert split_literal(b"('x')") == [b"'x'"]
+    assert split_literal(b"('back\\\\',',')") == [b"'back\\\\'", b"','"]
+
+
+def test_key_bound_is_an_expanded_comparison() -> None:
+    from djshare.sql.transfer import key_bound
+
+    assert key_bound(MASTER, b"('m1','5')", ">") == (
+        b"((`subject` > 'm1') OR (`subject` = 'm1' AND `recording` > '5'))")
+    assert key_bound(MASTER, b"('m1','5')", ">=", "s.") == (
+        b"((s.`subject` > 'm1') OR (s.`subject` = 'm1' AND s.`recording` >= '5'))")
+    single = TableInfo("lab", "t", (column("id"),), ("id",), "")
+    assert key_bound(single, b"('7')", "<") == b"((`id` < '7'))"

@@ -24,7 +24,7 @@ from djshare.link.repair import BATCH, RepairReport, repair_keys
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.catalog import foreign_keys_to
 from djshare.sql.connection import Session
-from djshare.sql.transfer import key_condition, literal, row_literal
+from djshare.sql.transfer import key_bound, key_condition, literal, row_literal
 
 
 def local_keys(local: Session, tables: LinkTables, where: str) -> list[bytes]:
@@ -159,7 +159,7 @@ def finish_deletion(source: Session, ob: OutboundTable, subscriber: str | None =
     order = ", ".join(f"`{c}`" for c in src.primary_key)
     after: bytes | None = None
     while True:
-        condition = approved + (b"" if after is None else f" AND ({order}) > ".encode() + after)
+        condition = approved + (b"" if after is None else b" AND " + key_bound(src, after, ">"))
         keys = [bytes(r[0]) for r in source.rows(
             f"SELECT DISTINCT {key_sql} FROM {ob.full_name} WHERE ".encode() + condition
             + f" ORDER BY {order} LIMIT {BATCH}".encode(),

@@ -14,7 +14,7 @@ from djshare.errors import ConfigurationError, MissingPrivilegeError
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.sql.catalog import TableInfo, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name
-from djshare.sql.transfer import column_list, key_condition, literal, row_literal
+from djshare.sql.transfer import column_list, key_bound, key_condition, literal, row_literal
 
 COMMENT_PREFIX = "djshare outbound of "
 STATE_TYPE = "enum(" + ",".join(f"'{s.value}'" for s in Outbound) + ")"
@@ -175,7 +175,7 @@ def keys_page(session: Session, outbound: OutboundTable, subscriber: str, after:
     if states:
         condition += (" AND `state` IN (" + ",".join(f"'{s.value}'" for s in states) + ")").encode()
     if after is not None:
-        condition += f" AND ({outbound.key_names}) > ".encode() + after
+        condition += b" AND " + key_bound(outbound.source, after, ">")
     found = session.rows(
         f"SELECT {row_literal(outbound.source.key_columns)} FROM {outbound.full_name} WHERE ".encode() + condition
         + f" ORDER BY {outbound.key_names} LIMIT {int(size)}".encode(),

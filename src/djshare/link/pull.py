@@ -17,7 +17,15 @@ from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.connection import Session
-from djshare.sql.transfer import copy_rows, key_condition, literal, present_keys, row_literal, statement_limit
+from djshare.sql.transfer import (
+    copy_rows,
+    key_bound,
+    key_condition,
+    literal,
+    present_keys,
+    row_literal,
+    statement_limit,
+)
 from djshare.stores.formats.dj014 import external_table
 
 DEFAULT_BATCH = 2000
@@ -47,7 +55,7 @@ def _candidates_sql(tables: LinkTables, where: str, after: bytes | None) -> byte
         f"WHERE (o.`state` IS NULL OR o.`state` = '{Outbound.PULLING.value}')".encode()
     )
     if after is not None:
-        sql += f" AND ({', '.join('s.`' + c + '`' for c in source.primary_key)}) > ".encode() + after
+        sql += b" AND " + key_bound(source, after, ">", "s.")
     return sql
 
 

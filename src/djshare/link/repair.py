@@ -14,7 +14,7 @@ from djshare.link import outbound
 from djshare.link.protocol import Command, Facts, Outbound, State, Step, plan, state_of
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.connection import Session
-from djshare.sql.transfer import present_keys, row_literal
+from djshare.sql.transfer import key_bound, present_keys, row_literal
 
 BATCH = 2000
 
@@ -62,7 +62,7 @@ def _local_key_pages(local: Session, tables: LinkTables, size: int) -> Iterator[
     names = ", ".join(f"`{c}`" for c in tables.local.primary_key)
     after: bytes | None = None
     while True:
-        condition = b"TRUE" if after is None else f"({names}) > ".encode() + after
+        condition = b"TRUE" if after is None else key_bound(tables.local, after, ">")
         page = [bytes(r[0]) for r in local.rows(
             f"SELECT {row_literal(tables.local.key_columns)} FROM {tables.local.full_name} WHERE ".encode()
             + condition + f" ORDER BY {names} LIMIT {int(size)}".encode(),

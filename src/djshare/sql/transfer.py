@@ -66,6 +66,43 @@ def present_keys(session: Session, table: TableInfo, keys: list[bytes]) -> set[b
     return {bytes(row[0]) for row in found}
 
 
+def split_literal(key: bytes) -> list[bytes]:
+    """The column parts of a key literal made by `row_literal`: `('a\\'b',X'00',NULL)` -> [b"'a\\'b'", b"X'00'",
+    b"NULL"]. Parts are NULL, or quoted strings with backslash escapes, optionally prefixed (X, b)."""
+    parts: list[bytes] = []
+    body, start, index, quoted = key[1:-1], 0, 0, False
+    while index < len(body):
+        char = body[index:index + 1]
+        if quoted:
+            if char == b"\\":
+                index += 1
+            elif char == b"'":
+                quoted = False
+        elif char == b"'":
+            quoted = True
+        elif char == b",":
+            parts.append(body[start:index])
+            start = index + 1
+        index += 1
+    parts.append(body[start:])
+    return parts
+
+
+def key_bound(table: TableInfo, key: bytes, operator: str, qualifier: str = "") -> bytes:
+    """`(k1, k2) <operator> key` written so that the server can use the primary key as a range (MariaDB does
+    not for row-constructor comparisons): k1 > v1 OR (k1 = v1 AND k2 > v2) ... for `>`, and likewise for
+    `>=`, `<`, `<=`."""
+    strict = operator.rstrip("=")
+    names = [qualifier + quote_name(c.name) for c in table.key_columns]
+    values = split_literal(key)
+    terms = []
+    for i in range(len(names)):
+        equal = [names[j].encode() + b" = " + values[j] for j in range(i)]
+        last = f"{names[i]} {strict if i < len(names) - 1 or operator == strict else operator} ".encode() + values[i]
+        terms.append(b"(" + b" AND ".join([*equal, last]) + b")")
+    return b"(" + b" OR ".join(terms) + b")"
+
+
 def statement_limit(target: Session) -> int:
     """Largest INSERT to send to `target`: below its max_allowed_packet, with room for the header."""
     return min(target.max_allowed_packet() - 64 * 1024, STATEMENT_CAP)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import Session
-from djshare.sql.transfer import key_condition, literal_expression, row_literal
+from djshare.sql.transfer import key_bound, key_condition, literal_expression, row_literal
 from djshare.sync.segments import Segment, Summary
 
 ROW_HASH = "CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)"
@@ -27,35 +27,44 @@ class TableSide:
         if self.where:
             parts.append(f"({self.where})".encode())
         if low is not None:
-            parts.append(f"{self.keys} >= ".encode() + low)
+            parts.append(key_bound(self.table, low, ">="))
         if high is not None:
-            parts.append(f"{self.keys} < ".encode() + high)
+            parts.append(key_bound(self.table, high, "<"))
         return b" AND ".join(parts)
 
+    def count(self, segment: Segment) -> int:
+        return int(self.session.scalar(f"SELECT COUNT(*) FROM {self.table.full_name} WHERE ".encode()
+                                       + self._condition(segment.low, segment.high),
+                                       doing=f"counting rows of {self.table.full_name}"))
+
     def summaries(self, segments: Sequence[Segment]) -> list[Summary]:
-        """(rows, checksum) of each segment, in one query."""
+        """(rows, checksum) of each segment: one statement, one range scan per segment."""
         if not segments:
             return []
-        cases = b" ".join(f"WHEN {self.keys} < ".encode() + s.high + f" THEN {i}".encode()
-                          for i, s in enumerate(segments[:-1]) if s.high is not None)
-        segment = b"CASE " + cases + f" ELSE {len(segments) - 1} END".encode() if cases else b"0"
-        found = self.session.rows(
-            b"SELECT " + segment + f" AS s, COUNT(*), BIT_XOR({ROW_HASH.format(row=row_literal(self.table.columns))}) "
-            f"FROM {self.table.full_name} WHERE ".encode() + self._condition(segments[0].low, segments[-1].high)
-            + b" GROUP BY s", doing=f"summing segments of {self.table.full_name}")
-        result = {int(s): Summary(int(n), int(x)) for s, n, x in found}
+        checksum = ROW_HASH.format(row=row_literal(self.table.columns))
+        parts = [f"SELECT {i} AS s, COUNT(*) AS n, BIT_XOR({checksum}) AS x FROM {self.table.full_name} WHERE ".encode()
+                 + self._condition(segment.low, segment.high) for i, segment in enumerate(segments)]
+        found = self.session.rows(b" UNION ALL ".join(parts), doing=f"summing segments of {self.table.full_name}")
+        result = {int(i): Summary(int(n), int(x or 0)) for i, n, x in found}
         return [result.get(i, Summary(0, 0)) for i in range(len(segments))]
 
     def boundaries(self, segment: Segment, rows: int, parts: int) -> list[bytes]:
-        """Keys that cut `segment` (of `rows` rows on this side) into about `parts` equal parts."""
+        """Keys that cut `segment` (of `rows` rows on this side) into about `parts` equal parts: a chain of
+        keyset steps along the primary key, formatting only the cut keys."""
         step = max(1, math.ceil(rows / parts))
         order = ", ".join(f"`{c}`" for c in self.table.primary_key)
-        found = self.session.rows(
-            f"SELECT l FROM (SELECT {row_literal(self.table.key_columns)} AS l, ROW_NUMBER() OVER (ORDER BY {order}) "
-            f"AS rn FROM {self.table.full_name} WHERE ".encode() + self._condition(segment.low, segment.high)
-            + f") AS q WHERE rn > 1 AND (rn - 1) % {step} = 0 ORDER BY rn".encode(),
-            doing=f"cutting a segment of {self.table.full_name}")
-        return [bytes(r[0]) for r in found]
+        cuts: list[bytes] = []
+        low = segment.low
+        for _ in range(parts - 1):
+            found = self.session.rows(
+                f"SELECT {row_literal(self.table.key_columns)} FROM {self.table.full_name} WHERE ".encode()
+                + self._condition(low, segment.high) + f" ORDER BY {order} LIMIT 1 OFFSET {step}".encode(),
+                doing=f"cutting a segment of {self.table.full_name}")
+            if not found:
+                break
+            low = bytes(found[0][0])
+            cuts.append(low)
+        return cuts
 
     def row_hashes(self, segment: Segment) -> dict[bytes, tuple[bytes, list[str]]]:
         """Key literal -> (MD5 of the row's bytes, key column literals) for every row of `segment`."""
