@@ -272,6 +272,7 @@ export_app = typer.Typer(help="Export what analyses fetched: preview, write a bu
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
 CaptureSchema = Annotated[str, typer.Option("--schema", help="Schema holding the captures (on the data server).")]
+Paper = Annotated[str, typer.Argument(help="The paper whose captures to export.")]
 Target = Annotated[str, typer.Option("--to", help="Target server, host or host:port. User and password: "
                                      "DJSHARE_TARGET_USER and DJSHARE_TARGET_PASS (default DJ_USER, DJ_PASS).")]
 
@@ -308,7 +309,7 @@ def export_forget(paper: Annotated[str, typer.Argument(help="The paper whose cap
 
 
 @export_app.command("preview")
-def export_preview(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
+def export_preview(paper: Paper,
                    schema: CaptureSchema = DEFAULT_SCHEMA,
                    diagram: Annotated[Path | None, typer.Option(help="Also draw the slice as SVG here.")] = None,
                    ) -> None:
@@ -322,7 +323,7 @@ def export_preview(paper: Annotated[str, typer.Argument(help="The paper whose ca
 
 
 @export_app.command("write")
-def export_write(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
+def export_write(paper: Paper,
                  directory: Annotated[Path, typer.Argument(help="New directory for the bundle.")],
                  schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
     """Write the export as a bundle: DDL, chunked INSERTs in parent-first order, manifest with checksums."""
@@ -331,7 +332,7 @@ def export_write(paper: Annotated[str, typer.Argument(help="The paper whose capt
 
 
 @export_app.command("script")
-def export_script(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")],
+def export_script(paper: Paper,
                   path: Annotated[Path, typer.Argument(help="New file for the bash script.")],
                   schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
     """Write a mysqldump script for the export (no credentials in it; safe for any key value)."""
@@ -340,7 +341,7 @@ def export_script(paper: Annotated[str, typer.Argument(help="The paper whose cap
 
 
 @export_app.command("copy")
-def export_copy(paper: Annotated[str, typer.Argument(help="The paper whose captures to export.")], to: Target,
+def export_copy(paper: Paper, to: Target,
                 schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
     """Copy the export straight into another server (no bundle), checking each table's checksum there."""
     copied = run(lambda: export.copy(paper, _target(to), schema=schema))
