@@ -6,12 +6,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from djshare.sql.catalog import TableInfo
+from djshare.sql.catalog import Column, TableInfo
 from djshare.sql.connection import Session
 from djshare.sql.transfer import key_bound, key_condition, literal_expression, row_literal
 from djshare.sync.segments import Segment, Summary
 
 ROW_HASH = "CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)"
+
+
+def hash_input(columns: Sequence[Column]) -> str:
+    """SQL for the bytes a row is hashed over: each column as `<byte length>:<bytes>`, or `-` for NULL, so no two
+    different rows give the same input. Raw bytes (blobs are not hexed), FLOAT widened to DOUBLE (exact)."""
+    parts = []
+    for column in columns:
+        ref = f"`{column.name}`"
+        value = f"CAST(CAST({ref} AS DOUBLE) AS BINARY)" if column.data_type == "float" else f"CAST({ref} AS BINARY)"
+        parts.append(f"IFNULL(CONCAT(LENGTH({value}), ':', {value}), '-')")
+    return "CONCAT(" + ", ".join(parts) + ")"
 
 
 class TableSide:
@@ -41,7 +52,7 @@ class TableSide:
         """(rows, checksum) of each segment: one statement, one range scan per segment."""
         if not segments:
             return []
-        checksum = ROW_HASH.format(row=row_literal(self.table.columns))
+        checksum = ROW_HASH.format(row=hash_input(self.table.columns))
         parts = [f"SELECT {i} AS s, COUNT(*) AS n, BIT_XOR({checksum}) AS x FROM {self.table.full_name} WHERE ".encode()
                  + self._condition(segment.low, segment.high) for i, segment in enumerate(segments)]
         found = self.session.rows(b" UNION ALL ".join(parts), doing=f"summing segments of {self.table.full_name}")
@@ -70,7 +81,7 @@ class TableSide:
         """Key literal -> (MD5 of the row's bytes, key column literals) for every row of `segment`."""
         keys = ", ".join(f"CAST({literal_expression(c)} AS BINARY)" for c in self.table.key_columns)
         found = self.session.rows(
-            f"SELECT {row_literal(self.table.key_columns)}, MD5({row_literal(self.table.columns)}), {keys} "
+            f"SELECT {row_literal(self.table.key_columns)}, MD5({hash_input(self.table.columns)}), {keys} "
             f"FROM {self.table.full_name} WHERE ".encode() + self._condition(segment.low, segment.high),
             doing=f"reading rows of {self.table.full_name}")
         self.rows_read += len(found)
