@@ -9,10 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from djshare.errors import IntegrityViolation
 from djshare.sql.connection import Session, quote_name
-from djshare.stores.formats.dj014 import ExternalRow, mismatch, object_path, relative_path, salt, store_of_table
-from djshare.stores.objects import FileStore, ObjectStore, Spooled, open_store
+from djshare.stores.formats.dj014 import ExternalRow, copy_checked, object_path, relative_path, store_of_table
+from djshare.stores.objects import FileStore, ObjectStore, open_store
 from djshare.stores.spec import DEFAULT_SUBFOLDING, StoreSpec
 
 WORKERS = 8
@@ -22,17 +21,6 @@ def external_rows(session: Session, schema: str, table: str, where: str = "") ->
     rows = session.rows(f"SELECT `hash`, `size`, `attachment_name`, `filepath`, `contents_hash` FROM "
                         f"{quote_name(schema, table)}" + (f" WHERE {where}" if where else ""))
     return [ExternalRow(bytes(r[0]), int(r[1]), r[2], r[3], None if r[4] is None else bytes(r[4])) for r in rows]
-
-
-def _copy(source: ObjectStore, source_path: str, target: ObjectStore, target_path: str, row: ExternalRow) -> None:
-    data = Spooled(source.read(source_path), salt(row))
-    try:
-        problem = mismatch(row, data)
-        if problem:
-            raise IntegrityViolation(f"Object {source_path} in {source.spec.label} has {problem}.")
-        target.write(target_path, data.buffer, data.size)
-    finally:
-        data.close()
 
 
 def _bundle_path(folder: Path, store: str, schema: str, row: ExternalRow) -> str:
@@ -58,7 +46,7 @@ def save(session: Session, folder: Path, tables: Iterable[tuple[str, str, str]],
             jobs.append((source, object_path(spec, schema, row), inside, _bundle_path(folder, store, schema, row), row))
             counts[store] = counts.get(store, 0) + 1
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: _copy(*job), jobs))
+        list(pool.map(lambda job: copy_checked(*job), jobs))
     if jobs:
         inside.flush()
     return counts
@@ -80,7 +68,7 @@ def transfer(source_session: Session, tables: Iterable[tuple[str, str, str]], so
             jobs.append((origin, object_path(from_spec, schema, row), destination, object_path(to_spec, schema, row),
                          row))
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: _copy(*job), jobs))
+        list(pool.map(lambda job: copy_checked(*job), jobs))
     for written in {id(job[2]): job[2] for job in jobs}.values():
         written.flush()
     return len(jobs)
@@ -101,7 +89,7 @@ def put(session: Session, folder: Path, tables: Iterable[tuple[str, str]],
         for row in external_rows(session, schema, table):
             jobs.append((inside, _bundle_path(folder, store, schema, row), target, object_path(spec, schema, row), row))
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: _copy(*job), jobs))
+        list(pool.map(lambda job: copy_checked(*job), jobs))
     for target in targets.values():
         target.flush()
     return len(jobs)

@@ -18,7 +18,7 @@ from djshare.errors import DjshareError, IntegrityViolation
 from djshare.link.tables import LinkTables, StorePair
 from djshare.sql.connection import Session, quote_name
 from djshare.sql.transfer import key_condition, literal
-from djshare.stores.formats.dj014 import ExternalRow, external_table, mismatch, object_path, salt
+from djshare.stores.formats.dj014 import ExternalRow, copy_checked, external_table, mismatch, object_path
 from djshare.stores.objects import MissingObjectError, ObjectStore, S3Store, Spooled, open_store
 
 JOURNAL = "~djshare_objects"
@@ -158,17 +158,12 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
                     if expected and etag == expected.hex():
                         return None  # verified by the store: its ETag is the MD5 of the copied bytes
                     copied = True  # not verifiable that way (multipart ETag) or wrong: check the bytes below
-                data = Spooled(origin.read(job.source_path), salt(job.row))
                 try:
-                    problem = mismatch(job.row, data)
-                    if problem:
-                        if copied:
-                            target.delete(job.local_path)
-                        return IntegrityViolation(f"Object {job.source_path} in {job.pair.source.label} has {problem}.")
-                    if not copied:
-                        target.write(job.local_path, data.buffer, data.size)
-                finally:
-                    data.close()
+                    copy_checked(origin, job.source_path, target, job.local_path, job.row, write=not copied)
+                except IntegrityViolation:
+                    if copied:  # the server-side copy holds wrong bytes: remove it
+                        target.delete(job.local_path)
+                    raise
             except DjshareError as error:
                 return error
             return None

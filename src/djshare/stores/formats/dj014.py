@@ -15,9 +15,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from djshare.errors import IntegrityViolation
 from djshare.sql.catalog import Column
 from djshare.sql.connection import quote_name
-from djshare.stores.objects import Spooled
+from djshare.stores.objects import ObjectStore, Spooled
 from djshare.stores.spec import StoreSpec
 
 EXTERNAL = re.compile(r"^:(?P<kind>blob|attach|filepath)@(?P<store>[a-z][\-\w]*):(?P<comment>.*)$", re.DOTALL)
@@ -109,3 +110,20 @@ def mismatch(row: ExternalRow, data: Spooled) -> str:
     if data.md5.digest() != row.hash:
         return f"MD5 {data.md5.hexdigest()} where its ~external row says {row.hex}"
     return ""
+
+
+def copy_checked(origin: ObjectStore, source_path: str, target: ObjectStore, target_path: str, row: ExternalRow,
+                 write: bool = True) -> None:
+    """Read an object into a bounded buffer, check it against its `~external` row, then (if `write`) write it.
+
+    Raises IntegrityViolation, naming the object and its store, when the bytes do not match the row.
+    """
+    data = Spooled(origin.read(source_path), salt(row))
+    try:
+        problem = mismatch(row, data)
+        if problem:
+            raise IntegrityViolation(f"Object {source_path} in {origin.spec.label} has {problem}.")
+        if write:
+            target.write(target_path, data.buffer, data.size)
+    finally:
+        data.close()
