@@ -268,7 +268,8 @@ def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host:
 
 
 export_app = typer.Typer(help="Export what analyses fetched: preview, write a bundle, restore it, verify it. "
-                         "Captures are made in Python: `with djshare.export.capture(paper, analysis): ...`.",
+                         "Captures are made in Python (`with djshare.export.capture(paper, analysis): ...`) or "
+                         "opened here with `start` for processes that called `djshare.export.follow()`.",
                          no_args_is_help=True)
 app.add_typer(export_app, name="export")
 CaptureSchema = Annotated[str, typer.Option("--schema", help="Schema holding the captures (on the data server).")]
@@ -286,17 +287,48 @@ def _target(host: str) -> ServerAddress:
     return ServerAddress.parse(host, user, password)
 
 
+@export_app.command("start")
+def export_start(paper: Annotated[str, typer.Argument(help="The paper the analysis belongs to.")],
+                 analysis: Annotated[str, typer.Argument(help="A name for the analysis.")],
+                 schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Open a capture for your database account: every process of yours that called `djshare.export.follow()`
+    records what it fetches into it, until `djshare export stop`."""
+    opened = run(lambda: export.open_capture(paper, analysis, schema=schema))
+    out.print(f"capturing {paper}/{analysis}" + ("" if opened else " (was open already)")
+              + ": fetches in processes that called djshare.export.follow() are recorded")
+
+
+@export_app.command("stop")
+def export_stop(paper: Annotated[str, typer.Argument(help="The paper whose open captures to close.")],
+                analysis: Annotated[str | None, typer.Option(help="Only this analysis.")] = None,
+                schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Close your account's open captures of a paper; what they recorded stays."""
+    closed = run(lambda: export.close_capture(paper, analysis, schema=schema))
+    if not closed:
+        err.print(f"[red]error:[/red] no open capture of {paper}" + (f"/{analysis}" if analysis else "")
+                  + " for your account. `djshare export list` shows the open ones.", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"stopped {closed} capture{'s' if closed > 1 else ''} of {paper}")
+
+
 @export_app.command("list")
 def export_list(schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
-    """Captures on the data server: per paper and analysis, how many restrictions and when."""
+    """Captures on the data server: per paper and analysis, how many restrictions and when; and open captures."""
     found = run(lambda: export.captures(schema=schema))
-    if not found:
+    opened = run(lambda: export.open_captures(schema=schema))
+    if not found and not opened:
         out.print("no captures")
         return
-    table = RichTable("paper", "analysis", "restrictions", "first", "last")
-    for item in found:
-        table.add_row(item.paper, item.analysis, str(item.restrictions), str(item.first), str(item.last))
-    out.print(table)
+    if found:
+        table = RichTable("paper", "analysis", "restrictions", "first", "last")
+        for item in found:
+            table.add_row(item.paper, item.analysis, str(item.restrictions), str(item.first), str(item.last))
+        out.print(table)
+    if opened:
+        table = RichTable("open for account", "paper", "analysis", "since", title="open captures")
+        for account, open_paper, open_analysis, since in opened:
+            table.add_row(account, open_paper, open_analysis, str(since))
+        out.print(table)
 
 
 @export_app.command("forget")
@@ -311,7 +343,8 @@ def export_forget(paper: Annotated[str, typer.Argument(help="The paper whose cap
 @export_app.command("preview")
 def export_preview(paper: Paper,
                    schema: CaptureSchema = DEFAULT_SCHEMA,
-                   diagram: Annotated[Path | None, typer.Option(help="Also draw the slice as SVG here.")] = None,
+                   diagram: Annotated[Path | None, typer.Option(
+                       help="Also draw the slice into this file: *.svg or *.png.")] = None,
                    ) -> None:
     """Tables of the export (parents first) and how many rows of each it holds."""
     counts = run(lambda: export.preview(paper, schema=schema, diagram=diagram))

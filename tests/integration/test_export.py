@@ -238,6 +238,30 @@ def test_preview_draws_the_slice(exporting: ExportLab, tmp_path: Path) -> None:
     assert len(list(drawing.iter("{http://www.w3.org/2000/svg}rect"))) == len(counts)
 
 
+def test_preview_draws_the_slice_as_png(exporting: ExportLab, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from djshare.export import diagram
+
+    run_analysis(exporting.pipeline, "paper-p", exporting.work)
+    with pytest.raises(DjshareError, match=r"name it \*.svg or \*.png"):
+        export.preview("paper-p", schema=exporting.work, diagram=tmp_path / "slice.pdf")
+    assert not (tmp_path / "slice.pdf").exists()
+    counts = export.preview("paper-p", schema=exporting.work, diagram=tmp_path / "slice.png")
+    image = Image.open(tmp_path / "slice.png").convert("RGB")
+    with exporting.session() as session:
+        selection = compute(session, export.api.captured(exporting.pipeline["Unit"].connection, "paper-p",
+                                                          exporting.work), exporting.work)
+        drawn = diagram.layout(selection.graph, selection.counts)
+    assert image.size == (drawn.width, drawn.height) and len(drawn.boxes) == len(counts) == 8
+    fill = tuple(int(diagram.FILL[i:i + 2], 16) for i in (1, 3, 5))
+    for box in drawn.boxes:  # a filled box with a border at each table's place; white between boxes
+        assert image.getpixel((box.x + diagram.BOX_WIDTH - 4, box.y + diagram.BOX_HEIGHT // 2)) == fill
+        assert image.getpixel((box.x + diagram.BOX_WIDTH // 2, box.y)) != fill
+        assert image.getpixel((box.x + diagram.BOX_WIDTH + diagram.GAP_X // 2, box.y + 2)) == (255, 255, 255)
+        assert {b.table: b.rows for b in drawn.boxes}[box.table] == counts[f"`{box.table[0]}`.`{box.table[1]}`"]
+
+
 def test_captures_are_listed_and_forgotten(exporting: ExportLab) -> None:
     lab, p = exporting, exporting.pipeline
     run_analysis(p, "paper-l", lab.work)
@@ -247,6 +271,45 @@ def test_captures_are_listed_and_forgotten(exporting: ExportLab) -> None:
     assert [c.analysis for c in export.captures(schema=lab.work)] == ["figure"]
     export.forget("paper-l", schema=lab.work)
     assert export.captures(schema=lab.work) == []
+
+
+def test_captures_started_from_the_command_line_record_following_processes(exporting: ExportLab) -> None:
+    import os
+    import subprocess
+    import sys
+
+    lab, p = exporting, exporting.pipeline
+    env = dict(os.environ, DJ_HOST=lab.server.address, DJ_USER=lab.server.admin_user,
+               DJ_PASS=lab.server.admin_password, COLUMNS="200")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args, "--schema", lab.work], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    def recorded() -> dict[tuple[str, str], int]:
+        return {(c.paper, c.analysis): c.restrictions for c in export.captures(schema=lab.work)}
+
+    started = djshare("start", "paper-o", "fig3")
+    assert started.returncode == 0 and "capturing paper-o/fig3" in started.stdout, started.stderr
+    assert "paper-o" in djshare("list").stdout
+    lab.server.execute(f"INSERT INTO `{lab.work}`.`export_open` (`account`, `paper`, `analysis`) "
+                       "VALUES ('someone_else@%', 'paper-x', 'theirs')")
+    (p["Unit"] & "subject = 'm1'").fetch()
+    assert recorded() == {}  # this process does not follow yet
+    export.follow(lab.work)
+    try:
+        (p["Unit"] & "subject = 'm1'").fetch()
+        (p["Figure"] & "figure = 1").fetch1()
+        assert recorded() == {("paper-o", "fig3"): 2}  # another account's open capture records nothing here
+        stopped = djshare("stop", "paper-o")
+        assert stopped.returncode == 0 and "stopped 1 capture of paper-o" in stopped.stdout, stopped.stderr
+        p["Unit"].fetch()
+        assert recorded() == {("paper-o", "fig3"): 2}
+    finally:
+        export.unfollow(lab.work)
+    assert export.preview("paper-o", schema=lab.work)[f"`{lab.analysis}`.`figure`"] == 1
+    again = djshare("stop", "paper-o")
+    assert again.returncode == 1 and "no open capture of paper-o" in again.stderr
 
 
 def test_nothing_captured_is_a_clear_error(exporting: ExportLab) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from djshare import LazySchema, gc
-from djshare.errors import AuthenticationError, ConfigurationError, IntegrityViolation
+from djshare.errors import AuthenticationError, ConfigurationError, DjshareError, IntegrityViolation
 from djshare.stores.formats.dj014 import ExternalRow, object_path
 from djshare.stores.objects import MissingObjectError, open_store
 from djshare.stores.spec import StoreNotConfiguredError, StoreSpec
@@ -399,3 +399,68 @@ def test_export_bundle_carries_external_objects(make_store_lab: Any, servers: li
     assert {c.table: c.rows for c in copied}["~external_src_blobs"] == 9
     assert export.verify(tmp_path / "bundle", address, stores=fresh).problems == []  # same rows, objects there
     target.execute(f"DROP DATABASE `{lab.source_schema}`")
+
+
+def test_export_script_copies_and_checks_objects(make_store_lab: Any, servers: list[Any], s3: S3Server,
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+
+    from djshare import export
+
+    world = make_store_lab("file", "file")
+    lab, p = world.lab, world.pipeline
+    (tmp_path / "stage" / "raw data").mkdir(parents=True)
+    (tmp_path / "stage" / "raw data" / "run $1 (raw).bin").write_bytes(b"raw bytes" * 100)
+    p["Raw"].insert1({"raw_id": 1, "raw": str(tmp_path / "stage" / "raw data" / "run $1 (raw).bin")})
+    monkeypatch.setitem(dj.config, "database.host", lab.source.address)
+    monkeypatch.setitem(dj.config, "database.user", lab.source.admin_user)
+    monkeypatch.setitem(dj.config, "database.password", lab.source.admin_password)
+    dj.config["stores"] = dict(world.source_stores)
+    work = lab.source_schema + "_work"
+    with export.capture("paper-o", "a", schema=work):
+        (p["Sample"] & "sample < 3").fetch()
+        p["Raw"].fetch(download_path=str(tmp_path / "downloads"))
+    export.write_script("paper-o", tmp_path / "export.sh", schema=work)
+    env = dict(os.environ, DJSHARE_HOST=lab.source.host, DJSHARE_PORT=str(lab.source.port),
+               DJSHARE_USER=lab.source.admin_user, MYSQL_PWD=lab.source.admin_password)
+    missing = subprocess.run(["bash", str(tmp_path / "export.sh")], env=env, capture_output=True, timeout=120)
+    assert missing.returncode != 0 and b"set DJSHARE_OBJECTS to a directory for the 12 external objects" \
+        in missing.stderr and missing.stdout == b""
+    env["DJSHARE_OBJECTS"] = str(tmp_path / "objects")
+    dumped = subprocess.run(["bash", str(tmp_path / "export.sh")], env=env, capture_output=True, timeout=120)
+    assert dumped.returncode == 0, dumped.stderr.decode()
+    target = servers[2]
+    loaded = subprocess.run(["mariadb", "-h", target.host, "-P", str(target.port), "-u", target.admin_user],
+                            input=dumped.stdout, env=dict(os.environ, MYSQL_PWD=target.admin_password),
+                            capture_output=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    # the objects folder holds each store's layout: it serves as the target's stores as it is
+    archive = {name: {"protocol": "file", "location": str(tmp_path / "objects" / name)} for name in world.source_stores}
+    archive["src_raw"]["stage"] = str(tmp_path / "stage")
+    dj.config["stores"] = archive
+    connection = dj.Connection(target.address, target.admin_user, target.admin_password, use_tls=False)
+    dj.Schema(lab.source_schema, connection=connection, create_schema=False)
+    restored = dj.FreeTable(connection, f"`{lab.source_schema}`.`sample`")
+    assert len(restored) == 3
+    for key in restored.fetch("KEY"):
+        mine = (restored & key).fetch1(download_path=str(tmp_path / "d1"))
+        theirs = (p["Sample"] & key).fetch1(download_path=str(tmp_path / "d2"))
+        assert np.array_equal(mine["signal"], theirs["signal"])
+        if theirs["document"] is not None:
+            assert Path(mine["document"]).read_bytes() == Path(theirs["document"]).read_bytes()
+    raw = dj.FreeTable(connection, f"`{lab.source_schema}`.`raw`").fetch1("raw")
+    assert Path(raw).read_bytes() == b"raw bytes" * 100
+    connection.close()
+    target.execute(f"DROP DATABASE `{lab.source_schema}`")
+    # a damaged object stops the script with a message naming it
+    blob = next(f for f in (tmp_path / "src_blobs").rglob("*") if f.is_file())
+    blob.write_bytes(b"x" + blob.read_bytes()[1:])
+    damaged = subprocess.run(["bash", str(tmp_path / "export.sh")], env=dict(env, DJSHARE_OBJECTS=str(tmp_path / "o2")),
+                             capture_output=True, timeout=120)
+    assert damaged.returncode == 1 and f"{blob.name} does not match its MD5".encode() in damaged.stderr
+    # S3 stores are refused, naming the way out
+    dj.config["stores"] = {**world.source_stores, "src_blobs": store("s3", "src_blobs", s3, tmp_path, "nowhere")}
+    with pytest.raises(DjshareError, match="Store `src_blobs` is in S3.*djshare export write"):
+        export.write_script("paper-o", tmp_path / "export2.sh", schema=work)
+    assert not (tmp_path / "export2.sh").exists()

@@ -14,7 +14,7 @@ from djshare.export import capture as capturing
 from djshare.export import restore as restoring
 from djshare.export.capture import DEFAULT_SCHEMA, captured
 from djshare.export.closure import Selection, compute
-from djshare.export.diagram import svg
+from djshare.export.diagram import kind_of, render
 from djshare.export.direct import Copied
 from djshare.link.api import LazySchema
 from djshare.progress import progress_bar
@@ -35,6 +35,22 @@ def captures(schema: str = DEFAULT_SCHEMA) -> list[capturing.CaptureSummary]:
     return capturing.summaries(LazySchema(schema).connection, schema)
 
 
+def open_capture(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> bool:
+    """Open a capture on the data server for the configured account: processes that called
+    `djshare.export.follow()` record their fetches into it until `close_capture`. False if already open."""
+    return capturing.open_capture(LazySchema(schema).connection, paper, analysis, schema)
+
+
+def close_capture(paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA) -> int:
+    """Close the configured account's open captures of a paper (or of one analysis); returns how many."""
+    return capturing.close_captures(LazySchema(schema).connection, paper, analysis, schema)
+
+
+def open_captures(schema: str = DEFAULT_SCHEMA) -> list[tuple[str, str, str, Any]]:
+    """Captures open on the data server: (account, paper, analysis, started_at)."""
+    return capturing.open_captures(LazySchema(schema).connection, schema)
+
+
 def forget(paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA) -> int:
     """Delete the captures of a paper, or of one of its analyses."""
     return capturing.forget(LazySchema(schema).connection, paper, analysis, schema)
@@ -42,12 +58,15 @@ def forget(paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA
 
 def preview(paper: str, schema: str = DEFAULT_SCHEMA, diagram: str | Path | None = None) -> dict[str, int]:
     """Tables of the export of `paper` and their row counts (parents first); with `diagram`, also draw the
-    slice as an SVG file there. The data server is the local server of the DataJoint settings."""
+    slice into that file, as SVG or PNG after its suffix. The data server is the local server of the DataJoint
+    settings."""
     data = LazySchema(schema)
+    if diagram is not None:
+        kind_of(Path(diagram).suffix)  # a wrong suffix fails before any work
     with data.session() as session:
         selection = _selection(paper, schema, session, data)
         if diagram is not None:
-            Path(diagram).write_text(svg(selection.graph, selection.counts))
+            Path(diagram).write_bytes(render(selection.graph, selection.counts, Path(diagram).suffix))
         return {quote_name(*t): selection.counts[t] for t in selection.graph.tables}
 
 
@@ -67,7 +86,7 @@ def write_script(paper: str, path: str | Path, schema: str = DEFAULT_SCHEMA) -> 
     """Write a mysqldump script for the export of `paper` (no credentials in it); returns its mysqldump calls."""
     data = LazySchema(schema)
     with data.session() as session:
-        return script.write(_selection(paper, schema, session, data), Path(path))
+        return script.write(_selection(paper, schema, session, data), Path(path), data.store_settings())
 
 
 def copy(paper: str, target: ServerAddress, schema: str = DEFAULT_SCHEMA, progress: bool = True,

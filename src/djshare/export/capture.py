@@ -11,6 +11,12 @@ the table `export_restriction` in the capture schema (default `djshare_export`) 
 lab can see and manage them; several analyses of one paper combine.
 
 The hook wraps DataJoint's Fetch and Fetch1 once per process and does nothing when no capture is active.
+
+Captures can also be opened on the server, for a database account, by `djshare export start PAPER ANALYSIS`
+(rows of `export_open`) and closed by `djshare export stop PAPER`: a process that called `follow()` records its
+fetches into every capture open for the account it is connected as, until the capture is stopped. This is
+for notebooks and scripts one does not want to edit: one line, `djshare.export.follow()`, in a lab's
+pipeline package does it for all of them.
 Where a query renamed or projected away part of a table's primary key, the condition uses the key
 attributes that remain (a superset of the rows read); with none left, the whole table is recorded.
 """
@@ -29,9 +35,12 @@ from datajoint.fetch import Fetch, Fetch1
 
 DEFAULT_SCHEMA = "djshare_export"
 TABLE = "export_restriction"
+OPEN_TABLE = "export_open"
+ACCOUNT = "CURRENT_USER()"
 _active: contextvars.ContextVar[tuple[Capture, ...]] = contextvars.ContextVar("djshare_captures", default=())
 _install_lock = threading.Lock()
 _installed = {"done": False}
+_following: set[str] = set()  # capture schemas whose open captures this process records into
 
 
 def _base_tables(expression: Any) -> Iterator[str]:
@@ -60,6 +69,12 @@ def declare(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> None:
         "`table_schema` varchar(64) NOT NULL, `table_name` varchar(64) NOT NULL, `restriction` longtext NOT NULL, "
         "`captured_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`paper`, `analysis`, `seq`), "
         "KEY (`seq`)) COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'"
+    )
+    connection.query(
+        f"CREATE TABLE IF NOT EXISTS `{schema}`.`{OPEN_TABLE}` (`account` varchar(300) NOT NULL, "
+        "`paper` varchar(64) NOT NULL, `analysis` varchar(64) NOT NULL, "
+        "`started_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`account`, `paper`, `analysis`)) "
+        "COMMENT='djshare: captures open for a database account (djshare export start/stop)'"
     )
 
 
@@ -94,12 +109,64 @@ def _install() -> None:
 
             def call(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
                 result = __original(self, *args, **kwargs)
-                for capture in _active.get():
+                for capture in (*_active.get(), *_opened(self._expression.connection)):
                     capture.record(self._expression)
                 return result
 
             cls.__call__ = call
         _installed["done"] = True
+
+
+def _opened(connection: dj.Connection) -> list[Capture]:
+    """The captures open on the server for the account of `connection`, in the schemas this process follows."""
+    found = []
+    for schema in sorted(_following):
+        try:
+            rows = connection.query(f"SELECT `paper`, `analysis` FROM `{schema}`.`{OPEN_TABLE}` "
+                                    f"WHERE `account` = {ACCOUNT}").fetchall()
+        except dj.errors.MissingTableError:
+            continue  # nothing was ever started in this schema
+        found += [Capture(str(paper), str(analysis), schema) for paper, analysis in rows]
+    return found
+
+
+def follow(schema: str = DEFAULT_SCHEMA) -> None:
+    """Record this process's fetches into the captures opened on the server by `djshare export start` for the
+    account the process is connected as (checked at each fetch, so `djshare export stop` takes effect at once)."""
+    _install()
+    _following.add(schema)
+
+
+def unfollow(schema: str = DEFAULT_SCHEMA) -> None:
+    _following.discard(schema)
+
+
+def open_capture(connection: dj.Connection, paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> bool:
+    """Open a capture on the server for the connected account; False if it was open already."""
+    declare(connection, schema)
+    connection.query(f"INSERT IGNORE INTO `{schema}`.`{OPEN_TABLE}` (`account`, `paper`, `analysis`) "
+                     f"VALUES ({ACCOUNT}, %s, %s)", args=(paper, analysis))
+    return bool(connection.query("SELECT ROW_COUNT()").fetchone()[0])
+
+
+def close_captures(connection: dj.Connection, paper: str, analysis: str | None = None,
+                   schema: str = DEFAULT_SCHEMA) -> int:
+    """Close the connected account's open captures of `paper` (or of one analysis); returns how many closed."""
+    declare(connection, schema)
+    condition, args = ("", (paper,)) if analysis is None else (" AND `analysis` = %s", (paper, analysis))
+    connection.query(f"DELETE FROM `{schema}`.`{OPEN_TABLE}` WHERE `account` = {ACCOUNT} AND `paper` = %s"
+                     + condition, args=args)
+    return int(connection.query("SELECT ROW_COUNT()").fetchone()[0])
+
+
+def open_captures(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> list[tuple[str, str, str, Any]]:
+    """Every open capture on the server: (account, paper, analysis, started_at)."""
+    try:
+        rows = connection.query(f"SELECT `account`, `paper`, `analysis`, `started_at` FROM `{schema}`.`{OPEN_TABLE}` "
+                                "ORDER BY `account`, `paper`, `analysis`").fetchall()
+    except dj.errors.MissingTableError:
+        return []
+    return [(str(a), str(p), str(n), t) for a, p, n, t in rows]
 
 
 def start(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextvars.Token[tuple[Capture, ...]]:
