@@ -86,7 +86,7 @@ def test_exact_differences_for_every_key_type(pair: tuple[MariaDBServer, MariaDB
     assert changed == [("note",), ("payload",), ("ratio",)]
     assert transferred < 5000 * 0.1  # only small segments were read row by row
     payload = next(a for a in actions if "payload" in a.changes).changes["payload"]
-    assert all(value.startswith("<16 bytes md5 ") for value in payload)
+    assert all(str(value).startswith("<16 bytes md5 ") for value in payload)
 
 
 def test_identical_and_empty_tables(pair: tuple[MariaDBServer, MariaDBServer, str]) -> None:
@@ -95,8 +95,8 @@ def test_identical_and_empty_tables(pair: tuple[MariaDBServer, MariaDBServer, st
     assert run(left, right, schema)[0] == []
     left.execute(f"INSERT INTO `{schema}`.`t` VALUES (1, X'00FF', NULL, 0.5, 1.5)")
     actions, _ = run(left, right, schema)
-    assert [(a.kind, a.key) for a in actions] == [("added", {"id": "'1'"})]
-    assert [(a.kind, a.key) for a in run(right, left, schema)[0]] == [("removed", {"id": "'1'"})]
+    assert [(a.kind, a.key) for a in actions] == [("added", {"id": 1})]
+    assert [(a.kind, a.key) for a in run(right, left, schema)[0]] == [("removed", {"id": 1})]
 
 
 def test_float_change_of_one_ulp_is_found_and_printed(pair: tuple[MariaDBServer, MariaDBServer, str]) -> None:
@@ -105,5 +105,5 @@ def test_float_change_of_one_ulp_is_found_and_printed(pair: tuple[MariaDBServer,
     right.execute(f"UPDATE `{schema}`.`t` SET score = score + 1e-15 * score WHERE id = 120")
     actions, _ = run(left, right, schema, leaf_rows=16, parts=4)
     assert len(actions) == 1 and set(actions[0].changes) == {"score"}
-    assert actions[0].text().startswith("~ t (id='120')")
+    assert actions[0].text().startswith("~ t (id=120)")
     assert '"kind": "changed"' in actions[0].json()

@@ -1,39 +1,89 @@
-"""Actions: what a diff found, as typed records (pure)."""
+"""Actions: what a diff found, as typed records (pure).
+
+The idiom, as in the seed's datastoresync: `left` is what we need (the source of truth), `right` what we have;
+an action says what to do to `right`: add a row only `left` has, remove a row only `right` has, or change the
+columns that differ.
+"""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("added", "removed", "changed")
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A binary value summarized by the server (its size and MD5) instead of sent: blobs can be large."""
+
+    size: int
+    md5: str
+
+    def __str__(self) -> str:
+        return f"<{self.size} bytes md5 {self.md5}>"
 
 
 @dataclass(frozen=True)
 class Action:
     """One difference for one key. `kind` is added (only left), removed (only right) or changed.
 
-    Values are SQL literals as the servers format them (exact: FLOAT widened to DOUBLE, binary as hex);
-    binary columns are summarized as `<N bytes md5 ...>` unless values were asked for.
+    Values are Python values as the database driver (or the CSV/iterable source) gives them; binary values of
+    changed columns are `Binary` summaries unless the diff was asked for values. `row` holds the whole left
+    row for added and changed actions when the diff was asked for rows (to apply them).
     """
 
     kind: str
     branch: str  # the table (entity type) the key belongs to
-    key: dict[str, str]
-    changes: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (left, right)
+    key: dict[str, Any]
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # column -> (left, right)
+    row: dict[str, Any] | None = None
 
     def text(self) -> str:
-        key = ", ".join(f"{k}={v}" for k, v in self.key.items())
+        key = ", ".join(f"{k}={show(v)}" for k, v in self.key.items())
         mark = {"added": "+", "removed": "-", "changed": "~"}[self.kind]
         lines = [f"{mark} {self.branch} ({key})"]
-        lines += [f"    {column}: {right} -> {left}" for column, (left, right) in self.changes.items()]
+        lines += [f"    {column}: {show(right)} -> {show(left)}" for column, (left, right) in self.changes.items()]
         return "\n".join(lines)
 
     def json(self) -> str:
         return json.dumps({"kind": self.kind, "branch": self.branch, "key": self.key,
                            "changes": {c: {"left": a, "right": b} for c, (a, b) in self.changes.items()}},
-                          ensure_ascii=False)
+                          ensure_ascii=False, default=plain)
 
 
-def counts(actions: list[Action]) -> dict[str, int]:
-    result = {"added": 0, "removed": 0, "changed": 0}
-    for action in actions:
-        result[action.kind] += 1
-    return result
+def plain(value: Any) -> Any:
+    """A JSON-friendly form of a database value."""
+    if isinstance(value, bytes | bytearray):
+        return str(summarize(bytes(value)))
+    if isinstance(value, datetime.date | datetime.time | datetime.timedelta | decimal.Decimal | uuid.UUID | Binary):
+        return str(value)
+    return repr(value)
+
+
+def summarize(value: bytes) -> Binary:
+    import hashlib
+
+    return Binary(len(value), hashlib.md5(value).hexdigest())  # noqa: S324 - a fingerprint, not security
+
+
+def show(value: Any) -> str:
+    """A value as a diff prints it: strings quoted, NULL as NULL, bytes summarized."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes | bytearray):
+        return str(summarize(bytes(value)))
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def counts(actions: Iterable[Action]) -> dict[str, int]:
+    found = Counter(action.kind for action in actions)
+    return {kind: found[kind] for kind in KINDS}

@@ -3,13 +3,19 @@ only inside small differing segments. Exact: a row counts as changed when any by
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from djshare.errors import DjshareError
+from djshare.sql.catalog import TableInfo, read_table
+from djshare.sql.connection import Session
 from djshare.sync.actions import Action
 from djshare.sync.segments import Segment, Summary, differing, leaf, split
+from djshare.sync.sources import Query, Source, Table
 from djshare.sync.sql_side import TableSide
+from djshare.sync.stream import merge, typed
 
 T = TypeVar("T")
 PARTS = 32  # segments per split
@@ -17,7 +23,7 @@ LEAF_ROWS = 512  # compare row by row at or below this many rows
 
 
 def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, leaf_rows: int = LEAF_ROWS,
-         summarize_binary: bool = True) -> Iterator[Action]:
+         summarize_binary: bool = True, with_rows: bool = False) -> Iterator[Action]:
     """Actions that make `right` like `left`: added (only in left), removed (only in right), changed.
 
     The two servers work at the same time: each level's queries go to both at once.
@@ -41,26 +47,69 @@ def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, lea
                 bigger, count = (left, mine.rows) if mine.rows >= theirs.rows else (right, theirs.rows)
                 pieces = split(segment, bigger.boundaries(segment, count, parts))
             if len(pieces) < 2:
-                yield from _compare_rows(left, right, segment, branch, summarize_binary, both)
+                yield from _compare_rows(left, right, segment, branch, summarize_binary, with_rows, both)
                 continue
             ours, others = both(lambda side: side.summaries(pieces))  # noqa: B023 - called at once
             work += [(pieces[i], ours[i], others[i]) for i in reversed(differing(ours, others))]
 
 
 def _compare_rows(left: TableSide, right: TableSide, segment: Segment, branch: str, summarize_binary: bool,
-                  both: Callable[[Callable[[TableSide], Any]], tuple[Any, Any]]) -> Iterator[Action]:
+                  with_rows: bool, both: Callable[[Callable[[TableSide], Any]], tuple[Any, Any]]) -> Iterator[Action]:
     mine, theirs = both(lambda side: side.row_hashes(segment))
     names = left.table.primary_key
     changed = sorted(k for k in mine.keys() & theirs.keys() if mine[k][0] != theirs[k][0])
+    added = sorted(mine.keys() - theirs.keys())
     columns = [c.name for c in left.table.columns]
     old = right.values(changed, summarize_binary) if changed else {}
     new = left.values(changed, summarize_binary) if changed else {}
+    full = left.values(added + changed, summarize_binary=False) if with_rows and (added or changed) else {}
     for key in sorted(mine.keys() | theirs.keys()):
         key_values = dict(zip(names, (mine.get(key) or theirs[key])[1], strict=True))
+        row = dict(zip(columns, full[key], strict=True)) if key in full else None
         if key not in theirs:
-            yield Action("added", branch, key_values)
+            yield Action("added", branch, key_values, row=row)
         elif key not in mine:
             yield Action("removed", branch, key_values)
         elif key in old:
             changes = {c: (a, b) for c, a, b in zip(columns, new[key], old[key], strict=True) if a != b}
-            yield Action("changed", branch, key_values, changes)
+            yield Action("changed", branch, key_values, changes, row=row)
+
+
+def compare(left: Source, right: Source, branch: str, summarize_binary: bool = True,
+            with_rows: bool = False) -> Iterator[Action]:
+    """Actions that make `right` like `left`, whatever the two sources are. Two tables are compared inside
+    their servers (bisection over segment checksums); otherwise both sides stream in key order and merge.
+    `with_rows` puts the whole left row into added and changed actions (to apply them)."""
+    with contextlib.ExitStack() as stack:
+        sessions = {id(s): stack.enter_context(Session(s.address)) for s in (left, right) if isinstance(s, Table)}
+        sides = {id(s): TableSide(sessions[id(s)], read_table(sessions[id(s)], s.schema, s.name), s.where)
+                 for s in (left, right) if isinstance(s, Table)}
+        if isinstance(left, Table) and isinstance(right, Table):
+            ours, theirs = sides[id(left)], sides[id(right)]
+            _same_shape(ours.table, theirs.table, left, right)
+            yield from diff(ours, theirs, branch, summarize_binary=summarize_binary, with_rows=with_rows)
+            return
+        key = _key(left, right, sides)
+        types = next(({c.name: c.data_type for c in side.table.columns} for side in sides.values()), {})
+        streams = [typed(sides[id(s)].ordered() if isinstance(s, Table) else s.rows() if isinstance(s, Query)
+                         else s.stream(), types) for s in (left, right)]
+        for stream in streams:  # closed before the sessions are, however the merge ends
+            stack.enter_context(contextlib.closing(stream))
+        yield from merge(streams[0], streams[1], key, branch, with_rows=with_rows)
+
+
+def _key(left: Source, right: Source, sides: dict[int, TableSide]) -> tuple[str, ...]:
+    keys = [sides[id(s)].table.primary_key if isinstance(s, Table) else s.key for s in (left, right)]
+    if set(keys[0]) != set(keys[1]):
+        raise DjshareError(f"The two sides have different keys: ({', '.join(keys[0])}) on the left, "
+                           f"({', '.join(keys[1])}) on the right. Declare the same key columns (--key).")
+    return tuple(keys[0])
+
+
+def _same_shape(ours: TableInfo, theirs: TableInfo, left: Table, right: Table) -> None:
+    mine = [(c.name, c.data_type) for c in ours.columns]
+    other = [(c.name, c.data_type) for c in theirs.columns]
+    if ours.primary_key != theirs.primary_key or mine != other:
+        raise DjshareError(f"{left.label} and {right.label} differ in their columns or primary key "
+                           f"(left: {', '.join(n for n, _ in mine)}; right: {', '.join(n for n, _ in other)}): "
+                           "compare a Query of the columns they share instead.")

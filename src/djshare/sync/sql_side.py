@@ -4,11 +4,13 @@ by the server over the exact bytes of each row (its SQL literal: blobs as hex, F
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from djshare.sql.catalog import Column, TableInfo
 from djshare.sql.connection import Session
-from djshare.sql.transfer import key_bound, key_condition, literal_expression, row_literal
+from djshare.sql.transfer import TEXT_TYPES, key_bound, key_condition, row_literal
+from djshare.sync.actions import Binary
 from djshare.sync.segments import Segment, Summary
 
 ROW_HASH = "CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)"
@@ -77,29 +79,45 @@ class TableSide:
             cuts.append(low)
         return cuts
 
-    def row_hashes(self, segment: Segment) -> dict[bytes, tuple[bytes, list[str]]]:
-        """Key literal -> (MD5 of the row's bytes, key column literals) for every row of `segment`."""
-        keys = ", ".join(f"CAST({literal_expression(c)} AS BINARY)" for c in self.table.key_columns)
+    def row_hashes(self, segment: Segment) -> dict[bytes, tuple[bytes, tuple[Any, ...]]]:
+        """Key literal -> (MD5 of the row's bytes, key values) for every row of `segment`."""
+        keys = ", ".join(f"`{c}`" for c in self.table.primary_key)
         found = self.session.rows(
             f"SELECT {row_literal(self.table.key_columns)}, MD5({hash_input(self.table.columns)}), {keys} "
             f"FROM {self.table.full_name} WHERE ".encode() + self._condition(segment.low, segment.high),
             doing=f"reading rows of {self.table.full_name}")
         self.rows_read += len(found)
-        return {bytes(r[0]): (bytes(r[1].encode() if isinstance(r[1], str) else r[1]),
-                              [bytes(v).decode("utf8") for v in r[2:]]) for r in found}
+        return {bytes(r[0]): (r[1].encode() if isinstance(r[1], str) else bytes(r[1]), tuple(r[2:])) for r in found}
 
-    def values(self, keys: Sequence[bytes], summarize_binary: bool = True) -> dict[bytes, list[str]]:
-        """Each column's literal for the rows of `keys` (binary columns as a size and MD5 summary)."""
+    def values(self, keys: Sequence[bytes], summarize_binary: bool = True) -> dict[bytes, list[Any]]:
+        """Each column's value for the rows of `keys` (binary columns as `Binary` size and MD5 summaries)."""
         columns = []
         for column in self.table.columns:
-            if column.is_binary and summarize_binary:
-                ref = f"`{column.name}`"
-                columns.append(f"IF({ref} IS NULL, 'NULL', CONCAT('<', LENGTH({ref}), ' bytes md5 ', MD5({ref}), '>'))")
-            else:
-                columns.append(f"CAST({literal_expression(column)} AS BINARY)")
+            ref = f"`{column.name}`"
+            columns.append(f"IF({ref} IS NULL, NULL, CONCAT(LENGTH({ref}), ' ', MD5({ref})))"
+                           if column.is_binary and summarize_binary else ref)
         found = self.session.rows(
             f"SELECT {row_literal(self.table.key_columns)}, {', '.join(columns)} FROM {self.table.full_name} "
             "WHERE ".encode() + key_condition(self.table, keys),
             doing=f"reading changed rows of {self.table.full_name}")
         self.rows_read += len(found)
-        return {bytes(r[0]): [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in r[1:]] for r in found}
+        summarized = [c.is_binary and summarize_binary for c in self.table.columns]
+        return {bytes(r[0]): [_binary(v) if summary and v is not None else v for v, summary in
+                              zip(r[1:], summarized, strict=True)] for r in found}
+
+    def ordered(self) -> Iterator[dict[str, Any]]:
+        """Every row, streamed in key order as Python compares keys: text by its UTF-8 bytes (whatever the
+        column's collation), numbers and dates by value."""
+        order = ", ".join(f"CAST(`{c.name}` AS BINARY)" if c.data_type in TEXT_TYPES else f"`{c.name}`"
+                          for c in self.table.key_columns)
+        names = [c.name for c in self.table.columns]
+        where = f"WHERE {self.where}" if self.where else ""
+        for row in self.session.stream(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM {self.table.full_name} "
+                                       f"{where} ORDER BY {order}", doing=f"reading {self.table.full_name}"):
+            self.rows_read += 1
+            yield dict(zip(names, row, strict=True))
+
+
+def _binary(value: Any) -> Binary:
+    size, md5 = (value.decode() if isinstance(value, bytes) else str(value)).split(" ")
+    return Binary(int(size), md5)

@@ -1,0 +1,181 @@
+"""Diff sources other than two tables (CSV, iterables, queries, DataJoint tables) against real servers, and
+applying a diff to tables: foreign-key order, one transaction, dry run."""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datajoint as dj
+import pytest
+
+from djshare.errors import DjshareError
+from djshare.sql.connection import ServerAddress
+from djshare.sync.actions import Action, counts
+from djshare.sync.datastore import Datastore, sync
+from djshare.sync.diff import compare
+from djshare.sync.handlers import ApplyToTables
+from djshare.sync.sources import Query, Rows, Table, csv_file, datajoint
+from tests.conftest import admin_connection
+from tests.integration.checks import digest
+from tests.servers import MariaDBServer
+
+_names = itertools.count()
+SCHOOL = [
+    "CREATE TABLE `{s}`.`student` (`id` int NOT NULL, `name` varchar(40) NOT NULL, `born` date NULL, "
+    "`score` float NULL, `photo` longblob NULL, PRIMARY KEY (`id`))",
+    "CREATE TABLE `{s}`.`course` (`code` varchar(20) NOT NULL, `title` varchar(80) NOT NULL, PRIMARY KEY (`code`)) "
+    "COLLATE utf8mb4_general_ci",
+    "CREATE TABLE `{s}`.`enrollment` (`id` int NOT NULL, `code` varchar(20) NOT NULL, `grade` decimal(4,1) NULL, "
+    "PRIMARY KEY (`id`, `code`), FOREIGN KEY (`id`) REFERENCES `student` (`id`), "
+    "FOREIGN KEY (`code`) REFERENCES `course` (`code`))",
+]
+STUDENTS = "(1, 'Ann', '2001-02-03', 2.5, X'00FF10'), (2, 'Bo', NULL, NULL, NULL), (3, 'Cy', '2000-01-01', 0.1, '')"
+COURSES = "('Bio101', 'Biology'), ('chem200', 'Chemistry'), ('Math1', 'Maths'), ('zoo', 'Zoo')"
+
+
+def address(server: MariaDBServer) -> ServerAddress:
+    return ServerAddress(server.host, server.port, server.admin_user, server.admin_password)
+
+
+@pytest.fixture
+def school(servers: list[MariaDBServer]) -> Iterator[tuple[MariaDBServer, MariaDBServer, str]]:
+    schema = f"school{next(_names)}"
+    for server in servers[:2]:
+        server.execute(f"CREATE DATABASE `{schema}`")
+        for statement in SCHOOL:
+            server.execute(statement.format(s=schema))
+        server.execute(f"INSERT INTO `{schema}`.`student` VALUES {STUDENTS}")
+        server.execute(f"INSERT INTO `{schema}`.`course` VALUES {COURSES}")
+        server.execute(f"INSERT INTO `{schema}`.`enrollment` VALUES (1, 'Bio101', 1.5), (2, 'zoo', NULL)")
+    yield servers[0], servers[1], schema
+    for server in servers[:2]:
+        server.execute(f"DROP DATABASE `{schema}`")
+
+
+def summary(actions: list[Action]) -> list[tuple[str, dict[str, Any], list[str]]]:
+    return [(a.kind, a.key, sorted(a.changes)) for a in actions]
+
+
+def test_csv_against_a_table_in_key_order_whatever_the_collation(
+        school: tuple[MariaDBServer, MariaDBServer, str], tmp_path: Path) -> None:
+    _, right, schema = school
+    (tmp_path / "courses.csv").write_text("code,title\nzoo,Zoo\nchem200,Chemistry II\nBio101,Biology\n"
+                                          "Phys9,\"Physics, \"\"modern\"\"\"\n")
+    actions = list(compare(csv_file(tmp_path / "courses.csv", ["code"]), Table(address(right), schema, "course"),
+                           "course"))
+    assert summary(actions) == [("removed", {"code": "Math1"}, []), ("added", {"code": "Phys9"}, []),
+                                ("changed", {"code": "chem200"}, ["title"])]
+    assert actions[2].changes["title"] == ("Chemistry II", "Chemistry")
+    # text in the CSV is converted to the table's types: ints, dates, floats, empty as NULL
+    (tmp_path / "students.csv").write_text("id,name,born,score\n3,Cy,2000-01-01,0.1\n2,Bo,,\n1,Ann,2001-02-03,2.75\n")
+    actions = list(compare(csv_file(tmp_path / "students.csv", ["id"]), Table(address(right), schema, "student"),
+                           "student"))
+    assert summary(actions) == [("changed", {"id": 1}, ["score"])]
+    assert actions[0].changes["score"] == (2.75, 2.5)
+
+
+def test_bad_csv_or_keys_are_clear_errors(school: tuple[MariaDBServer, MariaDBServer, str], tmp_path: Path) -> None:
+    _, right, schema = school
+    with pytest.raises(DjshareError, match="No CSV file at"):
+        csv_file(tmp_path / "nope.csv", ["id"])
+    (tmp_path / "s.csv").write_text("ident,name\n1,Ann\n")
+    with pytest.raises(DjshareError, match="has no column id \\(its columns: ident, name\\)"):
+        csv_file(tmp_path / "s.csv", ["id"])
+    with pytest.raises(DjshareError, match="different keys: \\(ident\\) on the left, \\(id\\) on the right"):
+        list(compare(csv_file(tmp_path / "s.csv", ["ident"]), Table(address(right), schema, "student"), "s"))
+    (tmp_path / "t.csv").write_text("id,name\n1,Ann\nseven,Bo\n")
+    with pytest.raises(DjshareError, match="Value 'seven' is not a int"):
+        list(compare(csv_file(tmp_path / "t.csv", ["id"]), Table(address(right), schema, "student"), "s"))
+
+
+def test_iterable_against_a_table_finds_a_one_byte_blob_change(
+        school: tuple[MariaDBServer, MariaDBServer, str]) -> None:
+    _, right, schema = school
+    rows = [{"id": 1, "name": "Ann", "born": datetime.date(2001, 2, 3), "score": 2.5, "photo": b"\x00\xff\x11"},
+            {"id": 2, "name": "Bo", "born": None, "score": None, "photo": None},
+            {"id": 3, "name": "Cy", "born": datetime.date(2000, 1, 1), "score": 0.1, "photo": b""},
+            {"id": 4, "name": "Di", "born": None, "score": None, "photo": None}]
+    actions = list(compare(Rows(rows, ("id",)), Table(address(right), schema, "student"), "student"))
+    assert summary(actions) == [("changed", {"id": 1}, ["photo"]), ("added", {"id": 4}, [])]
+    assert actions[0].text().splitlines()[1].startswith("    photo: <3 bytes md5 ")
+    # the other way round: the table is the left side
+    assert summary(list(compare(Table(address(right), schema, "student"), Rows(rows[1:3], ("id",)), "s"))) == [
+        ("added", {"id": 1}, [])]
+
+
+def test_query_and_datajoint_sources(school: tuple[MariaDBServer, MariaDBServer, str]) -> None:
+    left, right, schema = school
+    right.execute(f"UPDATE `{schema}`.`student` SET name = 'Bob' WHERE id = 2")
+    query = Query(address(left), f"SELECT id, name FROM `{schema}`.student WHERE id >= 2", ("id",))
+    assert summary(list(compare(query, Rows([{"id": 2, "name": "Bo"}], ("id",)), "s"))) == [
+        ("added", {"id": 3}, [])]
+    connection = admin_connection(left)
+    students = dj.FreeTable(connection, f"`{schema}`.`student`")
+    side = datajoint(students & "id > 1")
+    assert side.where and side.address.port == left.port
+    assert summary(list(compare(side, Table(address(right), schema, "student", "id > 1"), "student"))) == [
+        ("changed", {"id": 2}, ["name"])]
+    with pytest.raises(DjshareError, match="is not a \\(restricted\\) table"):
+        datajoint(students.proj(nom="name"))
+    connection.close()
+
+
+def school_store(server: MariaDBServer, schema: str, **handler: Any) -> Datastore:
+    tables = {name: Table(address(server), schema, name) for name in ("enrollment", "student", "course")}
+    return Datastore(tables, ApplyToTables(tables, **handler) if handler else None)
+
+
+def change_left(left: MariaDBServer, schema: str) -> None:
+    """A new student with an enrollment in a new course, a student removed with her enrollment, a rename."""
+    left.execute(f"INSERT INTO `{schema}`.`course` VALUES ('Phys9', 'Physics')")
+    left.execute(f"INSERT INTO `{schema}`.`student` VALUES (4, 'Di', NULL, 1.25, X'DEADBEEF00')")
+    left.execute(f"INSERT INTO `{schema}`.`enrollment` VALUES (4, 'Phys9', 2.0)")
+    left.execute(f"DELETE FROM `{schema}`.`enrollment` WHERE id = 1")
+    left.execute(f"DELETE FROM `{schema}`.`student` WHERE id = 1")
+    left.execute(f"UPDATE `{schema}`.`student` SET name = 'Cyrus', photo = X'01' WHERE id = 3")
+
+
+def test_apply_in_foreign_key_order_with_a_dry_run(school: tuple[MariaDBServer, MariaDBServer, str]) -> None:
+    left, right, schema = school
+    change_left(left, schema)
+    before = {t: digest(right, schema, t) for t in ("student", "course", "enrollment")}
+    said: list[str] = []
+    need, have = school_store(left, schema), school_store(right, schema, dry_run=True, say=said.append)
+    assert need >> have == {"added": 3, "removed": 2, "changed": 1}
+    assert {t: digest(right, schema, t) for t in before} == before  # a dry run changes nothing
+    enrollment, student, course = (f"`{schema}`.`{t}`" for t in ("enrollment", "student", "course"))
+    assert said == [f"would delete 1 rows from {enrollment}", f"would delete 1 rows from {student}",
+                    f"would insert 1 rows into {course}", f"would insert 1 rows into {student}",
+                    f"would insert 1 rows into {enrollment}", f"would update 1 rows in {student}"]
+    said.clear()
+    have = school_store(right, schema, say=said.append)
+    need >> have
+    assert said[0] == f"delete 1 rows from {enrollment}"
+    assert list(need - have) == []  # every byte, the new blob included
+    assert {t: digest(right, schema, t) for t in before} == {t: digest(left, schema, t) for t in before}
+
+
+def test_a_failing_apply_changes_nothing(school: tuple[MariaDBServer, MariaDBServer, str]) -> None:
+    left, right, schema = school
+    change_left(left, schema)
+    right.execute(f"CREATE TABLE `{schema}`.`locker` (`id` int NOT NULL PRIMARY KEY, "
+                  f"FOREIGN KEY (`id`) REFERENCES `student` (`id`))")  # outside the datastore, holds student 1
+    right.execute(f"INSERT INTO `{schema}`.`locker` VALUES (1)")
+    before = {t: digest(right, schema, t) for t in ("student", "course", "enrollment")}
+    with pytest.raises(DjshareError, match="foreign key"):
+        school_store(left, schema) >> school_store(right, schema, say=lambda line: None)
+    assert {t: digest(right, schema, t) for t in before} == before
+    assert counts(school_store(left, schema) - school_store(right, schema)) == {"added": 3, "removed": 2,
+                                                                              "changed": 1}
+
+
+def test_applying_needs_rows_and_known_branches(school: tuple[MariaDBServer, MariaDBServer, str]) -> None:
+    left, right, schema = school
+    tables = {"student": Table(address(right), schema, "student")}
+    with pytest.raises(DjshareError, match="No table to apply branch 'course' to"):
+        sync(Datastore({"course": Rows([{"code": "x", "title": "y"}], ("code",))}),
+             Datastore({"course": Table(address(right), schema, "course")}), ApplyToTables(tables))
