@@ -9,6 +9,7 @@ Settings come from the environment, as in the library:
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from djshare import __version__, export
@@ -29,6 +31,9 @@ from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
 from djshare.link.outbound import schema_counts
 from djshare.link.protocol import Outbound
 from djshare.sql.connection import ServerAddress, Session
+from djshare.sync.diff import compare
+from djshare.sync.handlers import ApplyToTables, Handler
+from djshare.sync.sources import Source, Table, csv_file
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -265,6 +270,92 @@ def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host:
     out.print(f"{verb} {report.source_rows} source entities"
               + ("" if dry_run else f" and {report.dependent_rows} rows of their parts and dependent tables")
               + f"; {report.outbound_rows} approvals; {report.kept} kept because another subscriber holds them")
+
+
+def _side(spec: str, role: str, key: list[str] | None, where: str) -> tuple[Source, str]:
+    """A diff side from the command line: HOST[:PORT]/SCHEMA.TABLE, or a CSV file. Returns it with its branch name."""
+    if spec.lower().endswith(".csv"):
+        if not key:
+            raise ConfigurationError(f"{spec} is a CSV file: name its key columns with --key.")
+        return csv_file(spec, key), Path(spec).stem
+    host, slash, table = spec.partition("/")
+    schema, dot, name = table.partition(".")
+    if not (slash and dot and host and schema and name):
+        raise ConfigurationError(f"{spec!r} is neither HOST[:PORT]/SCHEMA.TABLE (e.g. db.lab:3306/lab.session, "
+                                 "the table's SQL name) nor a .csv file.")
+    upper = role.upper()
+    user = os.environ.get(f"DJSHARE_{upper}_USER") or os.environ.get("DJ_USER")
+    password = os.environ.get(f"DJSHARE_{upper}_PASS", os.environ.get("DJ_PASS"))
+    if not user or password is None:
+        raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
+                                 f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
+    return Table(ServerAddress.parse(host, user, password), schema, name, where), name
+
+
+def _handler(name: str, right: Source, dry_run: bool) -> Handler:
+    if name == "table":
+        if not isinstance(right, Table):
+            raise ConfigurationError("--apply table changes the right side, which must then be a table.")
+        return ApplyToTables({_branch(right): right}, dry_run=dry_run, say=out.print)
+    if dry_run:
+        raise ConfigurationError("--dry-run goes with --apply table; a handler of your own decides for itself.")
+    module_name, colon, class_name = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name) if colon else None
+    except (ImportError, AttributeError) as error:
+        raise ConfigurationError(f"Cannot load handler {name!r}: {error}.") from None
+    if not (isinstance(cls, type) and issubclass(cls, Handler)):
+        raise ConfigurationError(f"--apply {name!r} is neither `table` nor MODULE:CLASS naming a "
+                                 "djshare.sync.Handler subclass.")
+    return cls()
+
+
+def _branch(source: Source) -> str:
+    return source.name if isinstance(source, Table) else Path(source.label).stem
+
+
+@app.command("diff")
+def diff_command(
+        left: Annotated[str, typer.Argument(help="What we need: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")],
+        right: Annotated[str, typer.Argument(help="What we have: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")],
+        key: Annotated[list[str] | None, typer.Option(help="Key column of a CSV side; repeat for each.")] = None,
+        where: Annotated[str, typer.Option(help="SQL restriction on the table sides.")] = "",
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
+        only_counts: Annotated[bool, typer.Option("--counts", help="Only how many of each kind.")] = False,
+        values: Annotated[bool, typer.Option(help="Show binary values, not a size and MD5 summary.")] = False,
+        apply: Annotated[str | None, typer.Option(
+            help="Apply the actions: `table` makes the right table like the left (FK order, one transaction), "
+            "or MODULE:CLASS names a djshare.sync.Handler subclass.")] = None,
+        dry_run: DryRun = False) -> None:
+    """What differs between two tables on two servers (compared inside the servers), or a table and a CSV file;
+    prints the actions that would make RIGHT like LEFT. Credentials: DJSHARE_LEFT_USER/PASS and
+    DJSHARE_RIGHT_USER/PASS, default DJ_USER/DJ_PASS. The counts go to stderr, the actions to stdout."""
+    def work() -> dict[str, int]:
+        ours, branch = _side(left, "left", key, where)
+        theirs, _ = _side(right, "right", key, where)
+        handler = _handler(apply, theirs, dry_run) if apply else None
+        with Progress(TextColumn("diff {task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(branch, total=None)
+            actions = compare(ours, theirs, branch, summarize_binary=not values and handler is None,
+                              with_rows=handler is not None,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+            if handler is not None:
+                return handler.run(actions)
+            found = {"added": 0, "removed": 0, "changed": 0}
+            for action in actions:
+                found[action.kind] += 1
+                if not only_counts:
+                    out.print(action.json() if as_json else action.text(), markup=False, highlight=False,
+                              soft_wrap=True)
+            return found
+
+    found = run(work)
+    summary = ", ".join(f"{n} {kind}" for kind, n in found.items())
+    if only_counts:
+        out.print(json.dumps(found) if as_json else summary, highlight=False)
+    else:
+        err.print(summary if not apply else f"{'would apply' if dry_run else 'applied'}: {summary}", highlight=False)
 
 
 export_app = typer.Typer(help="Export what analyses fetched: preview, write a bundle, restore it, verify it. "

@@ -179,3 +179,51 @@ def test_applying_needs_rows_and_known_branches(school: tuple[MariaDBServer, Mar
     with pytest.raises(DjshareError, match="No table to apply branch 'course' to"):
         sync(Datastore({"course": Rows([{"code": "x", "title": "y"}], ("code",))}),
              Datastore({"course": Table(address(right), schema, "course")}), ApplyToTables(tables))
+
+
+def test_diff_from_the_command_line(school: tuple[MariaDBServer, MariaDBServer, str], tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    left, right, schema = school
+    change_left(left, schema)
+    env = dict(os.environ, DJ_USER=left.admin_user, DJ_PASS=left.admin_password, DJSHARE_RIGHT_USER=right.admin_user,
+               DJSHARE_RIGHT_PASS=right.admin_password, COLUMNS="200")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "diff", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    ours, theirs = f"{left.address}/{schema}.student", f"{right.address}/{schema}.student"
+    shown = djshare(ours, theirs)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[0] == "- student (id=1)" and "~ student (id=3)" in shown.stdout
+    assert "    name: 'Cy' -> 'Cyrus'" in shown.stdout and "    photo: <0 bytes md5" in shown.stdout
+    assert "1 added, 1 removed, 1 changed" in shown.stderr
+    assert left.admin_password not in shown.stdout + shown.stderr
+    lines = [json.loads(line) for line in djshare(ours, theirs, "--json", "--where", "id > 2").stdout.splitlines()]
+    assert [(a["kind"], a["key"]) for a in lines] == [("changed", {"id": 3}), ("added", {"id": 4})]
+    assert json.loads(djshare(ours, theirs, "--counts", "--json").stdout) == {"added": 1, "removed": 1,
+                                                                             "changed": 1}
+    (tmp_path / "c.csv").write_text("code,title\nBio101,Biology\n")
+    csv_side = djshare(str(tmp_path / "c.csv"), f"{right.address}/{schema}.course", "--key", "code", "--counts")
+    assert csv_side.stdout.strip() == "0 added, 3 removed, 0 changed", csv_side.stderr
+    dry = djshare(ours, theirs, "--apply", "table", "--dry-run", "--where", "id > 2")
+    assert dry.returncode == 0 and f"would update 1 rows in `{schema}`.`student`" in dry.stdout, dry.stderr
+    assert "would apply: 1 added, 0 removed, 1 changed" in dry.stderr
+    assert djshare(ours, theirs, "--counts", "--where", "id > 2").stdout.strip() == "1 added, 0 removed, 1 changed"
+    done = djshare(ours, theirs, "--apply", "table", "--where", "id > 2")
+    assert done.returncode == 0 and "applied: 1 added, 0 removed, 1 changed" in done.stderr, done.stderr
+    assert djshare(ours, theirs, "--counts", "--where", "id > 2").stdout.strip() == "0 added, 0 removed, 0 changed"
+    for problem, message in [((ours, "nowhere"), "is neither HOST[:PORT]/SCHEMA.TABLE"),
+                             ((ours, f"{right.address}/{schema}.nope"), "nope"),
+                             ((ours, theirs, "--apply", "os:path"), "neither `table` nor MODULE:CLASS"),
+                             ((str(tmp_path / "c.csv"), theirs), "name its key columns with --key")]:
+        failed = djshare(*problem)
+        assert failed.returncode == 1 and message in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+    blocked = djshare(f"{right.address}/{schema}.course", f"{left.address}/{schema}.course", "--apply", "table")
+    assert blocked.returncode == 1 and "foreign key" in blocked.stderr  # Phys9 is enrolled in on the left
+    refused = djshare(ours, theirs, "--apply", "table", "--dry-run")  # a dry run runs the statements, then rolls back
+    assert refused.returncode == 1 and "foreign key" in refused.stderr  # student 1 still has an enrollment there

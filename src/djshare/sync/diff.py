@@ -18,16 +18,19 @@ from djshare.sync.sql_side import TableSide
 from djshare.sync.stream import merge, typed
 
 T = TypeVar("T")
+Progress = Callable[[int, int], None]
 PARTS = 32  # segments per split
 LEAF_ROWS = 512  # compare row by row at or below this many rows
 
 
 def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, leaf_rows: int = LEAF_ROWS,
-         summarize_binary: bool = True, with_rows: bool = False) -> Iterator[Action]:
+         summarize_binary: bool = True, with_rows: bool = False, progress: Progress | None = None) -> Iterator[Action]:
     """Actions that make `right` like `left`: added (only in left), removed (only in right), changed.
 
-    The two servers work at the same time: each level's queries go to both at once.
+    The two servers work at the same time: each level's queries go to both at once. `progress(done, total)`
+    hears how many rows (of the bigger side) are settled: in equal segments or compared row by row.
     """
+    report = progress or (lambda done, total: None)
     whole = Segment(None, None)
     with ThreadPoolExecutor(2) as pool:
         def both(call: Callable[[TableSide], T]) -> tuple[T, T]:
@@ -35,6 +38,8 @@ def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, lea
             return first.result(), second.result()
 
         rows = both(lambda side: side.count(whole))
+        total, done = max(rows), 0
+        report(done, total)
         # the whole table is never summed as one: it is cut first, so one pass over each side finds the
         # differing segments (identical tables end there too)
         work: list[tuple[Segment, Summary, Summary]] = [(whole, Summary(rows[0], -1), Summary(rows[1], -2))]
@@ -48,9 +53,15 @@ def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, lea
                 pieces = split(segment, bigger.boundaries(segment, count, parts))
             if len(pieces) < 2:
                 yield from _compare_rows(left, right, segment, branch, summarize_binary, with_rows, both)
+                done += max(mine.rows, theirs.rows)
+                report(done, total)
                 continue
             ours, others = both(lambda side: side.summaries(pieces))  # noqa: B023 - called at once
-            work += [(pieces[i], ours[i], others[i]) for i in reversed(differing(ours, others))]
+            different = differing(ours, others)
+            done += sum(max(a.rows, b.rows) for i, (a, b) in enumerate(zip(ours, others, strict=True))
+                        if i not in different)
+            report(done, total)
+            work += [(pieces[i], ours[i], others[i]) for i in reversed(different)]
 
 
 def _compare_rows(left: TableSide, right: TableSide, segment: Segment, branch: str, summarize_binary: bool,
@@ -76,7 +87,7 @@ def _compare_rows(left: TableSide, right: TableSide, segment: Segment, branch: s
 
 
 def compare(left: Source, right: Source, branch: str, summarize_binary: bool = True,
-            with_rows: bool = False) -> Iterator[Action]:
+            with_rows: bool = False, progress: Progress | None = None) -> Iterator[Action]:
     """Actions that make `right` like `left`, whatever the two sources are. Two tables are compared inside
     their servers (bisection over segment checksums); otherwise both sides stream in key order and merge.
     `with_rows` puts the whole left row into added and changed actions (to apply them)."""
@@ -87,7 +98,8 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
         if isinstance(left, Table) and isinstance(right, Table):
             ours, theirs = sides[id(left)], sides[id(right)]
             _same_shape(ours.table, theirs.table, left, right)
-            yield from diff(ours, theirs, branch, summarize_binary=summarize_binary, with_rows=with_rows)
+            yield from diff(ours, theirs, branch, summarize_binary=summarize_binary, with_rows=with_rows,
+                            progress=progress)
             return
         key = _key(left, right, sides)
         types = next(({c.name: c.data_type for c in side.table.columns} for side in sides.values()), {})
