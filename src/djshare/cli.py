@@ -21,7 +21,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from djshare import __version__, export
@@ -30,6 +29,7 @@ from djshare.export.capture import DEFAULT_SCHEMA
 from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
 from djshare.link.outbound import schema_counts
 from djshare.link.protocol import Outbound
+from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
 from djshare.sync.diff import compare
 from djshare.sync.handlers import ApplyToTables, Handler
@@ -141,12 +141,15 @@ def main_options(
 def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source_host: SourceHost = None,
          batch_size: Annotated[int, typer.Option(help="Entities per batch (one transaction per server).")] = 2000,
          dry_run: DryRun = False, source_stores: SourceStores = None, store: StoreMap = None,
-         copy_objects: CopyObjects = True) -> None:
+         copy_objects: CopyObjects = True,
+         refresh_changed: Annotated[bool, typer.Option(
+             "--refresh-changed", help="Also bring over source rows that changed after they were pulled "
+             "(see `djshare diff --link`), updated in place.")] = False) -> None:
     """Pull source entities (with part rows and external objects) not yet in the local table; creates the
     local table if needed."""
     options = StoreOptions(source_stores, store, copy_objects)
     report = run(lambda: linked(table, source_host, local_schema, options).pull(
-        *(where or []), batch_size=batch_size, dry_run=dry_run))
+        *(where or []), batch_size=batch_size, dry_run=dry_run, refresh_changed=refresh_changed))
     if dry_run:
         out.print(f"would pull {report.would_pull} entities; would record {report.adopted} local rows")
     else:
@@ -154,6 +157,8 @@ def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source
                   f"in {report.batches} batches"
                   + (f"; finished {report.finished} from an interrupted pull" if report.finished else "")
                   + (f"; recorded {report.adopted} local rows" if report.adopted else ""))
+    if refresh_changed and not dry_run:
+        out.print(f"refreshed {report.refreshed} entities whose source rows changed after the pull")
     for note, count in sorted(report.notes.items()):
         out.print(f"  skipped {count}: {note}")
 
@@ -316,8 +321,8 @@ def _branch(source: Source) -> str:
 
 @app.command("diff")
 def diff_command(
-        left: Annotated[str, typer.Argument(help="What we need: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")],
-        right: Annotated[str, typer.Argument(help="What we have: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")],
+        left: Annotated[str | None, typer.Argument(help="What we need: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")] = None,
+        right: Annotated[str | None, typer.Argument(help="What we have: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")] = None,
         key: Annotated[list[str] | None, typer.Option(help="Key column of a CSV side; repeat for each.")] = None,
         where: Annotated[str, typer.Option(help="SQL restriction on the table sides.")] = "",
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
@@ -326,20 +331,31 @@ def diff_command(
         apply: Annotated[str | None, typer.Option(
             help="Apply the actions: `table` makes the right table like the left (FK order, one transaction), "
             "or MODULE:CLASS names a djshare.sync.Handler subclass.")] = None,
-        dry_run: DryRun = False) -> None:
+        dry_run: DryRun = False,
+        link: Annotated[str | None, typer.Option(
+            help="Instead of LEFT RIGHT: the linked source table (SCHEMA.ClassName, with --local-schema and the "
+            "link's settings, as for pull); lists entities whose source rows changed after they were pulled.")]
+        = None,
+        local_schema: Annotated[str | None, typer.Option("--local-schema", "-l", help="With --link.")] = None,
+        source_host: SourceHost = None) -> None:
     """What differs between two tables on two servers (compared inside the servers), or a table and a CSV file;
     prints the actions that would make RIGHT like LEFT. Credentials: DJSHARE_LEFT_USER/PASS and
     DJSHARE_RIGHT_USER/PASS, default DJ_USER/DJ_PASS. The counts go to stderr, the actions to stdout."""
+    if link is not None:
+        _stale(link, local_schema, source_host, where, as_json, only_counts)
+        return
+    if left is None or right is None:
+        err.print("[red]error:[/red] give LEFT and RIGHT (or --link TABLE -l LOCAL_SCHEMA).", highlight=False)
+        raise typer.Exit(2)
+
     def work() -> dict[str, int]:
+        assert left is not None and right is not None
         ours, branch = _side(left, "left", key, where)
         theirs, _ = _side(right, "right", key, where)
         handler = _handler(apply, theirs, dry_run) if apply else None
-        with Progress(TextColumn("diff {task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task(branch, total=None)
+        with rows_progress(f"diff {branch}") as report:
             actions = compare(ours, theirs, branch, summarize_binary=not values and handler is None,
-                              with_rows=handler is not None,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+                              with_rows=handler is not None, progress=report)
             if handler is not None:
                 return handler.run(actions)
             found = {"added": 0, "removed": 0, "changed": 0}
@@ -356,6 +372,21 @@ def diff_command(
         out.print(json.dumps(found) if as_json else summary, highlight=False)
     else:
         err.print(summary if not apply else f"{'would apply' if dry_run else 'applied'}: {summary}", highlight=False)
+
+
+def _stale(table: str, local_schema: str | None, source_host: str | None, where: str, as_json: bool,
+           only_counts: bool) -> None:
+    if not local_schema:
+        raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
+    report = run(lambda: linked(table, source_host, local_schema).stale(*([where] if where else [])))
+    if not only_counts:
+        for action in report.changes:
+            out.print(action.json() if as_json else action.text(), markup=False, highlight=False, soft_wrap=True)
+    summary = (f"{len(report.stale)} stale entities ({len(report.changes)} changed rows)"
+               + (f"; {report.out_of_step} on one side only (run `djshare repair`)" if report.out_of_step else ""))
+    (out if only_counts else err).print(summary, highlight=False)
+    if report.stale and not only_counts:
+        err.print("`djshare pull --refresh-changed` brings them over.")
 
 
 export_app = typer.Typer(help="Export what analyses fetched: preview, write a bundle, restore it, verify it. "

@@ -29,3 +29,15 @@ def progress_bar(description: str, total: int | None, enabled: bool = True) -> I
     with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def rows_progress(description: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
+    """Yield a function `report(done, total)` for work whose total is learnt on the way (a diff)."""
+    if not enabled:
+        yield lambda done, total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

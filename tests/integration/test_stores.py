@@ -464,3 +464,18 @@ def test_export_script_copies_and_checks_objects(make_store_lab: Any, servers: l
     with pytest.raises(DjshareError, match="Store `src_blobs` is in S3.*djshare export write"):
         export.write_script("paper-o", tmp_path / "export2.sh", schema=work)
     assert not (tmp_path / "export2.sh").exists()
+
+
+def test_refresh_changed_brings_a_new_external_blob_first(make_store_lab: Any, tmp_path: Path) -> None:
+    world = make_store_lab("file", "s3")
+    Sample = world.linked()
+    Sample().pull(progress=False)
+    new_signal = np.arange(12.0).reshape(3, 4)
+    world.pipeline["Sample"].update1({"sample": 1, "signal": new_signal})  # a new object, a new hash
+    report = Sample().stale(progress=False)
+    assert len(report.stale) == 1 and [tuple(a.changes) for a in report.changes] == [("signal",)]
+    pulled = Sample().pull(refresh_changed=True, progress=False)
+    assert (pulled.refreshed, pulled.objects) == (1, 1)
+    assert np.array_equal((Sample & {"sample": 1}).fetch1("signal"), new_signal)
+    same_samples(world, Sample, tmp_path / "after")
+    assert Sample().stale(progress=False).stale == []

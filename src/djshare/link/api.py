@@ -29,6 +29,7 @@ from datajoint.user_tables import TableMeta
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError
 from djshare.link import delete as deletion
 from djshare.link import objects, outbound
+from djshare.link import stale as staleness
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as run_gc
 from djshare.link.local import (
@@ -46,7 +47,7 @@ from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
-from djshare.progress import progress_bar
+from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, to_camel_case
 from djshare.sql.connection import ServerAddress, Session, quote_name, translate
@@ -237,13 +238,45 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
         return self._rt().source_table()
 
     def pull(self, *restrictions: Any, dry_run: bool = False, batch_size: int | None = None,
-             progress: bool = True, checkpoint: Checkpoint = no_checkpoint) -> PullReport:
+             progress: bool = True, checkpoint: Checkpoint = no_checkpoint,
+             refresh_changed: bool = False) -> PullReport:
         """Pull every source entity (with its part rows) matching all `restrictions` that is not here yet and
-        not up for deletion. Safe to re-run after any failure; see `repair`.
+        not up for deletion. Safe to re-run after any failure; see `repair`. With `refresh_changed`, also bring
+        over the source rows of entities pulled before that changed since (see `stale`).
 
         `checkpoint` is called with a step's name after each step commits (fault-injection tests raise in it).
         """
         rt = self._rt()
+        tables = rt.tables
+        self._check_definition(rt)
+        where = where_clause(rt.source_schema.connection, tables.source.full_name, restrictions)
+        with rt.locked() as (source, local):
+            check_where(source, tables.source.full_name, where)
+            total = count_candidates(source, tables, where)
+            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
+                report = run_pull(source, local, tables, where, batch_size=batch_size or rt.link.batch_size,
+                                  dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
+            if refresh_changed and not dry_run:
+                found = staleness.find(source, local, tables, where)
+                with progress_bar(f"refresh {tables.source.name}", len(found.stale), progress) as advance:
+                    staleness.refresh(source, local, tables, found, batch_size or rt.link.batch_size, advance,
+                                      checkpoint)
+                report.refreshed, report.objects = found.refreshed, report.objects + found.objects
+            return report
+
+    def stale(self, *restrictions: Any, progress: bool = True) -> staleness.StaleReport:
+        """Entities pulled here whose source rows (master or parts) changed after the pull, with what changed;
+        compared inside both servers. `pull(refresh_changed=True)` brings them over."""
+        rt = self._rt()
+        self._check_definition(rt)
+        where = where_clause(rt.source_schema.connection, rt.tables.source.full_name, restrictions)
+        with rt.source_schema.session() as source, rt.local_schema.session() as local:
+            check_where(source, rt.tables.source.full_name, where)
+            with rows_progress(f"compare {rt.tables.source.name}", progress) as report:
+                return staleness.find(source, local, rt.tables, where, report)
+
+    @staticmethod
+    def _check_definition(rt: _Runtime) -> None:
         tables = rt.tables
         if rt.mismatch:
             raise DefinitionMismatchError(
@@ -251,13 +284,6 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
                 f"{tables.source.full_name}: {'; '.join(rt.mismatch)}. Nothing was pulled. Alter the local table "
                 "to match (or drop it after saving its rows, and let djshare declare it again)."
             )
-        where = where_clause(rt.source_schema.connection, tables.source.full_name, restrictions)
-        with rt.locked() as (source, local):
-            check_where(source, tables.source.full_name, where)
-            total = count_candidates(source, tables, where)
-            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
-                return run_pull(source, local, tables, where, batch_size=batch_size or rt.link.batch_size,
-                                dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
 
     def repair(self, dry_run: bool = False, progress: bool = True,
                checkpoint: Checkpoint = no_checkpoint) -> RepairReport:

@@ -16,6 +16,7 @@ from djshare.link import objects, outbound
 from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import Session
 from djshare.sql.transfer import (
     copy_rows,
@@ -42,6 +43,7 @@ class PullReport:
     would_pull: int = 0  # dry run: entities a real run would copy
     dry_run: bool = False
     notes: dict[str, int] = field(default_factory=dict)
+    refreshed: int = 0  # pull(refresh_changed=True): entities whose changed source rows were brought over
 
 
 def _candidates_sql(tables: LinkTables, where: str, after: bytes | None) -> bytes:
@@ -114,25 +116,7 @@ def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict
         checkpoint(Step.ADOPT.value)
     to_copy = groups.get(Step.INSERT_LOCAL, [])
     if to_copy:
-        where = key_condition(tables.source, to_copy)
-        with contextlib.ExitStack() as stack:
-            refs = {}
-            if tables.stores.columns:  # objects first, so no local row ever references a missing object
-                stack.enter_context(objects_lock(local, tables.local_schema))
-                refs = objects.referenced(source, tables, to_copy)
-                report.objects += objects.bring(source, local, tables, refs)
-                checkpoint("copy_objects")
-            with local.transaction(f"inserting into {tables.local.full_name}"):
-                for store, rows in refs.items():
-                    pair = tables.stores.pairs[store]
-                    if rows:
-                        target = external_table(tables.local_schema, pair.local.name)
-                        copy_rows(source, local, pair.source_external, target,
-                                  b"`hash` IN (" + objects.hex_list([r.hash for r in rows]) + b")", limit,
-                                  keep_existing=True)
-                report.pulled += copy_rows(source, local, tables.source, tables.local.full_name, where, limit)
-                for part in tables.source_parts:
-                    report.part_rows += copy_rows(source, local, part, tables.local_name(part), where, limit)
+        copy_entities(source, local, tables, to_copy, limit, report, checkpoint)
         checkpoint(Step.INSERT_LOCAL.value)
     to_mark = groups.get(Step.MARK_PULLED, [])
     if to_mark:
@@ -140,3 +124,44 @@ def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict
             outbound.update(source, ob, subscriber, to_mark, Step.MARK_PULLED)
         report.finished += len(set(to_mark) - set(to_copy))
         checkpoint(Step.MARK_PULLED.value)
+
+
+def copy_entities(source: Session, local: Session, tables: LinkTables, keys: list[bytes], limit: int,
+                  report: PullReport, checkpoint: Checkpoint, refresh: bool = False) -> None:
+    """Copy the entities of `keys` (masters, parts, the `~external` rows and objects they reference) into
+    the local tables in one local transaction, objects first. With `refresh`, entities already here are
+    updated in place to the source's values, and their part rows the source no longer has are deleted."""
+    where = key_condition(tables.source, keys)
+    with contextlib.ExitStack() as stack:
+        refs = {}
+        if tables.stores.columns:  # objects first, so no local row ever references a missing object
+            stack.enter_context(objects_lock(local, tables.local_schema))
+            refs = objects.referenced(source, tables, keys)
+            report.objects += objects.bring(source, local, tables, refs)
+            checkpoint("copy_objects")
+        with local.transaction(f"{'refreshing' if refresh else 'inserting into'} {tables.local.full_name}"):
+            for store, rows in refs.items():
+                pair = tables.stores.pairs[store]
+                if rows:
+                    target = external_table(tables.local_schema, pair.local.name)
+                    copy_rows(source, local, pair.source_external, target,
+                              b"`hash` IN (" + objects.hex_list([r.hash for r in rows]) + b")", limit,
+                              keep_existing=True)
+            report.pulled += copy_rows(source, local, tables.source, tables.local.full_name, where, limit,
+                                       update_existing=refresh)
+            for part in tables.source_parts:
+                if refresh:
+                    _drop_vanished_parts(source, local, tables, part, where)
+                report.part_rows += copy_rows(source, local, part, tables.local_name(part), where, limit,
+                                              update_existing=refresh)
+
+
+def _drop_vanished_parts(source: Session, local: Session, tables: LinkTables, part: TableInfo, where: bytes) -> None:
+    """Delete the local part rows of the masters in `where` that the source no longer has."""
+    select = f"SELECT {row_literal(part.key_columns)} FROM {{table}} WHERE ".encode() + where
+    theirs = {bytes(r[0]) for r in source.rows(select.replace(b"{table}", part.full_name.encode()))}
+    ours = {bytes(r[0]) for r in local.rows(select.replace(b"{table}", tables.local_name(part).encode()))}
+    gone = sorted(ours - theirs)
+    if gone:
+        local.execute(f"DELETE FROM {tables.local_name(part)} WHERE ".encode() + key_condition(part, gone),
+                      doing=f"deleting part rows from {tables.local_name(part)}")

@@ -128,16 +128,24 @@ def statements(literals: Iterable[bytes], limit: int, overhead: int, too_big: st
 
 
 def copy_rows(source: Session, target: Session, table: TableInfo, target_name: str, where: bytes,
-              limit: int, on_rows: Callable[[int], None] | None = None, keep_existing: bool = False) -> int:
+              limit: int, on_rows: Callable[[int], None] | None = None, keep_existing: bool = False,
+              update_existing: bool = False) -> int:
     """Stream the rows of `table` matching `where` from `source` into `target_name` on `target`.
 
     Runs in whatever transaction `target` has open; returns the number of rows sent. With
-    `keep_existing`, a row whose key is already there is left as it is (not an error).
+    `keep_existing`, a row whose key is already there is left as it is (not an error); with
+    `update_existing`, its other columns are set to the source's values in place (no delete, so rows that
+    reference it stay valid).
     """
     select = f"SELECT {row_literal(table.columns)} FROM {table.full_name} WHERE ".encode() + where
     header = f"INSERT INTO {target_name} ({column_list(table.columns)}) VALUES ".encode()
     first = quote_name(table.columns[0].name)
-    trailer = f" ON DUPLICATE KEY UPDATE {first} = {first}".encode() if keep_existing else b""
+    values = [quote_name(c.name) for c in table.columns if c.name not in table.primary_key]
+    trailer = b""
+    if update_existing:
+        trailer = (" ON DUPLICATE KEY UPDATE " + ", ".join(f"{v} = VALUES({v})" for v in values or [first])).encode()
+    elif keep_existing:
+        trailer = f" ON DUPLICATE KEY UPDATE {first} = {first}".encode()
     too_big = (f"A row of {table.full_name} is {{size:,}} bytes as SQL, more than the {{limit:,}} bytes the server at "
                f"{target.address.host}:{target.address.port} accepts in one statement (max_allowed_packet). Ask its "
                "admin to raise max_allowed_packet.")
