@@ -9,7 +9,7 @@ help:
 	@echo "make demo      end-to-end link demo against throw-away local servers"
 	@echo "make test      ruff, mypy and the test suite (representative fault slice)"
 	@echo "make test-all  the test suite with every fault-injection case"
-	@echo "make bench     pull, store and export benchmarks against mysqldump-based baselines"
+	@echo "make bench     pull, store, export and diff benchmarks against same-run baselines"
 	@echo "make docs      regenerate docs/cli.md and docs/link-states.md"
 
 # MariaDB server and client binaries (mariadbd, mariadb-install-db, mariadb, mariadb-dump).
@@ -48,6 +48,7 @@ bench: system-deps venv
 	$(PY) bench/bench_pull.py --latency-ms 10
 	$(PY) bench/bench_stores.py
 	$(PY) bench/bench_export.py
+	$(PY) bench/bench_diff.py --reladiff
 
 docs: venv
 	$(PY) -m djshare.docs.generate .

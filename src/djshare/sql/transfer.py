@@ -91,10 +91,11 @@ def split_literal(key: bytes) -> list[bytes]:
 def key_bound(table: TableInfo, key: bytes, operator: str, qualifier: str = "") -> bytes:
     """`(k1, k2) <operator> key` written so that the server can use the primary key as a range (MariaDB does
     not for row-constructor comparisons): k1 > v1 OR (k1 = v1 AND k2 > v2) ... for `>`, and likewise for
-    `>=`, `<`, `<=`."""
+    `>=`, `<`, `<=`. A `key` with fewer parts than the primary key is a prefix: it compares the leading
+    columns only (`(k1, k2) >= ('7')` is `k1 >= '7'`)."""
     strict = operator.rstrip("=")
-    names = [qualifier + quote_name(c.name) for c in table.key_columns]
     values = split_literal(key)
+    names = [qualifier + quote_name(c.name) for c in table.key_columns][:len(values)]
     terms = []
     for i in range(len(names)):
         equal = [names[j].encode() + b" = " + values[j] for j in range(i)]

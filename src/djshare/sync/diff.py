@@ -37,17 +37,27 @@ def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, lea
             first, second = pool.submit(call, left), pool.submit(call, right)
             return first.result(), second.result()
 
-        rows = both(lambda side: side.count(whole))
-        total, done = max(rows), 0
-        report(done, total)
         # the whole table is never summed as one: it is cut first, so one pass over each side finds the
-        # differing segments (identical tables end there too)
-        work: list[tuple[Segment, Summary, Summary]] = [(whole, Summary(rows[0], -1), Summary(rows[1], -2))]
+        # differing segments (identical tables end there too); integer keys are cut without even counting
+        work: list[tuple[Segment, Summary, Summary]] = []
+        cuts = left.integer_cuts(whole, parts)
+        if cuts:
+            pieces: list[Segment] = split(whole, cuts)
+            ours, others = both(lambda side: side.summaries(pieces))
+            sizes = [max(a.rows, b.rows) for a, b in zip(ours, others, strict=True)]
+            different = differing(ours, others)
+            total, done = sum(sizes), sum(n for i, n in enumerate(sizes) if i not in different)
+            work = [(pieces[i], ours[i], others[i]) for i in reversed(different)]
+        else:
+            rows = both(lambda side: side.count(whole))
+            total, done = max(rows), 0
+            work = [(whole, Summary(rows[0], -1), Summary(rows[1], -2))]
+        report(done, total)
         while work:
             segment, mine, theirs = work.pop()
             if mine == theirs:
                 continue
-            pieces: list[Segment] = []
+            pieces = []
             if not leaf(mine, theirs, leaf_rows):
                 bigger, count = (left, mine.rows) if mine.rows >= theirs.rows else (right, theirs.rows)
                 pieces = split(segment, bigger.boundaries(segment, count, parts))

@@ -9,21 +9,32 @@ from typing import Any
 
 from djshare.sql.catalog import Column, TableInfo
 from djshare.sql.connection import Session
-from djshare.sql.transfer import TEXT_TYPES, key_bound, key_condition, row_literal
+from djshare.sql.transfer import TEXT_TYPES, key_bound, key_condition, row_literal, split_literal
 from djshare.sync.actions import Binary
 from djshare.sync.segments import Segment, Summary
+from djshare.sync.stream import INTEGER_TYPES
 
 ROW_HASH = "CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)"
 
 
+NUMERIC_TYPES = (INTEGER_TYPES - {"bit"}) | {"decimal", "double", "float", "date", "datetime", "timestamp", "time"}
+
+
 def hash_input(columns: Sequence[Column]) -> str:
-    """SQL for the bytes a row is hashed over: each column as `<byte length>:<bytes>`, or `-` for NULL, so no two
-    different rows give the same input. Raw bytes (blobs are not hexed), FLOAT widened to DOUBLE (exact)."""
+    """SQL for the bytes a row is hashed over, built so that no two different rows give the same input: each
+    column's encoding is prefix-free. Numbers, dates and times as their text followed by `,` (which their
+    text never holds), FLOAT widened to DOUBLE (exact); strings and binary values as `<byte length>:<bytes>`
+    (raw bytes: blobs are not hexed); NULL as `N` (numbers) or `-` (strings), which no other encoding of the
+    column starts with."""
     parts = []
     for column in columns:
         ref = f"`{column.name}`"
-        value = f"CAST(CAST({ref} AS DOUBLE) AS BINARY)" if column.data_type == "float" else f"CAST({ref} AS BINARY)"
-        parts.append(f"IFNULL(CONCAT(LENGTH({value}), ':', {value}), '-')")
+        if column.data_type in NUMERIC_TYPES:
+            value = f"CAST({ref} AS DOUBLE)" if column.data_type == "float" else ref
+            parts.append(f"IFNULL(CONCAT({value}, ','), 'N')")
+        else:
+            value = f"CAST({ref} AS BINARY)" if column.data_type == "bit" else ref
+            parts.append(f"IFNULL(CONCAT(LENGTH({value}), ':', {value}), '-')")
     return "CONCAT(" + ", ".join(parts) + ")"
 
 
@@ -62,8 +73,37 @@ class TableSide:
         return [result.get(i, Summary(0, 0)) for i in range(len(segments))]
 
     def boundaries(self, segment: Segment, rows: int, parts: int) -> list[bytes]:
-        """Keys that cut `segment` (of `rows` rows on this side) into about `parts` equal parts: a chain of
-        keyset steps along the primary key, formatting only the cut keys."""
+        """Keys that cut `segment` (of `rows` rows on this side) into about `parts` parts. Where the first key
+        column is an integer, the cuts are evenly spaced values of it (prefix keys), computed without reading
+        the table; otherwise (or where the segment holds one value of it) a chain of keyset steps along the
+        primary key, formatting only the cut keys."""
+        cuts = self.integer_cuts(segment, parts)
+        return cuts if cuts is not None else self._stepped_cuts(segment, rows, parts)
+
+    def integer_cuts(self, segment: Segment, parts: int) -> list[bytes] | None:
+        """Evenly spaced values of an integer first key column inside `segment`, as prefix keys; None where the
+        first key column is not an integer or the segment holds fewer than two of its values."""
+        first = self.table.key_columns[0]
+        if first.data_type not in INTEGER_TYPES or first.data_type == "bit":  # bit keys are b'...' literals
+            return None
+        low = None if segment.low is None else _first_int(segment.low)
+        high = None if segment.high is None else _first_int(segment.high)
+        if low is None or high is None:
+            found = self.session.rows(f"SELECT MIN(`{first.name}`), MAX(`{first.name}`) FROM {self.table.full_name}"
+                                      + (f" WHERE {self.where}" if self.where else ""),
+                                      doing=f"reading the key range of {self.table.full_name}")
+            if not found or found[0][0] is None:
+                return None
+            low = int(found[0][0]) if low is None else low
+            high = int(found[0][1]) + 1 if high is None else high
+        # cut values c with low < c < high (a prefix (c) lies below every key starting with c)
+        span = high - low - 1
+        if span < 1:
+            return None
+        step = max(1, -(-span // parts))
+        return [f"('{value}')".encode() for value in range(low + step, high, step)][:parts - 1]
+
+    def _stepped_cuts(self, segment: Segment, rows: int, parts: int) -> list[bytes]:
         step = max(1, math.ceil(rows / parts))
         order = ", ".join(f"`{c}`" for c in self.table.primary_key)
         cuts: list[bytes] = []
@@ -116,6 +156,11 @@ class TableSide:
                                        f"{where} ORDER BY {order}", doing=f"reading {self.table.full_name}"):
             self.rows_read += 1
             yield dict(zip(names, row, strict=True))
+
+
+def _first_int(key: bytes) -> int:
+    """The first column's value of a key literal whose first column is an integer: `('12',...)` -> 12."""
+    return int(split_literal(key)[0].strip(b"'"))
 
 
 def _binary(value: Any) -> Binary:
