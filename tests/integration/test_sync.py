@@ -17,7 +17,7 @@ from djshare.sql.connection import ServerAddress
 from djshare.sync.actions import Action, counts
 from djshare.sync.datastore import Datastore, sync
 from djshare.sync.diff import compare
-from djshare.sync.handlers import ApplyToTables
+from djshare.sync.handlers import ApplyToTables, Handler
 from djshare.sync.sources import Query, Rows, Table, csv_file, datajoint
 from tests.conftest import admin_connection
 from tests.integration.checks import digest
@@ -227,3 +227,42 @@ def test_diff_from_the_command_line(school: tuple[MariaDBServer, MariaDBServer, 
     assert blocked.returncode == 1 and "foreign key" in blocked.stderr  # Phys9 is enrolled in on the left
     refused = djshare(ours, theirs, "--apply", "table", "--dry-run")  # a dry run runs the statements, then rolls back
     assert refused.returncode == 1 and "foreign key" in refused.stderr  # student 1 still has an enrollment there
+
+
+class Collector(Handler):
+    """A handler of one's own: a method for changed students, a fallback for the rest (loaded by --apply)."""
+
+    def __init__(self) -> None:
+        self.changed: list[dict[str, Any]] = []
+        self.other: list[tuple[str, str]] = []
+
+    def changed_student(self, action: Action) -> None:
+        self.changed.append(action.key)
+        print(f"changed student {action.key['id']}: {sorted(action.changes)}")
+
+    def fallback(self, action: Action) -> None:
+        self.other.append((action.kind, action.branch))
+        print(f"fallback {action.kind} {action.branch}")
+
+
+def test_handler_dispatch_between_two_servers(school: tuple[MariaDBServer, MariaDBServer, str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    left, right, schema = school
+    change_left(left, schema)
+    handler = Collector()
+    assert sync(school_store(left, schema), school_store(right, schema), handler) == {
+        "added": 3, "removed": 2, "changed": 1}
+    assert handler.changed == [{"id": 3}]
+    assert sorted(handler.other) == [("added", "course"), ("added", "enrollment"), ("added", "student"),
+                                     ("removed", "enrollment"), ("removed", "student")]
+    env = dict(os.environ, DJ_USER=left.admin_user, DJ_PASS=left.admin_password, DJSHARE_RIGHT_USER=right.admin_user,
+               DJSHARE_RIGHT_PASS=right.admin_password)
+    done = subprocess.run([sys.executable, "-m", "djshare", "diff", f"{left.address}/{schema}.student",
+                           f"{right.address}/{schema}.student", "--apply", "tests.integration.test_sync:Collector"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["fallback removed student", "changed student 3: ['name', 'photo']",
+                                        "fallback added student"]
