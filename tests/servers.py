@@ -231,3 +231,87 @@ def mariadb_servers(count: int = 2, max_allowed_packet: str = "1G",
         for server in servers:
             server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _pg_binary(name: str) -> str:
+    for folder in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise RuntimeError(f"{name} not found: run `make system-deps` (installs postgresql from apt)")
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@dataclass
+class PostgresServer:
+    """One running PostgreSQL with an admin role (password over TCP, scram-sha-256) and database `lab`."""
+
+    directory: Path
+    port: int
+    host: str = "127.0.0.1"
+    admin_user: str = ADMIN_USER
+    admin_password: str = ADMIN_PASSWORD
+    database: str = "lab"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> PostgresServer:
+        data = self.directory / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        subprocess.run(_as_postgres([_pg_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+                                     "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(_as_postgres([_pg_binary("pg_ctl"), "-D", str(data), "-l", str(self.directory / "server.log"),
+                                     "-w", "-t", "60", "-o", f"-p {self.port} -k {self.directory} "
+                                     f"-c listen_addresses={self.host} -c fsync=off", "start"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        psql = _as_postgres([_pg_binary("psql"), "-h", str(self.directory), "-p", str(self.port), "-U", "postgres",
+                             "-v", "ON_ERROR_STOP=1", "-q", "-d", "postgres", "-c"])
+        subprocess.run([*psql, f"CREATE ROLE {self.admin_user} LOGIN SUPERUSER PASSWORD '{self.admin_password}'"],
+                       check=True, capture_output=True)
+        subprocess.run([*psql, f"CREATE DATABASE {self.database} OWNER {self.admin_user}"], check=True,
+                       capture_output=True)
+        return self
+
+    def connect(self, user: str | None = None, password: str | None = None) -> Any:
+        import psycopg
+
+        return psycopg.connect(host=self.host, port=self.port, user=user or self.admin_user,
+                               password=self.admin_password if password is None else password,
+                               dbname=self.database, autocommit=True)
+
+    def execute(self, *statements: str) -> None:
+        with contextlib.closing(self.connect()) as connection:
+            for statement in statements:
+                connection.execute(statement)
+
+    def query(self, statement: str, args: Any = None) -> list[tuple[Any, ...]]:
+        with contextlib.closing(self.connect()) as connection:
+            return list(connection.execute(statement, args).fetchall())
+
+    def stop(self) -> None:
+        subprocess.run(_as_postgres([_pg_binary("pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w",
+                                     "stop"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Start a throw-away PostgreSQL on a free port in its own temp dir; stop it and remove the dir on exit."""
+    root = Path(tempfile.mkdtemp(prefix="djshare-pg-"))
+    root.chmod(0o755)  # the postgres user must reach its directory inside
+    (root / "pg").mkdir()
+    server = PostgresServer(root / "pg", free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -283,18 +283,26 @@ def _side(spec: str, role: str, key: list[str] | None, where: str) -> tuple[Sour
         if not key:
             raise ConfigurationError(f"{spec} is a CSV file: name its key columns with --key.")
         return csv_file(spec, key), Path(spec).stem
-    host, slash, table = spec.partition("/")
+    postgresql = spec.startswith("postgresql://")
+    host, slash, table = spec.removeprefix("postgresql://").partition("/")
+    database = ""
+    if postgresql:
+        database, _, table = table.partition("/")
     schema, dot, name = table.partition(".")
-    if not (slash and dot and host and schema and name):
+    if not (slash and dot and host and schema and name) or (postgresql and not database):
         raise ConfigurationError(f"{spec!r} is neither HOST[:PORT]/SCHEMA.TABLE (e.g. db.lab:3306/lab.session, "
-                                 "the table's SQL name) nor a .csv file.")
+                                 "the table's SQL name), postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE, nor a .csv "
+                                 "file.")
     upper = role.upper()
     user = os.environ.get(f"DJSHARE_{upper}_USER") or os.environ.get("DJ_USER")
     password = os.environ.get(f"DJSHARE_{upper}_PASS", os.environ.get("DJ_PASS"))
     if not user or password is None:
         raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
                                  f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
-    return Table(ServerAddress.parse(host, user, password), schema, name, where), name
+    address = ServerAddress.parse(host, user, password, port=5432 if postgresql else None)
+    if postgresql:
+        address = replace(address, backend="postgresql", database=database)
+    return Table(address, schema, name, where), name
 
 
 def _handler(name: str, right: Source, dry_run: bool) -> Handler:
@@ -321,8 +329,10 @@ def _branch(source: Source) -> str:
 
 @app.command("diff")
 def diff_command(
-        left: Annotated[str | None, typer.Argument(help="What we need: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")] = None,
-        right: Annotated[str | None, typer.Argument(help="What we have: HOST[:PORT]/SCHEMA.TABLE or FILE.csv.")] = None,
+        left: Annotated[str | None, typer.Argument(
+            help="What we need: HOST[:PORT]/SCHEMA.TABLE (MariaDB), postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE, "
+            "or FILE.csv.")] = None,
+        right: Annotated[str | None, typer.Argument(help="What we have, in the same forms as LEFT.")] = None,
         key: Annotated[list[str] | None, typer.Option(help="Key column of a CSV side; repeat for each.")] = None,
         where: Annotated[str, typer.Option(help="SQL restriction on the table sides.")] = "",
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,

@@ -38,6 +38,8 @@ class ServerAddress:
     user: str
     password: str = field(repr=False)
     use_tls: bool = False
+    backend: str = "mariadb"  # or "postgresql" (see sql/postgres.py)
+    database: str = ""  # PostgreSQL: the database holding the schemas
 
     @classmethod
     def parse(cls, host: str, user: str, password: str, port: int | None = None,

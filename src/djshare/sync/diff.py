@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from djshare.errors import DjshareError
+from djshare.sql import postgres
 from djshare.sql.catalog import TableInfo, read_table
 from djshare.sql.connection import Session
 from djshare.sync.actions import Action
@@ -98,30 +100,45 @@ def _compare_rows(left: TableSide, right: TableSide, segment: Segment, branch: s
 
 def compare(left: Source, right: Source, branch: str, summarize_binary: bool = True,
             with_rows: bool = False, progress: Progress | None = None) -> Iterator[Action]:
-    """Actions that make `right` like `left`, whatever the two sources are. Two tables are compared inside
-    their servers (bisection over segment checksums); otherwise both sides stream in key order and merge.
-    `with_rows` puts the whole left row into added and changed actions (to apply them)."""
+    """Actions that make `right` like `left`, whatever the two sources are. Two MariaDB tables are compared
+    inside their servers (bisection over segment checksums); any other pair (a PostgreSQL table, a query, a CSV
+    file, rows) streams both sides in key order and merges them. `with_rows` puts the whole left row into added
+    and changed actions (to apply them)."""
     with contextlib.ExitStack() as stack:
-        sessions = {id(s): stack.enter_context(Session(s.address)) for s in (left, right) if isinstance(s, Table)}
-        sides = {id(s): TableSide(sessions[id(s)], read_table(sessions[id(s)], s.schema, s.name), s.where)
-                 for s in (left, right) if isinstance(s, Table)}
-        if isinstance(left, Table) and isinstance(right, Table):
+        infos: dict[int, TableInfo] = {}
+        streams: dict[int, Callable[[], Iterator[dict[str, Any]]]] = {}
+        sides: dict[int, TableSide] = {}
+        for source in (left, right):
+            if isinstance(source, Table) and source.address.backend == "postgresql":
+                connection = stack.enter_context(postgres.connect(source.address))
+                info = postgres.read_table(connection, source.address, source.schema, source.name)
+                infos[id(source)] = info
+                streams[id(source)] = partial(postgres.ordered, connection, source.address, info, source.where)
+            elif isinstance(source, Table):
+                session = stack.enter_context(Session(source.address))
+                side = TableSide(session, read_table(session, source.schema, source.name), source.where)
+                infos[id(source)], sides[id(source)], streams[id(source)] = side.table, side, side.ordered
+            elif isinstance(source, Query):
+                streams[id(source)] = source.rows
+            else:
+                streams[id(source)] = partial(iter, source.stream())
+        if id(left) in sides and id(right) in sides:
             ours, theirs = sides[id(left)], sides[id(right)]
+            assert isinstance(left, Table) and isinstance(right, Table)
             _same_shape(ours.table, theirs.table, left, right)
             yield from diff(ours, theirs, branch, summarize_binary=summarize_binary, with_rows=with_rows,
                             progress=progress)
             return
-        key = _key(left, right, sides)
-        types = next(({c.name: c.data_type for c in side.table.columns} for side in sides.values()), {})
-        streams = [typed(sides[id(s)].ordered() if isinstance(s, Table) else s.rows() if isinstance(s, Query)
-                         else s.stream(), types) for s in (left, right)]
-        for stream in streams:  # closed before the sessions are, however the merge ends
+        key = _key(left, right, infos)
+        types = next(({c.name: c.data_type for c in info.columns} for info in infos.values()), {})
+        rows = [typed(streams[id(s)](), types) for s in (left, right)]
+        for stream in rows:  # closed before the connections are, however the merge ends
             stack.enter_context(contextlib.closing(stream))
-        yield from merge(streams[0], streams[1], key, branch, with_rows=with_rows)
+        yield from merge(rows[0], rows[1], key, branch, with_rows=with_rows)
 
 
-def _key(left: Source, right: Source, sides: dict[int, TableSide]) -> tuple[str, ...]:
-    keys = [sides[id(s)].table.primary_key if isinstance(s, Table) else s.key for s in (left, right)]
+def _key(left: Source, right: Source, infos: dict[int, TableInfo]) -> tuple[str, ...]:
+    keys = [infos[id(s)].primary_key if isinstance(s, Table) else s.key for s in (left, right)]
     if set(keys[0]) != set(keys[1]):
         raise DjshareError(f"The two sides have different keys: ({', '.join(keys[0])}) on the left, "
                            f"({', '.join(keys[1])}) on the right. Declare the same key columns (--key).")

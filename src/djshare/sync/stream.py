@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import struct
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -44,6 +45,8 @@ def convert(data_type: str, value: Any) -> Any:
     try:
         if data_type in INTEGER_TYPES:
             return int(value)
+        if data_type == "float":  # single precision: the same float32 whatever text or double it came as
+            return struct.unpack("f", struct.pack("f", float(value)))[0]
         if data_type in FLOAT_TYPES:
             return float(value)
         if data_type == "decimal":

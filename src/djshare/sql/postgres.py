@@ -1,0 +1,125 @@
+"""PostgreSQL at the SQL edge (psycopg 3, the `postgresql` extra): connections with djshare's error
+messages, the catalog read into the same `TableInfo` shape as MariaDB's (PostgreSQL type names mapped to the
+MySQL names the rest of djshare knows), and rows streamed in key order.
+
+Key order is Python's: text keys are ordered `COLLATE "C"` (byte order of UTF-8, which is code point order),
+numbers, dates and bytea by value; so a PostgreSQL table merges with any other diff source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from djshare.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    DjshareError,
+    MissingPrivilegeError,
+    RestrictionError,
+    ServerUnreachableError,
+    UnknownTableError,
+)
+from djshare.sql.catalog import Column, TableInfo
+from djshare.sql.connection import ServerAddress
+
+DEFAULT_PORT = 5432
+TYPES = {  # information_schema data_type -> the MySQL DATA_TYPE with the same values
+    "smallint": "smallint", "integer": "int", "bigint": "bigint", "numeric": "decimal", "real": "float",
+    "double precision": "double", "date": "date", "timestamp without time zone": "datetime",
+    "timestamp with time zone": "timestamp", "time without time zone": "time", "text": "longtext",
+    "character varying": "varchar", "character": "char", "bytea": "longblob", "boolean": "tinyint",
+    "uuid": "binary", "json": "json", "jsonb": "json",
+}
+TEXT = {"text", "character varying", "character"}
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigurationError("PostgreSQL needs psycopg: pip install 'djshare[postgresql]'.") from None
+    return psycopg
+
+
+def translate(error: Exception, address: ServerAddress, doing: str = "") -> DjshareError:
+    """A psycopg error as the djshare error a user can act on (the password is never part of it)."""
+    where = f" while {doing}" if doing else ""
+    state = getattr(error, "sqlstate", None) or ""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if state == "28P01" or "password authentication failed" in message:
+        return AuthenticationError(f"Access denied for {address.label}: wrong user name or password. Check the "
+                                   "credentials.")
+    if state == "3D000":
+        return UnknownTableError(f"No database {address.database!r} on {address.host}:{address.port}: {message}.")
+    if state in ("42P01", "3F000"):
+        return UnknownTableError(f"Table not found on {address.host}:{address.port}{where}: {message}.")
+    if state == "42501":
+        return MissingPrivilegeError(f"User {address.user} on {address.host}:{address.port} lacks a privilege{where}: "
+                                     f"{message}. Ask the server's admin for it.", grant=message)
+    if state.startswith("42"):
+        return RestrictionError(f"The server at {address.host}:{address.port} rejected the query{where}: {message}. "
+                                "Check the restriction: column names and SQL syntax.")
+    if isinstance(error, _psycopg().OperationalError):
+        return ServerUnreachableError(f"Cannot reach the PostgreSQL server at {address.host}:{address.port}{where}: "
+                                      f"{message}. Check the host name and port, and that the server is running.")
+    return DjshareError(f"{address.host}:{address.port} reported an error{where}: {message}.")
+
+
+@contextlib.contextmanager
+def connect(address: ServerAddress) -> Iterator[Any]:
+    psycopg = _psycopg()
+    try:
+        connection = psycopg.connect(host=address.host, port=address.port, user=address.user,
+                                     password=address.password, dbname=address.database or "postgres",
+                                     autocommit=True, connect_timeout=10,
+                                     sslmode="require" if address.use_tls else "prefer")
+    except psycopg.Error as error:
+        raise translate(error, address, "connecting") from None
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def read_table(connection: Any, address: ServerAddress, schema: str, name: str) -> TableInfo:
+    psycopg = _psycopg()
+    try:
+        columns = connection.execute(
+            "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, name)).fetchall()
+        key = [r[0] for r in connection.execute(
+            "SELECT k.column_name FROM information_schema.table_constraints c JOIN "
+            "information_schema.key_column_usage k ON k.constraint_name = c.constraint_name AND "
+            "k.table_schema = c.table_schema AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
+            "AND c.table_schema = %s AND c.table_name = %s ORDER BY k.ordinal_position", (schema, name)).fetchall()]
+    except psycopg.Error as error:
+        raise translate(error, address, f"reading the definition of {schema}.{name}") from None
+    if not columns:
+        raise UnknownTableError(f"No table {schema}.{name} in database {address.database!r} on "
+                                f"{address.host}:{address.port}: check the schema and table names.")
+    if not key:
+        raise DjshareError(f"{schema}.{name} on {address.host}:{address.port} has no primary key: diff needs one.")
+    return TableInfo(schema, name, tuple(
+        Column(str(n), TYPES.get(str(t), str(t)), str(t), nullable == "YES", default, "", "",
+               "C" if str(t) in TEXT else None)
+        for n, t, nullable, default in columns), tuple(key), "")
+
+
+def ordered(connection: Any, address: ServerAddress, table: TableInfo, where: str = "") -> Iterator[dict[str, Any]]:
+    """Every row (restricted by `where`, SQL), streamed by a server-side cursor in Python's key order."""
+    psycopg = _psycopg()
+    text = {c.name for c in table.columns if c.collation == "C"}
+    order = ", ".join(f'"{k}" COLLATE "C"' if k in text else f'"{k}"' for k in table.primary_key)
+    names = [c.name for c in table.columns]
+    statement = (f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM "
+                 f'"{table.schema}"."{table.name}"' + (f" WHERE {where}" if where else "") + f" ORDER BY {order}")
+    try:
+        with connection.transaction(), connection.cursor(name="djshare_ordered") as cursor:
+            cursor.itersize = 2000
+            cursor.execute(statement)
+            for row in cursor:
+                yield {n: bytes(v) if isinstance(v, memoryview) else v for n, v in zip(names, row, strict=True)}
+    except psycopg.Error as error:
+        raise translate(error, address, f"reading {table.schema}.{table.name}") from None
