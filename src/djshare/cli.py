@@ -21,19 +21,27 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
-from djshare import __version__, export
+from djshare import __version__
+from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
-from djshare.export.capture import DEFAULT_SCHEMA
-from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
-from djshare.link.outbound import schema_counts
-from djshare.link.protocol import Outbound
 from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
 from djshare.sync.diff import compare
 from djshare.sync.handlers import ApplyToTables, Handler
 from djshare.sync.sources import Source, Table, csv_file
+
+try:  # links and exports need DataJoint 0.14; diff works with either line
+    from djshare import export
+    from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
+    from djshare.link.outbound import schema_counts
+    from djshare.link.protocol import Outbound
+    WRONG_LINE: ConfigurationError | None = None
+except ConfigurationError as error:
+    WRONG_LINE = error
+WORKS_ON_ANY_LINE = {"diff"}
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -77,7 +85,7 @@ def run(action: Callable[[], T]) -> T:
         if _state["debug"]:
             err.print(traceback.format_exc(), markup=False)
         hint = next((h for kind, h in HINTS.items() if isinstance(error, kind)), "")
-        err.print(f"[red]error:[/red] {error}{' ' + hint if hint else ''}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(error))}{' ' + hint if hint else ''}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -128,6 +136,7 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
 
 @app.callback()
 def main_options(
+    context: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
@@ -135,6 +144,9 @@ def main_options(
     if version:
         out.print(f"djshare {__version__}")
         raise typer.Exit(0)
+    if WRONG_LINE is not None and context.invoked_subcommand not in WORKS_ON_ANY_LINE:
+        err.print(f"[red]error:[/red] {escape(str(WRONG_LINE))}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -437,7 +449,7 @@ def export_stop(paper: Annotated[str, typer.Argument(help="The paper whose open 
     """Close your account's open captures of a paper; what they recorded stays."""
     closed = run(lambda: export.close_capture(paper, analysis, schema=schema))
     if not closed:
-        err.print(f"[red]error:[/red] no open capture of {paper}" + (f"/{analysis}" if analysis else "")
+        err.print(f"[red]error:[/red] no open capture of {escape(paper)}" + (f"/{escape(analysis)}" if analysis else "")
                   + " for your account. `djshare export list` shows the open ones.", highlight=False)
         raise typer.Exit(1)
     out.print(f"stopped {closed} capture{'s' if closed > 1 else ''} of {paper}")
@@ -526,7 +538,7 @@ def export_verify(directory: Annotated[Path, typer.Argument(help="The bundle dir
     """Check a restored bundle: row counts, checksums, and every foreign-key reference."""
     report = run(lambda: export.verify(directory, _target(to)))
     for problem in report.problems:
-        err.print(f"[red]mismatch:[/red] {problem}", highlight=False)
+        err.print(f"[red]mismatch:[/red] {escape(problem)}", highlight=False)
     if report.problems:
         raise typer.Exit(1)
     out.print(f"verified {report.rows} rows of {report.tables} tables: counts, checksums and foreign keys match")

@@ -33,7 +33,9 @@ from typing import Any
 import datajoint as dj
 from datajoint.fetch import Fetch, Fetch1
 
-DEFAULT_SCHEMA = "djshare_export"
+from djshare.defaults import CAPTURE_SCHEMA
+
+DEFAULT_SCHEMA = CAPTURE_SCHEMA
 TABLE = "export_restriction"
 OPEN_TABLE = "export_open"
 ACCOUNT = "CURRENT_USER()"

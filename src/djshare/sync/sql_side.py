@@ -135,7 +135,7 @@ class TableSide:
         for column in self.table.columns:
             ref = f"`{column.name}`"
             columns.append(f"IF({ref} IS NULL, NULL, CONCAT(LENGTH({ref}), ' ', MD5({ref})))"
-                           if column.is_binary and summarize_binary else ref)
+                           if column.is_binary and summarize_binary else exact(column))
         found = self.session.rows(
             f"SELECT {row_literal(self.table.key_columns)}, {', '.join(columns)} FROM {self.table.full_name} "
             "WHERE ".encode() + key_condition(self.table, keys),
@@ -152,10 +152,17 @@ class TableSide:
                           for c in self.table.key_columns)
         names = [c.name for c in self.table.columns]
         where = f"WHERE {self.where}" if self.where else ""
-        for row in self.session.stream(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM {self.table.full_name} "
-                                       f"{where} ORDER BY {order}", doing=f"reading {self.table.full_name}"):
+        select = ", ".join(exact(c) for c in self.table.columns)
+        for row in self.session.stream(f"SELECT {select} FROM {self.table.full_name} {where} ORDER BY {order}",
+                                       doing=f"reading {self.table.full_name}"):
             self.rows_read += 1
             yield dict(zip(names, row, strict=True))
+
+
+def exact(column: Column) -> str:
+    """The column as a SELECT expression whose value reaches Python exactly: MariaDB sends FLOAT as text with
+    six significant digits, so FLOAT is widened to DOUBLE (exact) on the server."""
+    return f"CAST(`{column.name}` AS DOUBLE)" if column.data_type == "float" else f"`{column.name}`"
 
 
 def _first_int(key: bytes) -> int:

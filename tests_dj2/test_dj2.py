@@ -1,0 +1,105 @@
+"""DataJoint 2.x (run in its own environment, .venv2: DataJoint 2.x and 0.14 cannot be installed together).
+
+A pipeline declared by DataJoint 2.3 on a real PostgreSQL 15 is a diff side like any table: compared exactly
+with a copy on MariaDB (as a 0.14 pipeline would hold it: in-table blobs), changes found, applied; the command
+line works here, and the commands that need DataJoint 0.14 (links, exports) refuse with the fix named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import datajoint as dj
+import numpy as np
+import pytest
+
+from djshare.sql.connection import ServerAddress
+from djshare.sync.actions import counts
+from djshare.sync.datastore import Datastore, sync
+from djshare.sync.diff import compare
+from djshare.sync.handlers import ApplyToTables
+from djshare.sync.sources import Table
+from tests.servers import MariaDBServer, PostgresServer, mariadb_servers, postgres_server
+
+SCHEMA = "lab2"
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[tuple[PostgresServer, MariaDBServer, dict[str, Any]]]:
+    assert dj.__version__.startswith("2."), dj.__version__
+    with postgres_server() as pg, mariadb_servers(1, names=("copy",)) as (maria,):
+        dj.config["database.backend"] = "postgresql"
+        dj.config["database.host"] = pg.host
+        dj.config["database.port"] = pg.port
+        dj.config["database.user"] = pg.admin_user
+        dj.config["database.password"] = pg.admin_password
+        dj.config["database.name"] = pg.database
+        dj.config["database.use_tls"] = False
+        schema = dj.Schema(SCHEMA)
+
+        @schema
+        class Subject(dj.Manual):
+            definition = """
+            subject : varchar(16)
+            ---
+            weight : float32
+            born = null : date
+            data : <blob>
+            """
+
+        rng = np.random.default_rng(3)
+        Subject.insert([{"subject": name, "weight": float(i) / 3, "born": None if i % 2 else f"2020-01-0{i + 1}",
+                         "data": rng.normal(size=(2, i + 1))} for i, name in enumerate(["a", "B", "c", "Z", "é"])])
+        maria.execute(f"CREATE DATABASE `{SCHEMA}`",
+                      f"CREATE TABLE `{SCHEMA}`.`subject` (`subject` varchar(16) NOT NULL, `weight` float NOT NULL, "
+                      "`born` date NULL, `data` longblob NOT NULL, PRIMARY KEY (`subject`))")
+        with maria.connect() as connection, connection.cursor() as cursor:  # the same rows, byte for byte
+            cursor.executemany(f"INSERT INTO `{SCHEMA}`.`subject` VALUES (%s, %s, %s, %s)",
+                               pg.query(f"SELECT subject, weight, born, data FROM {SCHEMA}.subject"))
+        yield pg, maria, {"Subject": Subject, "schema": schema}
+
+
+def pg_table(pg: PostgresServer) -> Table:
+    return Table(ServerAddress(pg.host, pg.port, pg.admin_user, pg.admin_password, backend="postgresql",
+                               database=pg.database), SCHEMA, "subject")
+
+
+def maria_table(maria: MariaDBServer) -> Table:
+    return Table(ServerAddress(maria.host, maria.port, maria.admin_user, maria.admin_password), SCHEMA, "subject")
+
+
+def test_a_dj2_table_on_postgres_diffs_and_syncs_with_mariadb(
+        world: tuple[PostgresServer, MariaDBServer, dict[str, Any]]) -> None:
+    pg, maria, pipeline = world
+    assert list(compare(pg_table(pg), maria_table(maria), "subject")) == []
+    pipeline["Subject"].update1({"subject": "c", "data": np.arange(4)})  # DataJoint 2.x changes a blob
+    pipeline["Subject"].insert1({"subject": "new", "weight": 1.25, "born": None, "data": np.zeros(2)})
+    actions = list(compare(pg_table(pg), maria_table(maria), "subject"))
+    assert [(a.kind, a.key, sorted(a.changes)) for a in actions] == [
+        ("changed", {"subject": "c"}, ["data"]), ("added", {"subject": "new"}, [])]
+    said: list[str] = []
+    need, have = Datastore({"subject": pg_table(pg)}), Datastore({"subject": maria_table(maria)})
+    assert sync(need, have, ApplyToTables(have.branches, say=said.append)) == counts(actions)
+    assert list(compare(pg_table(pg), maria_table(maria), "subject")) == []
+
+
+def test_the_command_line_under_dj2(world: tuple[PostgresServer, MariaDBServer, dict[str, Any]]) -> None:
+    pg, maria, _ = world
+    env = dict(os.environ, DJSHARE_LEFT_USER=pg.admin_user, DJSHARE_LEFT_PASS=pg.admin_password,
+               DJSHARE_RIGHT_USER=maria.admin_user, DJSHARE_RIGHT_PASS=maria.admin_password,
+               DJ_USER=maria.admin_user, DJ_PASS=maria.admin_password, LINK_HOST=maria.address, COLUMNS="300")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    diffed = djshare("diff", f"postgresql://{pg.address}/{pg.database}/{SCHEMA}.subject",
+                     f"{maria.address}/{SCHEMA}.subject", "--counts")
+    assert diffed.returncode == 0 and diffed.stdout.strip() == "0 added, 0 removed, 0 changed", diffed.stderr
+    for command in (["pull", f"{SCHEMA}.Subject", "-l", "mine"], ["export", "list"]):
+        refused = djshare(*command)
+        assert refused.returncode == 1 and "need DataJoint 0.14" in refused.stderr, refused.stderr
+        assert "pip install 'djshare[dj014]'" in refused.stderr and "Traceback" not in refused.stderr
