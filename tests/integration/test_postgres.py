@@ -140,3 +140,85 @@ def test_diff_a_postgres_table_from_the_command_line(twins: tuple[MariaDBServer,
                           f"postgresql://{postgres.address}/{schema}.t"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 1 and "postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE" in bad.stderr
+
+
+PG_KEYS = {  # (column definitions, key columns, SQL making the key from `seq`)
+    "int": ("id integer NOT NULL", "id", "seq"),
+    "varchar": ("name varchar(40) NOT NULL", "name",
+                "CASE seq % 3 WHEN 0 THEN 'B' WHEN 1 THEN 'a' ELSE 'é' END || lpad(seq::text, 5, '0') || ' ''q'''"),
+    "mixed": ("a integer NOT NULL, b varchar(20) NOT NULL, c date NOT NULL", "a, b, c",
+              "seq % 7, 'n' || lpad((seq / 7)::text, 5, '0'), DATE '2021-06-01' + (seq % 3)"),
+}
+
+
+@pytest.fixture(scope="module")
+def postgres_pair() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+    with postgres_server() as one, postgres_server() as two:
+        yield one, two
+
+
+@pytest.mark.parametrize("key", sorted(PG_KEYS))
+def test_two_postgres_tables_are_compared_inside_the_servers(
+        postgres_pair: tuple[PostgresServer, PostgresServer], key: str) -> None:
+    from djshare.sync.sql_side import TableSide
+
+    left, right = postgres_pair
+    columns, names, value = PG_KEYS[key]
+    schema = f"pgdiff_{key}"
+    for server in (left, right):
+        server.execute(f"CREATE SCHEMA {schema}",
+                       f"CREATE TABLE {schema}.t ({columns}, payload bytea, note varchar(50), ratio real NOT NULL, "
+                       f"score double precision NOT NULL, PRIMARY KEY ({names}))",
+                       f"INSERT INTO {schema}.t SELECT {value}, decode(md5(seq::text), 'hex'), CASE WHEN seq % 5 = 0 "
+                       "THEN NULL ELSE 'n' || seq END, seq / 7.0, seq / 3.0 FROM generate_series(0, 2999) AS seq")
+
+    def nth(n: int) -> str:
+        return (f"({names}) = (SELECT {names} FROM {schema}.t ORDER BY "
+                + ", ".join(f"{c.strip()} COLLATE \"C\"" if "name" in c or c.strip() == "b" else c.strip()
+                            for c in names.split(",")) + f" LIMIT 1 OFFSET {n})")
+
+    right.execute(f"UPDATE {schema}.t SET payload = set_byte(payload, 15, get_byte(payload, 15) # 1) WHERE {nth(1234)}",
+                  f"UPDATE {schema}.t SET note = CASE WHEN note IS NULL THEN 'x' END WHERE {nth(2001)}",
+                  f"UPDATE {schema}.t SET score = score * (1 + 1e-15) WHERE {nth(2500)}",
+                  f"DELETE FROM {schema}.t WHERE {nth(0)}")
+    left.execute(f"DELETE FROM {schema}.t WHERE {nth(2999)}")
+    ours, theirs = (Table(pg_address(server), schema, "t") for server in (left, right))
+    actions = list(compare(ours, theirs, "t"))
+    kinds = sorted((a.kind, tuple(sorted(a.changes))) for a in actions)
+    assert kinds == [("added", ()), ("changed", ("note",)), ("changed", ("payload",)), ("changed", ("score",)),
+                     ("removed", ())], actions
+    from djshare.sql.postgres import PgSession, connect, read_table
+    from djshare.sync.diff import diff
+    from djshare.sync.sql_side import PostgreSQL
+
+    with connect(pg_address(left)) as a, connect(pg_address(right)) as b:  # and it reads few rows doing so
+        sides = [TableSide(PgSession(c, pg_address(s)), read_table(c, pg_address(s), schema, "t"), "", PostgreSQL())
+                 for c, s in ((a, left), (b, right))]
+        assert len(list(diff(*sides, branch="t", parts=16, leaf_rows=64))) == 5
+        assert sides[0].rows_read + sides[1].rows_read < 3000 * 0.1
+    for server in (left, right):
+        server.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_postgres_values_that_run_together_are_still_different_rows(
+        postgres_pair: tuple[PostgresServer, PostgresServer]) -> None:
+    from djshare.sql.postgres import PgSession, connect, read_table
+    from djshare.sync.diff import diff
+    from djshare.sync.sql_side import PostgreSQL, TableSide
+
+    left, right = postgres_pair
+    for server in (left, right):
+        server.execute("CREATE SCHEMA together", "CREATE TABLE together.t (id integer PRIMARY KEY, s varchar(10), "
+                       "u text, n integer, m double precision, b bytea)")
+    left.execute("INSERT INTO together.t VALUES (1, 'ab', 'c', 1, 2, '\\x01'), (2, NULL, '', NULL, 0, NULL), "
+                 "(3, '1:', 'x', 12, 3, '\\x3a'), (4, 'N', '-', 0, NULL, '')")
+    right.execute("INSERT INTO together.t VALUES (1, 'a', 'bc', 1, 2, '\\x01'), (2, '', NULL, 0, 0, NULL), "
+                  "(3, '1', ':x', 1, 23, '\\x3a'), (4, NULL, NULL, NULL, 0, NULL)")
+    with connect(pg_address(left)) as a, connect(pg_address(right)) as b:
+        sides = [TableSide(PgSession(c, pg_address(s)), read_table(c, pg_address(s), "together", "t"), "",
+                           PostgreSQL()) for c, s in ((a, left), (b, right))]
+        actions = list(diff(*sides, branch="t", parts=2, leaf_rows=1))
+    assert {a.key["id"]: sorted(a.changes) for a in actions} == {1: ["s", "u"], 2: ["n", "s", "u"],
+                                                                  3: ["m", "n", "s", "u"], 4: ["b", "m", "n", "s", "u"]}
+    for server in (left, right):
+        server.execute("DROP SCHEMA together CASCADE")

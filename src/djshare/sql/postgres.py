@@ -1,15 +1,13 @@
 """PostgreSQL at the SQL edge (psycopg 3, the `postgresql` extra): connections with djshare's error
 messages, the catalog read into the same `TableInfo` shape as MariaDB's (PostgreSQL type names mapped to the
-MySQL names the rest of djshare knows), and rows streamed in key order.
-
-Key order is Python's: text keys are ordered `COLLATE "C"` (byte order of UTF-8, which is code point order),
-numbers, dates and bytea by value; so a PostgreSQL table merges with any other diff source.
+MySQL names the rest of djshare knows; text columns get collation "C", which diff sides compare and order
+by: byte order of UTF-8, Python's order), and `PgSession` for the statements a diff side runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from djshare.errors import (
@@ -30,7 +28,7 @@ TYPES = {  # information_schema data_type -> the MySQL DATA_TYPE with the same v
     "double precision": "double", "date": "date", "timestamp without time zone": "datetime",
     "timestamp with time zone": "timestamp", "time without time zone": "time", "text": "longtext",
     "character varying": "varchar", "character": "char", "bytea": "longblob", "boolean": "tinyint",
-    "uuid": "binary", "json": "json", "jsonb": "json",
+    "uuid": "uuid", "json": "json", "jsonb": "json",
 }
 TEXT = {"text", "character varying", "character"}
 
@@ -107,19 +105,34 @@ def read_table(connection: Any, address: ServerAddress, schema: str, name: str) 
         for n, t, nullable, default in columns), tuple(key), "")
 
 
-def ordered(connection: Any, address: ServerAddress, table: TableInfo, where: str = "") -> Iterator[dict[str, Any]]:
-    """Every row (restricted by `where`, SQL), streamed by a server-side cursor in Python's key order."""
-    psycopg = _psycopg()
-    text = {c.name for c in table.columns if c.collation == "C"}
-    order = ", ".join(f'"{k}" COLLATE "C"' if k in text else f'"{k}"' for k in table.primary_key)
-    names = [c.name for c in table.columns]
-    statement = (f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM "
-                 f'"{table.schema}"."{table.name}"' + (f" WHERE {where}" if where else "") + f" ORDER BY {order}")
-    try:
-        with connection.transaction(), connection.cursor(name="djshare_ordered") as cursor:
-            cursor.itersize = 2000
-            cursor.execute(statement)
-            for row in cursor:
-                yield {n: bytes(v) if isinstance(v, memoryview) else v for n, v in zip(names, row, strict=True)}
-    except psycopg.Error as error:
-        raise translate(error, address, f"reading {table.schema}.{table.name}") from None
+class PgSession:
+    """A psycopg connection with the few operations a diff side needs (as `Session` has for MariaDB); errors
+    become djshare errors. Sessions run in UTC with ISO dates and exact float text, so two PostgreSQL servers
+    format equal values alike."""
+
+    def __init__(self, connection: Any, address: ServerAddress) -> None:
+        self.connection = connection
+        self.address = address
+        connection.execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET extra_float_digits = 1")
+
+    def rows(self, statement: str | bytes, args: Sequence[Any] | None = None,
+             doing: str = "") -> list[tuple[Any, ...]]:
+        try:
+            return list(self.connection.execute(statement, args).fetchall())
+        except _psycopg().Error as error:
+            raise translate(error, self.address, doing) from None
+
+    def scalar(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> Any:
+        found = self.rows(statement, args, doing)
+        return found[0][0] if found else None
+
+    def stream(self, statement: str | bytes, args: Sequence[Any] | None = None,
+               doing: str = "") -> Iterator[tuple[Any, ...]]:
+        """Rows from a server-side cursor, memory bounded."""
+        try:
+            with self.connection.transaction(), self.connection.cursor(name="djshare_stream") as cursor:
+                cursor.itersize = 2000
+                cursor.execute(statement, args)
+                yield from cursor
+        except _psycopg().Error as error:
+            raise translate(error, self.address, doing) from None

@@ -88,14 +88,17 @@ def split_literal(key: bytes) -> list[bytes]:
     return parts
 
 
-def key_bound(table: TableInfo, key: bytes, operator: str, qualifier: str = "") -> bytes:
+def key_bound(table: TableInfo, key: bytes, operator: str, qualifier: str = "",
+              reference: Callable[[Column], str] | None = None) -> bytes:
     """`(k1, k2) <operator> key` written so that the server can use the primary key as a range (MariaDB does
     not for row-constructor comparisons): k1 > v1 OR (k1 = v1 AND k2 > v2) ... for `>`, and likewise for
     `>=`, `<`, `<=`. A `key` with fewer parts than the primary key is a prefix: it compares the leading
-    columns only (`(k1, k2) >= ('7')` is `k1 >= '7'`)."""
+    columns only (`(k1, k2) >= ('7')` is `k1 >= '7'`). `reference` writes a column as SQL (another dialect's
+    quoting, a collation)."""
     strict = operator.rstrip("=")
     values = split_literal(key)
-    names = [qualifier + quote_name(c.name) for c in table.key_columns][:len(values)]
+    refer = reference or (lambda column: qualifier + quote_name(column.name))
+    names = [refer(c) for c in table.key_columns][:len(values)]
     terms = []
     for i in range(len(names)):
         equal = [names[j].encode() + b" = " + values[j] for j in range(i)]

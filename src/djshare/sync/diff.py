@@ -16,7 +16,7 @@ from djshare.sql.connection import Session
 from djshare.sync.actions import Action
 from djshare.sync.segments import Segment, Summary, differing, leaf, split
 from djshare.sync.sources import Query, Source, Table
-from djshare.sync.sql_side import TableSide
+from djshare.sync.sql_side import PostgreSQL, TableSide
 from djshare.sync.stream import merge, typed
 
 T = TypeVar("T")
@@ -100,10 +100,10 @@ def _compare_rows(left: TableSide, right: TableSide, segment: Segment, branch: s
 
 def compare(left: Source, right: Source, branch: str, summarize_binary: bool = True,
             with_rows: bool = False, progress: Progress | None = None) -> Iterator[Action]:
-    """Actions that make `right` like `left`, whatever the two sources are. Two MariaDB tables are compared
-    inside their servers (bisection over segment checksums); any other pair (a PostgreSQL table, a query, a CSV
-    file, rows) streams both sides in key order and merges them. `with_rows` puts the whole left row into added
-    and changed actions (to apply them)."""
+    """Actions that make `right` like `left`, whatever the two sources are. Two tables on the same backend
+    (MariaDB, or PostgreSQL) are compared inside their servers (bisection over segment checksums); any other pair
+    (MariaDB with PostgreSQL, a query, a CSV file, rows) streams both sides in key order and merges them.
+    `with_rows` puts the whole left row into added and changed actions (to apply them)."""
     with contextlib.ExitStack() as stack:
         infos: dict[int, TableInfo] = {}
         streams: dict[int, Callable[[], Iterator[dict[str, Any]]]] = {}
@@ -111,9 +111,10 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
         for source in (left, right):
             if isinstance(source, Table) and source.address.backend == "postgresql":
                 connection = stack.enter_context(postgres.connect(source.address))
-                info = postgres.read_table(connection, source.address, source.schema, source.name)
-                infos[id(source)] = info
-                streams[id(source)] = partial(postgres.ordered, connection, source.address, info, source.where)
+                pg = postgres.PgSession(connection, source.address)
+                side = TableSide(pg, postgres.read_table(connection, source.address, source.schema, source.name),
+                                 source.where, PostgreSQL())
+                infos[id(source)], sides[id(source)], streams[id(source)] = side.table, side, side.ordered
             elif isinstance(source, Table):
                 session = stack.enter_context(Session(source.address))
                 side = TableSide(session, read_table(session, source.schema, source.name), source.where)
@@ -122,8 +123,8 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
                 streams[id(source)] = source.rows
             else:
                 streams[id(source)] = partial(iter, source.stream())
-        if id(left) in sides and id(right) in sides:
-            ours, theirs = sides[id(left)], sides[id(right)]
+        if id(left) in sides and id(right) in sides and type(sides[id(left)].sql) is type(sides[id(right)].sql):
+            ours, theirs = sides[id(left)], sides[id(right)]  # same backend: compared inside the servers
             assert isinstance(left, Table) and isinstance(right, Table)
             _same_shape(ours.table, theirs.table, left, right)
             yield from diff(ours, theirs, branch, summarize_binary=summarize_binary, with_rows=with_rows,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from djshare.sql.catalog import Column, TableInfo
-from djshare.sql.connection import Session
 from djshare.sql.transfer import TEXT_TYPES, key_bound, key_condition, row_literal, split_literal
 from djshare.sync.actions import Binary
 from djshare.sync.segments import Segment, Summary
@@ -38,12 +37,132 @@ def hash_input(columns: Sequence[Column]) -> str:
     return "CONCAT(" + ", ".join(parts) + ")"
 
 
+class SqlSession(Protocol):
+    """What a diff side needs of a connection: `Session` (MariaDB) and `postgres.PgSession` have it."""
+
+    def rows(self, statement: str | bytes, args: Sequence[Any] | None = None,
+             doing: str = "") -> list[tuple[Any, ...]]: ...
+
+    def scalar(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> Any: ...
+
+    def stream(self, statement: str | bytes, args: Sequence[Any] | None = None,
+               doing: str = "") -> Iterator[tuple[Any, ...]]: ...
+
+
+class MariaDB:
+    """SQL fragments of a diff side on MariaDB."""
+
+    def name(self, column: str) -> str:
+        return f"`{column}`"
+
+    def table(self, info: TableInfo) -> str:
+        return info.full_name
+
+    def key_literal(self, info: TableInfo) -> str:
+        return row_literal(info.key_columns)
+
+    def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
+        return key_bound(info, key, operator)
+
+    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
+        return key_condition(info, keys)
+
+    def row_hash(self, columns: Sequence[Column]) -> str:
+        """A 64-bit hash of each row (unsigned), to XOR over a segment."""
+        return ROW_HASH.format(row=hash_input(columns))
+
+    def row_md5(self, columns: Sequence[Column]) -> str:
+        return f"MD5({hash_input(columns)})"
+
+    def binary_summary(self, column: Column) -> str:
+        ref = self.name(column.name)
+        return f"IF({ref} IS NULL, NULL, CONCAT(LENGTH({ref}), ' ', MD5({ref})))"
+
+    def exact(self, column: Column) -> str:
+        return exact(column)
+
+    def cut_order(self, column: Column) -> str:
+        """ORDER BY term that agrees with `bound`'s comparisons."""
+        return self.name(column.name)
+
+    def python_order(self, column: Column) -> str:
+        """ORDER BY term giving Python's order (text by its bytes)."""
+        ref = self.name(column.name)
+        return f"CAST({ref} AS BINARY)" if column.data_type in TEXT_TYPES else ref
+
+
+class PostgreSQL(MariaDB):
+    """SQL fragments of a diff side on PostgreSQL: text keys compared and ordered `COLLATE "C"` (bytes), on
+    both sides alike whatever the databases' collations; the same prefix-free row encoding as on MariaDB, over
+    PostgreSQL's text forms (so hashes agree between PostgreSQL servers, not with MariaDB: a MariaDB table and a
+    PostgreSQL one are compared by streaming)."""
+
+    def name(self, column: str) -> str:
+        return '"' + column.replace('"', '""') + '"'
+
+    def table(self, info: TableInfo) -> str:
+        return f"{self.name(info.schema)}.{self.name(info.name)}"
+
+    def key_literal(self, info: TableInfo) -> str:
+        parts = " || ',' || ".join(f"quote_nullable({self.name(c.name)})" for c in info.key_columns)
+        return f"convert_to('(' || {parts} || ')', 'UTF8')"
+
+    def _reference(self, column: Column) -> str:
+        return self.python_order(column)
+
+    def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
+        return key_bound(info, key, operator, reference=self._reference)
+
+    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
+        joined = b",".join(keys)
+        if not joined:
+            return b"FALSE"
+        names = ", ".join(self.name(c.name) for c in info.key_columns)
+        return f"({names}) IN (".encode() + joined + b")"
+
+    def _encoding(self, columns: Sequence[Column]) -> str:
+        parts = []
+        for column in columns:
+            ref = self.name(column.name)
+            if column.data_type in NUMERIC_TYPES:
+                parts.append(f"convert_to(coalesce({ref}::text || ',', 'N'), 'UTF8')")
+            elif column.is_binary:
+                parts.append(f"coalesce(convert_to(octet_length({ref})::text || ':', 'UTF8') || {ref}, '\\x2d')")
+            else:
+                parts.append(f"coalesce(convert_to(octet_length({ref}::text)::text || ':' || {ref}::text, 'UTF8'), "
+                             "'\\x2d')")
+        return " || ".join(parts)
+
+    def row_hash(self, columns: Sequence[Column]) -> str:
+        return f"('x' || left(md5({self._encoding(columns)}), 16))::bit(64)::bigint"
+
+    def row_md5(self, columns: Sequence[Column]) -> str:
+        return f"md5({self._encoding(columns)})"
+
+    def binary_summary(self, column: Column) -> str:
+        ref = self.name(column.name)
+        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE octet_length({ref})::text || ' ' || md5({ref}) END"
+
+    def exact(self, column: Column) -> str:
+        return self.name(column.name)  # psycopg gives real and double values exactly
+
+    def cut_order(self, column: Column) -> str:
+        return self.python_order(column)
+
+    def python_order(self, column: Column) -> str:
+        ref = self.name(column.name)
+        return f'{ref} COLLATE "C"' if column.collation == "C" else ref
+
+
 class TableSide:
-    def __init__(self, session: Session, table: TableInfo, where: str = "") -> None:
+    """A table on a server, restricted by `where`, as one side of a diff; `sql` writes its dialect's SQL."""
+
+    def __init__(self, session: SqlSession, table: TableInfo, where: str = "", sql: MariaDB | None = None) -> None:
         self.session = session
         self.table = table
         self.where = where.strip()
-        self.keys = f"({', '.join(f'`{c}`' for c in table.primary_key)})"
+        self.sql = sql or MariaDB()
+        self.name = self.sql.table(table)
         self.rows_read = 0  # rows this side sent over the network (row-level data, not summaries)
 
     def _condition(self, low: bytes | None, high: bytes | None) -> bytes:
@@ -51,24 +170,24 @@ class TableSide:
         if self.where:
             parts.append(f"({self.where})".encode())
         if low is not None:
-            parts.append(key_bound(self.table, low, ">="))
+            parts.append(self.sql.bound(self.table, low, ">="))
         if high is not None:
-            parts.append(key_bound(self.table, high, "<"))
+            parts.append(self.sql.bound(self.table, high, "<"))
         return b" AND ".join(parts)
 
     def count(self, segment: Segment) -> int:
-        return int(self.session.scalar(f"SELECT COUNT(*) FROM {self.table.full_name} WHERE ".encode()
+        return int(self.session.scalar(f"SELECT COUNT(*) FROM {self.name} WHERE ".encode()
                                        + self._condition(segment.low, segment.high),
-                                       doing=f"counting rows of {self.table.full_name}"))
+                                       doing=f"counting rows of {self.name}"))
 
     def summaries(self, segments: Sequence[Segment]) -> list[Summary]:
         """(rows, checksum) of each segment: one statement, one range scan per segment."""
         if not segments:
             return []
-        checksum = ROW_HASH.format(row=hash_input(self.table.columns))
-        parts = [f"SELECT {i} AS s, COUNT(*) AS n, BIT_XOR({checksum}) AS x FROM {self.table.full_name} WHERE ".encode()
+        checksum = self.sql.row_hash(self.table.columns)
+        parts = [f"SELECT {i} AS s, COUNT(*) AS n, BIT_XOR({checksum}) AS x FROM {self.name} WHERE ".encode()
                  + self._condition(segment.low, segment.high) for i, segment in enumerate(segments)]
-        found = self.session.rows(b" UNION ALL ".join(parts), doing=f"summing segments of {self.table.full_name}")
+        found = self.session.rows(b" UNION ALL ".join(parts), doing=f"summing segments of {self.name}")
         result = {int(i): Summary(int(n), int(x or 0)) for i, n, x in found}
         return [result.get(i, Summary(0, 0)) for i in range(len(segments))]
 
@@ -89,9 +208,10 @@ class TableSide:
         low = None if segment.low is None else _first_int(segment.low)
         high = None if segment.high is None else _first_int(segment.high)
         if low is None or high is None:
-            found = self.session.rows(f"SELECT MIN(`{first.name}`), MAX(`{first.name}`) FROM {self.table.full_name}"
+            ref = self.sql.name(first.name)
+            found = self.session.rows(f"SELECT MIN({ref}), MAX({ref}) FROM {self.name}"
                                       + (f" WHERE {self.where}" if self.where else ""),
-                                      doing=f"reading the key range of {self.table.full_name}")
+                                      doing=f"reading the key range of {self.name}")
             if not found or found[0][0] is None:
                 return None
             low = int(found[0][0]) if low is None else low
@@ -105,14 +225,14 @@ class TableSide:
 
     def _stepped_cuts(self, segment: Segment, rows: int, parts: int) -> list[bytes]:
         step = max(1, math.ceil(rows / parts))
-        order = ", ".join(f"`{c}`" for c in self.table.primary_key)
+        order = ", ".join(self.sql.cut_order(c) for c in self.table.key_columns)
         cuts: list[bytes] = []
         low = segment.low
         for _ in range(parts - 1):
             found = self.session.rows(
-                f"SELECT {row_literal(self.table.key_columns)} FROM {self.table.full_name} WHERE ".encode()
+                f"SELECT {self.sql.key_literal(self.table)} FROM {self.name} WHERE ".encode()
                 + self._condition(low, segment.high) + f" ORDER BY {order} LIMIT 1 OFFSET {step}".encode(),
-                doing=f"cutting a segment of {self.table.full_name}")
+                doing=f"cutting a segment of {self.name}")
             if not found:
                 break
             low = bytes(found[0][0])
@@ -121,42 +241,38 @@ class TableSide:
 
     def row_hashes(self, segment: Segment) -> dict[bytes, tuple[bytes, tuple[Any, ...]]]:
         """Key literal -> (MD5 of the row's bytes, key values) for every row of `segment`."""
-        keys = ", ".join(f"`{c}`" for c in self.table.primary_key)
+        keys = ", ".join(self.sql.name(c) for c in self.table.primary_key)
         found = self.session.rows(
-            f"SELECT {row_literal(self.table.key_columns)}, MD5({hash_input(self.table.columns)}), {keys} "
-            f"FROM {self.table.full_name} WHERE ".encode() + self._condition(segment.low, segment.high),
-            doing=f"reading rows of {self.table.full_name}")
+            f"SELECT {self.sql.key_literal(self.table)}, {self.sql.row_md5(self.table.columns)}, {keys} "
+            f"FROM {self.name} WHERE ".encode() + self._condition(segment.low, segment.high),
+            doing=f"reading rows of {self.name}")
         self.rows_read += len(found)
         return {bytes(r[0]): (r[1].encode() if isinstance(r[1], str) else bytes(r[1]), tuple(r[2:])) for r in found}
 
     def values(self, keys: Sequence[bytes], summarize_binary: bool = True) -> dict[bytes, list[Any]]:
         """Each column's value for the rows of `keys` (binary columns as `Binary` size and MD5 summaries)."""
-        columns = []
-        for column in self.table.columns:
-            ref = f"`{column.name}`"
-            columns.append(f"IF({ref} IS NULL, NULL, CONCAT(LENGTH({ref}), ' ', MD5({ref})))"
-                           if column.is_binary and summarize_binary else exact(column))
+        columns = [self.sql.binary_summary(c) if c.is_binary and summarize_binary else self.sql.exact(c)
+                   for c in self.table.columns]
         found = self.session.rows(
-            f"SELECT {row_literal(self.table.key_columns)}, {', '.join(columns)} FROM {self.table.full_name} "
-            "WHERE ".encode() + key_condition(self.table, keys),
-            doing=f"reading changed rows of {self.table.full_name}")
+            f"SELECT {self.sql.key_literal(self.table)}, {', '.join(columns)} FROM {self.name} "
+            "WHERE ".encode() + self.sql.in_keys(self.table, keys),
+            doing=f"reading changed rows of {self.name}")
         self.rows_read += len(found)
         summarized = [c.is_binary and summarize_binary for c in self.table.columns]
-        return {bytes(r[0]): [_binary(v) if summary and v is not None else v for v, summary in
+        return {bytes(r[0]): [_binary(v) if summary and v is not None else _plain(v) for v, summary in
                               zip(r[1:], summarized, strict=True)] for r in found}
 
     def ordered(self) -> Iterator[dict[str, Any]]:
         """Every row, streamed in key order as Python compares keys: text by its UTF-8 bytes (whatever the
         column's collation), numbers and dates by value."""
-        order = ", ".join(f"CAST(`{c.name}` AS BINARY)" if c.data_type in TEXT_TYPES else f"`{c.name}`"
-                          for c in self.table.key_columns)
+        order = ", ".join(self.sql.python_order(c) for c in self.table.key_columns)
         names = [c.name for c in self.table.columns]
         where = f"WHERE {self.where}" if self.where else ""
-        select = ", ".join(exact(c) for c in self.table.columns)
-        for row in self.session.stream(f"SELECT {select} FROM {self.table.full_name} {where} ORDER BY {order}",
-                                       doing=f"reading {self.table.full_name}"):
+        select = ", ".join(self.sql.exact(c) for c in self.table.columns)
+        for row in self.session.stream(f"SELECT {select} FROM {self.name} {where} ORDER BY {order}",
+                                       doing=f"reading {self.name}"):
             self.rows_read += 1
-            yield dict(zip(names, row, strict=True))
+            yield dict(zip(names, (_plain(v) for v in row), strict=True))
 
 
 def exact(column: Column) -> str:
@@ -168,6 +284,11 @@ def exact(column: Column) -> str:
 def _first_int(key: bytes) -> int:
     """The first column's value of a key literal whose first column is an integer: `('12',...)` -> 12."""
     return int(split_literal(key)[0].strip(b"'"))
+
+
+def _plain(value: Any) -> Any:
+    """bytes for a driver's memoryview (psycopg's bytea), the value itself otherwise."""
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 def _binary(value: Any) -> Binary:
