@@ -2,8 +2,10 @@
 
 A source lab shares its `Scan` table (a Computed table with a part table) with a collaborator:
 link, pull with a progress bar, the deletion handshake, what a regular source user cannot do, and a
-table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3); then
-an export of what an analysis fetched, restored into another server and verified.
+table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3); stale
+rows found and refreshed; a diff of a CSV roster against a table, applied with a dry run first, and of a
+MariaDB table against its PostgreSQL copy; then an export of what an analysis fetched, restored into
+another server and verified.
 Everything is started here and removed at the end.
 """
 
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import datajoint as dj
 import pymysql
@@ -23,6 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from djshare import LazySchema, Link, SourceLink, export, gc
 from djshare.sql.connection import ServerAddress
+from djshare.sync.datastore import Datastore, diff, sync
+from djshare.sync.diff import compare
+from djshare.sync.handlers import ApplyToTables
+from djshare.sync.sources import Table, csv_file
 from tests.pipeline import (
     build_export_pipeline,
     build_external_pipeline,
@@ -31,7 +38,7 @@ from tests.pipeline import (
     fill_external,
     fill_pipeline,
 )
-from tests.servers import MariaDBServer, S3Server, create_link_users, mariadb_servers, s3_server
+from tests.servers import MariaDBServer, S3Server, create_link_users, mariadb_servers, postgres_server, s3_server
 
 console = Console()
 
@@ -92,6 +99,37 @@ def export_demo(folder: Path, source: MariaDBServer, archive: MariaDBServer, adm
                   f"{'no problems' if not report.problems else report.problems}")
 
 
+def diff_demo(folder: Path, source: MariaDBServer, Scan: Any) -> None:
+    source.execute("UPDATE lab.__scan SET result = result + 1 WHERE subject = 's0' AND recording < 3")
+    stale = Scan().stale(progress=False)
+    console.print(f"the lab recomputed 3 scans; the collaborator's copy has {len(stale.stale)} stale entities:")
+    console.print(stale.changes[0].text(), markup=False)
+    console.print(f"pull --refresh-changed brought {Scan().pull(refresh_changed=True).refreshed} over; "
+                  f"stale now: {len(Scan().stale(progress=False).stale)}")
+    lab = ServerAddress(source.host, source.port, source.admin_user, source.admin_password)
+    roster = folder / "roster.csv"
+    roster.write_text("subject,species\ns0,mouse\ns1,rat\ns2,mouse\ns3,mouse\ns4,zebra finch\n")
+    need = Datastore({"subject": csv_file(roster, ["subject"])})
+    tables = {"subject": Table(lab, "lab", "subject")}
+    console.print("roster.csv against lab.subject:")
+    for action in diff(need, Datastore(tables)):
+        console.print("  " + action.text().replace("\n", "\n  "), markup=False)
+    sync(need, Datastore(tables), ApplyToTables(tables, dry_run=True, say=lambda line: console.print("  " + line)))
+    sync(need, Datastore(tables), ApplyToTables(tables, say=lambda line: console.print("  " + line)))
+    console.print(f"after applying: {len(list(diff(need, Datastore(tables))))} differences")
+    with postgres_server() as pg:
+        pg.execute("CREATE SCHEMA lab", "CREATE TABLE lab.subject (subject varchar(16) PRIMARY KEY, "
+                   "species varchar(30) NOT NULL)")
+        with pg.connect() as connection, connection.cursor() as cursor:
+            cursor.executemany("INSERT INTO lab.subject VALUES (%s, %s)", source.query("SELECT * FROM lab.subject"))
+        copy = Table(ServerAddress(pg.host, pg.port, pg.admin_user, pg.admin_password, backend="postgresql",
+                                   database=pg.database), "lab", "subject")
+        pg.execute("UPDATE lab.subject SET species = 'Mouse' WHERE subject = 's2'")
+        console.print(f"lab.subject on MariaDB against its copy on PostgreSQL {pg.address}:")
+        for action in compare(tables["subject"], copy, "subject"):
+            console.print("  " + action.text().replace("\n", "\n  "), markup=False)
+
+
 def main() -> None:
     dj.logger.setLevel("WARNING")
     with mariadb_servers(2, names=("source", "collaborator")) as (source, local):
@@ -142,6 +180,10 @@ def main() -> None:
         finished = lab_side.finish_deletion()
         console.print(f"source finished: {finished.source_rows} scans deleted, {finished.outbound_rows} approvals "
                       "cleared")
+
+        step("Diff and sync: stale rows of the link, a CSV roster against a table, MariaDB against PostgreSQL")
+        with tempfile.TemporaryDirectory() as folder:
+            diff_demo(Path(folder), source, Scan)
 
         step("External storage: blobs and attachments travel store to store (lab: files, collaborator: S3)")
         with tempfile.TemporaryDirectory() as folder, s3_server(Path(folder)) as s3:
