@@ -21,7 +21,7 @@ from djshare.sync.actions import counts
 from djshare.sync.datastore import Datastore, sync
 from djshare.sync.diff import compare
 from djshare.sync.handlers import ApplyToTables
-from djshare.sync.sources import Table
+from djshare.sync.sources import Table, datajoint
 from tests.servers import MariaDBServer, PostgresServer, mariadb_servers, postgres_server
 
 SCHEMA = "lab2"
@@ -84,6 +84,48 @@ def test_a_dj2_table_on_postgres_diffs_and_syncs_with_mariadb(
     need, have = Datastore({"subject": pg_table(pg)}), Datastore({"subject": maria_table(maria)})
     assert sync(need, have, ApplyToTables(have.branches, say=said.append)) == counts(actions)
     assert list(compare(pg_table(pg), maria_table(maria), "subject")) == []
+
+
+def test_a_dj2_expression_is_a_diff_side(world: tuple[PostgresServer, MariaDBServer, dict[str, Any]]) -> None:
+    from djshare.errors import DjshareError
+
+    pg, maria, pipeline = world
+    side = datajoint(pipeline["Subject"] & "weight > 0.5")
+    assert side.address.backend == "postgresql" and side.address.database == pg.database and side.where
+    restricted = Table(maria_table(maria).address, SCHEMA, "subject", "weight > 0.5")
+    assert list(compare(side, restricted, "subject")) == []
+    assert {a.kind for a in compare(datajoint(pipeline["Subject"]), restricted, "subject")} == {"added"}
+    with pytest.raises(DjshareError, match="is not a \\(restricted\\) table"):
+        datajoint(pipeline["Subject"].proj(w="weight"))
+
+
+def test_dj2_tables_with_objects_in_a_store_compare_by_their_references(
+        world: tuple[PostgresServer, MariaDBServer, dict[str, Any]], tmp_path: Any) -> None:
+    """`<blob@store>` columns hold JSON references (content hash, path): two PostgreSQL copies of such a table
+    are compared inside the servers, and a changed object shows as a changed reference."""
+    pg, _, pipeline = world
+    dj.config["stores"] = {"default": "main", "main": {"protocol": "file", "location": str(tmp_path / "store")}}
+    (tmp_path / "store").mkdir()
+    schema = dj.Schema("lab2_objects")
+
+    @schema
+    class Trace(dj.Manual):
+        definition = """
+        trace : int32
+        ---
+        signal : <blob@main>
+        """
+
+    Trace.insert([{"trace": i, "signal": np.arange(i + 3)} for i in range(20)])
+    pg.execute("CREATE SCHEMA lab2_copy", "CREATE TABLE lab2_copy.trace (LIKE lab2_objects.trace INCLUDING ALL)",
+               "INSERT INTO lab2_copy.trace SELECT * FROM lab2_objects.trace")
+    ours = datajoint(Trace)
+    theirs = Table(ours.address, "lab2_copy", "trace")
+    assert list(compare(ours, theirs, "trace")) == []
+    Trace.update1({"trace": 7, "signal": np.zeros(3)})
+    actions = list(compare(ours, theirs, "trace"))
+    assert [(a.kind, a.key, sorted(a.changes)) for a in actions] == [("changed", {"trace": 7}, ["signal"])]
+    assert "_hash" in str(actions[0].changes["signal"][0])  # the 2.x reference: hash and path of the object
 
 
 def test_the_command_line_under_dj2(world: tuple[PostgresServer, MariaDBServer, dict[str, Any]]) -> None:

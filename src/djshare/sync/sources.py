@@ -111,16 +111,23 @@ def csv_file(path: str | Path, key: Sequence[str], ordered: bool = False, null: 
 
 def datajoint(expression: Any) -> Table:
     """A DataJoint table or restricted table (`Session & "subject='m1'"`) as a diff side: its server (from the
-    expression's connection), table and restriction. Joins and projections are not tables: use a Query."""
-    info = expression.connection.conn_info
+    expression's connection: MariaDB/MySQL, or PostgreSQL under DataJoint 2.x), table and restriction. Works with
+    DataJoint 0.14 and 2.x. Joins and projections are not tables: use a Query."""
+    if isinstance(expression, type):  # a table class: its instance
+        expression = expression()
+    connection = expression.connection
+    info = connection.conn_info
     full = getattr(expression, "full_table_name", None)
     if full is None or list(getattr(expression, "support", [])) != [full] or _projected(expression, full):
         raise DjshareError(f"This query of {full or 'several tables'} is not a (restricted) table: diff a table, "
                            "or use a Query.")
-    schema, name = (part.strip("`") for part in full.split("."))
+    schema, name = (part.strip('`"') for part in full.split("."))
     where = expression.where_clause().strip()
-    address = ServerAddress(info["host"], int(info.get("port") or 3306), info["user"], info["passwd"],
-                            use_tls=bool(info.get("ssl")))
+    postgresql = getattr(getattr(connection, "adapter", None), "backend", "mysql") == "postgresql"
+    address = ServerAddress(info["host"], int(info.get("port") or (5432 if postgresql else 3306)), info["user"],
+                            info["passwd"], use_tls=bool(info.get("ssl")),
+                            backend="postgresql" if postgresql else "mariadb",
+                            database=(info.get("database_name") or "postgres") if postgresql else "")
     return Table(address, schema, name, where[len("WHERE"):].strip() if where.upper().startswith("WHERE") else where)
 
 
