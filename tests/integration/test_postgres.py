@@ -222,3 +222,34 @@ def test_postgres_values_that_run_together_are_still_different_rows(
                                                                   3: ["m", "n", "s", "u"], 4: ["b", "m", "n", "s", "u"]}
     for server in (left, right):
         server.execute("DROP SCHEMA together CASCADE")
+
+
+def test_apply_to_postgres_tables_in_foreign_key_order(twins: tuple[MariaDBServer, PostgresServer, str]) -> None:
+    from djshare.sync.datastore import Datastore, sync
+    from djshare.sync.handlers import ApplyToTables
+
+    maria, postgres, schema = twins
+    maria.execute(f"CREATE TABLE `{schema}`.`owner` (`who` varchar(10) PRIMARY KEY)",
+                  f"CREATE TABLE `{schema}`.`pet` (`who` varchar(10), `pet` int, `kind` varchar(10) NULL, "
+                  f"PRIMARY KEY (`who`, `pet`), FOREIGN KEY (`who`) REFERENCES `{schema}`.`owner` (`who`))",
+                  f"INSERT INTO `{schema}`.`owner` VALUES ('ann'), ('cy')",
+                  f"INSERT INTO `{schema}`.`pet` VALUES ('ann', 1, 'cat'), ('cy', 1, NULL)")
+    postgres.execute(f"CREATE TABLE {schema}.owner (who varchar(10) PRIMARY KEY)",
+                     f"CREATE TABLE {schema}.pet (who varchar(10) REFERENCES {schema}.owner (who), pet int, "
+                     "kind varchar(10), PRIMARY KEY (who, pet))",
+                     f"INSERT INTO {schema}.owner VALUES ('ann'), ('bo')",
+                     f"INSERT INTO {schema}.pet VALUES ('ann', 1, 'dog'), ('bo', 1, 'fish')")
+    postgres.execute(f"UPDATE {schema}.t SET payload = NULL WHERE id = 3", f"DELETE FROM {schema}.t WHERE id = 4")
+
+    def store(address: ServerAddress) -> dict[str, Table]:
+        return {name: Table(address, schema, name) for name in ("pet", "owner", "t")}
+
+    need = Datastore(store(maria_address(maria)))
+    tables = store(pg_address(postgres))
+    said: list[str] = []
+    dry = sync(need, Datastore(tables), ApplyToTables(tables, dry_run=True, say=said.append))
+    assert dry == {"added": 2 + len(NAMES), "removed": 2, "changed": 1 + len(NAMES)}
+    assert said[:2] == [f'would delete 1 rows from "{schema}"."pet"', f'would delete 1 rows from "{schema}"."owner"']
+    assert {a.kind for a in Datastore(tables) - need} == {"added", "removed", "changed"}  # nothing applied yet
+    sync(need, Datastore(tables), ApplyToTables(tables, say=said.append))
+    assert list(need - Datastore(tables)) == []  # blobs, floats, dates, decimals: all equal now

@@ -19,7 +19,7 @@ from djshare.errors import (
     ServerUnreachableError,
     UnknownTableError,
 )
-from djshare.sql.catalog import Column, TableInfo
+from djshare.sql.catalog import Column, ForeignKey, TableInfo
 from djshare.sql.connection import ServerAddress
 
 DEFAULT_PORT = 5432
@@ -136,3 +136,35 @@ class PgSession:
                 yield from cursor
         except _psycopg().Error as error:
             raise translate(error, self.address, doing) from None
+
+    def execute(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> int:
+        try:
+            return int(self.connection.execute(statement, args).rowcount)
+        except _psycopg().Error as error:
+            raise translate(error, self.address, doing) from None
+
+    @contextlib.contextmanager
+    def transaction(self, doing: str = "") -> Iterator[PgSession]:
+        """BEGIN ... COMMIT; ROLLBACK on any error."""
+        try:
+            with self.connection.transaction():
+                yield self
+        except _psycopg().Error as error:
+            raise translate(error, self.address, doing) from None
+
+
+def foreign_keys(session: PgSession, schemas: list[str]) -> list[ForeignKey]:
+    """The foreign keys whose child tables are in `schemas`."""
+    rows = session.rows(
+        "SELECT k.table_schema, k.table_name, k.constraint_name, k.column_name, p.table_schema, p.table_name, "
+        "p.column_name FROM information_schema.referential_constraints r JOIN information_schema.key_column_usage k "
+        "ON k.constraint_name = r.constraint_name AND k.constraint_schema = r.constraint_schema "
+        "JOIN information_schema.key_column_usage p ON p.constraint_name = r.unique_constraint_name AND "
+        "p.constraint_schema = r.unique_constraint_schema AND p.ordinal_position = k.position_in_unique_constraint "
+        "WHERE k.table_schema = ANY(%s) ORDER BY 1, 2, 3, k.ordinal_position", [schemas],
+        doing="reading foreign keys")
+    grouped: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = {}
+    for schema, table, name, column, parent_schema, parent_table, parent_column in rows:
+        grouped.setdefault((schema, table, name), []).append((column, parent_schema, parent_table, parent_column))
+    return [ForeignKey((schema, table), (pairs[0][1], pairs[0][2]), tuple((c, pc) for c, _, _, pc in pairs))
+            for (schema, table, _), pairs in grouped.items()]

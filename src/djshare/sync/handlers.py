@@ -4,13 +4,14 @@ A handler's method is found by the action's kind and branch: `added_students(act
 `changed_students(action)`, `removed_students(action)`; an action without such a method goes to
 `fallback(action)`, which refuses by default. `run(actions)` calls them in turn and then `finish()`.
 
-`ApplyToTables` is the ready handler: it makes tables on one server (the right side, "what we have") like
-the left side: deletes children before parents, inserts parents before children, updates changed columns,
-all in one transaction, or with `dry_run` only says what it would do.
+`ApplyToTables` is the ready handler: it makes tables on one server, MariaDB or PostgreSQL (the right side,
+"what we have"), like the left side: deletes children before parents, inserts parents before children,
+updates changed columns, all in one transaction, or with `dry_run` only says what it would do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import graphlib
 import re
 from collections import Counter
@@ -19,10 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from djshare.errors import DjshareError
-from djshare.sql.catalog import TableInfo, foreign_keys_to, read_table
+from djshare.sql import postgres
+from djshare.sql.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table
 from djshare.sql.connection import Session
 from djshare.sync.actions import KINDS, Action, Binary
 from djshare.sync.sources import Table
+from djshare.sync.sql_side import MariaDB, PostgreSQL
 
 
 class UnhandledAction(DjshareError):
@@ -90,6 +93,7 @@ class ApplyToTables(Handler):
         self.say = say or print
         self.actions: dict[str, list[Action]] = {branch: [] for branch in tables}
         self.plan = Plan()
+        self.sql = MariaDB()
 
     def fallback(self, action: Action) -> None:
         if action.branch not in self.tables:
@@ -103,54 +107,72 @@ class ApplyToTables(Handler):
         self.actions[action.branch].append(action)
 
     def finish(self) -> None:
-        with Session(self.address) as session:
-            info = {b: read_table(session, t.schema, t.name) for b, t in self.tables.items()}
-            order = _parents_first(session, info)
-            with session.transaction("applying a diff"):
-                for branch in reversed(order):
-                    self._delete(session, info[branch], [a for a in self.actions[branch] if a.kind == "removed"])
-                for branch in order:
-                    self._insert(session, info[branch], [a for a in self.actions[branch] if a.kind == "added"])
-                for branch in order:
-                    self._update(session, info[branch], [a for a in self.actions[branch] if a.kind == "changed"])
-                if self.dry_run:
-                    session.connection.rollback()
+        with contextlib.ExitStack() as stack:
+            session: Any
+            if self.address.backend == "postgresql":
+                connection = stack.enter_context(postgres.connect(self.address))
+                session, self.sql = postgres.PgSession(connection, self.address), PostgreSQL()
+                info = {b: postgres.read_table(connection, self.address, t.schema, t.name)
+                        for b, t in self.tables.items()}
+                keys = postgres.foreign_keys(session, sorted({t.schema for t in info.values()}))
+            else:
+                session = stack.enter_context(Session(self.address))
+                info = {b: read_table(session, t.schema, t.name) for b, t in self.tables.items()}
+                keys = foreign_keys_to(session, sorted({t.schema for t in info.values()}))
+            order = _parents_first(keys, info)
+            try:
+                with session.transaction("applying a diff"):
+                    for branch in reversed(order):
+                        self._delete(session, info[branch], [a for a in self.actions[branch] if a.kind == "removed"])
+                    for branch in order:
+                        self._insert(session, info[branch], [a for a in self.actions[branch] if a.kind == "added"])
+                    for branch in order:
+                        self._update(session, info[branch], [a for a in self.actions[branch] if a.kind == "changed"])
+                    if self.dry_run:
+                        raise _DryRun  # every statement ran; now undo them all
+            except _DryRun:
+                pass
         for line in self.plan.lines("would " if self.dry_run else ""):
             self.say(line)
 
-    def _delete(self, session: Session, table: TableInfo, actions: list[Action]) -> None:
-        where = " AND ".join(f"`{c}` = %s" for c in table.primary_key)
-        for action in actions:
-            session.execute(f"DELETE FROM {table.full_name} WHERE {where}",
-                            [action.key[c] for c in table.primary_key], doing=f"deleting from {table.full_name}")
-        self.plan.deletes.append((table.full_name, len(actions)))
+    def _where(self, table: TableInfo) -> str:
+        return " AND ".join(f"{self.sql.name(c)} = %s" for c in table.primary_key)
 
-    def _insert(self, session: Session, table: TableInfo, actions: list[Action]) -> None:
-        known = {c.name for c in table.columns}
+    def _delete(self, session: Any, table: TableInfo, actions: list[Action]) -> None:
+        name = self.sql.table(table)
+        for action in actions:
+            session.execute(f"DELETE FROM {name} WHERE {self._where(table)}",
+                            [action.key[c] for c in table.primary_key], doing=f"deleting from {name}")
+        self.plan.deletes.append((name, len(actions)))
+
+    def _insert(self, session: Any, table: TableInfo, actions: list[Action]) -> None:
+        known, name = {c.name for c in table.columns}, self.sql.table(table)
         for action in actions:
             row = {c: v for c, v in (action.row or {}).items() if c in known}
-            names = ", ".join(f"`{c}`" for c in row)
-            session.execute(f"INSERT INTO {table.full_name} ({names}) VALUES ({', '.join(['%s'] * len(row))})",
-                            list(row.values()), doing=f"inserting into {table.full_name}")
-        self.plan.inserts.append((table.full_name, len(actions)))
+            columns = ", ".join(self.sql.name(c) for c in row)
+            session.execute(f"INSERT INTO {name} ({columns}) VALUES ({', '.join(['%s'] * len(row))})",
+                            list(row.values()), doing=f"inserting into {name}")
+        self.plan.inserts.append((name, len(actions)))
 
-    def _update(self, session: Session, table: TableInfo, actions: list[Action]) -> None:
-        known = {c.name for c in table.columns}
-        where = " AND ".join(f"`{c}` = %s" for c in table.primary_key)
+    def _update(self, session: Any, table: TableInfo, actions: list[Action]) -> None:
+        known, name = {c.name for c in table.columns}, self.sql.table(table)
         for action in actions:
             values = {c: (action.row or {})[c] for c in action.changes if c in known}
-            sets = ", ".join(f"`{c}` = %s" for c in values)
-            session.execute(f"UPDATE {table.full_name} SET {sets} WHERE {where}",
-                            [*values.values(), *(action.key[c] for c in table.primary_key)],
-                            doing=f"updating {table.full_name}")
-        self.plan.updates.append((table.full_name, len(actions)))
+            sets = ", ".join(f"{self.sql.name(c)} = %s" for c in values)
+            session.execute(f"UPDATE {name} SET {sets} WHERE {self._where(table)}",
+                            [*values.values(), *(action.key[c] for c in table.primary_key)], doing=f"updating {name}")
+        self.plan.updates.append((name, len(actions)))
 
 
-def _parents_first(session: Session, info: Mapping[str, TableInfo]) -> list[str]:
+class _DryRun(Exception):
+    """Raised inside the apply transaction of a dry run, so that it rolls back."""
+
+
+def _parents_first(keys: list[ForeignKey], info: Mapping[str, TableInfo]) -> list[str]:
     """Branches ordered so that a table comes after the tables it references."""
     branch_of = {(t.schema, t.name): b for b, t in info.items()}
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter({b: set() for b in info})
-    for fk in foreign_keys_to(session, sorted({t.schema for t in info.values()})):
+    for fk in keys:
         if fk.child in branch_of and fk.parent in branch_of and fk.child != fk.parent:
             sorter.add(branch_of[fk.child], branch_of[fk.parent])
     order: list[str] = []
