@@ -253,3 +253,18 @@ def test_apply_to_postgres_tables_in_foreign_key_order(twins: tuple[MariaDBServe
     assert {a.kind for a in Datastore(tables) - need} == {"added", "removed", "changed"}  # nothing applied yet
     sync(need, Datastore(tables), ApplyToTables(tables, say=said.append))
     assert list(need - Datastore(tables)) == []  # blobs, floats, dates, decimals: all equal now
+
+
+def test_a_postgres_query_is_a_diff_side(twins: tuple[MariaDBServer, PostgresServer, str]) -> None:
+    from djshare.errors import DjshareError
+    from djshare.sync.sources import Query
+
+    maria, postgres, schema = twins
+    query = Query(pg_address(postgres), f"SELECT id, name, note FROM {schema}.t WHERE id < 5", ("id", "name"))
+    theirs = Query(maria_address(maria), f"SELECT id, name, note FROM `{schema}`.t WHERE id < 6", ("id", "name"))
+    actions = run(query, theirs)
+    assert [(a.kind, a.key) for a in actions] == [("removed", {"id": 5, "name": n}) for n in sorted(NAMES)]
+    with pytest.raises(DjshareError, match="The query has no column nope"):
+        run(Query(pg_address(postgres), f"SELECT id FROM {schema}.t", ("nope",)), Rows([], ("nope",)))
+    with pytest.raises(DjshareError, match="rejected the query"):
+        run(Query(pg_address(postgres), "SELEC 1", ("id",)), Rows([], ("id",)))

@@ -31,6 +31,7 @@ TYPES = {  # information_schema data_type -> the MySQL DATA_TYPE with the same v
     "uuid": "uuid", "json": "json", "jsonb": "json",
 }
 TEXT = {"text", "character varying", "character"}
+TEXT_OIDS = frozenset({25, 1042, 1043})  # text, bpchar, varchar: result column types ordered COLLATE "C"
 
 
 def _psycopg() -> Any:

@@ -46,15 +46,15 @@ class Query:
         return f"query on {self.address.label}"
 
     def rows(self) -> Iterator[dict[str, Any]]:
+        if self.address.backend == "postgresql":
+            yield from self._postgres_rows()
+            return
         inner = f"({self.sql.strip().rstrip(';')}) AS djshare_q"
         with Session(self.address) as session, translated(self.address, "running a query"):
             with session.connection.cursor() as cursor:
                 cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
                 kinds = {d[0]: d[1] for d in cursor.description or ()}
-            missing = [k for k in self.key if k not in kinds]
-            if missing:
-                raise DjshareError(f"The query has no column {', '.join(missing)} (its columns: "
-                                   f"{', '.join(kinds)}): name its key columns with --key.")
+            self._check_key(kinds)
             order = ", ".join(f"CAST(`{k}` AS BINARY)" if kinds[k] in TEXT_FIELDS else f"`{k}`" for k in self.key)
             cursor = pymysql.cursors.SSDictCursor(session.connection)
             try:
@@ -62,6 +62,30 @@ class Query:
                 yield from cursor
             finally:
                 cursor.close()
+
+    def _postgres_rows(self) -> Iterator[dict[str, Any]]:
+        from djshare.sql import postgres
+
+        inner = f"({self.sql.strip().rstrip(';')}) AS djshare_q"
+        with postgres.connect(self.address) as connection:
+            session = postgres.PgSession(connection, self.address)
+            with connection.cursor() as cursor:
+                try:
+                    cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
+                except Exception as error:
+                    raise postgres.translate(error, self.address, "running a query") from None
+                kinds = {d.name: d.type_code for d in cursor.description or ()}
+            self._check_key(kinds)
+            order = ", ".join(f'"{k}" COLLATE "C"' if kinds[k] in postgres.TEXT_OIDS else f'"{k}"' for k in self.key)
+            names = list(kinds)
+            for row in session.stream(f"SELECT * FROM {inner} ORDER BY {order}", doing="running a query"):
+                yield {n: bytes(v) if isinstance(v, memoryview) else v for n, v in zip(names, row, strict=True)}
+
+    def _check_key(self, columns: Mapping[str, Any]) -> None:
+        missing = [k for k in self.key if k not in columns]
+        if missing:
+            raise DjshareError(f"The query has no column {', '.join(missing)} (its columns: "
+                               f"{', '.join(columns)}): name its key columns with --key.")
 
 
 TEXT_FIELDS = frozenset({FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.ENUM,
