@@ -73,7 +73,11 @@ def diff(left: TableSide, right: TableSide, branch: str, parts: int = PARTS, lea
             done += sum(max(a.rows, b.rows) for i, (a, b) in enumerate(zip(ours, others, strict=True))
                         if i not in different)
             report(done, total)
-            work += [(pieces[i], ours[i], others[i]) for i in reversed(different)]
+            for i in reversed(different):
+                if (ours[i].rows, others[i].rows) == (mine.rows, theirs.rows):  # no progress: compare its rows
+                    yield from _compare_rows(left, right, pieces[i], branch, summarize_binary, with_rows, both)
+                else:
+                    work.append((pieces[i], ours[i], others[i]))
 
 
 def _compare_rows(left: TableSide, right: TableSide, segment: Segment, branch: str, summarize_binary: bool,
@@ -123,8 +127,9 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
                 streams[id(source)] = source.rows
             else:
                 streams[id(source)] = partial(iter, source.stream())
-        if id(left) in sides and id(right) in sides and type(sides[id(left)].sql) is type(sides[id(right)].sql):
-            ours, theirs = sides[id(left)], sides[id(right)]  # same backend: compared inside the servers
+        if (id(left) in sides and id(right) in sides and type(sides[id(left)].sql) is type(sides[id(right)].sql)
+                and _same_order(sides[id(left)].table, sides[id(right)].table)):
+            ours, theirs = sides[id(left)], sides[id(right)]  # compared inside the servers
             assert isinstance(left, Table) and isinstance(right, Table)
             _same_shape(ours.table, theirs.table, left, right)
             yield from diff(ours, theirs, branch, summarize_binary=summarize_binary, with_rows=with_rows,
@@ -144,6 +149,12 @@ def _key(left: Source, right: Source, infos: dict[int, TableInfo]) -> tuple[str,
         raise DjshareError(f"The two sides have different keys: ({', '.join(keys[0])}) on the left, "
                            f"({', '.join(keys[1])}) on the right. Declare the same key columns (--key).")
     return tuple(keys[0])
+
+
+def _same_order(ours: TableInfo, theirs: TableInfo) -> bool:
+    """Whether both servers order keys alike (same key collations): cut points found on one side then cut the
+    other side into the same segments. Otherwise the two tables are streamed in byte order and merged."""
+    return [c.collation for c in ours.key_columns] == [c.collation for c in theirs.key_columns]
 
 
 def _same_shape(ours: TableInfo, theirs: TableInfo, left: Table, right: Table) -> None:
