@@ -187,13 +187,12 @@ def test_two_postgres_tables_are_compared_inside_the_servers(
     kinds = sorted((a.kind, tuple(sorted(a.changes))) for a in actions)
     assert kinds == [("added", ()), ("changed", ("note",)), ("changed", ("payload",)), ("changed", ("score",)),
                      ("removed", ())], actions
-    from djshare.sql.postgres import PgSession, connect, read_table
+    from djshare.sql.postgres import read_table, session
     from djshare.sync.diff import diff
     from djshare.sync.sql_side import PostgreSQL
 
-    with connect(pg_address(left)) as a, connect(pg_address(right)) as b:  # and it reads few rows doing so
-        sides = [TableSide(PgSession(c, pg_address(s)), read_table(c, pg_address(s), schema, "t"), "", PostgreSQL())
-                 for c, s in ((a, left), (b, right))]
+    with session(pg_address(left)) as a, session(pg_address(right)) as b:  # and it reads few rows doing so
+        sides = [TableSide(pg, read_table(pg, schema, "t"), "", PostgreSQL()) for pg in (a, b)]
         assert len(list(diff(*sides, branch="t", parts=16, leaf_rows=64))) == 5
         assert sides[0].rows_read + sides[1].rows_read < 3000 * 0.1
     for server in (left, right):
@@ -202,7 +201,7 @@ def test_two_postgres_tables_are_compared_inside_the_servers(
 
 def test_postgres_values_that_run_together_are_still_different_rows(
         postgres_pair: tuple[PostgresServer, PostgresServer]) -> None:
-    from djshare.sql.postgres import PgSession, connect, read_table
+    from djshare.sql.postgres import read_table, session
     from djshare.sync.diff import diff
     from djshare.sync.sql_side import PostgreSQL, TableSide
 
@@ -214,9 +213,8 @@ def test_postgres_values_that_run_together_are_still_different_rows(
                  "(3, '1:', 'x', 12, 3, '\\x3a'), (4, 'N', '-', 0, NULL, '')")
     right.execute("INSERT INTO together.t VALUES (1, 'a', 'bc', 1, 2, '\\x01'), (2, '', NULL, 0, 0, NULL), "
                   "(3, '1', ':x', 1, 23, '\\x3a'), (4, NULL, NULL, NULL, 0, NULL)")
-    with connect(pg_address(left)) as a, connect(pg_address(right)) as b:
-        sides = [TableSide(PgSession(c, pg_address(s)), read_table(c, pg_address(s), "together", "t"), "",
-                           PostgreSQL()) for c, s in ((a, left), (b, right))]
+    with session(pg_address(left)) as a, session(pg_address(right)) as b:
+        sides = [TableSide(pg, read_table(pg, "together", "t"), "", PostgreSQL()) for pg in (a, b)]
         actions = list(diff(*sides, branch="t", parts=2, leaf_rows=1))
     assert {a.key["id"]: sorted(a.changes) for a in actions} == {1: ["s", "u"], 2: ["n", "s", "u"],
                                                                   3: ["m", "n", "s", "u"], 4: ["b", "m", "n", "s", "u"]}

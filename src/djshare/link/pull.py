@@ -158,10 +158,11 @@ def copy_entities(source: Session, local: Session, tables: LinkTables, keys: lis
 
 def _drop_vanished_parts(source: Session, local: Session, tables: LinkTables, part: TableInfo, where: bytes) -> None:
     """Delete the local part rows of the masters in `where` that the source no longer has."""
-    select = f"SELECT {row_literal(part.key_columns)} FROM {{table}} WHERE ".encode() + where
-    theirs = {bytes(r[0]) for r in source.rows(select.replace(b"{table}", part.full_name.encode()))}
-    ours = {bytes(r[0]) for r in local.rows(select.replace(b"{table}", tables.local_name(part).encode()))}
-    gone = sorted(ours - theirs)
+    def keys(session: Session, name: str) -> set[bytes]:
+        return {bytes(r[0]) for r in session.rows(
+            f"SELECT {row_literal(part.key_columns)} FROM {name} WHERE ".encode() + where, doing=f"reading {name}")}
+
+    gone = sorted(keys(local, tables.local_name(part)) - keys(source, part.full_name))
     if gone:
         local.execute(f"DELETE FROM {tables.local_name(part)} WHERE ".encode() + key_condition(part, gone),
                       doing=f"deleting part rows from {tables.local_name(part)}")

@@ -67,7 +67,8 @@ def translate(error: Exception, address: ServerAddress, doing: str = "") -> Djsh
 
 
 @contextlib.contextmanager
-def connect(address: ServerAddress) -> Iterator[Any]:
+def session(address: ServerAddress) -> Iterator[PgSession]:
+    """A `PgSession` on a new connection, closed on exit."""
     psycopg = _psycopg()
     try:
         connection = psycopg.connect(host=address.host, port=address.port, user=address.user,
@@ -77,24 +78,21 @@ def connect(address: ServerAddress) -> Iterator[Any]:
     except psycopg.Error as error:
         raise translate(error, address, "connecting") from None
     try:
-        yield connection
+        yield PgSession(connection, address)
     finally:
         connection.close()
 
 
-def read_table(connection: Any, address: ServerAddress, schema: str, name: str) -> TableInfo:
-    psycopg = _psycopg()
-    try:
-        columns = connection.execute(
-            "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, name)).fetchall()
-        key = [r[0] for r in connection.execute(
-            "SELECT k.column_name FROM information_schema.table_constraints c JOIN "
-            "information_schema.key_column_usage k ON k.constraint_name = c.constraint_name AND "
-            "k.table_schema = c.table_schema AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
-            "AND c.table_schema = %s AND c.table_name = %s ORDER BY k.ordinal_position", (schema, name)).fetchall()]
-    except psycopg.Error as error:
-        raise translate(error, address, f"reading the definition of {schema}.{name}") from None
+def read_table(session: PgSession, schema: str, name: str) -> TableInfo:
+    address, doing = session.address, f"reading the definition of {schema}.{name}"
+    columns = session.rows(
+        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, name), doing)
+    key = [r[0] for r in session.rows(
+        "SELECT k.column_name FROM information_schema.table_constraints c JOIN "
+        "information_schema.key_column_usage k ON k.constraint_name = c.constraint_name AND "
+        "k.table_schema = c.table_schema AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
+        "AND c.table_schema = %s AND c.table_name = %s ORDER BY k.ordinal_position", (schema, name), doing)]
     if not columns:
         raise UnknownTableError(f"No table {schema}.{name} in database {address.database!r} on "
                                 f"{address.host}:{address.port}: check the schema and table names.")

@@ -114,10 +114,8 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
         sides: dict[int, TableSide] = {}
         for source in (left, right):
             if isinstance(source, Table) and source.address.backend == "postgresql":
-                connection = stack.enter_context(postgres.connect(source.address))
-                pg = postgres.PgSession(connection, source.address)
-                side = TableSide(pg, postgres.read_table(connection, source.address, source.schema, source.name),
-                                 source.where, PostgreSQL())
+                pg = stack.enter_context(postgres.session(source.address))
+                side = TableSide(pg, postgres.read_table(pg, source.schema, source.name), source.where, PostgreSQL())
                 infos[id(source)], sides[id(source)], streams[id(source)] = side.table, side, side.ordered
             elif isinstance(source, Table):
                 session = stack.enter_context(Session(source.address))

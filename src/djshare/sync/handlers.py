@@ -110,10 +110,8 @@ class ApplyToTables(Handler):
         with contextlib.ExitStack() as stack:
             session: Any
             if self.address.backend == "postgresql":
-                connection = stack.enter_context(postgres.connect(self.address))
-                session, self.sql = postgres.PgSession(connection, self.address), PostgreSQL()
-                info = {b: postgres.read_table(connection, self.address, t.schema, t.name)
-                        for b, t in self.tables.items()}
+                session, self.sql = stack.enter_context(postgres.session(self.address)), PostgreSQL()
+                info = {b: postgres.read_table(session, t.schema, t.name) for b, t in self.tables.items()}
                 keys = postgres.foreign_keys(session, sorted({t.schema for t in info.values()}))
             else:
                 session = stack.enter_context(Session(self.address))

@@ -67,9 +67,8 @@ class Query:
         from djshare.sql import postgres
 
         inner = f"({self.sql.strip().rstrip(';')}) AS djshare_q"
-        with postgres.connect(self.address) as connection:
-            session = postgres.PgSession(connection, self.address)
-            with connection.cursor() as cursor:
+        with postgres.session(self.address) as session:
+            with session.connection.cursor() as cursor:
                 try:
                     cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
                 except Exception as error:
