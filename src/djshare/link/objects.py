@@ -73,7 +73,7 @@ class _Job:
     local_path: str
 
 
-def _entity(source: Session, tables: LinkTables, store: str, digest: bytes) -> str:
+def entity_of(source: Session, tables: LinkTables, store: str, digest: bytes) -> str:
     """The first source entity that references `digest` (for error messages)."""
     names = ", ".join(f"`{k}`" for k in tables.source.primary_key)
     for column in tables.stores.columns:
@@ -118,7 +118,7 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
         src(job), dst(job)
 
     def explain(job: _Job, error: DjshareError) -> DjshareError:
-        entity = _entity(source, tables, job.pair.source.name, job.row.hash)
+        entity = entity_of(source, tables, job.pair.source.name, job.row.hash)
         return type(error)(f"{error} It belongs to {entity}. Nothing was inserted for this batch; the source and "
                            "its outbound rows are as they were (re-run pull after fixing the store).")
 

@@ -9,13 +9,13 @@ Round trips grow with the number of batches, not of entities.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from djshare.link import objects, outbound
 from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
-from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, no_checkpoint
 from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import Session
 from djshare.sql.transfer import (
@@ -66,7 +66,7 @@ def count_candidates(source: Session, tables: LinkTables, where: str) -> int:
                              doing=f"counting entities to pull from {tables.source.full_name}"))
 
 
-def pull(source: Session, local: Session, tables: LinkTables, where: str, *, batch_size: int = DEFAULT_BATCH,
+def pull(source: Session, local: LocalSide, tables: LinkTables, where: str, *, batch_size: int = DEFAULT_BATCH,
          dry_run: bool = False, on_progress: Callable[[int], None] | None = None,
          checkpoint: Checkpoint = no_checkpoint) -> PullReport:
     """Pull every entity of the source table matching `where` (a SQL WHERE clause, or "") not held yet.
@@ -75,7 +75,6 @@ def pull(source: Session, local: Session, tables: LinkTables, where: str, *, bat
     state that re-running `pull` or `repair` converges from.
     """
     report = PullReport(dry_run=dry_run)
-    limit = statement_limit(local)
     order = ", ".join(f"s.`{c}`" for c in tables.source.primary_key)
     after: bytes | None = None
     while True:
@@ -88,7 +87,7 @@ def pull(source: Session, local: Session, tables: LinkTables, where: str, *, bat
             return report
         keys = [bytes(row[0]) for row in page]
         after = keys[-1]
-        present = present_keys(local, tables.local, keys)
+        present = local.present(keys)
         facts = {bytes(k): Facts(True, Outbound(s) if s else None, bytes(k) in present) for k, s in page}
         todo = plan(Command.PULL, facts)
         for note, count in todo.notes.items():
@@ -97,14 +96,14 @@ def pull(source: Session, local: Session, tables: LinkTables, where: str, *, bat
             report.would_pull += len(todo.keys(Step.INSERT_LOCAL))
             report.adopted += len(todo.keys(Step.ADOPT))
             continue
-        _run_batch(source, local, tables, todo.groups, limit, report, checkpoint)
+        _run_batch(source, local, tables, todo.groups, report, checkpoint)
         report.batches += 1
         if on_progress:
             on_progress(len(keys))
 
 
-def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict[Step, list[bytes]],
-               limit: int, report: PullReport, checkpoint: Checkpoint) -> None:
+def _run_batch(source: Session, local: LocalSide, tables: LinkTables, groups: dict[Step, list[bytes]],
+               report: PullReport, checkpoint: Checkpoint) -> None:
     ob, subscriber = tables.outbound, tables.subscriber
     if groups.get(Step.RECORD_PULLING):
         with source.transaction("recording entities as pulling"):
@@ -116,7 +115,7 @@ def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict
         checkpoint(Step.ADOPT.value)
     to_copy = groups.get(Step.INSERT_LOCAL, [])
     if to_copy:
-        copy_entities(source, local, tables, to_copy, limit, report, checkpoint)
+        local.copy(to_copy, report, checkpoint)
         checkpoint(Step.INSERT_LOCAL.value)
     to_mark = groups.get(Step.MARK_PULLED, [])
     if to_mark:
@@ -124,6 +123,43 @@ def _run_batch(source: Session, local: Session, tables: LinkTables, groups: dict
             outbound.update(source, ob, subscriber, to_mark, Step.MARK_PULLED)
         report.finished += len(set(to_mark) - set(to_copy))
         checkpoint(Step.MARK_PULLED.value)
+
+
+class MariaDBLocal:
+    """A link's local side on MariaDB: DataJoint 0.14 tables in the local schema, the source's literals as they
+    are (the two servers format values alike)."""
+
+    def __init__(self, source: Session, local: Session, tables: LinkTables) -> None:
+        self.source, self.session, self.tables = source, local, tables
+        self.name = tables.local.full_name
+        self._limit: int | None = None
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        return present_keys(self.session, self.tables.local, keys)
+
+    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        if self._limit is None:
+            self._limit = statement_limit(self.session)
+        copy_entities(self.source, self.session, self.tables, keys, self._limit, report, checkpoint)
+
+    def key_pages(self, size: int) -> Iterator[list[bytes]]:
+        local = self.tables.local
+        names = ", ".join(f"`{c}`" for c in local.primary_key)
+        after: bytes | None = None
+        while True:
+            condition = b"TRUE" if after is None else key_bound(local, after, ">")
+            page = [bytes(r[0]) for r in self.session.rows(
+                f"SELECT {row_literal(local.key_columns)} FROM {local.full_name} WHERE ".encode()
+                + condition + f" ORDER BY {names} LIMIT {int(size)}".encode(),
+                doing=f"reading {local.full_name}",
+            )]
+            if not page:
+                return
+            yield page
+            after = page[-1]
+
+    def count(self) -> int:
+        return int(self.session.scalar(f"SELECT COUNT(*) FROM {self.name}"))
 
 
 def copy_entities(source: Session, local: Session, tables: LinkTables, keys: list[bytes], limit: int,

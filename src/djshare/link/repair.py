@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from djshare.link import outbound
 from djshare.link.protocol import Command, Facts, Outbound, State, Step, plan, state_of
-from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, no_checkpoint
 from djshare.sql.connection import Session
-from djshare.sql.transfer import key_bound, present_keys, row_literal
+from djshare.sql.transfer import present_keys
 
 BATCH = 2000
 
@@ -31,13 +31,13 @@ class RepairReport:
         return sum(self.steps.values())
 
 
-def repair_keys(source: Session, local: Session, tables: LinkTables, keys: list[bytes], report: RepairReport,
+def repair_keys(source: Session, local: LocalSide, tables: LinkTables, keys: list[bytes], report: RepairReport,
                 checkpoint: Checkpoint = no_checkpoint) -> None:
     """Run REPAIR for one batch of keys. The caller holds the link lock."""
     if not keys:
         return
     states = outbound.observe(source, tables.outbound, tables.subscriber, keys)
-    present = present_keys(local, tables.local, keys)
+    present = local.present(keys)
     in_source = present_keys(source, tables.source, keys)
     facts = {k: Facts(k in in_source, states.get(k), k in present) for k in keys}
     report.checked += len(keys)
@@ -58,22 +58,6 @@ def repair_keys(source: Session, local: Session, tables: LinkTables, keys: list[
         checkpoint(step.value)
 
 
-def _local_key_pages(local: Session, tables: LinkTables, size: int) -> Iterator[list[bytes]]:
-    names = ", ".join(f"`{c}`" for c in tables.local.primary_key)
-    after: bytes | None = None
-    while True:
-        condition = b"TRUE" if after is None else key_bound(tables.local, after, ">")
-        page = [bytes(r[0]) for r in local.rows(
-            f"SELECT {row_literal(tables.local.key_columns)} FROM {tables.local.full_name} WHERE ".encode()
-            + condition + f" ORDER BY {names} LIMIT {int(size)}".encode(),
-            doing=f"reading {tables.local.full_name}",
-        )]
-        if not page:
-            return
-        yield page
-        after = page[-1]
-
-
 def _outbound_key_pages(source: Session, tables: LinkTables, size: int) -> Iterator[list[bytes]]:
     after: bytes | None = None
     while True:
@@ -84,13 +68,13 @@ def _outbound_key_pages(source: Session, tables: LinkTables, size: int) -> Itera
         after = page[-1]
 
 
-def repair(source: Session, local: Session, tables: LinkTables, *, dry_run: bool = False,
+def repair(source: Session, local: LocalSide, tables: LinkTables, *, dry_run: bool = False,
            on_progress: Callable[[int], None] | None = None, checkpoint: Checkpoint = no_checkpoint,
            batch_size: int = BATCH) -> RepairReport:
     """Repair a whole link: every outbound row of this subscriber, then every local row."""
     report = RepairReport(dry_run=dry_run)
     pages: Iterable[list[bytes]]
-    for pages in (_outbound_key_pages(source, tables, batch_size), _local_key_pages(local, tables, batch_size)):
+    for pages in (_outbound_key_pages(source, tables, batch_size), local.key_pages(batch_size)):
         for page in pages:
             repair_keys(source, local, tables, page, report, checkpoint)
             if on_progress:

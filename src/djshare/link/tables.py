@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Protocol
 
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.outbound import OutboundTable
@@ -11,6 +12,9 @@ from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import quote_name
 from djshare.stores.formats.dj014 import ExternalColumn
 from djshare.stores.spec import StoreSpec
+
+if TYPE_CHECKING:
+    from djshare.link.pull import PullReport
 
 Checkpoint = Callable[[str], None]  # called after each committed step group; fault-injection tests raise in it
 
@@ -55,3 +59,27 @@ class LinkTables:
     @property
     def deletion_requested_name(self) -> str:
         return quote_name(self.local_schema, f"{self.source.name}__{DELETION_REQUESTED}")
+
+
+class LocalSide(Protocol):
+    """The local side of a link as the pull and repair loops see it. Entities are named by the source's key
+    literals (`sql.transfer.row_literal`) on both sides: MariaDB local tables (`pull.MariaDBLocal`) or a
+    DataJoint 2.x schema on PostgreSQL (`link.dj2_local.PostgresLocal`)."""
+
+    name: str  # the local master table, for messages
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        """Which of `keys` have a local master row."""
+        ...
+
+    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Copy these entities (objects first, then master and part rows in one local transaction)."""
+        ...
+
+    def key_pages(self, size: int) -> Iterator[list[bytes]]:
+        """Every local master key, in pages, as source key literals (repair)."""
+        ...
+
+    def count(self) -> int:
+        """Local master rows."""
+        ...
