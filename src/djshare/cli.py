@@ -36,6 +36,7 @@ from djshare.sync.sources import Source, Table, csv_file
 try:  # links and exports need DataJoint 0.14; diff works with either line
     from djshare import export
     from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
+    from djshare.link.crossformat import CrossLink, PostgresSchema
     from djshare.link.outbound import schema_counts
     from djshare.link.protocol import Outbound
     WRONG_LINE: ConfigurationError | None = None
@@ -58,6 +59,9 @@ TableArg = Annotated[str, typer.Argument(help="The source table as SCHEMA.ClassN
 SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HOST",
                                                 help="Source server, host or host:port.")]
 LocalSchema = Annotated[str, typer.Option("--local-schema", "-l", help="Schema of the local table (local server).")]
+LocalTarget = Annotated[str, typer.Option("--local-schema", "-l", help=(
+    "Schema of the local table (local server), or postgresql://HOST[:PORT]/DB/SCHEMA for a DataJoint 2.x "
+    "schema on PostgreSQL."))]
 Where = Annotated[list[str] | None, typer.Option("--where", "-w",
                                                  help="SQL restriction on the source table; repeat to AND several.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would change; change nothing.")]
@@ -110,7 +114,8 @@ class StoreOptions:
     copy_objects: bool = True
 
 
-def linked(table: str, host: str | None, local_schema: str, options: StoreOptions | None = None) -> LinkedTable:
+def linked(table: str, host: str | None, local_schema: str,
+           options: StoreOptions | None = None) -> LinkedTable | CrossLink:
     options = options or StoreOptions()
     schema_name, name = split_table(table)
     if not host:
@@ -129,9 +134,31 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
             raise ConfigurationError(f"--store {item!r} is not LOCAL=SOURCE (for example --store raw=lab_raw).")
         mapping[local_store] = source_store
     source = LazySchema(schema_name, host=host, stores=stores)
+    if local_schema.startswith("postgresql://"):
+        return CrossLink(name, source, postgres_schema(local_schema), stores=mapping)
     cls = Link(LazySchema(local_schema), source, stores=mapping, copy_objects=options.copy_objects)(
         type(name, (), {"__doc__": f"Local copy of {table}."}))
     return cls()
+
+
+def mariadb_linked(table: str, host: str | None, local_schema: str, command: str,
+                   options: StoreOptions | None = None) -> LinkedTable:
+    """`linked` for commands built for MariaDB local tables only."""
+    found = linked(table, host, local_schema, options)
+    if isinstance(found, CrossLink):
+        raise ConfigurationError(f"`djshare {command}` is not built for PostgreSQL local schemas yet (pull and "
+                                 "repair are); use a MariaDB local schema, or `djshare diff` on the two tables.")
+    return found
+
+
+def postgres_schema(url: str) -> PostgresSchema:
+    """postgresql://HOST[:PORT]/DATABASE/SCHEMA as a local side in DataJoint 2.x's layout (user and password:
+    DJ_USER and DJ_PASS; stores: DataJoint's settings)."""
+    host, _, rest = url.removeprefix("postgresql://").partition("/")
+    database, _, schema = rest.partition("/")
+    if not (host and database and schema) or "/" in schema:
+        raise ConfigurationError(f"{url!r} is not postgresql://HOST[:PORT]/DATABASE/SCHEMA.")
+    return PostgresSchema(schema, host=host, database=database)
 
 
 @app.callback()
@@ -150,7 +177,7 @@ def main_options(
 
 
 @app.command()
-def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source_host: SourceHost = None,
+def pull(table: TableArg, local_schema: LocalTarget, where: Where = None, source_host: SourceHost = None,
          batch_size: Annotated[int, typer.Option(help="Entities per batch (one transaction per server).")] = 2000,
          dry_run: DryRun = False, source_stores: SourceStores = None, store: StoreMap = None,
          copy_objects: CopyObjects = True,
@@ -176,7 +203,7 @@ def pull(table: TableArg, local_schema: LocalSchema, where: Where = None, source
 
 
 @app.command()
-def repair(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None, dry_run: DryRun = False,
+def repair(table: TableArg, local_schema: LocalTarget, source_host: SourceHost = None, dry_run: DryRun = False,
            source_stores: SourceStores = None, store: StoreMap = None) -> None:
     """Make the outbound table agree with the local table after a crash or deletions outside djshare."""
     options = StoreOptions(source_stores, store)
@@ -194,7 +221,7 @@ def refresh(table: TableArg, local_schema: LocalSchema, source_host: SourceHost 
             source_stores: SourceStores = None, store: StoreMap = None) -> None:
     """Copy the source's deletion requests into the local DeletionRequested part table."""
     options = StoreOptions(source_stores, store)
-    added = run(lambda: linked(table, source_host, local_schema, options).refresh())
+    added = run(lambda: mariadb_linked(table, source_host, local_schema, "refresh", options).refresh())
     out.print(f"{added} new deletion requests")
 
 
@@ -400,7 +427,8 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
            only_counts: bool) -> None:
     if not local_schema:
         raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
-    report = run(lambda: linked(table, source_host, local_schema).stale(*([where] if where else [])))
+    report = run(lambda: mariadb_linked(table, source_host, local_schema, "diff --link").stale(
+        *([where] if where else [])))
     if not only_counts:
         for action in report.changes:
             out.print(action.json() if as_json else action.text(), markup=False, highlight=False, soft_wrap=True)

@@ -84,10 +84,16 @@ def session(address: ServerAddress) -> Iterator[PgSession]:
 
 
 def read_table(session: PgSession, schema: str, name: str) -> TableInfo:
+    """The table as `TableInfo`: `data_type` in MySQL's names (see TYPES; enums "enum"), `column_type` the full
+    PostgreSQL type (`character varying(16)`, `"lab".enum_1a2b`), comments from the catalog."""
     address, doing = session.address, f"reading the definition of {schema}.{name}"
     columns = session.rows(
-        "SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", (schema, name), doing)
+        "SELECT c.column_name, c.data_type, c.is_nullable, c.column_default, "
+        "format_type(a.atttypid, a.atttypmod), coalesce(col_description(a.attrelid, a.attnum), ''), "
+        "t.typtype = 'e' FROM information_schema.columns c "
+        "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
+        "AND a.attname = c.column_name JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position", (schema, name), doing)
     key = [r[0] for r in session.rows(
         "SELECT k.column_name FROM information_schema.table_constraints c JOIN "
         "information_schema.key_column_usage k ON k.constraint_name = c.constraint_name AND "
@@ -98,10 +104,12 @@ def read_table(session: PgSession, schema: str, name: str) -> TableInfo:
                                 f"{address.host}:{address.port}: check the schema and table names.")
     if not key:
         raise DjshareError(f"{schema}.{name} on {address.host}:{address.port} has no primary key: diff needs one.")
+    comment = session.scalar("SELECT coalesce(obj_description(format('%%I.%%I', %s::text, %s::text)::regclass, "
+                             "'pg_class'), '')", (schema, name), doing)
     return TableInfo(schema, name, tuple(
-        Column(str(n), TYPES.get(str(t), str(t)), str(t), nullable == "YES", default, "", "",
-               "C" if str(t) in TEXT else None)
-        for n, t, nullable, default in columns), tuple(key), "")
+        Column(str(n), "enum" if is_enum else TYPES.get(str(t), str(t)), str(full), nullable == "YES", default,
+               str(note), "", "C" if str(t) in TEXT else None)
+        for n, t, nullable, default, full, note, is_enum in columns), tuple(key), str(comment or ""))
 
 
 class PgSession:

@@ -1,0 +1,455 @@
+"""A link's local side in DataJoint 2.x's layout on PostgreSQL: a DataJoint 0.14 source table (MariaDB) pulled
+into tables that DataJoint 2.x reads as its own.
+
+- Declaration: djshare writes the tables as DataJoint 2.3 declares them on PostgreSQL (types, `:label:`
+  comments, `-> master` foreign keys of part tables, `~lineage` rows), so the local lab needs no 0.14 code.
+  Source foreign keys to other tables become plain attributes, as on MariaDB.
+- Types: MariaDB types map to the PostgreSQL type holding the same values (unsigned integers one size up,
+  FLOAT to real, time to interval); 0.14 blobs become `<blob>`, in-table attachments `<attach>`, and
+  external `blob@store` / `attach@store` columns `<blob@store>` / `<attach@store>` JSON references.
+- Objects are converted byte-exact before any row references them: a blob keeps its bytes, an attachment
+  becomes `name + NUL + contents`; both keep their MD5 (0.14 salted the attachment's hash with `name + NUL`),
+  which is checked while copying, and land at `_hash/{local schema}/{base32 MD5}` in the local store.
+- Keys: the pull loop names entities by the source's key literals; this side reads the typed key values of
+  a batch from the source (one query per batch) and compares those with PostgreSQL's.
+
+Not possible here: `filepath@store` (2.x's `<filepath@store>` names paths in the store itself, with no
+contents hash) and adapted types; both are refused before anything changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
+from djshare.link import objects
+from djshare.link.pull import PullReport
+from djshare.link.tables import Checkpoint, LinkTables, StorePair
+from djshare.sql.catalog import Column, TableInfo
+from djshare.sql.connection import Session, quote_name
+from djshare.sql.postgres import PgSession
+from djshare.sql.postgres import read_table as pg_read_table
+from djshare.sql.postgres import translate as pg_translate
+from djshare.sql.transfer import key_condition, row_literal
+from djshare.stores.formats.dj014 import ExternalRow, object_path
+from djshare.stores.formats.dj2 import Reference, attachment_prefix
+from djshare.stores.objects import ObjectStore, Spooled, open_store
+
+SPECIAL = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
+SIGNED = {"tinyint": ("smallint", "int8"), "smallint": ("smallint", "int16"), "mediumint": ("integer", "int32"),
+          "int": ("integer", "int32"), "bigint": ("bigint", "int64")}
+UNSIGNED = {"tinyint": ("smallint", "int16"), "smallint": ("integer", "int32"), "mediumint": ("integer", "int32"),
+            "int": ("bigint", "int64"), "bigint": ("numeric(20,0)", "decimal(20,0)")}
+BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})
+TEXTS = frozenset({"tinytext", "text", "mediumtext", "longtext"})
+SUBSCRIBER_TABLE = "~djshare_subscriber"
+LINEAGE_TABLE = "~lineage"
+WORKERS = 8
+
+
+def pg_name(*parts: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One column of the local PostgreSQL table."""
+
+    name: str
+    sql_type: str  # PostgreSQL type
+    label: str  # the DataJoint 2.x type written at the start of the comment ("" for native types)
+    comment: str
+    nullable: bool
+    default: str | None  # SQL default expression
+    kind: str = "plain"  # how source values convert: plain, uuid, ref (external object), char (trailing spaces)
+    store: str = ""  # kind "ref": the local store
+    enum_values: tuple[str, ...] = ()
+
+    @property
+    def full_comment(self) -> str:
+        return f":{self.label}:{self.comment}" if self.label else self.comment
+
+
+def _enum_values(column_type: str) -> tuple[str, ...]:
+    return tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", column_type))
+
+
+def enum_type_name(values: Sequence[str]) -> str:
+    """The PostgreSQL type DataJoint 2.x declares for an enum (named by a hash of its sorted values)."""
+    return "enum_" + hashlib.md5("_".join(sorted(values)).encode()).hexdigest()[:8]
+
+
+def _default(column: Column, sql_type: str) -> str | None:
+    if column.nullable:
+        return "NULL"
+    default = column.default
+    if default is None or default.upper() == "NULL":
+        return None
+    if re.fullmatch(r"current_timestamp(\(\d*\))?", default, flags=re.IGNORECASE):
+        return "CURRENT_TIMESTAMP"
+    if default.startswith("'"):  # MariaDB quotes string defaults with doubled quotes, as PostgreSQL reads them
+        return default.replace("\\\\", "\\")
+    return f"'{default}'::{sql_type}" if sql_type.startswith("enum_") else default
+
+
+def target_column(column: Column, stores: Mapping[str, str], table: str) -> Target:
+    """The PostgreSQL column and 2.x type for a 0.14 column on MariaDB; `stores` maps source to local stores.
+
+    Raises ConfigurationError for what 2.x cannot hold as it is (filepath, adapted types, bit, set, geometry).
+    """
+    special = SPECIAL.match(column.comment)
+    comment = special["comment"] if special else column.comment
+    kind = special["type"] if special else ""
+    where = f"Column `{column.name}` of {table}"
+
+    def make(sql_type: str, label: str, convert: str = "plain", store: str = "") -> Target:
+        return Target(column.name, sql_type, label, comment, column.nullable, _default(column, sql_type), convert,
+                      store)
+
+    if kind:
+        base, _, store = kind.partition("@")
+        if kind == "uuid":  # as 2.x declares it (2.3.5 itself fails to insert or fetch such columns on PostgreSQL)
+            return make("uuid", "uuid", "uuid")
+        if kind in ("attach", "blob"):
+            return make("bytea", f"<{kind}>")
+        if store and base in ("blob", "attach"):
+            local_store = stores.get(store, store)
+            return make("jsonb", f"<{base}@{local_store}>", "ref", local_store)
+        if base == "filepath":
+            raise ConfigurationError(
+                f"{where} is `{kind}`: DataJoint 2.x's <filepath@store> addresses files inside the store by path, "
+                "with no contents hash, so 0.14 filepaths cannot be converted. Link this table into MariaDB, or "
+                "leave the column out of the source table's shared slice.")
+        if kind.startswith("<"):
+            raise ConfigurationError(f"{where} has the adapted type `{kind}`, whose adapter lives in the source "
+                                     "lab's code; djshare cannot convert it to DataJoint 2.x.")
+        raise ConfigurationError(f"{where} has the DataJoint type `{kind}`, which djshare cannot convert to 2.x.")
+    data_type, column_type = column.data_type, column.column_type.lower()
+    if data_type in SIGNED:
+        sql_type, label = (UNSIGNED if "unsigned" in column_type else SIGNED)[data_type]
+        identity = " GENERATED BY DEFAULT AS IDENTITY" if "auto_increment" in column.extra.lower() else ""
+        return make(sql_type + identity, label)
+    if data_type == "float":
+        return make("real", "float32")
+    if data_type == "double":
+        return make("double precision", "float64")
+    if data_type == "decimal":
+        precision = re.search(r"\((\d+),(\d+)\)", column_type)
+        digits = f"({precision[1]},{precision[2]})" if precision else ""
+        return make(f"numeric{digits}", f"decimal{digits}" if digits else "")
+    if data_type in ("char", "varchar"):
+        size = re.search(r"\(\d+\)", column_type)
+        spelled = f"{data_type}{size[0] if size else ''}"
+        return make(spelled, spelled, "char" if data_type == "char" else "plain")
+    if data_type in TEXTS:
+        return make("text", "")
+    if data_type == "enum":
+        values = _enum_values(column.column_type)
+        target = make(enum_type_name(values), "enum(" + ",".join("'" + v.replace("'", "''") + "'" for v in values)
+                      + ")")
+        return Target(**{**target.__dict__, "enum_values": values})
+    if data_type == "date":
+        return make("date", "date")
+    if data_type == "datetime":
+        fraction = re.search(r"\((\d+)\)", column_type)
+        return make(f"timestamp{fraction[0] if fraction else ''}", f"datetime{fraction[0] if fraction else ''}")
+    if data_type == "timestamp":
+        fraction = re.search(r"\((\d+)\)", column_type)
+        return make(f"timestamp{fraction[0] if fraction else ''}", "")
+    if data_type == "time":
+        return make("interval", "")
+    if data_type == "year":
+        return make("smallint", "")
+    if data_type == "json":
+        return make("jsonb", "json")
+    if data_type in BLOBS:
+        return make("bytea", "<blob>")
+    if data_type in ("binary", "varbinary"):
+        return make("bytea", "")
+    raise ConfigurationError(f"{where} has the MariaDB type `{column.column_type}`, which djshare does not convert "
+                             "to PostgreSQL.")
+
+
+@dataclass(frozen=True)
+class LocalTable:
+    """A local table: its source table and its PostgreSQL columns."""
+
+    source: TableInfo
+    schema: str
+    columns: tuple[Target, ...]
+
+    @property
+    def name(self) -> str:
+        return pg_name(self.schema, self.source.name)
+
+    @property
+    def key(self) -> tuple[Target, ...]:
+        return tuple(c for c in self.columns if c.name in self.source.primary_key)
+
+
+def local_tables(tables: LinkTables, stores: Mapping[str, str]) -> tuple[LocalTable, ...]:
+    """The master, then the parts, as PostgreSQL tables in the local schema."""
+    return tuple(LocalTable(t, tables.local_schema, tuple(target_column(c, stores, t.full_name) for c in t.columns))
+                 for t in (tables.source, *tables.source_parts))
+
+
+def declaration(table: LocalTable, master: LocalTable | None) -> list[str]:
+    """CREATE statements for one table as DataJoint 2.3 writes them on PostgreSQL (enum types first)."""
+    statements = [
+        f"DO $$ BEGIN CREATE TYPE {pg_name(table.schema, c.sql_type)} AS ENUM ("
+        + ", ".join("'" + v.replace("'", "''") + "'" for v in c.enum_values) + "); "
+        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        for c in table.columns if c.enum_values
+    ]
+    lines = []
+    for c in table.columns:
+        sql_type = pg_name(table.schema, c.sql_type) if c.enum_values else c.sql_type
+        lines.append(f"{pg_name(c.name)} {sql_type}" + ("" if c.nullable else " NOT NULL")
+                     + (f" DEFAULT {c.default}" if c.default and c.default != "NULL" else ""))
+    lines.append(f"PRIMARY KEY ({', '.join(pg_name(c.name) for c in table.key)})")
+    if master is not None:
+        names = ", ".join(pg_name(c.name) for c in master.key)
+        lines.append(f"FOREIGN KEY ({names}) REFERENCES {master.name} ({names}) ON UPDATE CASCADE ON DELETE RESTRICT")
+    statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (\n  " + ",\n  ".join(lines) + "\n)")
+    if table.source.comment:
+        statements.append(f"COMMENT ON TABLE {table.name} IS {_text(table.source.comment)}")
+    statements += [f"COMMENT ON COLUMN {table.name}.{pg_name(c.name)} IS {_text(c.full_comment)}"
+                   for c in table.columns if c.full_comment and not (master and c.name in master.source.primary_key)]
+    return statements
+
+
+def lineage(table: LocalTable, master: LocalTable | None) -> list[tuple[str, str, str]]:
+    """`~lineage` rows: a key attribute comes from the table that introduces it (the master, for a part)."""
+    inherited = set(master.source.primary_key) if master else set()
+    return [(table.source.name, c.name,
+             f"{table.schema}.{master.source.name if master and c.name in inherited else table.source.name}.{c.name}")
+            for c in table.key]
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def declare(pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...]) -> list[str]:
+    """Create the local schema, tables and lineage where missing; return how existing tables differ from the
+    source (empty when they match)."""
+    master = local[0]
+    with pg.transaction(f"declaring the local tables in schema {tables.local_schema}"):
+        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {pg_name(tables.local_schema)}")
+        for table in local:
+            for statement in declaration(table, None if table is master else master):
+                pg.execute(statement)
+        pg.execute(f"CREATE TABLE IF NOT EXISTS {pg_name(tables.local_schema, LINEAGE_TABLE)} ("
+                   "table_name varchar(64) NOT NULL, attribute_name varchar(64) NOT NULL, "
+                   "lineage varchar(255) NOT NULL, PRIMARY KEY (table_name, attribute_name))")
+        for table in local:
+            for row in lineage(table, None if table is master else master):
+                pg.execute(f"INSERT INTO {pg_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
+                           "ON CONFLICT DO NOTHING", row)
+    found = []
+    for table in local:
+        here = pg_read_table(pg, tables.local_schema, table.source.name)
+        columns = {c.name: c for c in here.columns}
+        for target in table.columns:
+            if target.name not in columns:
+                found.append(f"column `{target.name}` of {table.source.name} is missing locally")
+            elif columns[target.name].nullable != target.nullable:
+                found.append(f"column `{target.name}` of {table.source.name} differs in nullability")
+        found += [f"column `{n}` of {table.source.name} is not in the source"
+                  for n in columns.keys() - {t.name for t in table.columns}]
+        if set(here.primary_key) != set(table.source.primary_key):
+            found.append(f"primary key of {table.source.name} differs")
+    return found
+
+
+def subscriber_id(pg: PgSession, schema: str) -> str:
+    """This local schema's name on source servers, made once and kept in a one-row hidden table."""
+    table = pg_name(schema, SUBSCRIBER_TABLE)
+    pg.execute(f"CREATE SCHEMA IF NOT EXISTS {pg_name(schema)}")
+    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (one smallint PRIMARY KEY, subscriber varchar(64) NOT NULL)")
+    pg.execute(f"INSERT INTO {table} VALUES (1, %s) ON CONFLICT DO NOTHING",
+               (f"{schema[:40]}-{uuid.uuid4().hex[:12]}",))
+    return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
+
+
+def _select(table: TableInfo, columns: Sequence[Column]) -> str:
+    """Source columns as the driver should send them (FLOAT widened to DOUBLE: its text form is exact)."""
+    return ", ".join(f"CAST({quote_name(c.name)} AS DOUBLE)" if c.data_type == "float" else quote_name(c.name)
+                     for c in columns)
+
+
+class PostgresLocal:
+    """The local side of a link whose local tables are a DataJoint 2.x schema on PostgreSQL."""
+
+    def __init__(self, source: Session, pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...],
+                 workers: int = WORKERS) -> None:
+        self.source, self.pg, self.tables, self.local = source, pg, tables, local
+        self.name = local[0].name
+        self.workers = workers
+        self.stranded: list[tuple[Any, ...]] = []
+
+    def _convert(self, target: Target, value: Any, refs: Mapping[tuple[str, bytes], str]) -> Any:
+        if value is None:
+            return None
+        if target.kind == "uuid":
+            return uuid.UUID(bytes=bytes(value))
+        if target.kind == "ref":
+            return refs[(target.store, bytes(value))]
+        if target.kind == "char":
+            return value.rstrip(" ")
+        return value
+
+    def _key_of(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(self._convert(t, v, {}) for t, v in zip(self.local[0].key, values, strict=True))
+
+    def _typed(self, keys: list[bytes]) -> dict[tuple[Any, ...], bytes]:
+        """Typed key values (as this side holds them) of source key literals."""
+        source = self.tables.source
+        rows = self.source.rows(
+            f"SELECT {row_literal(source.key_columns)}, {_select(source, source.key_columns)} FROM {source.full_name} "
+            "WHERE ".encode() + key_condition(source, keys), doing=f"reading keys of {source.full_name}")
+        return {self._key_of(row[1:]): bytes(row[0]) for row in rows}
+
+    def _local_keys(self, typed: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        master = self.local[0]
+        if not typed:
+            return set()
+        names = ", ".join(pg_name(c.name) for c in master.key)
+        row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+        found: set[tuple[Any, ...]] = set()
+        for start in range(0, len(typed), 1000):
+            chunk = typed[start:start + 1000]
+            found |= {self._key_of(r) for r in self.pg.rows(
+                f"SELECT {names} FROM {master.name} WHERE ({names}) IN ({', '.join([row] * len(chunk))})",
+                [v for key in chunk for v in key], doing=f"reading {master.name}")}
+        return found
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        typed = self._typed(keys)
+        return {typed[k] for k in self._local_keys(list(typed))}
+
+    def count(self) -> int:
+        return int(self.pg.scalar(f"SELECT COUNT(*) FROM {self.name}"))
+
+    def key_pages(self, size: int) -> Iterator[list[bytes]]:
+        """Local keys as source literals. Keys the source no longer has (no literal can be made for them) are
+        collected in `stranded`: their rows stay, for a person to decide on."""
+        master, source = self.local[0], self.tables.source
+        names = ", ".join(pg_name(c.name) for c in master.key)
+        rows = self.pg.stream(f"SELECT {names} FROM {master.name} ORDER BY {names}", doing=f"reading {master.name}")
+        while page := list(itertools.islice(rows, size)):
+            typed = [self._key_of(r) for r in page]
+            row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+            found = self.source.rows(
+                f"SELECT {row_literal(source.key_columns)}, {_select(source, source.key_columns)} FROM "
+                f"{source.full_name} WHERE ({', '.join(quote_name(c.name) for c in source.key_columns)}) IN "
+                f"({', '.join([row] * len(typed))})",
+                [v.bytes if isinstance(v, uuid.UUID) else v for key in typed for v in key],
+                doing=f"reading keys of {source.full_name}")
+            known = {self._key_of(r[1:]): bytes(r[0]) for r in found}
+            self.stranded += [k for k in typed if k not in known]
+            yield [known[k] for k in typed if k in known]
+
+    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Objects first (converted, checked), then every row of the batch in one PostgreSQL transaction."""
+        refs: dict[tuple[str, bytes], str] = {}
+        if self.tables.stores.columns:
+            found = objects.referenced(self.source, self.tables, keys)
+            report.objects += self._bring(found, refs)
+            checkpoint("copy_objects")
+        where = key_condition(self.tables.source, keys)
+        with self.pg.transaction(f"inserting into {self.name}"):
+            for table in self.local:
+                source = table.source
+                rows = self.source.stream(f"SELECT {_select(source, source.columns)} FROM {source.full_name} WHERE "
+                                          .encode() + where, doing=f"reading {source.full_name}")
+                columns = ", ".join(pg_name(c.name) for c in table.columns)
+                copied = 0
+                try:
+                    with self.pg.connection.cursor() as cursor, \
+                            cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row([self._convert(t, v, refs)
+                                            for t, v in zip(table.columns, row, strict=True)])
+                            copied += 1
+                except DjshareError:
+                    raise
+                except Exception as error:  # psycopg's errors, raised by the COPY
+                    raise pg_translate(error, self.pg.address, f"inserting into {table.name}") from None
+                if table is self.local[0]:
+                    report.pulled += copied
+                else:
+                    report.part_rows += copied
+
+    def _bring(self, found: dict[str, list[ExternalRow]], refs: dict[tuple[str, bytes], str]) -> int:
+        """Put each referenced object into its local store in the 2.x layout; fill `refs` (local store, 0.14
+        hash) -> JSON reference. Raises before any row is written if an object is missing or damaged."""
+        schema = self.tables.local_schema
+        jobs: list[tuple[ExternalRow, StorePair, Reference]] = []
+        for store, rows in found.items():
+            pair = self.tables.stores.pairs[store]
+            for row in rows:
+                size = row.size + (len(attachment_prefix(row.attachment_name)) if row.kind == "attach"
+                                   and row.attachment_name is not None else 0)
+                reference = Reference.of(row.hash, size, pair.local.name, schema)
+                refs[(pair.local.name, row.hash)] = reference.to_json()
+                jobs.append((row, pair, reference))
+        stores: dict[str, ObjectStore] = {}
+        for _, pair, _ in jobs:
+            stores.setdefault("s:" + pair.source.name, open_store(pair.source))
+            stores.setdefault("l:" + pair.local.name, open_store(pair.local))
+
+        def target_path(pair: StorePair, reference: Reference) -> str:
+            base = pair.local.location.lstrip("/") if pair.local.protocol == "s3" else pair.local.location
+            return f"{base.rstrip('/')}/{reference.path}" if base else reference.path
+
+        def copy(job: tuple[ExternalRow, StorePair, Reference]) -> DjshareError | bool:
+            row, pair, reference = job
+            target, origin = stores["l:" + pair.local.name], stores["s:" + pair.source.name]
+            path = target_path(pair, reference)
+            try:
+                if target.exists(path):
+                    return False
+                source_path = object_path(pair.source, self.tables.source.schema, row)
+                prefix = attachment_prefix(row.attachment_name) if row.kind == "attach" and \
+                    row.attachment_name is not None else b""
+                data = Spooled(itertools.chain([prefix], origin.read(source_path)))
+                try:
+                    if data.size != reference.size or data.md5.digest() != row.hash:
+                        raise IntegrityViolation(
+                            f"Object {source_path} in {origin.spec.label} has {data.size - len(prefix)} bytes "
+                            f"and MD5 {data.md5.hexdigest()} (with its attachment name), where its ~external row "
+                            f"says {row.size} bytes and {row.hex}.")
+                    target.write(path, data.buffer, data.size)
+                finally:
+                    data.close()
+            except DjshareError as error:
+                return error
+            return True
+
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            results = list(pool.map(copy, jobs))
+        for (row, pair, _), result in zip(jobs, results, strict=True):
+            if isinstance(result, DjshareError):
+                entity = objects.entity_of(self.source, self.tables, pair.source.name, row.hash)
+                raise type(result)(f"{result} It belongs to {entity}. Nothing was inserted for this batch; re-run "
+                                   "pull after fixing the store.")
+        for key in {k for k in stores if k.startswith("l:")}:
+            stores[key].flush()
+        return sum(1 for r in results if r is True)
+
+
+def check_declared(found: list[str], tables: LinkTables) -> None:
+    if found:
+        raise DefinitionMismatchError(
+            f"The local tables of {tables.source.full_name} in PostgreSQL schema {tables.local_schema} no longer "
+            f"match the source: {'; '.join(found)}. Nothing was pulled. Alter them to match (or drop them after "
+            "saving their rows, and let djshare declare them again).")
+

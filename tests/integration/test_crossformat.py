@@ -1,0 +1,270 @@
+"""Cross-format links: DataJoint 0.14 source tables on MariaDB pulled into a DataJoint 2.x schema on a real
+PostgreSQL 15, then read by DataJoint 2.3 itself (in its own environment, .venv2) and compared with what 0.14
+fetches from the source: every column type of the test pipeline, part tables, blobs and attachments in file and
+S3 stores converted byte-exact (same MD5, 2.x paths); crashes at every step converge; what cannot be converted
+is refused before anything changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datajoint as dj
+import numpy as np
+import pytest
+
+from djshare.errors import AuthenticationError, ConfigurationError
+from djshare.link.crossformat import CrossLink, PostgresSchema
+from djshare.sql.connection import ServerAddress
+from djshare.stores.formats.dj2 import Reference, content_hash
+from djshare.sync.diff import compare
+from djshare.sync.sources import Table
+from tests.conftest import Lab, fill_pipeline
+from tests.faults.test_crash import Crash, crash_at
+from tests.integration.test_stores import MAPPING, StoreLab, make_store_lab, s3  # noqa: F401 - fixtures
+from tests.servers import PostgresServer, postgres_server
+
+ROOT = Path(__file__).resolve().parents[2]
+DJ2_PYTHON = ROOT / ".venv2" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+def target(pg: PostgresServer, schema: str, stores: dict[str, Any] | None = None) -> PostgresSchema:
+    return PostgresSchema(schema, host=f"{pg.host}:{pg.port}", database=pg.database, user=pg.admin_user,
+                          password=pg.admin_password, stores=stores)
+
+
+def read_with_dj2(pg: PostgresServer, schema: str, download: Path, stores: dict[str, Any] | None = None) -> Any:
+    """What DataJoint 2.x fetches from `schema` (run in the 2.x environment that `make test` builds)."""
+    assert DJ2_PYTHON.exists(), "the DataJoint 2.x environment is missing: run `make venv` (make test builds it)"
+    settings = {"host": pg.host, "port": pg.port, "user": pg.admin_user, "password": pg.admin_password,
+                "database": pg.database, "schema": schema, "stores": stores or {}, "download": str(download),
+                "output": str(download) + ".pickle"}
+    done = subprocess.run([str(DJ2_PYTHON), str(ROOT / "tests" / "dj2_reader.py"), json.dumps(settings)],
+                          capture_output=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return pickle.loads(Path(settings["output"]).read_bytes())
+
+
+def pg_table(pg: PostgresServer, schema: str, table: str) -> Table:
+    return Table(ServerAddress(pg.host, pg.port, pg.admin_user, pg.admin_password, backend="postgresql",
+                               database=pg.database), schema, table)
+
+
+def maria_table(lab: Lab, table: str) -> Table:
+    server = lab.source
+    return Table(ServerAddress(server.host, server.port, server.admin_user, server.admin_password),
+                 lab.source_schema, table)
+
+
+def same(mine: Any, theirs: Any) -> bool:
+    if isinstance(theirs, np.ndarray):
+        return isinstance(mine, np.ndarray) and mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+    return bool(mine == theirs)
+
+
+def test_every_column_type_arrives_and_dj2_reads_it(lab: Lab, postgres: PostgresServer, tmp_path: Path) -> None:
+    fill_pipeline(lab.pipeline, subjects=2, recordings=4)
+    recording = lab.pipeline["Recording"]
+    recording.insert1({"subject": "s0", "recording": 99, "note": "quote ' and \\ backslash, é, \U0001f42d",
+                       "weight": 0.1, "score": -1e-300, "amount": "-12345.678", "data": {"nested": [1, "x"]},
+                       "kind": "b", "day": "2000-02-29", "token": uuid.UUID(int=2**128 - 1),
+                       "attachment": _file(tmp_path, "it's.bin", b"\x00\xff" * 50)})
+    schema = f"v2_{lab.local_schema}"
+    link = CrossLink("Recording", lab.source_lazy(), target(postgres, schema))
+    report = link.pull(progress=False)
+    assert report.pulled == len(recording())
+    assert link.status() == {"pulling": 0, "pulled": len(recording()), "deletion_requested": 0,
+                             "deletion_approved": 0, "local": len(recording())}
+    # the values, exactly (inside the servers: floats to the bit, decimals, dates, timestamps, bytes)
+    scan = CrossLink("Scan", lab.source_lazy(), target(postgres, schema))
+    assert scan.pull(progress=False).part_rows == 2 * len(lab.pipeline["Scan"]())
+    assert list(compare(maria_table(lab, "__scan"), pg_table(postgres, schema, "__scan"), "scan")) == []
+    assert list(compare(maria_table(lab, "__scan__channel"), pg_table(postgres, schema, "__scan__channel"),
+                        "channel")) == []
+    # DataJoint 2.x reads the schema as its own, with the values 0.14 fetches from the source
+    found = read_with_dj2(postgres, schema, tmp_path / "download")
+    assert set(found) == {"Recording", "Scan", "Scan.Channel"}
+    for label, source in (("Recording", recording), ("Scan", lab.pipeline["Scan"]),
+                          ("Scan.Channel", lab.pipeline["Scan"].Channel)):
+        theirs = source.fetch(as_dict=True, order_by="KEY", download_path=str(tmp_path / "source"))
+        mine = found[label]["rows"]
+        assert len(mine) == len(theirs) > 0
+        for m, t in zip(mine, theirs, strict=True):
+            for column, value in t.items():
+                if column == "attachment":  # 2.3.5 cannot fetch in-table <attach> on PostgreSQL: read in SQL
+                    assert column not in m
+                    stored = postgres.query(f'SELECT attachment FROM "{schema}"."recording" WHERE subject = %s AND '
+                                            "recording = %s", (t["subject"], t["recording"]))[0][0]
+                    assert stored == (None if value is None else
+                                      Path(value).name.encode() + b"\0" + Path(value).read_bytes())
+                elif column in ("weight", "result") and value is not None:
+                    # 0.14 fetches FLOAT as MariaDB's 6-digit text; the exact value is the stored float32
+                    key = {k: t[k] for k in source.primary_key}
+                    where = " AND ".join(f"`{k}` = %s" for k in key)
+                    exact = lab.source.query(f"SELECT CAST(`{column}` AS DOUBLE) FROM {source.full_table_name} "
+                                             f"WHERE {where}", tuple(key.values()))[0][0]
+                    assert np.float32(m[column]) == np.float32(exact)  # type: ignore[arg-type]
+                    assert abs(m[column] - value) <= 1e-5 * abs(value)
+                elif column == "recorded_at":
+                    assert m[column] == value  # both in UTC
+                elif column == "token":  # 2.3.5 cannot fetch uuid on PostgreSQL: read in SQL
+                    assert column not in m
+                    assert postgres.query(f'SELECT token FROM "{schema}"."recording" WHERE subject = %s AND '
+                                          "recording = %s", (t["subject"], t["recording"])) == [(value,)]
+                else:
+                    assert same(m[column], value), (label, column, m[column], value)
+    heading = found["Recording"]["heading"]
+    for declared in ("recording            : int32", "data=null            : <blob>", "attachment=null      : <attach>",
+                     "score                : float64", "token=null           : uuid", "weight=null          : float32"):
+        assert declared in heading, heading
+    # a second pull has nothing to do; repair finds nothing to change
+    assert link.pull(progress=False).pulled == 0
+    assert link.repair(progress=False).changed == 0
+
+
+def _file(root: Path, name: str, data: bytes) -> Path:
+    path = root / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(("source_kind", "local_kind"), [("file", "file"), ("s3", "s3"), ("file", "s3")])
+def test_external_objects_convert_to_the_dj2_layout_byte_exact(make_store_lab: Any, postgres: PostgresServer,  # noqa: F811
+                                                               source_kind: str, local_kind: str,
+                                                               tmp_path: Path) -> None:
+    world: StoreLab = make_store_lab(source_kind, local_kind)
+    schema = f"v2_{world.lab.local_schema}"
+    local_stores = {name: world.local_stores[name] for name in ("loc_blobs", "loc_files")}
+    link = CrossLink("Sample", world.lab.source_lazy(stores=world.source_stores),
+                     target(postgres, schema, local_stores), stores=MAPPING)
+    report = link.pull(progress=False)
+    assert (report.pulled, report.part_rows) == (6, 12)
+    # each object: at _hash/{schema}/{base32 of the 0.14 MD5}, the same bytes (an attachment with its name first)
+    for store, local_store in (("src_blobs", "loc_blobs"), ("src_files", "loc_files")):
+        source_objects = world.source_objects(store)
+        assert source_objects
+        for row, path in source_objects:
+            data = world.read(world.source_stores, store, path)
+            if row.kind == "attach":
+                assert row.attachment_name is not None
+                data = row.attachment_name.encode() + b"\0" + data
+            assert hashlib.md5(data).digest() == row.hash  # the same MD5 on both sides
+            reference = Reference.of(row.hash, len(data), local_store, schema)
+            assert reference.path == f"_hash/{schema}/{content_hash(row.hash)}"
+            spec = local_stores[local_store]
+            location = spec["location"].lstrip("/") if spec["protocol"] == "s3" else spec["location"]
+            assert world.read(local_stores, local_store, f"{location}/{reference.path}") == data
+    stored = postgres.query(f'SELECT signal::text FROM "{schema}"."sample" ORDER BY sample')
+    assert all(json.loads(s)["path"].startswith(f"_hash/{schema}/") for (s,) in stored)
+    # DataJoint 2.x fetches the same arrays and files as 0.14 does from the source
+    found = read_with_dj2(postgres, schema, tmp_path / "download", local_stores)
+    source = world.pipeline["Sample"]
+    theirs = source.fetch(as_dict=True, order_by="KEY", download_path=str(tmp_path / "source"))
+    for m, t in zip(found["Sample"]["rows"], theirs, strict=True):
+        assert same(m["signal"], t["signal"])
+        if t["document"] is None:
+            assert m["document"] is None
+        else:
+            assert m["document"] == (Path(t["document"]).name, Path(t["document"]).read_bytes())
+    pieces = source.Piece.fetch(as_dict=True, order_by="KEY")
+    assert [same(m["chunk"], t["chunk"]) for m, t in zip(found["Sample.Piece"]["rows"], pieces, strict=True)] == \
+        [True] * 12
+
+
+@pytest.mark.parametrize("step", ["record_pulling", "copy_objects", "insert_local", "mark_pulled"])
+def test_a_crash_at_any_step_converges(make_store_lab: Any, postgres: PostgresServer, step: str) -> None:  # noqa: F811
+    world: StoreLab = make_store_lab("file", "file")
+    schema = f"v2_{world.lab.local_schema}"
+    local_stores = {name: world.local_stores[name] for name in ("loc_blobs", "loc_files")}
+
+    def link() -> CrossLink:
+        return CrossLink("Sample", world.lab.source_lazy(stores=world.source_stores),
+                         target(postgres, schema, local_stores), stores=MAPPING, batch_size=2)
+
+    with pytest.raises(Crash):
+        link().pull(progress=False, checkpoint=crash_at(step, occurrence=2))
+    held = {r[0] for r in world.lab.source.query(
+        f"SELECT sample FROM `{world.lab.outbound_schema}`.`{world.lab.source_schema}_sample_outbound`")}
+    local = {r[0] for r in postgres.query(f'SELECT sample FROM "{schema}"."sample"')}
+    assert local <= held  # no local row without an outbound row, at any step
+    pieces = postgres.query(f'SELECT COUNT(*) FROM "{schema}"."sample__piece"')[0][0]
+    assert pieces == 2 * len(local)
+    link().repair(progress=False)
+    report = link().pull(progress=False)
+    assert report.pulled + len(local) == 6
+    assert link().status()["pulled"] == 6 and link().status()["pulling"] == 0
+    assert link().repair(progress=False).changed == 0
+    source_pieces = world.lab.source.query(f"SELECT sample, piece FROM `{world.lab.source_schema}`.`sample__piece`")
+    assert sorted(postgres.query(f'SELECT sample, piece FROM "{schema}"."sample__piece"')) == sorted(source_pieces)
+
+
+def test_what_cannot_be_converted_is_refused_before_any_change(make_store_lab: Any,  # noqa: F811
+                                                               postgres: PostgresServer) -> None:
+    world: StoreLab = make_store_lab("file", "file")
+    schema = f"v2_{world.lab.local_schema}"
+    link = CrossLink("Raw", world.lab.source_lazy(stores=world.source_stores), target(postgres, schema, {}))
+    with pytest.raises(ConfigurationError, match="filepath@src_raw.*cannot be converted"):
+        link.pull(progress=False)
+    assert postgres.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s", (schema,)) == \
+        [(0,)]
+    assert world.lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                                  (world.lab.outbound_schema,)) == [(0,)]
+    wrong = PostgresSchema(schema, host=f"{postgres.host}:{postgres.port}", database=postgres.database,
+                           user=postgres.admin_user, password="wrong")
+    with pytest.raises(AuthenticationError, match="wrong user name or password"):
+        CrossLink("Sample", world.lab.source_lazy(stores=world.source_stores), wrong, stores=MAPPING).pull()
+
+
+def test_a_dj2_source_is_refused_with_the_way_around(lab: Lab, postgres: PostgresServer) -> None:
+    lab.source.execute(f"CREATE TABLE `{lab.source_schema}`.`~lineage` (table_name varchar(64) NOT NULL, "
+                       "attribute_name varchar(64) NOT NULL, lineage varchar(255) NOT NULL, "
+                       "PRIMARY KEY (table_name, attribute_name))")
+    with pytest.raises(ConfigurationError, match="holds DataJoint 2.x tables.*djshare diff"):
+        CrossLink("Scan", lab.source_lazy(), target(postgres, f"v2_{lab.local_schema}")).pull()
+
+
+def test_pull_into_postgres_from_the_command_line(lab: Lab, postgres: PostgresServer) -> None:
+    fill_pipeline(lab.pipeline, subjects=1, recordings=3)
+    schema = f"v2_{lab.local_schema}"
+    env = dict(os.environ, DJ_USER=postgres.admin_user, DJ_PASS=postgres.admin_password, LINK_HOST=lab.source.address)
+    local = f"postgresql://{postgres.host}:{postgres.port}/{postgres.database}/{schema}"
+    done = subprocess.run([sys.executable, "-m", "djshare", "pull", f"{lab.source_schema}.Scan", "-l", local],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pulled 3 entities (6 part rows" in done.stdout
+    assert postgres.query(f'SELECT COUNT(*) FROM "{schema}"."__scan__channel"') == [(6,)]
+    done = subprocess.run([sys.executable, "-m", "djshare", "repair", f"{lab.source_schema}.Scan", "-l", local],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert dj.__version__.startswith("0.14")
+
+
+def test_a_local_deletion_is_recorded_by_repair_and_frees_the_source_row(lab: Lab, postgres: PostgresServer) -> None:
+    fill_pipeline(lab.pipeline, subjects=1, recordings=3)
+    schema = f"v2_{lab.local_schema}"
+    link = CrossLink("Scan", lab.source_lazy(), target(postgres, schema))
+    assert link.pull(progress=False).pulled == 3
+    subject, recording = postgres.query(f'SELECT subject, recording FROM "{schema}"."__scan" ORDER BY recording')[0]
+    where = f"subject = '{subject}' AND recording = {recording}"
+    postgres.execute(f'DELETE FROM "{schema}"."__scan__channel" WHERE {where}',
+                     f'DELETE FROM "{schema}"."__scan" WHERE {where}')
+    assert link.repair(progress=False).steps == {"remove_outbound": 1}
+    assert link.status()["pulled"] == 2 and link.status()["local"] == 2
+    # the source may now delete the entity: no outbound row holds it any more
+    source = lab.pipeline["Scan"]
+    (source & {"subject": subject, "recording": recording}).delete(safemode=False)
+    assert len(source()) == 2
