@@ -27,8 +27,11 @@ from rich.table import Table as RichTable
 from djshare import __version__
 from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
+from djshare.link.dj2 import Dj2Link, MariaDBSchema
+from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
+from djshare.stores.formats import format_of_schema
 from djshare.sync.diff import compare
 from djshare.sync.handlers import ApplyToTables, Handler
 from djshare.sync.sources import Source, Table, csv_file
@@ -42,7 +45,7 @@ try:  # links and exports need DataJoint 0.14; diff works with either line
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
     WRONG_LINE = error
-WORKS_ON_ANY_LINE = {"diff"}
+WORKS_ON_ANY_LINE = {"diff", "pull", "repair"}  # pull and repair: DataJoint 2.x sources need no DataJoint
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -115,11 +118,21 @@ class StoreOptions:
 
 
 def linked(table: str, host: str | None, local_schema: str,
-           options: StoreOptions | None = None) -> LinkedTable | CrossLink:
+           options: StoreOptions | None = None) -> LinkedTable | LinkRunner:
     options = options or StoreOptions()
     schema_name, name = split_table(table)
     if not host:
         raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
+    if not local_schema.startswith("postgresql://"):
+        source_schema = MariaDBSchema.source(schema_name, host=host)
+        with source_schema.session() as session:
+            layout = format_of_schema(session, schema_name)
+        if layout == "dj2":
+            local = MariaDBSchema.local(local_schema) if WRONG_LINE is not None else \
+                MariaDBSchema(local_schema, LazySchema(local_schema).address)
+            return Dj2Link(name, source_schema, local)
+    if WRONG_LINE is not None:
+        raise WRONG_LINE
     stores = None
     if options.source_stores is not None:
         try:
@@ -145,9 +158,9 @@ def mariadb_linked(table: str, host: str | None, local_schema: str, command: str
                    options: StoreOptions | None = None) -> LinkedTable:
     """`linked` for commands built for MariaDB local tables only."""
     found = linked(table, host, local_schema, options)
-    if isinstance(found, CrossLink):
-        raise ConfigurationError(f"`djshare {command}` is not built for PostgreSQL local schemas yet (pull and "
-                                 "repair are); use a MariaDB local schema, or `djshare diff` on the two tables.")
+    if isinstance(found, LinkRunner):
+        raise ConfigurationError(f"`djshare {command}` is built for links of DataJoint 0.14 tables into MariaDB only "
+                                 "(pull and repair work for the others); compare the tables with `djshare diff`.")
     return found
 
 

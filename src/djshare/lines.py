@@ -1,5 +1,6 @@
 """Which DataJoint line is installed. Links and exports work on DataJoint 0.14 schemas and are written
-against DataJoint 0.14's Python API; `djshare diff` and sync need no DataJoint at all. DataJoint 0.14 and 2.x
+against DataJoint 0.14's Python API; `djshare diff` and sync, and links of 2.x schemas on MariaDB
+(`djshare.link.dj2`), need no DataJoint at all. DataJoint 0.14 and 2.x
 cannot be installed in one environment, so a lab on 2.x installs `djshare[dj2]` and has diff and sync."""
 
 from __future__ import annotations
@@ -23,5 +24,6 @@ def require_dj014() -> None:
         installed = f"DataJoint {version} is installed" if version else "DataJoint is not installed"
         raise ConfigurationError(
             f"djshare links and exports work on DataJoint 0.14 schemas and need DataJoint 0.14 ({installed}): use "
-            "an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x, `djshare diff` and sync "
-            "work; links and exports of 2.x schemas are not built yet.")
+            "an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x: `djshare diff` and sync, and "
+            "`djshare pull` / `repair` of 2.x schemas on MariaDB; other link commands and exports of 2.x schemas "
+            "are not built yet.")

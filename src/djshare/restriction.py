@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import datajoint as dj
+from typing import TYPE_CHECKING, Any
 
 from djshare.errors import RestrictionError
 from djshare.sql.connection import Session
+
+if TYPE_CHECKING:
+    import datajoint as dj
 
 
 def where_clause(connection: dj.Connection, full_name: str, restrictions: Sequence[Any]) -> str:
@@ -17,6 +18,8 @@ def where_clause(connection: dj.Connection, full_name: str, restrictions: Sequen
     A list or tuple inside `restrictions` means OR, as in DataJoint. A dict naming an attribute the table
     does not have is an error here (DataJoint would silently ignore it and match every row).
     """
+    import datajoint as dj  # DataJoint 0.14: links of DataJoint classes only
+
     table = dj.FreeTable(connection, full_name)
     names = set(table.heading.names)
     query = table

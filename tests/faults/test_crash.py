@@ -9,25 +9,9 @@ import pytest
 
 import djshare.link.delete
 import djshare.link.pull
-from djshare.link.tables import Checkpoint
 from tests.conftest import Lab, fill_pipeline
+from tests.crash import Crash, crash_at
 from tests.integration.checks import count, digest, invariant_holds
-
-
-class Crash(Exception):
-    """Raised by a checkpoint: the process 'dies' after the step that just committed."""
-
-
-def crash_at(step: str, occurrence: int = 1) -> Checkpoint:
-    seen = {"n": 0}
-
-    def checkpoint(name: str) -> None:
-        if name == step:
-            seen["n"] += 1
-            if seen["n"] == occurrence:
-                raise Crash(step)
-
-    return checkpoint
 
 
 def assert_consistent(lab: Lab, table: str = "__scan") -> None:

@@ -11,7 +11,7 @@ import pytest
 import djshare.stores.formats.dj014
 from djshare import LazySchema, gc
 from djshare.stores.spec import StoreSpec
-from tests.faults.test_crash import Crash, crash_at
+from tests.crash import Crash, crash_at
 from tests.integration.test_stores import make_store_lab, s3, same_samples  # noqa: F401 - fixtures
 
 __all__ = ["make_store_lab", "s3"]

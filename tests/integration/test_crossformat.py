@@ -28,7 +28,7 @@ from djshare.stores.formats.dj2 import Reference, content_hash
 from djshare.sync.diff import compare
 from djshare.sync.sources import Table
 from tests.conftest import Lab, fill_pipeline
-from tests.faults.test_crash import Crash, crash_at
+from tests.crash import Crash, crash_at
 from tests.integration.test_stores import MAPPING, StoreLab, make_store_lab, s3  # noqa: F401 - fixtures
 from tests.servers import PostgresServer, postgres_server
 

@@ -359,7 +359,7 @@ def test_pull_delete_and_request_at_the_same_time(lab: Lab) -> None:
 def test_concurrent_first_uses_agree_on_one_subscriber_name(lab: Lab) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from djshare.link.api import _subscriber_id
+    from djshare.link.local import subscriber_id
     from djshare.sql.connection import ServerAddress, Session
 
     lab.local.execute(f"CREATE DATABASE `{lab.local_schema}`")
@@ -367,7 +367,7 @@ def test_concurrent_first_uses_agree_on_one_subscriber_name(lab: Lab) -> None:
 
     def name(_: int) -> str:
         with Session(address) as session:
-            return _subscriber_id(session, lab.local_schema)
+            return subscriber_id(session, lab.local_schema)
 
     with ThreadPoolExecutor(6) as pool:
         assert len(set(pool.map(name, range(12)))) == 1

@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the DataJoint line is checked before DataJoint is imported
 """The link's public API and its wiring: LazySchema, Link (local side) and SourceLink (source side).
 
 This is the one module that builds connections and concrete classes; the modules it calls take them
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from djshare.lines import require_dj014
+
+require_dj014()  # before DataJoint's imports: under 2.x they would fail less clearly
 
 import datajoint as dj
 import pymysql
@@ -38,6 +42,7 @@ from djshare.link.local import (
     master_definition,
     mismatches,
     part_definition,
+    subscriber_id,
 )
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
@@ -50,12 +55,11 @@ from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, n
 from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, to_camel_case
-from djshare.sql.connection import ServerAddress, Session, quote_name, translate
+from djshare.sql.connection import ServerAddress, Session, translate
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
 
 ENV_USER, ENV_PASSWORD, ENV_OUTBOUND = "LINK_USER", "LINK_PASS", "LINK_OUTBOUND"
-SUBSCRIBER_TABLE = "~djshare_subscriber"
 
 
 class LazySchema:
@@ -149,19 +153,6 @@ class LazySchema:
     def __call__(self, cls: type) -> type:
         """Decorate a DataJoint table class, as dj.Schema does."""
         return self.schema(cls)
-
-
-def _subscriber_id(local: Session, schema: str) -> str:
-    """This local schema's name on source servers: `<schema>-<random>`, made once and kept in a one-row
-    hidden table (the fixed key makes concurrent first uses agree on one name)."""
-    table = quote_name(schema, SUBSCRIBER_TABLE)
-    local.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} (`one` tinyint NOT NULL PRIMARY KEY, "
-        "`subscriber` varchar(64) CHARACTER SET ascii NOT NULL) "
-        "COMMENT='djshare: the name this schema uses as a subscriber of source servers'"
-    )
-    local.execute(f"INSERT IGNORE INTO {table} VALUES (1, %s)", (f"{schema[:40]}-{uuid.uuid4().hex[:12]}",))
-    return str(local.scalar(f"SELECT `subscriber` FROM {table} WHERE `one` = 1"))
 
 
 def outbound_schema_name(explicit: str | None) -> str:
@@ -389,7 +380,7 @@ class Link:
             ob = OutboundTable.for_source(info, outbound_schema)
             outbound.declare(source, ob)
             schema = self.local_schema.schema  # creates the local schema if missing
-            subscriber = self.subscriber or _subscriber_id(local, self.local_schema.name)
+            subscriber = self.subscriber or subscriber_id(local, self.local_schema.name)
             if stores.columns:
                 objects.declare_journal(local, self.local_schema.name)
         cls.table_name = table_name

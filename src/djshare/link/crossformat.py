@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from djshare.errors import ConfigurationError
@@ -27,14 +27,10 @@ from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
-from djshare.link.protocol import Outbound
-from djshare.link.pull import DEFAULT_BATCH, PullReport, count_candidates
-from djshare.link.pull import pull as run_pull
-from djshare.link.repair import RepairReport
-from djshare.link.repair import repair as run_repair
-from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
-from djshare.progress import progress_bar
-from djshare.restriction import check_where, where_clause
+from djshare.link.pull import DEFAULT_BATCH
+from djshare.link.runner import LinkRunner, Ready
+from djshare.link.tables import LinkStores, LinkTables, LocalSide, StorePair
+from djshare.restriction import where_clause
 from djshare.sql import postgres
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table
 from djshare.sql.connection import ServerAddress, Session
@@ -76,14 +72,7 @@ class PostgresSchema:
         return replace(address, backend="postgresql", database=self.database)
 
 
-@dataclass
-class _Ready:
-    tables: LinkTables
-    local: tuple[Any, ...]
-    mismatch: list[str]
-
-
-class CrossLink:
+class CrossLink(LinkRunner):
     """A link from a DataJoint 0.14 source table (`table`: its class name or SQL name) to a 2.x schema on
     PostgreSQL. `stores` maps local store names to source store names where they differ."""
 
@@ -96,10 +85,9 @@ class CrossLink:
         self.outbound, self.subscriber = outbound, subscriber
         self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
         self.batch_size, self.lock_timeout = batch_size, lock_timeout
-        self._ready: _Ready | None = None
+        self._ready: Ready | None = None
 
-    def _setup(self) -> _Ready:
-        """Check everything, then declare the outbound table and the local tables (once per object)."""
+    def _setup(self) -> Ready:
         if self._ready is not None:
             return self._ready
         outbound_schema = outbound_schema_name(self.outbound)
@@ -119,7 +107,7 @@ class CrossLink:
             subscriber = self.subscriber or subscriber_id(pg, self.target.name)
             tables = replace(tables, subscriber=subscriber)
             mismatch = declare(pg, tables, local)
-        self._ready = _Ready(tables, local, mismatch)
+        self._ready = Ready(tables, mismatch, local)
         return self._ready
 
     def _stores(self, source: Session, info: TableInfo, parts: tuple[TableInfo, ...]) -> LinkStores:
@@ -133,52 +121,19 @@ class CrossLink:
         return LinkStores(columns, pairs)
 
     @contextlib.contextmanager
-    def _locked(self, ready: _Ready) -> Iterator[tuple[Session, PostgresLocal]]:
+    def _sides(self, ready: Ready) -> Iterator[tuple[Session, LocalSide]]:
         with self.source.session() as source, postgres.session(self.target.address) as pg, \
                 link_lock(source, ready.tables.outbound, ready.tables.subscriber, self.lock_timeout):
             yield source, PostgresLocal(source, pg, ready.tables, ready.local)
 
-    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
-             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
-        """Pull every source entity matching all `restrictions` not held yet (objects converted first). Safe to
-        re-run after any failure; see `repair`."""
-        if refresh_changed:
-            raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for PostgreSQL "
-                                     "local schemas yet; find them with `djshare diff` on the two tables.")
-        ready = self._setup()
+    def _where(self, restrictions: tuple[Any, ...]) -> str:
+        return where_clause(self.source.connection, self._setup().tables.source.full_name, restrictions)
+
+    def _check_declared(self, ready: Ready) -> None:
         check_declared(ready.mismatch, ready.tables)
-        tables = ready.tables
-        where = where_clause(self.source.connection, tables.source.full_name, restrictions)
-        with self._locked(ready) as (source, local):
-            check_where(source, tables.source.full_name, where)
-            total = count_candidates(source, tables, where)
-            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
-                return run_pull(source, local, tables, where, batch_size=batch_size or self.batch_size, dry_run=dry_run,
-                                on_progress=advance, checkpoint=checkpoint)
 
-    def repair(self, dry_run: bool = False, progress: bool = True,
-               checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
-        """Make the outbound table agree with the local tables (after a crash, or deletions outside djshare).
-        Local rows whose source row is gone are reported in `stranded` and left alone."""
-        ready = self._setup()
-        with self._locked(ready) as (source, local):
-            total = local.count() + int(source.scalar(
-                f"SELECT COUNT(*) FROM {ready.tables.outbound.full_name} WHERE `subscriber` = %s",
-                (ready.tables.subscriber,)))
-            with progress_bar(f"repair {ready.tables.source.name}", total, progress) as advance:
-                report = run_repair(source, local, ready.tables, dry_run=dry_run, on_progress=advance,
-                                    checkpoint=checkpoint)
-            report.stranded += [repr(k).encode() for k in local.stranded]
-            return report
-
-    def status(self) -> dict[str, int]:
-        """This subscriber's outbound rows by state, and the local row count."""
-        ready = self._setup()
-        with self._locked(ready) as (source, local):
-            counts = outbound.counts(source, ready.tables.outbound).get(ready.tables.subscriber, {})
-            result = {state.value: counts.get(state.value, 0) for state in Outbound}
-            result["local"] = local.count()
-            return result
+    def _stranded(self, local: LocalSide) -> list[bytes]:
+        return [repr(k).encode() for k in local.stranded] if isinstance(local, PostgresLocal) else []
 
 
 def reverse_refusal(schema: str) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
 from djshare.link import objects
+from djshare.link.local import SUBSCRIBER_TABLE
 from djshare.link.pull import PullReport
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
 from djshare.sql.catalog import Column, TableInfo
@@ -49,7 +50,6 @@ UNSIGNED = {"tinyint": ("smallint", "int16"), "smallint": ("integer", "int32"), 
             "int": ("bigint", "int64"), "bigint": ("numeric(20,0)", "decimal(20,0)")}
 BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})
 TEXTS = frozenset({"tinytext", "text", "mediumtext", "longtext"})
-SUBSCRIBER_TABLE = "~djshare_subscriber"
 LINEAGE_TABLE = "~lineage"
 WORKERS = 8
 

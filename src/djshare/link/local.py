@@ -5,13 +5,16 @@ table keeps its reference to the master (`-> master`)."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.sql.catalog import Column, TableInfo
+from djshare.sql.connection import Session, quote_name
 
 SPECIAL_TYPE = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
 DELETION_REQUESTED = "deletion_requested"  # the local part table listing the source's deletion requests
+SUBSCRIBER_TABLE = "~djshare_subscriber"
 
 
 StoreMap = Mapping[str, str]  # source store name -> local store name (absent: same name)
@@ -123,3 +126,16 @@ def check_matches(local: TableInfo, source: TableInfo, stores: StoreMap | None =
             + ". Nothing was pulled. Alter the local table to match (or drop it after saving its rows, "
             "and let djshare declare it again)."
         )
+
+
+def subscriber_id(local: Session, schema: str) -> str:
+    """This local schema's name on source servers: `<schema>-<random>`, made once and kept in a one-row
+    hidden table (the fixed key makes concurrent first uses agree on one name)."""
+    table = quote_name(schema, SUBSCRIBER_TABLE)
+    local.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} (`one` tinyint NOT NULL PRIMARY KEY, "
+        "`subscriber` varchar(64) CHARACTER SET ascii NOT NULL) "
+        "COMMENT='djshare: the name this schema uses as a subscriber of source servers'"
+    )
+    local.execute(f"INSERT IGNORE INTO {table} VALUES (1, %s)", (f"{schema[:40]}-{uuid.uuid4().hex[:12]}",))
+    return str(local.scalar(f"SELECT `subscriber` FROM {table} WHERE `one` = 1"))

@@ -1,0 +1,221 @@
+"""Links between DataJoint 2.x schemas on MariaDB, without DataJoint: runs beside DataJoint 2.x or 0.14.
+
+    source = MariaDBSchema.source("lab2", host="db.lab.org")   # LINK_USER / LINK_PASS
+    local = MariaDBSchema.local("collab2")                     # DJ_HOST / DJ_USER / DJ_PASS
+    session = Dj2Link("Session", source, local)                # outbound schema: LINK_OUTBOUND
+    session.pull("session_date > '2024-01-01'")                # SQL restrictions on the source table
+
+The source side is the same as for any link (outbound table with a foreign key, named lock, protocol). The
+local tables are the source's own `CREATE TABLE` statements (types, codec comments, collations), with
+foreign keys to other tables dropped (their attributes stay, as plain attributes) except a part table's
+key to its master, and `~lineage` rows naming the local tables as the origin of their keys; DataJoint 2.x
+reads the local schema as its own. Rows are copied as the source server formats them (`MariaDBLocal`).
+
+DataJoint 2.3.5 on MariaDB stores only in-table types (`<blob>`, `<attach>`, uuid, json, ...); its in-store
+types fail on insert there, and djshare refuses a source column with an in-store codec (`<blob@store>`,
+`<attach@store>`, `<object@store>`, `<filepath@store>`, `<hash@store>`) before changing anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from djshare.errors import ConfigurationError, DefinitionMismatchError
+from djshare.link import outbound
+from djshare.link.local import subscriber_id
+from djshare.link.lock import link_lock
+from djshare.link.outbound import OutboundTable
+from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal
+from djshare.link.runner import LinkRunner, Ready, sql_where
+from djshare.link.tables import LinkTables, LocalSide
+from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
+from djshare.sql.connection import ServerAddress, Session, quote_name
+from djshare.stores.formats import format_of_schema
+
+LINEAGE_TABLE = "~lineage"
+IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
+ENV_OUTBOUND = "LINK_OUTBOUND"
+
+
+@dataclass(frozen=True)
+class MariaDBSchema:
+    """A schema on a MariaDB server, named by its address (no DataJoint needed)."""
+
+    name: str
+    address: ServerAddress
+
+    @classmethod
+    def source(cls, name: str, *, host: str, user: str | None = None, password: str | None = None,
+               port: int | None = None) -> MariaDBSchema:
+        """A source schema: user and password from LINK_USER / LINK_PASS unless given."""
+        user = user or os.environ.get("LINK_USER")
+        password = password if password is not None else os.environ.get("LINK_PASS")
+        if not user or password is None:
+            raise ConfigurationError(f"No credentials for the source server {host}: set LINK_USER and LINK_PASS "
+                                     "to the link user's name and password there.")
+        return cls(name, ServerAddress.parse(host, user, password, port))
+
+    @classmethod
+    def local(cls, name: str, *, host: str | None = None, user: str | None = None, password: str | None = None,
+              port: int | None = None) -> MariaDBSchema:
+        """A local schema: host, user and password from DJ_HOST / DJ_USER / DJ_PASS unless given."""
+        host = host or os.environ.get("DJ_HOST") or "localhost"
+        user = user or os.environ.get("DJ_USER")
+        password = password if password is not None else os.environ.get("DJ_PASS")
+        if not user or password is None:
+            raise ConfigurationError("No user for the local server: set DJ_USER and DJ_PASS.")
+        return cls(name, ServerAddress.parse(host, user, password, port))
+
+    def session(self) -> Session:
+        return Session(self.address)
+
+
+def refuse_in_store(tables: tuple[TableInfo, ...]) -> None:
+    """DataJoint 2.x in-store codecs on MariaDB are not linked (2.3.5 itself cannot insert them there)."""
+    for table in tables:
+        for column in table.columns:
+            found = IN_STORE.match(column.comment)
+            if found:
+                raise ConfigurationError(
+                    f"Column `{column.name}` of {table.full_name} is <{found['codec']}@{found['store']}>: links of "
+                    "DataJoint 2.x schemas on MariaDB copy in-table types only (DataJoint 2.3.5 cannot insert "
+                    "in-store types on MariaDB). Nothing was changed.")
+
+
+def local_statement(session: Session, table: TableInfo, master: TableInfo | None) -> str:
+    """The source's CREATE TABLE for `table`, as IF NOT EXISTS, keeping only a part's foreign key to `master`."""
+    create = str(session.rows(f"SHOW CREATE TABLE {table.full_name}")[0][1])
+    head, *lines = create.split("\n")
+    kept = []
+    for line in lines:
+        reference = re.search(r"FOREIGN KEY .* REFERENCES (`[^`]*`\.)?`(?P<table>[^`]*)`", line)
+        if reference and not (master is not None and reference["table"] == master.name
+                              and (reference.group(1) in (None, f"`{table.schema}`."))):
+            continue
+        kept.append(line)
+    body = "\n".join(kept)
+    body = re.sub(r",\n\)", "\n)", body)  # a dropped last constraint leaves a trailing comma
+    return head.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1) + "\n" + body
+
+
+def lineage_rows(rows: list[tuple[Any, ...]], source_schema: str, local_schema: str, names: set[str],
+                 master: str) -> list[tuple[str, str, str]]:
+    """The source's `~lineage` rows of the linked tables, for the local schema: an attribute whose origin is a
+    linked table keeps it (renamed to the local schema); one that came from elsewhere (a foreign key djshare
+    dropped) starts at the master if the master has it in its key, else at its own table."""
+    master_key = {str(a) for t, a, _ in rows if t == master}
+    found = []
+    for table, attribute, origin in rows:
+        table, attribute, origin = str(table), str(attribute), str(origin)
+        if table not in names:
+            continue
+        schema, _, rest = origin.partition(".")
+        origin_table = rest.partition(".")[0]
+        if schema == source_schema and origin_table in names:
+            found.append((table, attribute, f"{local_schema}.{rest}"))
+        elif table != master and attribute in master_key:
+            found.append((table, attribute, f"{local_schema}.{master}.{attribute}"))
+        else:
+            found.append((table, attribute, f"{local_schema}.{table}.{attribute}"))
+    return found
+
+
+def declare_local(source: Session, local: Session, tables: LinkTables) -> list[str]:
+    """Create the local schema, tables and lineage where missing; return how existing local tables differ from
+    the source (empty when they match)."""
+    schema = tables.local_schema
+    if not schema_exists(local, schema):
+        local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(schema)}", doing=f"creating schema `{schema}`")
+    existing = set(table_names(local, schema))
+    statements = [local_statement(source, t, None if t is tables.source else tables.source)
+                  for t in (tables.source, *tables.source_parts) if t.name not in existing]
+    names = {t.name for t in (tables.source, *tables.source_parts)}
+    lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
+                                       f"{quote_name(tables.source.schema, LINEAGE_TABLE)}"),
+                           tables.source.schema, schema, names, tables.source.name) \
+        if LINEAGE_TABLE in table_names(source, tables.source.schema) else []
+    with local.transaction(f"declaring the local tables in `{schema}`"):
+        local.execute(f"USE {quote_name(schema)}")
+        for statement in statements:
+            local.execute(statement, doing=f"creating a local table in `{schema}`")
+        if lineage:
+            if LINEAGE_TABLE not in existing:
+                local.execute(local_statement(source, read_table(source, tables.source.schema, LINEAGE_TABLE), None))
+            for row in lineage:
+                local.execute(f"INSERT IGNORE INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s)", row)
+    found = []
+    for table in (tables.source, *tables.source_parts):
+        here = read_table(local, schema, table.name)
+        mine = {c.name: (c.column_type, c.nullable, c.default) for c in here.columns}
+        theirs = {c.name: (c.column_type, c.nullable, c.default) for c in table.columns}
+        found += [f"column `{n}` of `{table.name}` differs" for n in sorted(mine.keys() & theirs.keys())
+                  if mine[n] != theirs[n]]
+        found += [f"column `{n}` of `{table.name}` is only in the source" for n in sorted(theirs.keys() - mine.keys())]
+        found += [f"column `{n}` of `{table.name}` is only local" for n in sorted(mine.keys() - theirs.keys())]
+        if here.primary_key != table.primary_key:
+            found.append(f"the primary key of `{table.name}` differs")
+    return found
+
+
+class Dj2Link(LinkRunner):
+    """A link from a DataJoint 2.x table on MariaDB (`table`: its class name or SQL name) to a schema on
+    another MariaDB server, in the same layout. Restrictions are SQL conditions on the source table."""
+
+    def __init__(self, table: str, source: MariaDBSchema, local: MariaDBSchema, *, outbound: str | None = None,
+                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
+        self.table, self.source, self.local = table, source, local
+        self.outbound, self.subscriber = outbound, subscriber
+        self.batch_size, self.lock_timeout = batch_size, lock_timeout
+        self._ready: Ready | None = None
+
+    def _setup(self) -> Ready:
+        if self._ready is not None:
+            return self._ready
+        outbound_schema = self.outbound or os.environ.get(ENV_OUTBOUND)
+        if not outbound_schema:
+            raise ConfigurationError(f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server "
+                                     "that holds outbound tables (the link user needs all privileges on it).")
+        schema = self.source.name
+        with self.source.session() as source, self.local.session() as local:
+            name = find_table(source, schema, self.table) if self.table[:1].isupper() else self.table
+            if format_of_schema(source, schema) != "dj2":
+                raise ConfigurationError(
+                    f"Schema `{schema}` is in DataJoint 0.14's layout: link it with djshare's DataJoint 0.14 link "
+                    "(`pip install 'djshare[dj014]'`; `djshare pull` there), or into DataJoint 2.x on PostgreSQL "
+                    "with `-l postgresql://...`.")
+            info = read_table(source, schema, name)
+            parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
+            refuse_in_store((info, *parts))
+            ob = OutboundTable.for_source(info, outbound_schema)
+            outbound.declare(source, ob)
+            if not schema_exists(local, self.local.name):
+                local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
+                              doing=f"creating schema `{self.local.name}`")
+            subscriber = self.subscriber or subscriber_id(local, self.local.name)
+            tables = LinkTables(info, parts, self.local.name, ob, subscriber)
+            mismatch = declare_local(source, local, tables)
+        self._ready = Ready(tables, mismatch)
+        return self._ready
+
+    @contextlib.contextmanager
+    def _sides(self, ready: Ready) -> Iterator[tuple[Session, LocalSide]]:
+        with self.source.session() as source, self.local.session() as local, \
+                link_lock(source, ready.tables.outbound, ready.tables.subscriber, self.lock_timeout):
+            yield source, MariaDBLocal(source, local, ready.tables)
+
+    def _where(self, restrictions: tuple[Any, ...]) -> str:
+        return sql_where(restrictions)
+
+    def _check_declared(self, ready: Ready) -> None:
+        if ready.mismatch:
+            tables = ready.tables
+            raise DefinitionMismatchError(
+                f"The local tables in `{tables.local_schema}` no longer match the source {tables.source.full_name}: "
+                + "; ".join(ready.mismatch) + ". Nothing was pulled. Alter the local tables to match (or drop "
+                "them after saving their rows, and let djshare declare them again).")
+

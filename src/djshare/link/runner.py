@@ -1,0 +1,112 @@
+"""Pull, repair and status of one link, for links built without DataJoint classes (`crossformat.CrossLink`,
+`dj2.Dj2Link`): a subclass says how to set the link up once and how to open its two sides under the link's
+lock; the loops (`pull.pull`, `repair.repair`) and the protocol are the same for every link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from djshare.errors import ConfigurationError
+from djshare.link import outbound
+from djshare.link.protocol import Outbound
+from djshare.link.pull import PullReport, count_candidates
+from djshare.link.pull import pull as run_pull
+from djshare.link.repair import RepairReport
+from djshare.link.repair import repair as run_repair
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, no_checkpoint
+from djshare.progress import progress_bar
+from djshare.restriction import check_where
+from djshare.sql.connection import Session
+
+
+@dataclass
+class Ready:
+    """What setting a link up found: its tables, and how existing local tables differ from the source."""
+
+    tables: LinkTables
+    mismatch: list[str]
+    local: Any = None  # the local side's own description of its tables
+
+
+class LinkRunner:
+    """The commands of one link. Subclasses set `batch_size` and implement `_setup`, `_sides`, `_where` and
+    `_check_declared`."""
+
+    batch_size: int
+
+    def _setup(self) -> Ready:
+        """Check everything, then declare the outbound and local tables (once per object)."""
+        raise NotImplementedError
+
+    def _sides(self, ready: Ready) -> contextlib.AbstractContextManager[tuple[Session, LocalSide]]:
+        """The source session and the local side, with the link's lock held on the source server."""
+        raise NotImplementedError
+
+    def _where(self, restrictions: tuple[Any, ...]) -> str:
+        """" WHERE ..." (or "") for the source table restricted by every one of `restrictions`; called before
+        `_setup`, so that a malformed restriction changes nothing where it can be found without the tables."""
+        raise NotImplementedError
+
+    def _check_declared(self, ready: Ready) -> None:
+        """Raise DefinitionMismatchError if existing local tables no longer match the source."""
+        raise NotImplementedError
+
+    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
+             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
+        """Pull every source entity matching all `restrictions` not held yet. Safe to re-run after any failure;
+        see `repair`."""
+        if refresh_changed:
+            raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind of "
+                                     "link yet; find them with `djshare diff` on the two tables.")
+        where = self._where(restrictions)
+        ready = self._setup()
+        self._check_declared(ready)
+        tables = ready.tables
+        with self._sides(ready) as (source, local):
+            check_where(source, tables.source.full_name, where)
+            total = count_candidates(source, tables, where)
+            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
+                return run_pull(source, local, tables, where, batch_size=batch_size or self.batch_size,
+                                dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
+
+    def repair(self, dry_run: bool = False, progress: bool = True,
+               checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
+        """Make the outbound table agree with the local tables (after a crash, or deletions outside djshare).
+        Local rows whose source row is gone are reported in `stranded` and left alone."""
+        ready = self._setup()
+        with self._sides(ready) as (source, local):
+            total = local.count() + int(source.scalar(
+                f"SELECT COUNT(*) FROM {ready.tables.outbound.full_name} WHERE `subscriber` = %s",
+                (ready.tables.subscriber,)))
+            with progress_bar(f"repair {ready.tables.source.name}", total, progress) as advance:
+                report = run_repair(source, local, ready.tables, dry_run=dry_run, on_progress=advance,
+                                    checkpoint=checkpoint)
+            report.stranded += self._stranded(local)
+            return report
+
+    def _stranded(self, local: LocalSide) -> list[bytes]:
+        """Local rows the local side found without a source row (besides those repair finds itself)."""
+        return []
+
+    def status(self) -> dict[str, int]:
+        """This subscriber's outbound rows by state, and the local row count."""
+        ready = self._setup()
+        with self._sides(ready) as (source, local):
+            counts = outbound.counts(source, ready.tables.outbound).get(ready.tables.subscriber, {})
+            result = {state.value: counts.get(state.value, 0) for state in Outbound}
+            result["local"] = local.count()
+            return result
+
+
+def sql_where(restrictions: tuple[Any, ...]) -> str:
+    """" WHERE (r1) AND (r2) ..." for SQL restrictions given as strings (the server checks them)."""
+    for restriction in restrictions:
+        if not isinstance(restriction, str):
+            raise ConfigurationError(f"Restriction {restriction!r} is not SQL text: this link takes restrictions "
+                                     "as SQL conditions on the source table, e.g. \"subject = 'm1'\".")
+    conditions = [r for r in restrictions if r.strip()]
+    return " WHERE " + " AND ".join(f"({r})" for r in conditions) if conditions else ""
+

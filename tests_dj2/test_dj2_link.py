@@ -1,0 +1,233 @@
+"""Links of DataJoint 2.x schemas on MariaDB (run in .venv2): a pipeline DataJoint 2.3 declares and fills on a
+throw-away source server is pulled by djshare (no DataJoint 0.14 anywhere) into a schema on a second server,
+which DataJoint 2.x then reads as its own. Crashes after each step converge; what cannot be linked is refused
+before anything changes; the command line works beside DataJoint 2.x."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import datajoint as dj
+import numpy as np
+import pytest
+
+from djshare.errors import ConfigurationError
+from djshare.link.dj2 import Dj2Link, MariaDBSchema
+from djshare.sql.connection import ServerAddress
+from djshare.sync.diff import compare
+from djshare.sync.sources import Table
+from tests.crash import Crash, crash_at
+from tests.servers import LinkUsers, MariaDBServer, create_link_users, mariadb_servers
+
+OUTBOUND = "dj2_outbound"
+NUMBERS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[MariaDBServer, MariaDBServer]]:
+    assert dj.__version__.startswith("2."), dj.__version__
+    with mariadb_servers(2) as (source, local):
+        yield source, local
+
+
+def connect(server: MariaDBServer) -> Any:
+    return dj.Connection(server.host, server.admin_user, server.admin_password, port=server.port, use_tls=False,
+                         backend="mysql")
+
+
+class World:
+    """One test's source schema (declared and filled by DataJoint 2.x), local schema and link."""
+
+    def __init__(self, source: MariaDBServer, local: MariaDBServer, tmp_path: Path) -> None:
+        number = next(NUMBERS)
+        self.source, self.local, self.tmp = source, local, tmp_path
+        self.source_schema, self.local_schema = f"lab2_{number}", f"mine2_{number}"
+        self.outbound = f"{OUTBOUND}_{number}"
+        create_link_users(source, self.source_schema, self.outbound)
+        schema = dj.Schema(self.source_schema, connection=connect(source))
+
+        @schema
+        class Subject(dj.Manual):
+            definition = """
+            subject : varchar(16)
+            ---
+            weight : float32
+            """
+
+        @schema
+        class Session(dj.Manual):
+            definition = """
+            # a recording session
+            -> Subject
+            session : int32
+            ---
+            kind : enum('rest', 'task')
+            started : datetime(3)
+            score = null : float64
+            token = null : uuid
+            note = "" : varchar(64)    # it's free text
+            data : <blob>
+            """
+
+            class Trace(dj.Part):
+                definition = """
+                -> master
+                trace : int16
+                ---
+                values : <blob>
+                sheet = null : <attach>
+                """
+
+        self.Subject, self.Session = Subject, Session
+        Subject.insert([{"subject": s, "weight": w} for s, w in (("m1", 20.5), ("m2", 0.1), ("é'q", 3.25))])
+        attachment = tmp_path / "notes's.txt"
+        attachment.write_bytes(b"\x00 notes \xff" * 10)
+        for subject, number in itertools.product(("m1", "m2", "é'q"), range(4)):
+            Session.insert1({"subject": subject, "session": number, "kind": "task" if number % 2 else "rest",
+                             "started": datetime(2024, 1, 2, 3, 4, 5, 6000 * number),
+                             "score": None if number == 3 else number / 7, "token": uuid.UUID(int=number),
+                             "note": "quote ' and \\ backslash", "data": np.arange(number + 2) * 0.5})
+            Session.Trace.insert([{"subject": subject, "session": number, "trace": t, "values": np.eye(t + 1),
+                                   "sheet": str(attachment) if t == 0 else None} for t in range(2)])
+
+    def schema(self, server: MariaDBServer, name: str) -> MariaDBSchema:
+        return MariaDBSchema(name, ServerAddress(server.host, server.port, server.admin_user, server.admin_password))
+
+    def link(self, table: str = "Session", **options: Any) -> Dj2Link:
+        users = LinkUsers()
+        source = MariaDBSchema.source(self.source_schema, host=self.source.address, user=users.link_user,
+                                      password=users.link_password)
+        return Dj2Link(table, source, self.schema(self.local, self.local_schema), outbound=self.outbound, **options)
+
+    def table(self, server: MariaDBServer, schema: str, name: str) -> Table:
+        return Table(ServerAddress(server.host, server.port, server.admin_user, server.admin_password), schema, name)
+
+    def same_rows(self, name: str) -> bool:
+        return list(compare(self.table(self.source, self.source_schema, name),
+                            self.table(self.local, self.local_schema, name), name)) == []
+
+
+@pytest.fixture
+def world(servers: tuple[MariaDBServer, MariaDBServer], tmp_path: Path) -> World:
+    return World(*servers, tmp_path)
+
+
+def test_a_dj2_table_is_pulled_and_dj2_reads_the_copy_as_its_own(world: World) -> None:
+    link = world.link()
+    report = link.pull("subject <> 'm2'", progress=False)
+    assert (report.pulled, report.part_rows) == (8, 16)
+    assert link.status() == {"pulling": 0, "pulled": 8, "deletion_requested": 0, "deletion_approved": 0,
+                             "local": 8}
+    assert link.pull(progress=False).pulled == 4  # the rest
+    assert world.same_rows("session") and world.same_rows("session__trace")  # byte for byte, in the servers
+    # DataJoint 2.x reads the local schema as its own: the same values as from the source
+    mine = dj.VirtualModule("mine", world.local_schema, connection=connect(world.local))
+    assert mine.Session.describe(printout=False) == world.Session.describe(printout=False).replace(
+        f"-> `{world.source_schema}`.`subject`\n", "subject              : varchar(16)                  \n")
+    download = world.tmp / "download"
+    download.mkdir()
+    for theirs, ours in ((world.Session, mine.Session), (world.Session.Trace, mine.Session.Trace)):
+        dj.config["download_path"] = str(download / "source")
+        expected = theirs.to_dicts(order_by="KEY")
+        dj.config["download_path"] = str(download / "local")
+        found = ours.to_dicts(order_by="KEY")
+        assert len(found) == len(expected) == (12 if theirs is world.Session else 24)
+        for row, want in zip(found, expected, strict=True):
+            for column, value in want.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(row[column], value), column
+                elif column == "sheet" and value is not None:
+                    assert Path(row[column]).read_bytes() == Path(value).read_bytes()
+                    assert Path(row[column]).name == Path(value).name
+                else:
+                    assert row[column] == value, (column, row[column], value)
+    lineage = set(world.local.query(f"SELECT * FROM `{world.local_schema}`.`~lineage`"))
+    assert (  # the subject key now starts at the local Session: its foreign key to Subject is not copied
+        "session__trace", "subject", f"{world.local_schema}.session.subject") in lineage
+    assert ("session__trace", "session", f"{world.local_schema}.session.session") in lineage
+    # nothing more to do; repair finds nothing to change
+    assert link.pull(progress=False).pulled == 0
+    assert link.repair(progress=False).changed == 0
+    # the outbound table holds the source rows: the source cannot delete what a subscriber holds
+    with pytest.raises(dj.errors.DataJointError):
+        (world.Session & {"subject": "m1", "session": 0}).delete_quick()
+
+
+@pytest.mark.parametrize("step", ["record_pulling", "insert_local", "mark_pulled"])
+def test_a_crash_after_any_step_converges(world: World, step: str) -> None:
+    with pytest.raises(Crash):
+        world.link(batch_size=5).pull(progress=False, checkpoint=crash_at(step, occurrence=2))
+    held = set(world.source.query(f"SELECT subject, session FROM `{world.outbound}`.`{world.source_schema}_session_"
+                                  "outbound`"))
+    local = set(world.local.query(f"SELECT subject, session FROM `{world.local_schema}`.`session`"))
+    assert local <= held  # no local row without an outbound row, at any step
+    parts = world.local.query(f"SELECT COUNT(*) FROM `{world.local_schema}`.`session__trace`")[0][0]
+    assert parts == 2 * len(local)
+    world.link().repair(progress=False)
+    assert world.link().pull(progress=False).pulled + len(local) == 12
+    assert world.link().status()["pulled"] == 12
+    assert world.link().repair(progress=False).changed == 0
+    assert world.same_rows("session") and world.same_rows("session__trace")
+
+
+def test_a_local_deletion_is_recorded_by_repair(world: World) -> None:
+    link = world.link()
+    link.pull(progress=False)
+    world.local.execute(f"DELETE FROM `{world.local_schema}`.`session__trace` WHERE subject = 'm1' AND session = 1",
+                        f"DELETE FROM `{world.local_schema}`.`session` WHERE subject = 'm1' AND session = 1")
+    assert link.repair(progress=False).steps == {"remove_outbound": 1}
+    (world.Session & {"subject": "m1", "session": 1}).delete(prompt=False)  # no longer held: the source may
+    assert len(world.Session & {"subject": "m1"}) == 3
+
+
+def test_what_cannot_be_linked_is_refused_before_any_change(world: World) -> None:
+    source = world.source
+    source.execute(f"CREATE TABLE `{world.source_schema}`.`stored` (`id` int NOT NULL COMMENT ':int32:', "
+                   "`signal` json NOT NULL COMMENT ':<blob@main>:', PRIMARY KEY (`id`))")
+    with pytest.raises(ConfigurationError, match="<blob@main>.*in-table types only"):
+        world.link("Stored").pull(progress=False)
+    source.execute("CREATE DATABASE old_layout", "CREATE TABLE old_layout.scan (id int NOT NULL PRIMARY KEY)")
+    users = LinkUsers()
+    old = MariaDBSchema.source("old_layout", host=source.address, user=source.admin_user,
+                               password=source.admin_password)
+    with pytest.raises(ConfigurationError, match="DataJoint 0.14's layout.*djshare\\[dj014\\]"):
+        Dj2Link("Scan", old, world.schema(world.local, world.local_schema), outbound=world.outbound).pull()
+    wrong = MariaDBSchema.source(world.source_schema, host=source.address, user=users.link_user, password="wrong")
+    with pytest.raises(Exception, match="wrong user name or password"):
+        Dj2Link("Session", wrong, world.schema(world.local, world.local_schema), outbound=world.outbound).pull()
+    with pytest.raises(ConfigurationError, match="not SQL text"):
+        world.link().pull({"subject": "m1"})
+    # nothing was created: no outbound schema, no local schema
+    assert source.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                        (world.outbound,)) == [(0,)]
+    assert world.local.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                             (world.local_schema,)) == [(0,)]
+
+
+def test_the_command_line_links_dj2_schemas_beside_datajoint_2(world: World) -> None:
+    users = LinkUsers()
+    env = dict(os.environ, LINK_HOST=world.source.address, LINK_USER=users.link_user, LINK_PASS=users.link_password,
+               LINK_OUTBOUND=world.outbound, DJ_HOST=world.local.address, DJ_USER=world.local.admin_user,
+               DJ_PASS=world.local.admin_password, COLUMNS="300")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    done = djshare("pull", f"{world.source_schema}.Session", "-l", world.local_schema, "-w", "session < 2")
+    assert done.returncode == 0, done.stderr
+    assert "pulled 6 entities (12 part rows" in done.stdout
+    done = djshare("repair", f"{world.source_schema}.Session", "-l", world.local_schema)
+    assert done.returncode == 0 and "checked 12 keys; ran: nothing" in done.stdout, done.stderr  # outbound + local
+    refused = djshare("refresh", f"{world.source_schema}.Session", "-l", world.local_schema)
+    assert refused.returncode == 1 and "need DataJoint 0.14" in refused.stderr, refused.stderr
+    assert world.same_rows("session__trace") is False  # only part of the source was pulled
+    assert world.local.query(f"SELECT COUNT(*) FROM `{world.local_schema}`.`session__trace`") == [(12,)]
