@@ -6,7 +6,9 @@ before anything changes; the command line works beside DataJoint 2.x."""
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import pickle
 import subprocess
 import sys
 import uuid
@@ -72,6 +74,7 @@ class World:
             kind : enum('rest', 'task')
             started : datetime(3)
             score = null : float64
+            gain : float32
             token = null : uuid
             note = "" : varchar(64)    # it's free text
             data : <blob>
@@ -93,7 +96,8 @@ class World:
         for subject, number in itertools.product(("m1", "m2", "é'q"), range(4)):
             Session.insert1({"subject": subject, "session": number, "kind": "task" if number % 2 else "rest",
                              "started": datetime(2024, 1, 2, 3, 4, 5, 6000 * number),
-                             "score": None if number == 3 else number / 7, "token": uuid.UUID(int=number),
+                             "score": None if number == 3 else number / 7, "gain": number / 3,
+                             "token": uuid.UUID(int=number),
                              "note": "quote ' and \\ backslash", "data": np.arange(number + 2) * 0.5})
             Session.Trace.insert([{"subject": subject, "session": number, "trace": t, "values": np.eye(t + 1),
                                    "sheet": str(attachment) if t == 0 else None} for t in range(2)])
@@ -132,23 +136,9 @@ def test_a_dj2_table_is_pulled_and_dj2_reads_the_copy_as_its_own(world: World) -
     mine = dj.VirtualModule("mine", world.local_schema, connection=connect(world.local))
     assert mine.Session.describe(printout=False) == world.Session.describe(printout=False).replace(
         f"-> `{world.source_schema}`.`subject`\n", "subject              : varchar(16)                  \n")
-    download = world.tmp / "download"
-    download.mkdir()
-    for theirs, ours in ((world.Session, mine.Session), (world.Session.Trace, mine.Session.Trace)):
-        dj.config["download_path"] = str(download / "source")
-        expected = theirs.to_dicts(order_by="KEY")
-        dj.config["download_path"] = str(download / "local")
-        found = ours.to_dicts(order_by="KEY")
-        assert len(found) == len(expected) == (12 if theirs is world.Session else 24)
-        for row, want in zip(found, expected, strict=True):
-            for column, value in want.items():
-                if isinstance(value, np.ndarray):
-                    assert np.array_equal(row[column], value), column
-                elif column == "sheet" and value is not None:
-                    assert Path(row[column]).read_bytes() == Path(value).read_bytes()
-                    assert Path(row[column]).name == Path(value).name
-                else:
-                    assert row[column] == value, (column, row[column], value)
+    dj.config["download_path"] = str(world.tmp / "local")
+    assert_same_values(world, {"Session": mine.Session.to_dicts(order_by="KEY"),
+                               "Session.Trace": mine.Session.Trace.to_dicts(order_by="KEY")})
     lineage = set(world.local.query(f"SELECT * FROM `{world.local_schema}`.`~lineage`"))
     assert (  # the subject key now starts at the local Session: its foreign key to Subject is not copied
         "session__trace", "subject", f"{world.local_schema}.session.subject") in lineage
@@ -159,6 +149,61 @@ def test_a_dj2_table_is_pulled_and_dj2_reads_the_copy_as_its_own(world: World) -
     # the outbound table holds the source rows: the source cannot delete what a subscriber holds
     with pytest.raises(dj.errors.DataJointError):
         (world.Session & {"subject": "m1", "session": 0}).delete_quick()
+
+
+def assert_same_values(world: World, found: dict[str, list[dict[str, Any]]]) -> None:
+    """`found` (rows by table, attachments as paths or (name, bytes)) holds what DataJoint 2.x fetches from the
+    source tables."""
+    dj.config["download_path"] = str(world.tmp / "source")
+    for label, theirs in (("Session", world.Session), ("Session.Trace", world.Session.Trace)):
+        expected = theirs.to_dicts(order_by="KEY")
+        assert len(found[label]) == len(expected) == (12 if label == "Session" else 24)
+        for row, want in zip(found[label], expected, strict=True):
+            for column, value in want.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(row[column], value), column
+                elif column == "sheet" and value is not None:
+                    got = row[column] if isinstance(row[column], tuple) else \
+                        (Path(row[column]).name, Path(row[column]).read_bytes())
+                    assert got == (Path(value).name, Path(value).read_bytes())
+                else:
+                    assert row[column] == value, (column, row[column], value)
+
+
+def read_with_dj014(world: World) -> Any:
+    """What DataJoint 0.14 (in .venv, beside this 2.x environment) fetches from the local schema."""
+    python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+    assert python.exists(), f"{python} is missing: `make venv` builds the DataJoint 0.14 environment"
+    output = world.tmp / "dj014.pickle"
+    settings = {"host": world.local.host, "port": world.local.port, "user": world.local.admin_user,
+                "password": world.local.admin_password, "schema": world.local_schema,
+                "download": str(world.tmp / "dj014"), "output": str(output)}
+    done = subprocess.run([str(python), str(python.parents[2] / "tests" / "dj014_reader.py"), json.dumps(settings)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return pickle.loads(output.read_bytes())
+
+
+def test_into_a_dj014_schema_that_datajoint_014_reads(world: World) -> None:
+    """The reverse direction: a 2.x source into a schema in 0.14's layout (in-table types: the same bytes)."""
+    link = world.link(layout="dj014")
+    assert link.pull(progress=False).pulled == 12
+    assert world.same_rows("session") and world.same_rows("session__trace")
+    found = read_with_dj014(world)
+    assert_same_values(world, {label: found[label]["rows"] for label in ("Session", "Session.Trace")})
+    assert "sheet=null           : attach" in found["Session.Trace"]["heading"]
+    assert "values               : longblob" in found["Session.Trace"]["heading"]
+    assert world.local.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                             "table_name = '~lineage'", (world.local_schema,)) == [(0,)]
+    # a schema in one layout is not filled in the other
+    with pytest.raises(ConfigurationError, match="0.14's layout, not the link's \\(2.x\\)"):
+        world.link().pull(progress=False)
+    world.source.execute(f"CREATE TABLE `{world.source_schema}`.`raw` (`id` int NOT NULL COMMENT ':int32:', "
+                         "`data` longblob NOT NULL COMMENT ':bytes:', PRIMARY KEY (`id`))")
+    with pytest.raises(ConfigurationError, match="`bytes`, which DataJoint 0.14 cannot read"):
+        world.link("Raw", layout="dj014").pull(progress=False)
+    assert world.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                              "table_name LIKE %s", (world.outbound, "%raw%")) == [(0,)]
 
 
 @pytest.mark.parametrize("step", ["record_pulling", "insert_local", "mark_pulled"])
@@ -231,3 +276,11 @@ def test_the_command_line_links_dj2_schemas_beside_datajoint_2(world: World) -> 
     assert refused.returncode == 1 and "need DataJoint 0.14" in refused.stderr, refused.stderr
     assert world.same_rows("session__trace") is False  # only part of the source was pulled
     assert world.local.query(f"SELECT COUNT(*) FROM `{world.local_schema}`.`session__trace`") == [(12,)]
+    # into a schema that already holds DataJoint 0.14 tables, the link follows that layout
+    old = f"{world.local_schema}_014"
+    world.local.execute(f"CREATE DATABASE `{old}`", f"CREATE TABLE `{old}`.`note` (id int NOT NULL PRIMARY KEY)")
+    done = djshare("pull", f"{world.source_schema}.Session", "-l", old)
+    assert done.returncode == 0 and "pulled 12 entities" in done.stdout, done.stderr
+    assert world.local.query("SELECT column_comment FROM information_schema.columns WHERE table_schema = %s AND "
+                             "table_name = 'session__trace' ORDER BY ordinal_position", (old,)) == [
+        ("",), ("",), ("",), ("",), (":attach:",)]

@@ -130,7 +130,7 @@ def linked(table: str, host: str | None, local_schema: str,
         if layout == "dj2":
             local = MariaDBSchema.local(local_schema) if WRONG_LINE is not None else \
                 MariaDBSchema(local_schema, LazySchema(local_schema).address)
-            return Dj2Link(name, source_schema, local)
+            return Dj2Link(name, source_schema, local, layout=local.layout() or "dj2")
     if WRONG_LINE is not None:
         raise WRONG_LINE
     stores = None

@@ -24,6 +24,6 @@ def require_dj014() -> None:
         installed = f"DataJoint {version} is installed" if version else "DataJoint is not installed"
         raise ConfigurationError(
             f"djshare links and exports work on DataJoint 0.14 schemas and need DataJoint 0.14 ({installed}): use "
-            "an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x: `djshare diff` and sync, and "
-            "`djshare pull` / `repair` of 2.x schemas on MariaDB; other link commands and exports of 2.x schemas "
-            "are not built yet.")
+            "an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x: `djshare diff` and sync, "
+            "`djshare pull` / `repair` of 2.x schemas on MariaDB, and exports by SQL restrictions "
+            "(`djshare.export.tables`); the other link and export commands need DataJoint 0.14.")

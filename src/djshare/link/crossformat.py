@@ -9,7 +9,7 @@ link (outbound table, lock, protocol); only the local side differs.
     scan.pull("session_date > '2024-01-01'")
 
 DataJoint 2.x then reads `lab_v2` as its own schema (`dj.VirtualModule` or classes with the same definitions).
-The reverse direction (a 2.x source into 0.14) is refused: see `reverse_refusal`.
+A 2.x source is refused here (see `reverse_refusal`); `dj2.Dj2Link` links 2.x sources on MariaDB.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ class CrossLink(LinkRunner):
 
 
 def reverse_refusal(schema: str) -> str:
-    return (f"Schema `{schema}` holds DataJoint 2.x tables: djshare cannot link a 2.x source yet (links need the "
-            "source on MariaDB in 0.14's layout). Compare and copy 2.x tables with `djshare diff ... --apply table` "
-            "instead. Into a 0.14 local table, only in-table types and <blob@store>/<attach@store> could ever be "
-            "converted; <object@store> and <filepath@store> have no 0.14 equivalent.")
+    return (f"Schema `{schema}` holds DataJoint 2.x tables: links into PostgreSQL take DataJoint 0.14 sources only "
+            "so far. Link it into a MariaDB schema instead (`djshare pull` with a schema name for -l: 2.x's layout, "
+            "or 0.14's for a schema that holds 0.14 tables), or compare and copy the tables with `djshare diff "
+            "... --apply table`.")

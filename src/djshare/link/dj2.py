@@ -39,6 +39,8 @@ from djshare.stores.formats import format_of_schema
 
 LINEAGE_TABLE = "~lineage"
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
+COMMENT = re.compile(r"COMMENT '(?P<text>(?:[^'\\]|''|\\.)*)'")  # a column's comment in SHOW CREATE TABLE
+LAYOUTS = ("dj2", "dj014")
 ENV_OUTBOUND = "LINK_OUTBOUND"
 
 
@@ -74,6 +76,14 @@ class MariaDBSchema:
     def session(self) -> Session:
         return Session(self.address)
 
+    def layout(self) -> str | None:
+        """"dj2" or "dj014" for a schema that holds tables, else None (absent or empty)."""
+        with self.session() as session:
+            if not schema_exists(session, self.name) or not [
+                    t for t in table_names(session, self.name) if not t.startswith("~")]:
+                return None
+            return format_of_schema(session, self.name)
+
 
 def refuse_in_store(tables: tuple[TableInfo, ...]) -> None:
     """DataJoint 2.x in-store codecs on MariaDB are not linked (2.3.5 itself cannot insert them there)."""
@@ -87,8 +97,30 @@ def refuse_in_store(tables: tuple[TableInfo, ...]) -> None:
                     "in-store types on MariaDB). Nothing was changed.")
 
 
-def local_statement(session: Session, table: TableInfo, master: TableInfo | None) -> str:
-    """The source's CREATE TABLE for `table`, as IF NOT EXISTS, keeping only a part's foreign key to `master`."""
+def dj014_comment(text: str, column: str, table: str) -> str:
+    """A 2.x column comment (SQL-quoted text) as DataJoint 0.14 writes it: `:<blob>:` is a plain longblob,
+    `:<attach>:` is 0.14's `:attach:` (both store `name + NUL + contents`), uuid stays, core type labels go.
+    Raises ConfigurationError for a 2.x type 0.14 would misread (raw `bytes`, other codecs)."""
+    label = re.match(r"^:(?P<type>[^:]+):", text)
+    if not label:
+        return text
+    kind, rest = label["type"], text[label.end():]
+    if kind == "<attach>":
+        return ":attach:" + rest
+    if kind == "uuid":
+        return ":uuid:" + rest
+    if kind == "<blob>":
+        return rest
+    if kind.startswith("<") or kind == "bytes":
+        why = "0.14 would take raw bytes in a longblob for a serialized blob" if kind == "bytes" else "a 2.x codec"
+        raise ConfigurationError(f"Column `{column}` of {table} is `{kind}`, which DataJoint 0.14 cannot read "
+                                 f"({why}): link this table into a 2.x schema instead. Nothing was changed.")
+    return rest
+
+
+def local_statement(session: Session, table: TableInfo, master: TableInfo | None, layout: str = "dj2") -> str:
+    """The source's CREATE TABLE for `table`, as IF NOT EXISTS, keeping only a part's foreign key to `master`;
+    with `layout="dj014"`, column comments as DataJoint 0.14 writes them."""
     create = str(session.rows(f"SHOW CREATE TABLE {table.full_name}")[0][1])
     head, *lines = create.split("\n")
     kept = []
@@ -97,6 +129,12 @@ def local_statement(session: Session, table: TableInfo, master: TableInfo | None
         if reference and not (master is not None and reference["table"] == master.name
                               and (reference.group(1) in (None, f"`{table.schema}`."))):
             continue
+        column = re.match(r"\s*`(?P<name>[^`]*)` ", line)
+        if layout == "dj014" and column:
+            comment = COMMENT.search(line)
+            if comment:
+                text = dj014_comment(comment["text"], column["name"], table.full_name)
+                line = line[:comment.start()] + f"COMMENT '{text}'" + line[comment.end():]
         kept.append(line)
     body = "\n".join(kept)
     body = re.sub(r",\n\)", "\n)", body)  # a dropped last constraint leaves a trailing comma
@@ -125,24 +163,27 @@ def lineage_rows(rows: list[tuple[Any, ...]], source_schema: str, local_schema: 
     return found
 
 
-def declare_local(source: Session, local: Session, tables: LinkTables) -> list[str]:
-    """Create the local schema, tables and lineage where missing; return how existing local tables differ from
-    the source (empty when they match)."""
+def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str) -> dict[str, str]:
+    """CREATE TABLE statements of the local master and parts, by table name (refusing what `layout` cannot hold)."""
+    return {t.name: local_statement(source, t, None if t is info else info, layout) for t in (info, *parts)}
+
+
+def declare_local(source: Session, local: Session, tables: LinkTables, statements: dict[str, str],
+                  layout: str = "dj2") -> list[str]:
+    """Create the local tables and (2.x layout) lineage where missing; return how existing local tables differ
+    from the source (empty when they match)."""
     schema = tables.local_schema
-    if not schema_exists(local, schema):
-        local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(schema)}", doing=f"creating schema `{schema}`")
     existing = set(table_names(local, schema))
-    statements = [local_statement(source, t, None if t is tables.source else tables.source)
-                  for t in (tables.source, *tables.source_parts) if t.name not in existing]
     names = {t.name for t in (tables.source, *tables.source_parts)}
     lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
                                        f"{quote_name(tables.source.schema, LINEAGE_TABLE)}"),
                            tables.source.schema, schema, names, tables.source.name) \
-        if LINEAGE_TABLE in table_names(source, tables.source.schema) else []
+        if layout == "dj2" and LINEAGE_TABLE in table_names(source, tables.source.schema) else []
     with local.transaction(f"declaring the local tables in `{schema}`"):
         local.execute(f"USE {quote_name(schema)}")
-        for statement in statements:
-            local.execute(statement, doing=f"creating a local table in `{schema}`")
+        for name, statement in statements.items():
+            if name not in existing:
+                local.execute(statement, doing=f"creating the local table `{schema}`.`{name}`")
         if lineage:
             if LINEAGE_TABLE not in existing:
                 local.execute(local_statement(source, read_table(source, tables.source.schema, LINEAGE_TABLE), None))
@@ -164,11 +205,19 @@ def declare_local(source: Session, local: Session, tables: LinkTables) -> list[s
 
 class Dj2Link(LinkRunner):
     """A link from a DataJoint 2.x table on MariaDB (`table`: its class name or SQL name) to a schema on
-    another MariaDB server, in the same layout. Restrictions are SQL conditions on the source table."""
+    another MariaDB server. Restrictions are SQL conditions on the source table.
+
+    `layout`: "dj2" (default) declares the local tables as the source has them; "dj014" as DataJoint 0.14 would
+    declare them (`<blob>` as a plain longblob, `<attach>` as `:attach:`, no type labels, no `~lineage`), for a
+    lab on DataJoint 0.14: the stored bytes are the same in both lines. An existing local schema must already
+    be in that layout."""
 
     def __init__(self, table: str, source: MariaDBSchema, local: MariaDBSchema, *, outbound: str | None = None,
-                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
-        self.table, self.source, self.local = table, source, local
+                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0,
+                 layout: str = "dj2") -> None:
+        if layout not in LAYOUTS:
+            raise ConfigurationError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}.")
+        self.table, self.source, self.local, self.layout = table, source, local, layout
         self.outbound, self.subscriber = outbound, subscriber
         self.batch_size, self.lock_timeout = batch_size, lock_timeout
         self._ready: Ready | None = None
@@ -191,6 +240,8 @@ class Dj2Link(LinkRunner):
             info = read_table(source, schema, name)
             parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
             refuse_in_store((info, *parts))
+            statements = local_statements(source, info, parts, self.layout)
+            self._check_local_layout()
             ob = OutboundTable.for_source(info, outbound_schema)
             outbound.declare(source, ob)
             if not schema_exists(local, self.local.name):
@@ -198,9 +249,19 @@ class Dj2Link(LinkRunner):
                               doing=f"creating schema `{self.local.name}`")
             subscriber = self.subscriber or subscriber_id(local, self.local.name)
             tables = LinkTables(info, parts, self.local.name, ob, subscriber)
-            mismatch = declare_local(source, local, tables)
+            mismatch = declare_local(source, local, tables, statements, self.layout)
         self._ready = Ready(tables, mismatch)
         return self._ready
+
+    def _check_local_layout(self) -> None:
+        """An existing local schema with DataJoint tables must be in this link's layout."""
+        schema = self.local.name
+        found = self.local.layout()
+        if found is not None and found != self.layout:
+            raise ConfigurationError(
+                f"The local schema `{schema}` is in DataJoint {'2.x' if found == 'dj2' else '0.14'}'s layout, not "
+                f"the link's ({'2.x' if self.layout == 'dj2' else '0.14'}): pass layout={found!r} (CLI: the "
+                "layout follows the local schema), or use another local schema. Nothing was changed.")
 
     @contextlib.contextmanager
     def _sides(self, ready: Ready) -> Iterator[tuple[Session, LocalSide]]:
