@@ -63,6 +63,7 @@ bench: system-deps venv
 	$(PY) bench/bench_pull.py --latency-ms 10
 	$(PY) bench/bench_stores.py
 	$(PY) bench/bench_pull_pg.py
+	$(PY) bench/bench_pg_link.py
 	$(PY) bench/bench_export.py
 	$(PY) bench/bench_diff.py --reladiff
 

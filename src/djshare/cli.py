@@ -28,6 +28,7 @@ from djshare import __version__
 from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
 from djshare.link.dj2 import Dj2Link, MariaDBSchema
+from djshare.link.pg import PgLink, PostgresSchema
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
@@ -39,7 +40,7 @@ from djshare.sync.sources import Source, Table, csv_file
 try:  # links and exports need DataJoint 0.14; diff works with either line
     from djshare import export
     from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
-    from djshare.link.crossformat import CrossLink, PostgresSchema
+    from djshare.link.crossformat import CrossLink
     from djshare.link.outbound import schema_counts
     from djshare.link.protocol import Outbound
     WRONG_LINE: ConfigurationError | None = None
@@ -61,6 +62,9 @@ _state = {"debug": False}
 TableArg = Annotated[str, typer.Argument(help="The source table as SCHEMA.ClassName, e.g. lab.Session.")]
 SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HOST",
                                                 help="Source server, host or host:port.")]
+LinkSource = Annotated[str | None, typer.Option(
+    "--source-host", envvar="LINK_HOST",
+    help="Source server, host or host:port, or postgresql://HOST[:PORT]/DB for a DataJoint 2.x schema there.")]
 LocalSchema = Annotated[str, typer.Option("--local-schema", "-l", help="Schema of the local table (local server).")]
 LocalTarget = Annotated[str, typer.Option("--local-schema", "-l", help=(
     "Schema of the local table (local server), or postgresql://HOST[:PORT]/DB/SCHEMA for a DataJoint 2.x "
@@ -123,6 +127,15 @@ def linked(table: str, host: str | None, local_schema: str,
     schema_name, name = split_table(table)
     if not host:
         raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
+    if host.startswith("postgresql://"):
+        server, _, database = host.removeprefix("postgresql://").partition("/")
+        if not server or not database or "/" in database:
+            raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
+        if not local_schema.startswith("postgresql://"):
+            raise ConfigurationError("A PostgreSQL source links into a PostgreSQL schema: pass -l "
+                                     "postgresql://HOST[:PORT]/DATABASE/SCHEMA.")
+        return PgLink(name, PostgresSchema.source(schema_name, host=server, database=database),
+                      postgres_schema(local_schema))
     if not local_schema.startswith("postgresql://"):
         source_schema = MariaDBSchema.source(schema_name, host=host)
         with source_schema.session() as session:
@@ -190,7 +203,7 @@ def main_options(
 
 
 @app.command()
-def pull(table: TableArg, local_schema: LocalTarget, where: Where = None, source_host: SourceHost = None,
+def pull(table: TableArg, local_schema: LocalTarget, where: Where = None, source_host: LinkSource = None,
          batch_size: Annotated[int, typer.Option(help="Entities per batch (one transaction per server).")] = 2000,
          dry_run: DryRun = False, source_stores: SourceStores = None, store: StoreMap = None,
          copy_objects: CopyObjects = True,
@@ -216,7 +229,7 @@ def pull(table: TableArg, local_schema: LocalTarget, where: Where = None, source
 
 
 @app.command()
-def repair(table: TableArg, local_schema: LocalTarget, source_host: SourceHost = None, dry_run: DryRun = False,
+def repair(table: TableArg, local_schema: LocalTarget, source_host: LinkSource = None, dry_run: DryRun = False,
            source_stores: SourceStores = None, store: StoreMap = None) -> None:
     """Make the outbound table agree with the local table after a crash or deletions outside djshare."""
     options = StoreOptions(source_stores, store)

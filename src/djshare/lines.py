@@ -1,7 +1,7 @@
-"""Which DataJoint line is installed. Links and exports work on DataJoint 0.14 schemas and are written
-against DataJoint 0.14's Python API; `djshare diff` and sync, and links of 2.x schemas on MariaDB
-(`djshare.link.dj2`), need no DataJoint at all. DataJoint 0.14 and 2.x
-cannot be installed in one environment, so a lab on 2.x installs `djshare[dj2]` and has diff and sync."""
+"""Which DataJoint line is installed. Links and exports of DataJoint classes are written against DataJoint
+0.14's Python API; `djshare diff` and sync, links of 2.x schemas (`djshare.link.dj2`, `djshare.link.pg`) and
+exports by SQL restrictions (`djshare.export.tables`) need no DataJoint at all. DataJoint 0.14 and 2.x cannot
+be installed in one environment, so a lab on 2.x installs `djshare[dj2]`."""
 
 from __future__ import annotations
 
@@ -25,5 +25,5 @@ def require_dj014() -> None:
         raise ConfigurationError(
             f"djshare links and exports work on DataJoint 0.14 schemas and need DataJoint 0.14 ({installed}): use "
             "an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x: `djshare diff` and sync, "
-            "`djshare pull` / `repair` of 2.x schemas on MariaDB, and exports by SQL restrictions "
+            "`djshare pull` / `repair` of 2.x schemas on MariaDB and PostgreSQL, and exports by SQL restrictions "
             "(`djshare.export.tables`); the other link and export commands need DataJoint 0.14.")

@@ -47,7 +47,7 @@ from djshare.link.local import (
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.protocol import Outbound
-from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, PullReport, count_candidates
+from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport, count_candidates
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
@@ -245,7 +245,7 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
             check_where(source, tables.source.full_name, where)
             total = count_candidates(source, tables, where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
-                report = run_pull(source, MariaDBLocal(source, local, tables), tables, where,
+                report = run_pull(MariaDBSource(source, tables), MariaDBLocal(source, local, tables), where,
                                   batch_size=batch_size or rt.link.batch_size,
                                   dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
             if refresh_changed and not dry_run:
@@ -286,7 +286,8 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
                                       (rt.tables.subscriber,)))
             total += int(local.scalar(f"SELECT COUNT(*) FROM {rt.tables.local.full_name}"))
             with progress_bar(f"repair {rt.tables.source.name}", total, progress) as advance:
-                return run_repair(source, MariaDBLocal(source, local, rt.tables), rt.tables, dry_run=dry_run,
+                return run_repair(MariaDBSource(source, rt.tables), MariaDBLocal(source, local, rt.tables),
+                                  dry_run=dry_run,
                                   on_progress=advance, checkpoint=checkpoint)
 
     def refresh(self) -> int:

@@ -15,7 +15,6 @@ A 2.x source is refused here (see `reverse_refusal`); `dj2.Dj2Link` links 2.x so
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -27,49 +26,16 @@ from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
-from djshare.link.pull import DEFAULT_BATCH
+from djshare.link.pg import PostgresSchema
+from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
 from djshare.link.runner import LinkRunner, Ready
-from djshare.link.tables import LinkStores, LinkTables, LocalSide, StorePair
+from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
 from djshare.sql import postgres
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table
-from djshare.sql.connection import ServerAddress, Session
+from djshare.sql.connection import Session
 from djshare.stores.formats import dj014, format_of_schema
 from djshare.stores.spec import StoreSpec
-
-
-class PostgresSchema:
-    """A schema on a PostgreSQL server, as a link's local side in DataJoint 2.x's layout.
-
-    User and password: `user=` / `password=`, else DJ_USER / DJ_PASS. `stores`: the local stores in
-    DataJoint's `stores` settings form (protocol file or s3; default: dj.config["stores"]).
-    """
-
-    def __init__(self, name: str, *, host: str, database: str, user: str | None = None,
-                 password: str | None = None, port: int | None = None,
-                 stores: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        self.name, self.host, self.database = name, host, database
-        self._user, self._password, self._port = user, password, port
-        self._stores = stores
-
-    @property
-    def stores(self) -> Mapping[str, Mapping[str, Any]]:
-        """`stores=` if given, else DataJoint's settings (dj.config["stores"])."""
-        if self._stores is not None:
-            return self._stores
-        import datajoint as dj
-
-        return dict(dj.config.get("stores") or {})
-
-    @property
-    def address(self) -> ServerAddress:
-        user = self._user or os.environ.get("DJ_USER")
-        password = self._password if self._password is not None else os.environ.get("DJ_PASS")
-        if not user or password is None:
-            raise ConfigurationError(f"No credentials for the PostgreSQL server {self.host}: set DJ_USER and DJ_PASS "
-                                     "(or pass user= and password= to PostgresSchema).")
-        address = ServerAddress.parse(self.host, user, password, self._port or postgres.DEFAULT_PORT)
-        return replace(address, backend="postgresql", database=self.database)
 
 
 class CrossLink(LinkRunner):
@@ -121,10 +87,10 @@ class CrossLink(LinkRunner):
         return LinkStores(columns, pairs)
 
     @contextlib.contextmanager
-    def _sides(self, ready: Ready) -> Iterator[tuple[Session, LocalSide]]:
+    def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:
         with self.source.session() as source, postgres.session(self.target.address) as pg, \
                 link_lock(source, ready.tables.outbound, ready.tables.subscriber, self.lock_timeout):
-            yield source, PostgresLocal(source, pg, ready.tables, ready.local)
+            yield MariaDBSource(source, ready.tables), PostgresLocal(source, pg, ready.tables, ready.local)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return where_clause(self.source.connection, self._setup().tables.source.full_name, restrictions)

@@ -20,7 +20,7 @@ from djshare.link import outbound
 from djshare.link.cascade import deletions
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import Outbound, Step
-from djshare.link.pull import MariaDBLocal
+from djshare.link.pull import MariaDBLocal, MariaDBSource
 from djshare.link.repair import BATCH, RepairReport, repair_keys
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sql.catalog import foreign_keys_to
@@ -44,7 +44,7 @@ def after_local_delete(source: Session, local: Session, tables: LinkTables, keys
     names = ", ".join(f"`{c}`" for c in tables.local.primary_key)
     for start in range(0, len(keys), BATCH):
         batch = keys[start:start + BATCH]
-        repair_keys(source, MariaDBLocal(source, local, tables), tables, batch, report, checkpoint)
+        repair_keys(MariaDBSource(source, tables), MariaDBLocal(source, local, tables), batch, report, checkpoint)
         local.execute(  # requests of entities that are gone locally are answered
             f"DELETE FROM {tables.deletion_requested_name} WHERE ({names}) NOT IN "
             f"(SELECT {names} FROM {tables.local.full_name}) AND ".encode() + key_condition(tables.local, batch),

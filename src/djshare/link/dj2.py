@@ -30,9 +30,9 @@ from djshare.link import outbound
 from djshare.link.local import subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
-from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal
+from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource
 from djshare.link.runner import LinkRunner, Ready, sql_where
-from djshare.link.tables import LinkTables, LocalSide
+from djshare.link.tables import LinkTables, LocalSide, SourceSide
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
 from djshare.sql.connection import ServerAddress, Session, quote_name
 from djshare.stores.formats import format_of_schema
@@ -264,10 +264,10 @@ class Dj2Link(LinkRunner):
                 "layout follows the local schema), or use another local schema. Nothing was changed.")
 
     @contextlib.contextmanager
-    def _sides(self, ready: Ready) -> Iterator[tuple[Session, LocalSide]]:
+    def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:
         with self.source.session() as source, self.local.session() as local, \
                 link_lock(source, ready.tables.outbound, ready.tables.subscriber, self.lock_timeout):
-            yield source, MariaDBLocal(source, local, ready.tables)
+            yield MariaDBSource(source, ready.tables), MariaDBLocal(source, local, ready.tables)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from djshare.link import objects, outbound
 from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, no_checkpoint
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
+from djshare.restriction import check_where
 from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import Session
 from djshare.sql.transfer import (
@@ -61,12 +62,60 @@ def _candidates_sql(tables: LinkTables, where: str, after: bytes | None) -> byte
     return sql
 
 
+class MariaDBSource:
+    """A link's source side on MariaDB: the source table and the outbound table of one subscriber."""
+
+    def __init__(self, session: Session, tables: LinkTables) -> None:
+        self.session, self.tables = session, tables
+        self.name = tables.source.full_name
+
+    def transaction(self, doing: str) -> contextlib.AbstractContextManager[Session]:
+        return self.session.transaction(doing)
+
+    def check_where(self, where: str) -> None:
+        check_where(self.session, self.name, where)
+
+    def candidates(self, where: str, after: bytes | None, size: int) -> list[tuple[bytes, str | None]]:
+        order = ", ".join(f"s.`{c}`" for c in self.tables.source.primary_key)
+        return [(bytes(key), state) for key, state in self.session.rows(
+            f"SELECT {row_literal(self.tables.source.key_columns, 's.')}, o.`state` ".encode()
+            + _candidates_sql(self.tables, where, after) + f" ORDER BY {order} LIMIT {int(size)}".encode(),
+            doing=f"selecting entities to pull from {self.name}")]
+
+    def count_candidates(self, where: str) -> int:
+        return count_candidates(self.session, self.tables, where)
+
+    def observe(self, keys: list[bytes]) -> dict[bytes, Outbound]:
+        return outbound.observe(self.session, self.tables.outbound, self.tables.subscriber, keys)
+
+    def record(self, keys: list[bytes], state: Outbound) -> int:
+        return outbound.record(self.session, self.tables.outbound, self.tables.subscriber, keys, state)
+
+    def update(self, keys: list[bytes], step: Step) -> int:
+        return outbound.update(self.session, self.tables.outbound, self.tables.subscriber, keys, step)
+
+    def remove(self, keys: list[bytes]) -> int:
+        return outbound.remove(self.session, self.tables.outbound, self.tables.subscriber, keys)
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        return present_keys(self.session, self.tables.source, keys)
+
+    def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
+        after: bytes | None = None
+        while page := outbound.keys_page(self.session, self.tables.outbound, self.tables.subscriber, after, size):
+            yield page
+            after = page[-1]
+
+    def counts(self) -> dict[str, int]:
+        return outbound.counts(self.session, self.tables.outbound).get(self.tables.subscriber, {})
+
+
 def count_candidates(source: Session, tables: LinkTables, where: str) -> int:
     return int(source.scalar(b"SELECT COUNT(*) " + _candidates_sql(tables, where, None),
                              doing=f"counting entities to pull from {tables.source.full_name}"))
 
 
-def pull(source: Session, local: LocalSide, tables: LinkTables, where: str, *, batch_size: int = DEFAULT_BATCH,
+def pull(source: SourceSide, local: LocalSide, where: str, *, batch_size: int = DEFAULT_BATCH,
          dry_run: bool = False, on_progress: Callable[[int], None] | None = None,
          checkpoint: Checkpoint = no_checkpoint) -> PullReport:
     """Pull every entity of the source table matching `where` (a SQL WHERE clause, or "") not held yet.
@@ -75,20 +124,15 @@ def pull(source: Session, local: LocalSide, tables: LinkTables, where: str, *, b
     state that re-running `pull` or `repair` converges from.
     """
     report = PullReport(dry_run=dry_run)
-    order = ", ".join(f"s.`{c}`" for c in tables.source.primary_key)
     after: bytes | None = None
     while True:
-        page = source.rows(
-            f"SELECT {row_literal(tables.source.key_columns, 's.')}, o.`state` ".encode()
-            + _candidates_sql(tables, where, after) + f" ORDER BY {order} LIMIT {int(batch_size)}".encode(),
-            doing=f"selecting entities to pull from {tables.source.full_name}",
-        )
+        page = source.candidates(where, after, batch_size)
         if not page:
             return report
-        keys = [bytes(row[0]) for row in page]
+        keys = [key for key, _ in page]
         after = keys[-1]
         present = local.present(keys)
-        facts = {bytes(k): Facts(True, Outbound(s) if s else None, bytes(k) in present) for k, s in page}
+        facts = {k: Facts(True, Outbound(s) if s else None, k in present) for k, s in page}
         todo = plan(Command.PULL, facts)
         for note, count in todo.notes.items():
             report.notes[note] = report.notes.get(note, 0) + count
@@ -96,22 +140,21 @@ def pull(source: Session, local: LocalSide, tables: LinkTables, where: str, *, b
             report.would_pull += len(todo.keys(Step.INSERT_LOCAL))
             report.adopted += len(todo.keys(Step.ADOPT))
             continue
-        _run_batch(source, local, tables, todo.groups, report, checkpoint)
+        _run_batch(source, local, todo.groups, report, checkpoint)
         report.batches += 1
         if on_progress:
             on_progress(len(keys))
 
 
-def _run_batch(source: Session, local: LocalSide, tables: LinkTables, groups: dict[Step, list[bytes]],
-               report: PullReport, checkpoint: Checkpoint) -> None:
-    ob, subscriber = tables.outbound, tables.subscriber
+def _run_batch(source: SourceSide, local: LocalSide, groups: dict[Step, list[bytes]], report: PullReport,
+               checkpoint: Checkpoint) -> None:
     if groups.get(Step.RECORD_PULLING):
         with source.transaction("recording entities as pulling"):
-            outbound.record(source, ob, subscriber, groups[Step.RECORD_PULLING], Outbound.PULLING)
+            source.record(groups[Step.RECORD_PULLING], Outbound.PULLING)
         checkpoint(Step.RECORD_PULLING.value)
     if groups.get(Step.ADOPT):
         with source.transaction("recording local rows"):
-            report.adopted += outbound.record(source, ob, subscriber, groups[Step.ADOPT], Outbound.PULLED)
+            report.adopted += source.record(groups[Step.ADOPT], Outbound.PULLED)
         checkpoint(Step.ADOPT.value)
     to_copy = groups.get(Step.INSERT_LOCAL, [])
     if to_copy:
@@ -120,7 +163,7 @@ def _run_batch(source: Session, local: LocalSide, tables: LinkTables, groups: di
     to_mark = groups.get(Step.MARK_PULLED, [])
     if to_mark:
         with source.transaction("marking entities pulled"):
-            outbound.update(source, ob, subscriber, to_mark, Step.MARK_PULLED)
+            source.update(to_mark, Step.MARK_PULLED)
         report.finished += len(set(to_mark) - set(to_copy))
         checkpoint(Step.MARK_PULLED.value)
 

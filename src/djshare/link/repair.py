@@ -7,14 +7,11 @@ are recorded if their source row exists, and reported if not (a person must deci
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from djshare.link import outbound
 from djshare.link.protocol import Command, Facts, Outbound, State, Step, plan, state_of
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, no_checkpoint
-from djshare.sql.connection import Session
-from djshare.sql.transfer import present_keys
+from djshare.link.tables import Checkpoint, LocalSide, SourceSide, no_checkpoint
 
 BATCH = 2000
 
@@ -31,52 +28,41 @@ class RepairReport:
         return sum(self.steps.values())
 
 
-def repair_keys(source: Session, local: LocalSide, tables: LinkTables, keys: list[bytes], report: RepairReport,
+def repair_keys(source: SourceSide, local: LocalSide, keys: list[bytes], report: RepairReport,
                 checkpoint: Checkpoint = no_checkpoint) -> None:
     """Run REPAIR for one batch of keys. The caller holds the link lock."""
     if not keys:
         return
-    states = outbound.observe(source, tables.outbound, tables.subscriber, keys)
+    states = source.observe(keys)
     present = local.present(keys)
-    in_source = present_keys(source, tables.source, keys)
+    in_source = source.present(keys)
     facts = {k: Facts(k in in_source, states.get(k), k in present) for k in keys}
     report.checked += len(keys)
     report.stranded += [k for k, f in facts.items() if state_of(f) is State.STRANDED_LOCAL]
     todo = plan(Command.REPAIR, facts)
-    ob, subscriber = tables.outbound, tables.subscriber
     for step, step_keys in todo.groups.items():
         report.steps[step.value] = report.steps.get(step.value, 0) + len(step_keys)
         if report.dry_run:
             continue
         with source.transaction(f"repair: {step.value}"):
             if step is Step.REMOVE_OUTBOUND:
-                outbound.remove(source, ob, subscriber, step_keys)
+                source.remove(step_keys)
             elif step is Step.ADOPT:
-                outbound.record(source, ob, subscriber, step_keys, Outbound.PULLED)
+                source.record(step_keys, Outbound.PULLED)
             else:
-                outbound.update(source, ob, subscriber, step_keys, step)
+                source.update(step_keys, step)
         checkpoint(step.value)
 
 
-def _outbound_key_pages(source: Session, tables: LinkTables, size: int) -> Iterator[list[bytes]]:
-    after: bytes | None = None
-    while True:
-        page = outbound.keys_page(source, tables.outbound, tables.subscriber, after, size)
-        if not page:
-            return
-        yield page
-        after = page[-1]
-
-
-def repair(source: Session, local: LocalSide, tables: LinkTables, *, dry_run: bool = False,
+def repair(source: SourceSide, local: LocalSide, *, dry_run: bool = False,
            on_progress: Callable[[int], None] | None = None, checkpoint: Checkpoint = no_checkpoint,
            batch_size: int = BATCH) -> RepairReport:
     """Repair a whole link: every outbound row of this subscriber, then every local row."""
     report = RepairReport(dry_run=dry_run)
     pages: Iterable[list[bytes]]
-    for pages in (_outbound_key_pages(source, tables, batch_size), local.key_pages(batch_size)):
+    for pages in (source.outbound_pages(batch_size), local.key_pages(batch_size)):
         for page in pages:
-            repair_keys(source, local, tables, page, report, checkpoint)
+            repair_keys(source, local, page, report, checkpoint)
             if on_progress:
                 on_progress(len(page))
     return report

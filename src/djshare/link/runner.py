@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from djshare.errors import ConfigurationError
-from djshare.link import outbound
 from djshare.link.protocol import Outbound
-from djshare.link.pull import PullReport, count_candidates
+from djshare.link.pull import PullReport
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, no_checkpoint
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
 from djshare.progress import progress_bar
-from djshare.restriction import check_where
-from djshare.sql.connection import Session
 
 
 @dataclass
@@ -41,8 +38,8 @@ class LinkRunner:
         """Check everything, then declare the outbound and local tables (once per object)."""
         raise NotImplementedError
 
-    def _sides(self, ready: Ready) -> contextlib.AbstractContextManager[tuple[Session, LocalSide]]:
-        """The source session and the local side, with the link's lock held on the source server."""
+    def _sides(self, ready: Ready) -> contextlib.AbstractContextManager[tuple[SourceSide, LocalSide]]:
+        """The source and local sides, with the link's lock held on the source server."""
         raise NotImplementedError
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
@@ -66,11 +63,11 @@ class LinkRunner:
         self._check_declared(ready)
         tables = ready.tables
         with self._sides(ready) as (source, local):
-            check_where(source, tables.source.full_name, where)
-            total = count_candidates(source, tables, where)
+            source.check_where(where)
+            total = source.count_candidates(where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
-                return run_pull(source, local, tables, where, batch_size=batch_size or self.batch_size,
-                                dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
+                return run_pull(source, local, where, batch_size=batch_size or self.batch_size, dry_run=dry_run,
+                                on_progress=advance, checkpoint=checkpoint)
 
     def repair(self, dry_run: bool = False, progress: bool = True,
                checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
@@ -78,12 +75,9 @@ class LinkRunner:
         Local rows whose source row is gone are reported in `stranded` and left alone."""
         ready = self._setup()
         with self._sides(ready) as (source, local):
-            total = local.count() + int(source.scalar(
-                f"SELECT COUNT(*) FROM {ready.tables.outbound.full_name} WHERE `subscriber` = %s",
-                (ready.tables.subscriber,)))
+            total = local.count() + sum(source.counts().values())
             with progress_bar(f"repair {ready.tables.source.name}", total, progress) as advance:
-                report = run_repair(source, local, ready.tables, dry_run=dry_run, on_progress=advance,
-                                    checkpoint=checkpoint)
+                report = run_repair(source, local, dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
             report.stranded += self._stranded(local)
             return report
 
@@ -95,7 +89,7 @@ class LinkRunner:
         """This subscriber's outbound rows by state, and the local row count."""
         ready = self._setup()
         with self._sides(ready) as (source, local):
-            counts = outbound.counts(source, ready.tables.outbound).get(ready.tables.subscriber, {})
+            counts = source.counts()
             result = {state.value: counts.get(state.value, 0) for state in Outbound}
             result["local"] = local.count()
             return result

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.outbound import OutboundTable
@@ -14,6 +15,7 @@ from djshare.stores.formats.dj014 import ExternalColumn
 from djshare.stores.spec import StoreSpec
 
 if TYPE_CHECKING:
+    from djshare.link.protocol import Outbound, Step
     from djshare.link.pull import PullReport
 
 Checkpoint = Callable[[str], None]  # called after each committed step group; fault-injection tests raise in it
@@ -82,4 +84,54 @@ class LocalSide(Protocol):
 
     def count(self) -> int:
         """Local master rows."""
+        ...
+
+
+class SourceSide(Protocol):
+    """The source server as the pull and repair loops see it: the source table and the outbound rows of one
+    link and subscriber, entities named by key literals (MariaDB: `pull.MariaDBSource`; PostgreSQL:
+    `link.pg.PostgresSource`). Each write is one protocol step, guarded by `protocol.STEP_GUARD`."""
+
+    name: str  # the source table, for messages
+
+    def transaction(self, doing: str) -> AbstractContextManager[Any]:
+        """One transaction on the source server."""
+        ...
+
+    def check_where(self, where: str) -> None:
+        """Let the server parse a restriction (" WHERE ..." or "") before anything changes."""
+        ...
+
+    def candidates(self, where: str, after: bytes | None, size: int) -> list[tuple[bytes, str | None]]:
+        """The next `size` keys (after `after`, in key order) matching `where` that this subscriber does not
+        hold yet or is part way through, with their outbound state (None: no outbound row)."""
+        ...
+
+    def count_candidates(self, where: str) -> int:
+        ...
+
+    def observe(self, keys: list[bytes]) -> dict[bytes, Outbound]:
+        """Outbound state of each key that has an outbound row (others are absent)."""
+        ...
+
+    def record(self, keys: list[bytes], state: Outbound) -> int:
+        """RECORD_PULLING / ADOPT: outbound rows for source rows that exist."""
+        ...
+
+    def update(self, keys: list[bytes], step: Step) -> int:
+        ...
+
+    def remove(self, keys: list[bytes]) -> int:
+        ...
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        """Which of `keys` have a source row."""
+        ...
+
+    def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
+        """Every outbound key of this subscriber, in pages (repair)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """This subscriber's outbound rows per state."""
         ...

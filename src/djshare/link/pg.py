@@ -1,0 +1,485 @@
+"""Links between DataJoint 2.x schemas on PostgreSQL, without DataJoint (runs beside 2.x or 0.14).
+
+    source = PostgresSchema.source("lab2", host="pg.lab.org", database="lab")   # LINK_USER / LINK_PASS
+    local = PostgresSchema("collab2", host="pg.collab.org", database="collab")  # DJ_USER / DJ_PASS
+    session = PgLink("Session", source, local)                                 # LINK_OUTBOUND
+    session.pull("session_date > '2024-01-01'")                                # SQL conditions
+
+The protocol and the loops are those of every link (`pull.pull`, `repair.repair`); this module holds their
+PostgreSQL SQL. Source side (`PostgresSource`): an outbound table in its own schema with a foreign key to the
+source table, a session-level advisory lock per link and subscriber (released by the server if the process
+dies), keys named by literals the server writes (`quote_nullable` of each key column). Local side
+(`PostgresCopy`): the source's tables declared again (types, defaults, comments with their codec labels, enum
+types, a part's foreign key to its master, `~lineage`), rows streamed with binary `COPY` from the source into
+the local tables, one local transaction per batch.
+
+In-store codecs (`<blob@store>`, `<attach@store>`, `<object@store>`, `<filepath@store>`) are refused before
+anything changes: their objects would have to follow into the local stores, which is not built yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from djshare.errors import ConfigurationError, DefinitionMismatchError, LinkBusyError
+from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
+from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
+from djshare.link.protocol import STEP_GUARD, Outbound, Step
+from djshare.link.pull import DEFAULT_BATCH, PullReport
+from djshare.link.runner import LinkRunner, Ready, sql_where
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
+from djshare.sql import postgres
+from djshare.sql.catalog import Column, TableInfo
+from djshare.sql.connection import ServerAddress
+from djshare.sql.postgres import PgSession
+from djshare.sql.transfer import key_bound
+from djshare.stores.formats import format_of_schema
+
+IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
+ENV_OUTBOUND = "LINK_OUTBOUND"
+SUBSCRIBER_TABLE = "~djshare_subscriber"
+
+
+class PostgresSchema:
+    """A schema on a PostgreSQL server, as one side of a link.
+
+    User and password: `user=` / `password=`, else the environment (DJ_USER / DJ_PASS; for `source(...)`,
+    LINK_USER / LINK_PASS). `stores`: the side's stores in DataJoint's `stores` settings form (default:
+    dj.config["stores"]), for links that copy objects.
+    """
+
+    def __init__(self, name: str, *, host: str, database: str, user: str | None = None,
+                 password: str | None = None, port: int | None = None,
+                 stores: Mapping[str, Mapping[str, Any]] | None = None,
+                 credentials: tuple[str, str] = ("DJ_USER", "DJ_PASS")) -> None:
+        self.name, self.host, self.database = name, host, database
+        self._user, self._password, self._port = user, password, port
+        self._stores = stores
+        self._credentials = credentials
+
+    @classmethod
+    def source(cls, name: str, *, host: str, database: str, user: str | None = None, password: str | None = None,
+               port: int | None = None) -> PostgresSchema:
+        """A source schema: user and password from LINK_USER / LINK_PASS unless given."""
+        return cls(name, host=host, database=database, user=user, password=password, port=port,
+                   credentials=("LINK_USER", "LINK_PASS"))
+
+    @property
+    def stores(self) -> Mapping[str, Mapping[str, Any]]:
+        """`stores=` if given, else DataJoint's settings (dj.config["stores"])."""
+        if self._stores is not None:
+            return self._stores
+        import datajoint as dj
+
+        return dict(dj.config.get("stores") or {})
+
+    @property
+    def address(self) -> ServerAddress:
+        user_variable, password_variable = self._credentials
+        user = self._user or os.environ.get(user_variable)
+        password = self._password if self._password is not None else os.environ.get(password_variable)
+        if not user or password is None:
+            raise ConfigurationError(f"No credentials for the PostgreSQL server {self.host}: set {user_variable} and "
+                                     f"{password_variable} (or pass user= and password= to PostgresSchema).")
+        address = ServerAddress.parse(self.host, user, password, self._port or postgres.DEFAULT_PORT)
+        return replace(address, backend="postgresql", database=self.database)
+
+
+def name(*parts: str) -> str:
+    """A PostgreSQL identifier, schema-qualified: "schema"."table"."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+def text(value: str) -> str:
+    """A string as a PostgreSQL literal (standard_conforming_strings: only quotes are doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def key_literal(columns: Sequence[Column], qualifier: str = "") -> str:
+    """SQL for one bytes value per row naming its key: `('a','7')`, as the server quotes each value (exact:
+    floats in their shortest exact text, bytea in hex)."""
+    parts = " || ',' || ".join(f"quote_nullable({qualifier}{name(c.name)})" for c in columns)
+    return f"convert_to('(' || {parts} || ')', 'UTF8')"
+
+
+def key_names(table: TableInfo, qualifier: str = "") -> str:
+    return ", ".join(qualifier + name(c) for c in table.primary_key)
+
+
+def key_order(table: TableInfo, qualifier: str = "") -> str:
+    """The key columns in the order keys are paged: text by its bytes (COLLATE "C"), as Python orders it."""
+    return ", ".join(_ordered(c, qualifier) for c in table.key_columns)
+
+
+def _ordered(column: Column, qualifier: str = "") -> str:
+    return qualifier + name(column.name) + (' COLLATE "C"' if column.collation == "C" else "")
+
+
+def key_condition(table: TableInfo, keys: Sequence[bytes], qualifier: str = "") -> bytes:
+    if not keys:
+        return b"FALSE"
+    return f"({key_names(table, qualifier)}) IN (".encode() + b",".join(keys) + b")"
+
+
+def after(table: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
+    """Keys after `key` in paging order (TRUE without one)."""
+    if key is None:
+        return b"TRUE"
+    return key_bound(table, key, ">", reference=lambda c: _ordered(c, qualifier))
+
+
+def refuse_in_store(tables: Sequence[TableInfo]) -> None:
+    for table in tables:
+        for column in table.columns:
+            found = IN_STORE.match(column.comment)
+            if found:
+                raise ConfigurationError(
+                    f"Column `{column.name}` of {table.schema}.{table.name} is <{found['codec']}@{found['store']}>: "
+                    "links between PostgreSQL schemas copy in-table types only so far (objects in stores do not "
+                    "follow yet). Compare such tables with `djshare diff`. Nothing was changed.")
+
+
+def declare_outbound(pg: PgSession, outbound: OutboundTable) -> None:
+    """Create the outbound schema and table if missing; check an existing one belongs to this source."""
+    source = outbound.source
+    table = name(outbound.schema, outbound.name)
+    states = ", ".join(text(s.value) for s in Outbound)
+    keys = key_names(source)
+    comment = COMMENT_PREFIX + name(source.schema, source.name)
+    with pg.transaction(f"creating the outbound table {table}"):
+        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(outbound.schema)}")
+        pg.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (subscriber varchar(64) NOT NULL, "
+            + "".join(f"{name(c.name)} {c.column_type} NOT NULL, " for c in source.key_columns)
+            + f"state varchar(24) NOT NULL CHECK (state IN ({states})), "
+            "changed_at timestamptz NOT NULL DEFAULT now(), "
+            f"PRIMARY KEY (subscriber, {keys}), FOREIGN KEY ({keys}) REFERENCES {name(source.schema, source.name)} "
+            f"({keys}) ON UPDATE RESTRICT ON DELETE RESTRICT)")
+        pg.execute(f"CREATE INDEX IF NOT EXISTS {name(outbound.name[:50] + '_source_key')} ON {table} ({keys})")
+        existing = pg.scalar("SELECT obj_description(%s::regclass, 'pg_class')", (table,))
+        if existing is None:
+            pg.execute(f"COMMENT ON TABLE {table} IS {text(comment)}")
+        elif existing != comment:
+            raise ConfigurationError(f"{table} exists but is not the outbound table of {source.schema}.{source.name} "
+                                     f"(its comment says {existing!r}). Use another LINK_OUTBOUND schema.")
+
+
+@contextlib.contextmanager
+def advisory_lock(pg: PgSession, key: str, timeout: float, busy: str) -> Iterator[None]:
+    """Hold a session-level advisory lock named by `key` (the server drops it with the connection)."""
+    number = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
+    deadline = time.monotonic() + timeout
+    while not pg.scalar("SELECT pg_try_advisory_lock(%s)", (number,), doing="waiting for a djshare lock"):
+        if time.monotonic() > deadline:
+            raise LinkBusyError(busy)
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            pg.scalar("SELECT pg_advisory_unlock(%s)", (number,))
+
+
+class PostgresSource:
+    """A link's source side on PostgreSQL: the source table and the outbound rows of one subscriber."""
+
+    def __init__(self, pg: PgSession, tables: LinkTables) -> None:
+        self.pg, self.tables = pg, tables
+        self.source = tables.source
+        self.name = name(self.source.schema, self.source.name)
+        self.outbound = name(tables.outbound.schema, tables.outbound.name)
+        self.mine = f"subscriber = {text(tables.subscriber)}"
+
+    def transaction(self, doing: str) -> contextlib.AbstractContextManager[PgSession]:
+        return self.pg.transaction(doing)
+
+    def check_where(self, where: str) -> None:
+        self.pg.rows(f"SELECT 1 FROM {self.name}{where} LIMIT 0", doing=f"checking the restriction on {self.name}")
+
+    def _candidates(self, where: str) -> str:
+        join = " AND ".join(f"o.{name(c)} = s.{name(c)}" for c in self.source.primary_key)
+        return (f"FROM (SELECT {key_names(self.source)} FROM {self.name}{where}) AS s LEFT JOIN {self.outbound} AS o "
+                f"ON o.{self.mine} AND {join} WHERE (o.state IS NULL OR o.state = {text(Outbound.PULLING.value)})")
+
+    def candidates(self, where: str, after_key: bytes | None, size: int) -> list[tuple[bytes, str | None]]:
+        return [(bytes(k), s) for k, s in self.pg.rows(
+            f"SELECT {key_literal(self.source.key_columns, 's.')}, o.state {self._candidates(where)} AND ".encode()
+            + after(self.source, after_key, "s.") + f" ORDER BY {key_order(self.source, 's.')} LIMIT {int(size)}"
+            .encode(), doing=f"selecting entities to pull from {self.name}")]
+
+    def count_candidates(self, where: str) -> int:
+        return int(self.pg.scalar(f"SELECT count(*) {self._candidates(where)}",
+                                  doing=f"counting entities to pull from {self.name}"))
+
+    def observe(self, keys: list[bytes]) -> dict[bytes, Outbound]:
+        return {bytes(k): Outbound(s) for k, s in self.pg.rows(
+            f"SELECT {key_literal(self.source.key_columns)}, state FROM {self.outbound} WHERE {self.mine} AND "
+            .encode() + key_condition(self.source, keys), doing=f"reading {self.outbound}")}
+
+    def record(self, keys: list[bytes], state: Outbound) -> int:
+        if not keys:
+            return 0
+        return self.pg.execute(
+            f"INSERT INTO {self.outbound} (subscriber, {key_names(self.source)}, state) SELECT "
+            f"{text(self.tables.subscriber)}, {key_names(self.source)}, {text(state.value)} FROM {self.name} WHERE "
+            .encode() + key_condition(self.source, keys), doing=f"recording entities in {self.outbound}")
+
+    def _guard(self, step: Step) -> str:
+        return "state IN (" + ", ".join(text(s.value) for s in STEP_GUARD[step] if s is not None) + ")"
+
+    def update(self, keys: list[bytes], step: Step) -> int:
+        if not keys:
+            return 0
+        state = {Step.MARK_PULLED: Outbound.PULLED, Step.REQUEST_DELETION: Outbound.DELETION_REQUESTED,
+                 Step.APPROVE_DELETION: Outbound.DELETION_APPROVED,
+                 Step.REVERT_TO_REQUESTED: Outbound.DELETION_REQUESTED}[step]
+        return self.pg.execute(
+            f"UPDATE {self.outbound} SET state = {text(state.value)}, changed_at = now() WHERE {self.mine} AND "
+            f"{self._guard(step)} AND ".encode() + key_condition(self.source, keys),
+            doing=f"updating {self.outbound} ({step.value})")
+
+    def remove(self, keys: list[bytes]) -> int:
+        if not keys:
+            return 0
+        return self.pg.execute(
+            f"DELETE FROM {self.outbound} WHERE {self.mine} AND {self._guard(Step.REMOVE_OUTBOUND)} AND ".encode()
+            + key_condition(self.source, keys), doing=f"removing rows from {self.outbound}")
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        return {bytes(r[0]) for r in self.pg.rows(
+            f"SELECT {key_literal(self.source.key_columns)} FROM {self.name} WHERE ".encode()
+            + key_condition(self.source, keys), doing=f"reading {self.name}")}
+
+    def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
+        last: bytes | None = None
+        while page := [bytes(r[0]) for r in self.pg.rows(
+                f"SELECT {key_literal(self.source.key_columns)} FROM {self.outbound} WHERE {self.mine} AND ".encode()
+                + after(self.source, last) + f" ORDER BY {key_order(self.source)} LIMIT {int(size)}".encode(),
+                doing=f"reading {self.outbound}")]:
+            yield page
+            last = page[-1]
+
+    def counts(self) -> dict[str, int]:
+        return {str(s): int(n) for s, n in self.pg.rows(
+            f"SELECT state, count(*) FROM {self.outbound} WHERE {self.mine} GROUP BY state")}
+
+
+def subscriber_id(pg: PgSession, schema: str) -> str:
+    """This local schema's name on source servers, made once and kept in a one-row hidden table."""
+    table = name(schema, SUBSCRIBER_TABLE)
+    pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}")
+    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (one smallint PRIMARY KEY, subscriber varchar(64) NOT NULL)")
+    pg.execute(f"INSERT INTO {table} VALUES (1, %s) ON CONFLICT DO NOTHING",
+               (f"{schema[:40]}-{os.urandom(6).hex()}",))
+    return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
+
+
+def _enum_labels(pg: PgSession, column_type: str) -> tuple[str, list[str]] | None:
+    """(type name, labels) if `column_type` is an enum type on `pg`."""
+    found = pg.rows("SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t JOIN pg_enum e "
+                    "ON e.enumtypid = t.oid WHERE t.oid = %s::regtype GROUP BY t.typname", (column_type,))
+    return (str(found[0][0]), list(found[0][1])) if found else None
+
+
+def local_declaration(pg: PgSession, table: TableInfo, master: TableInfo | None, schema: str) -> list[str]:
+    """Statements declaring `table` (read on the source `pg`) in local `schema`: enum types first, then the
+    table with its key, a part's foreign key to its master, and the comments (codec labels included)."""
+    statements, columns = [], []
+    for column in table.columns:
+        kind = column.column_type
+        enum = _enum_labels(pg, kind) if column.data_type == "enum" else None
+        if enum is not None:
+            kind = name(schema, enum[0])
+            statements.append(f"DO $$ BEGIN CREATE TYPE {kind} AS ENUM ({', '.join(text(v) for v in enum[1])}); "
+                              "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        default = column.default
+        if default is not None and enum is not None:
+            default = re.sub(r"::[^:]*$", f"::{kind}", default)
+        columns.append(f"{name(column.name)} {kind}" + ("" if column.nullable else " NOT NULL")
+                       + (f" DEFAULT {default}" if default is not None and not default.startswith("nextval(") else ""))
+    columns.append(f"PRIMARY KEY ({key_names(table)})")
+    if master is not None:
+        columns.append(f"FOREIGN KEY ({key_names(master)}) REFERENCES {name(schema, master.name)} "
+                       f"({key_names(master)}) ON UPDATE CASCADE ON DELETE RESTRICT")
+    here = name(schema, table.name)
+    statements.append(f"CREATE TABLE {here} ({', '.join(columns)})")
+    if table.comment:
+        statements.append(f"COMMENT ON TABLE {here} IS {text(table.comment)}")
+    statements += [f"COMMENT ON COLUMN {here}.{name(c.name)} IS {text(c.comment)}" for c in table.columns if c.comment]
+    return statements
+
+
+def _tables(pg: PgSession, schema: str) -> set[str]:
+    return {str(r[0]) for r in pg.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                                       (schema,))}
+
+
+def declare_local(source: PgSession, local: PgSession, tables: LinkTables) -> list[str]:
+    """Create the local tables and lineage where missing, in one transaction; return how existing local tables
+    differ from the source (empty when they match)."""
+    schema = tables.local_schema
+    existing = _tables(local, schema)
+    statements = [s for t in (tables.source, *tables.source_parts) if t.name not in existing
+                  for s in local_declaration(source, t, None if t is tables.source else tables.source, schema)]
+    names = {t.name for t in (tables.source, *tables.source_parts)}
+    lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
+                                       f"{name(tables.source.schema, LINEAGE_TABLE)}"),
+                           tables.source.schema, schema, names, tables.source.name) \
+        if LINEAGE_TABLE in _tables(source, tables.source.schema) else []
+    with local.transaction(f"declaring the local tables in schema {schema}"):
+        local.execute(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}")
+        for statement in statements:
+            local.execute(statement)
+        if lineage:
+            local.execute(f"CREATE TABLE IF NOT EXISTS {name(schema, LINEAGE_TABLE)} (table_name varchar(64) NOT NULL, "
+                          "attribute_name varchar(64) NOT NULL, lineage varchar(255) NOT NULL, "
+                          "PRIMARY KEY (table_name, attribute_name))")
+            for row in lineage:
+                local.execute(f"INSERT INTO {name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                              row)
+    found = []
+    for table in (tables.source, *tables.source_parts):
+        here = postgres.read_table(local, schema, table.name)
+        mine = {c.name: (c.data_type, c.nullable) for c in here.columns}
+        theirs = {c.name: (c.data_type, c.nullable) for c in table.columns}
+        found += [f"column `{n}` of `{table.name}` differs" for n in sorted(mine.keys() & theirs.keys())
+                  if mine[n] != theirs[n]]
+        found += [f"column `{n}` of `{table.name}` is only in the source" for n in sorted(theirs.keys() - mine.keys())]
+        found += [f"column `{n}` of `{table.name}` is only local" for n in sorted(mine.keys() - theirs.keys())]
+        if here.primary_key != table.primary_key:
+            found.append(f"the primary key of `{table.name}` differs")
+    return found
+
+
+class PostgresCopy:
+    """A link's local side on PostgreSQL holding the source's tables as they are (same types): rows stream
+    from source to local with binary COPY."""
+
+    def __init__(self, source: PgSession, local: PgSession, tables: LinkTables) -> None:
+        self.source, self.local, self.tables = source, local, tables
+        self.master = replace(tables.source, schema=tables.local_schema)
+        self.name = name(tables.local_schema, tables.source.name)
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        return {bytes(r[0]) for r in self.local.rows(
+            f"SELECT {key_literal(self.master.key_columns)} FROM {self.name} WHERE ".encode()
+            + key_condition(self.master, keys), doing=f"reading {self.name}")}
+
+    def count(self) -> int:
+        return int(self.local.scalar(f"SELECT count(*) FROM {self.name}"))
+
+    def key_pages(self, size: int) -> Iterator[list[bytes]]:
+        last: bytes | None = None
+        while page := [bytes(r[0]) for r in self.local.rows(
+                f"SELECT {key_literal(self.master.key_columns)} FROM {self.name} WHERE ".encode()
+                + after(self.master, last) + f" ORDER BY {key_order(self.master)} LIMIT {int(size)}".encode(),
+                doing=f"reading {self.name}")]:
+            yield page
+            last = page[-1]
+
+    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Master and part rows of `keys` in one local transaction (binary COPY, streamed)."""
+        where = key_condition(self.tables.source, keys)
+        with self.local.transaction(f"inserting into {self.name}"):
+            for table in (self.tables.source, *self.tables.source_parts):
+                columns = ", ".join(name(c.name) for c in table.columns)
+                target = name(self.tables.local_schema, table.name)
+                copied = self._stream(f"COPY (SELECT {columns} FROM {name(table.schema, table.name)} WHERE "
+                                      .encode() + where + b") TO STDOUT (FORMAT BINARY)",
+                                      f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)", target)
+                if table is self.tables.source:
+                    report.pulled += copied
+                else:
+                    report.part_rows += copied
+
+    def _stream(self, out: bytes, into: str, target: str) -> int:
+        try:
+            with self.source.connection.cursor() as reader, self.local.connection.cursor() as writer:
+                with reader.copy(out) as source, writer.copy(into) as sink:
+                    for block in source:
+                        sink.write(block)
+                return int(writer.rowcount)
+        except Exception as error:  # psycopg's errors, from either server
+            raise postgres.translate(error, self.local.address, f"copying rows into {target}") from None
+
+
+class PgLink(LinkRunner):
+    """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) to a schema on
+    another PostgreSQL server, in the same layout. Restrictions are SQL conditions on the source table."""
+
+    def __init__(self, table: str, source: PostgresSchema, local: PostgresSchema, *, outbound: str | None = None,
+                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
+        self.table, self.source, self.local = table, source, local
+        self.outbound, self.subscriber = outbound, subscriber
+        self.batch_size, self.lock_timeout = batch_size, lock_timeout
+        self._ready: Ready | None = None
+
+    def _setup(self) -> Ready:
+        if self._ready is not None:
+            return self._ready
+        outbound_schema = self.outbound or os.environ.get(ENV_OUTBOUND)
+        if not outbound_schema:
+            raise ConfigurationError(f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server "
+                                     "that holds outbound tables (the link user needs to create tables there).")
+        schema = self.source.name
+        with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local:
+            table = self._table_name(source)
+            if format_of_schema(source, schema) != "dj2":
+                raise ConfigurationError(
+                    f"Schema {schema} on {self.source.host} is not in DataJoint 2.x's layout (no ~lineage table, no "
+                    "codec comments): links between PostgreSQL schemas are built for DataJoint 2.x schemas.")
+            info = postgres.read_table(source, schema, table)
+            parts = tuple(postgres.read_table(source, schema, p) for p in sorted(_tables(source, schema))
+                          if p.startswith(table + "__") and "__" not in p[len(table) + 2:])
+            refuse_in_store((info, *parts))
+            ob = OutboundTable.for_source(info, outbound_schema)
+            declare_outbound(source, ob)
+            subscriber = self.subscriber or subscriber_id(local, self.local.name)
+            tables = LinkTables(info, parts, self.local.name, ob, subscriber)
+            mismatch = declare_local(source, local, tables)
+        self._ready = Ready(tables, mismatch)
+        return self._ready
+
+    def _table_name(self, source: PgSession) -> str:
+        """The SQL name of `self.table`: a class name (CamelCase, tier prefix found) or the name itself."""
+        present = _tables(source, self.source.name)
+        if not self.table[:1].isupper():
+            candidates = [self.table]
+        else:
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.table).lower()
+            candidates = [prefix + snake for prefix in ("", "_", "__", "#")]
+        for candidate in candidates:
+            if candidate in present:
+                return candidate
+        masters = sorted(t for t in present if not t.startswith("~") and "__" not in t.lstrip("_#"))
+        raise ConfigurationError(f"No table for {self.table} in schema {self.source.name} on {self.source.host}. "
+                                 f"Tables there: {', '.join(masters) or 'none'}.")
+
+    @contextlib.contextmanager
+    def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:
+        tables = ready.tables
+        with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local, \
+                advisory_lock(source, f"{tables.outbound.schema}.{tables.outbound.name}/{tables.subscriber}",
+                              self.lock_timeout,
+                              f"Another djshare run (pull or repair) of {tables.source.schema}.{tables.source.name} "
+                              f"for subscriber {tables.subscriber} held the link's lock for more than "
+                              f"{self.lock_timeout:g} s. Wait for it to finish and try again."):
+            yield PostgresSource(source, tables), PostgresCopy(source, local, tables)
+
+    def _where(self, restrictions: tuple[Any, ...]) -> str:
+        return sql_where(restrictions)
+
+    def _check_declared(self, ready: Ready) -> None:
+        if ready.mismatch:
+            tables = ready.tables
+            raise DefinitionMismatchError(
+                f"The local tables in {tables.local_schema} no longer match the source {tables.source.schema}."
+                f"{tables.source.name}: " + "; ".join(ready.mismatch) + ". Nothing was pulled. Alter the local "
+                "tables to match (or drop them after saving their rows, and let djshare declare them again).")

@@ -1,0 +1,218 @@
+"""Links between DataJoint 2.x schemas on PostgreSQL (run in .venv2): a pipeline DataJoint 2.3 declares and fills
+on one throw-away PostgreSQL 15 is pulled by djshare into a schema on a second one, which DataJoint 2.x reads
+as its own. Crashes after each step converge; a local deletion is recorded by repair; what cannot be linked is
+refused before anything changes; the command line works."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import datajoint as dj
+import numpy as np
+import pytest
+
+from djshare.errors import ConfigurationError
+from djshare.link.pg import PgLink, PostgresSchema
+from djshare.sql.connection import ServerAddress
+from djshare.sync.diff import compare
+from djshare.sync.sources import Table
+from tests.crash import Crash, crash_at
+from tests.servers import PostgresServer, postgres_server
+
+NUMBERS = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[PostgresServer, PostgresServer]]:
+    assert dj.__version__.startswith("2."), dj.__version__
+    with postgres_server() as source, postgres_server() as local:
+        yield source, local
+
+
+def connect(server: PostgresServer) -> Any:
+    return dj.Connection(server.host, server.admin_user, server.admin_password, port=server.port, use_tls=False,
+                         backend="postgresql", database_name=server.database)
+
+
+class World:
+    """One test's source schema (declared and filled by DataJoint 2.x), local schema and outbound schema."""
+
+    def __init__(self, source: PostgresServer, local: PostgresServer, tmp_path: Path) -> None:
+        number = next(NUMBERS)
+        self.source, self.local, self.tmp = source, local, tmp_path
+        self.source_schema, self.local_schema, self.outbound = f"lab2_{number}", f"mine2_{number}", f"out_{number}"
+        schema = dj.Schema(self.source_schema, connection=connect(source))
+
+        @schema
+        class Subject(dj.Manual):
+            definition = """
+            subject : varchar(16)
+            ---
+            weight : float32
+            """
+
+        @schema
+        class Session(dj.Manual):
+            definition = """
+            # a recording session
+            -> Subject
+            session : int32
+            ---
+            kind = 'rest' : enum('rest', 'task')
+            started : datetime(3)
+            score = null : float64
+            gain : float32
+            amount : decimal(8, 3)
+            note = "" : varchar(64)    # it's free text
+            data : <blob>
+            """
+
+            class Trace(dj.Part):
+                definition = """
+                -> master
+                trace : int16
+                ---
+                values : <blob>
+                """
+
+        self.Subject, self.Session = Subject, Session
+        Subject.insert([{"subject": s, "weight": w} for s, w in (("m1", 20.5), ("M2", 0.1), ("é'q", 3.25))])
+        for subject, number in itertools.product(("m1", "M2", "é'q"), range(4)):
+            Session.insert1({"subject": subject, "session": number, "kind": "task" if number % 2 else "rest",
+                             "started": datetime(2024, 1, 2, 3, 4, 5, 6000 * number),
+                             "score": None if number == 3 else number / 7, "gain": number / 3,
+                             "amount": Decimal(number) / 8, "note": "quote ' and \\ backslash",
+                             "data": np.arange(number + 2) * 0.5})
+            Session.Trace.insert([{"subject": subject, "session": number, "trace": t, "values": np.eye(t + 1)}
+                                  for t in range(2)])
+
+    def schema(self, server: PostgresServer, schema: str) -> PostgresSchema:
+        return PostgresSchema(schema, host=server.address, database=server.database, user=server.admin_user,
+                              password=server.admin_password)
+
+    def link(self, table: str = "Session", **options: Any) -> PgLink:
+        return PgLink(table, self.schema(self.source, self.source_schema), self.schema(self.local, self.local_schema),
+                      outbound=self.outbound, **options)
+
+    def table(self, server: PostgresServer, schema: str, name: str) -> Table:
+        return Table(ServerAddress(server.host, server.port, server.admin_user, server.admin_password,
+                                   backend="postgresql", database=server.database), schema, name)
+
+    def same_rows(self, name: str) -> bool:
+        return list(compare(self.table(self.source, self.source_schema, name),
+                            self.table(self.local, self.local_schema, name), name)) == []
+
+
+@pytest.fixture
+def world(servers: tuple[PostgresServer, PostgresServer], tmp_path: Path) -> World:
+    return World(*servers, tmp_path)
+
+
+def test_a_dj2_table_on_postgres_is_pulled_and_dj2_reads_the_copy(world: World) -> None:
+    link = world.link()
+    report = link.pull("subject <> 'M2'", progress=False)
+    assert (report.pulled, report.part_rows) == (8, 16)
+    assert link.status() == {"pulling": 0, "pulled": 8, "deletion_requested": 0, "deletion_approved": 0,
+                             "local": 8}
+    assert link.pull(progress=False, batch_size=3).pulled == 4
+    assert world.same_rows("session") and world.same_rows("session__trace")
+    mine = dj.VirtualModule("mine", world.local_schema, connection=connect(world.local))
+    assert mine.Session.describe(printout=False) == world.Session.describe(printout=False).replace(
+        f'-> "{world.source_schema}"."subject"\n', "subject              : varchar(16)                  \n").replace(
+        f"::{world.source_schema}.enum_", f"::{world.local_schema}.enum_")  # the enum type is declared locally
+    for theirs, ours in ((world.Session, mine.Session), (world.Session.Trace, mine.Session.Trace)):
+        expected, found = theirs.to_dicts(order_by="KEY"), ours.to_dicts(order_by="KEY")
+        assert len(found) == len(expected) == (12 if theirs is world.Session else 24)
+        for row, want in zip(found, expected, strict=True):
+            for column, value in want.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(row[column], value), column
+                else:
+                    assert row[column] == value, (column, row[column], value)
+    assert ("session__trace", "subject", f"{world.local_schema}.session.subject") in set(
+        world.local.query(f'SELECT * FROM "{world.local_schema}"."~lineage"'))
+    assert link.pull(progress=False).pulled == 0
+    assert link.repair(progress=False).changed == 0
+    # the outbound rows hold the source rows
+    with pytest.raises(Exception, match="foreign key"):
+        world.source.execute(f"DELETE FROM \"{world.source_schema}\".session__trace",
+                             f"DELETE FROM \"{world.source_schema}\".session")
+
+
+@pytest.mark.parametrize("step", ["record_pulling", "insert_local", "mark_pulled"])
+def test_a_crash_after_any_step_converges(world: World, step: str) -> None:
+    with pytest.raises(Crash):
+        world.link(batch_size=5).pull(progress=False, checkpoint=crash_at(step, occurrence=2))
+    held = set(world.source.query(f'SELECT subject, session FROM "{world.outbound}"."{world.source_schema}_session_'
+                                  'outbound"'))
+    local = set(world.local.query(f'SELECT subject, session FROM "{world.local_schema}".session'))
+    assert local <= held  # no local row without an outbound row, at any step
+    parts = world.local.query(f'SELECT count(*) FROM "{world.local_schema}".session__trace')[0][0]
+    assert parts == 2 * len(local)
+    world.link().repair(progress=False)
+    assert world.link().pull(progress=False).pulled + len(local) == 12
+    assert world.link().status()["pulled"] == 12
+    assert world.link().repair(progress=False).changed == 0
+    assert world.same_rows("session") and world.same_rows("session__trace")
+
+
+def test_a_local_deletion_is_recorded_by_repair_and_frees_the_source_row(world: World) -> None:
+    link = world.link()
+    link.pull(progress=False)
+    where = "subject = 'm1' AND session = 1"
+    world.local.execute(f'DELETE FROM "{world.local_schema}".session__trace WHERE {where}',
+                        f'DELETE FROM "{world.local_schema}".session WHERE {where}')
+    assert link.repair(progress=False).steps == {"remove_outbound": 1}
+    (world.Session & {"subject": "m1", "session": 1}).delete(prompt=False)
+    assert len(world.Session & {"subject": "m1"}) == 3
+
+
+def test_what_cannot_be_linked_is_refused_before_any_change(world: World) -> None:
+    world.source.execute(f'CREATE TABLE "{world.source_schema}".stored (id integer PRIMARY KEY, signal jsonb NOT NULL)',
+                         f"COMMENT ON COLUMN \"{world.source_schema}\".stored.signal IS ':<blob@main>:'")
+    with pytest.raises(ConfigurationError, match="<blob@main>.*in-table types only"):
+        world.link("Stored").pull(progress=False)
+    world.source.execute("CREATE SCHEMA plain", "CREATE TABLE plain.scan (id integer PRIMARY KEY)")
+    with pytest.raises(ConfigurationError, match="not in DataJoint 2.x's layout"):
+        PgLink("Scan", world.schema(world.source, "plain"), world.schema(world.local, world.local_schema),
+               outbound=world.outbound).pull(progress=False)
+    with pytest.raises(ConfigurationError, match="No table for Sesion"):
+        world.link("Sesion").pull(progress=False)
+    wrong = PostgresSchema(world.source_schema, host=world.source.address, database=world.source.database,
+                           user=world.source.admin_user, password="wrong")
+    with pytest.raises(Exception, match="password"):
+        PgLink("Session", wrong, world.schema(world.local, world.local_schema), outbound=world.outbound).pull()
+    with pytest.raises(ConfigurationError, match="not SQL text"):
+        world.link().pull({"subject": "m1"})
+    assert world.source.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                              (world.outbound,)) == [(0,)]
+    assert world.local.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                             (world.local_schema,)) == [(0,)]
+
+
+def test_the_command_line_links_postgres_schemas(world: World) -> None:
+    env = dict(os.environ, LINK_HOST=f"postgresql://{world.source.address}/{world.source.database}",
+               LINK_USER=world.source.admin_user, LINK_PASS=world.source.admin_password, LINK_OUTBOUND=world.outbound,
+               DJ_USER=world.local.admin_user, DJ_PASS=world.local.admin_password, COLUMNS="300")
+    local = f"postgresql://{world.local.address}/{world.local.database}/{world.local_schema}"
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    done = djshare("pull", f"{world.source_schema}.Session", "-l", local, "-w", "session < 2")
+    assert done.returncode == 0, done.stderr
+    assert "pulled 6 entities (12 part rows" in done.stdout
+    done = djshare("repair", f"{world.source_schema}.Session", "-l", local)
+    assert done.returncode == 0 and "checked 12 keys; ran: nothing" in done.stdout, done.stderr
+    refused = djshare("pull", f"{world.source_schema}.Session", "-l", world.local_schema)
+    assert refused.returncode == 1 and "links into a PostgreSQL schema" in refused.stderr, refused.stderr
+    assert world.local.query(f'SELECT count(*) FROM "{world.local_schema}".session__trace') == [(12,)]
