@@ -51,6 +51,7 @@ from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullRe
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
+from djshare.link.runner import outbound_schema_name
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
@@ -59,7 +60,7 @@ from djshare.sql.connection import ServerAddress, Session, translate
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
 
-ENV_USER, ENV_PASSWORD, ENV_OUTBOUND = "LINK_USER", "LINK_PASS", "LINK_OUTBOUND"
+ENV_USER, ENV_PASSWORD = "LINK_USER", "LINK_PASS"
 
 
 class LazySchema:
@@ -153,17 +154,6 @@ class LazySchema:
     def __call__(self, cls: type) -> type:
         """Decorate a DataJoint table class, as dj.Schema does."""
         return self.schema(cls)
-
-
-def outbound_schema_name(explicit: str | None) -> str:
-    """The outbound schema: `explicit`, else LINK_OUTBOUND."""
-    name = explicit or os.environ.get(ENV_OUTBOUND)
-    if not name:
-        raise ConfigurationError(
-            f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server that holds outbound "
-            "tables (the link user needs all privileges on it), or pass outbound= to Link."
-        )
-    return name
 
 
 @dataclass

@@ -21,14 +21,14 @@ from typing import Any
 
 from djshare.errors import ConfigurationError
 from djshare.link import outbound
-from djshare.link.api import LazySchema, outbound_schema_name
-from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local_tables, subscriber_id
+from djshare.link.api import LazySchema
+from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local_tables
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
-from djshare.link.pg import PostgresSchema
+from djshare.link.pg import PostgresSchema, subscriber_id
 from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
-from djshare.link.runner import LinkRunner, Ready
+from djshare.link.runner import LinkRunner, Ready, outbound_schema_name
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
 from djshare.sql import postgres
@@ -47,11 +47,10 @@ class CrossLink(LinkRunner):
                  batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
         if not source.is_source:
             raise ConfigurationError(f"The source schema {source.name!r} needs host= (the source server).")
-        self.table, self.source, self.target = table, source, target
-        self.outbound, self.subscriber = outbound, subscriber
+        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+                         lock_timeout=lock_timeout)
+        self.source, self.target = source, target
         self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
-        self.batch_size, self.lock_timeout = batch_size, lock_timeout
-        self._ready: Ready | None = None
 
     def _setup(self) -> Ready:
         if self._ready is not None:

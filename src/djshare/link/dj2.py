@@ -31,7 +31,7 @@ from djshare.link.local import subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource
-from djshare.link.runner import LinkRunner, Ready, sql_where
+from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
 from djshare.link.tables import LinkTables, LocalSide, SourceSide
 from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
 from djshare.sql.connection import ServerAddress, Session, quote_name
@@ -41,7 +41,6 @@ LINEAGE_TABLE = "~lineage"
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
 COMMENT = re.compile(r"COMMENT '(?P<text>(?:[^'\\]|''|\\.)*)'")  # a column's comment in SHOW CREATE TABLE
 LAYOUTS = ("dj2", "dj014")
-ENV_OUTBOUND = "LINK_OUTBOUND"
 
 
 @dataclass(frozen=True)
@@ -217,18 +216,14 @@ class Dj2Link(LinkRunner):
                  layout: str = "dj2") -> None:
         if layout not in LAYOUTS:
             raise ConfigurationError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}.")
-        self.table, self.source, self.local, self.layout = table, source, local, layout
-        self.outbound, self.subscriber = outbound, subscriber
-        self.batch_size, self.lock_timeout = batch_size, lock_timeout
-        self._ready: Ready | None = None
+        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+                         lock_timeout=lock_timeout)
+        self.source, self.local, self.layout = source, local, layout
 
     def _setup(self) -> Ready:
         if self._ready is not None:
             return self._ready
-        outbound_schema = self.outbound or os.environ.get(ENV_OUTBOUND)
-        if not outbound_schema:
-            raise ConfigurationError(f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server "
-                                     "that holds outbound tables (the link user needs all privileges on it).")
+        outbound_schema = outbound_schema_name(self.outbound)
         schema = self.source.name
         with self.source.session() as source, self.local.session() as local:
             name = find_table(source, schema, self.table) if self.table[:1].isupper() else self.table

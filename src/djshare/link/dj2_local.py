@@ -30,7 +30,6 @@ from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
 from djshare.link import objects
-from djshare.link.local import SUBSCRIBER_TABLE
 from djshare.link.pull import PullReport
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
 from djshare.sql.catalog import Column, TableInfo
@@ -267,16 +266,6 @@ def declare(pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...]) ->
         if set(here.primary_key) != set(table.source.primary_key):
             found.append(f"primary key of {table.source.name} differs")
     return found
-
-
-def subscriber_id(pg: PgSession, schema: str) -> str:
-    """This local schema's name on source servers, made once and kept in a one-row hidden table."""
-    table = pg_name(schema, SUBSCRIBER_TABLE)
-    pg.execute(f"CREATE SCHEMA IF NOT EXISTS {pg_name(schema)}")
-    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (one smallint PRIMARY KEY, subscriber varchar(64) NOT NULL)")
-    pg.execute(f"INSERT INTO {table} VALUES (1, %s) ON CONFLICT DO NOTHING",
-               (f"{schema[:40]}-{uuid.uuid4().hex[:12]}",))
-    return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
 
 
 def _select(table: TableInfo, columns: Sequence[Column]) -> str:

@@ -33,7 +33,7 @@ from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
-from djshare.link.runner import LinkRunner, Ready, sql_where
+from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo
@@ -43,7 +43,6 @@ from djshare.sql.transfer import key_bound
 from djshare.stores.formats import format_of_schema
 
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
-ENV_OUTBOUND = "LINK_OUTBOUND"
 SUBSCRIBER_TABLE = "~djshare_subscriber"
 
 
@@ -416,18 +415,14 @@ class PgLink(LinkRunner):
 
     def __init__(self, table: str, source: PostgresSchema, local: PostgresSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
-        self.table, self.source, self.local = table, source, local
-        self.outbound, self.subscriber = outbound, subscriber
-        self.batch_size, self.lock_timeout = batch_size, lock_timeout
-        self._ready: Ready | None = None
+        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+                         lock_timeout=lock_timeout)
+        self.source, self.local = source, local
 
     def _setup(self) -> Ready:
         if self._ready is not None:
             return self._ready
-        outbound_schema = self.outbound or os.environ.get(ENV_OUTBOUND)
-        if not outbound_schema:
-            raise ConfigurationError(f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server "
-                                     "that holds outbound tables (the link user needs to create tables there).")
+        outbound_schema = outbound_schema_name(self.outbound)
         schema = self.source.name
         with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local:
             table = self._table_name(source)

@@ -6,6 +6,7 @@ lock; the loops (`pull.pull`, `repair.repair`) and the protocol are the same for
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,28 @@ class Ready:
     local: Any = None  # the local side's own description of its tables
 
 
-class LinkRunner:
-    """The commands of one link. Subclasses set `batch_size` and implement `_setup`, `_sides`, `_where` and
-    `_check_declared`."""
+ENV_OUTBOUND = "LINK_OUTBOUND"
 
-    batch_size: int
+
+def outbound_schema_name(explicit: str | None) -> str:
+    """The outbound schema: `explicit`, else LINK_OUTBOUND."""
+    name = explicit or os.environ.get(ENV_OUTBOUND)
+    if not name:
+        raise ConfigurationError(
+            f"No outbound schema: set {ENV_OUTBOUND} to the schema on the source server that holds outbound "
+            "tables (the link user needs all privileges on it), or pass outbound= to the link."
+        )
+    return name
+
+
+class LinkRunner:
+    """The commands of one link. Subclasses implement `_setup`, `_sides`, `_where` and `_check_declared`."""
+
+    def __init__(self, table: str, *, outbound: str | None, subscriber: str | None, batch_size: int,
+                 lock_timeout: float) -> None:
+        self.table, self.outbound, self.subscriber = table, outbound, subscriber
+        self.batch_size, self.lock_timeout = batch_size, lock_timeout
+        self._ready: Ready | None = None
 
     def _setup(self) -> Ready:
         """Check everything, then declare the outbound and local tables (once per object)."""
