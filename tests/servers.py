@@ -187,7 +187,9 @@ def s3_server(directory: Path) -> Iterator[S3Server]:
     """Start moto_server on a free port; the first three requests (made here) create the IAM user."""
     import boto3
 
-    executable = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    candidates = [Path(sys.executable).parent / "moto_server", Path(__file__).resolve().parents[1] / ".venv" / "bin"
+                  / "moto_server"]  # the 2.x environment runs the 0.14 environment's moto
+    executable = shutil.which("moto_server") or str(next((c for c in candidates if c.exists()), candidates[0]))
     port = free_port()
     log = open(directory / "moto.log", "wb")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,

@@ -4,6 +4,9 @@ foreign keys and part tables, written as a bundle and restored, or copied straig
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,3 +92,25 @@ def test_bad_restrictions_are_refused_before_anything_is_written(three: tuple[Ma
     with pytest.raises(DjshareError, match="is not SCHEMA.TABLE"):
         write(address(source), [("session", "")], tmp_path / "c", progress=False)
     assert not any(tmp_path.glob("[abc]*")) and not any(tmp_path.glob(".[abc]*"))
+
+
+def test_the_command_line_writes_restores_and_verifies(three: tuple[MariaDBServer, ...], tmp_path: Path) -> None:
+    source, _, other = three
+    world = World(source, other, tmp_path)
+    env = dict(os.environ, DJSHARE_SOURCE_USER=source.admin_user, DJSHARE_SOURCE_PASS=source.admin_password,
+               DJSHARE_TARGET_USER=other.admin_user, DJSHARE_TARGET_PASS=other.admin_password, COLUMNS="300")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "tables", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    rows = f"{world.source_schema}.session: subject = 'm1'"
+    done = djshare("write", source.address, str(tmp_path / "bundle"), "-r", rows)
+    assert done.returncode == 0 and "wrote 19 rows of 4 tables" in done.stdout, done.stderr
+    done = djshare("restore", str(tmp_path / "bundle"), other.address)
+    assert done.returncode == 0 and "restored 19 rows of 4 tables" in done.stdout, done.stderr
+    done = djshare("verify", str(tmp_path / "bundle"), other.address)
+    assert done.returncode == 0 and "verified 19 rows of 4 tables" in done.stdout, done.stderr
+    assert_exported(world, other)
+    refused = djshare("write", source.address, str(tmp_path / "again"), "-r", f"{world.source_schema}.sesion")
+    assert refused.returncode == 1 and "No table" in refused.stderr and "Traceback" not in refused.stderr

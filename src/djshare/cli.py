@@ -27,6 +27,8 @@ from rich.table import Table as RichTable
 from djshare import __version__
 from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
+from djshare.export import pg as pg_export
+from djshare.export import tables as sql_export
 from djshare.link.dj2 import Dj2Link, MariaDBSchema
 from djshare.link.pg import PgLink, PostgresSchema
 from djshare.link.runner import LinkRunner
@@ -46,7 +48,7 @@ try:  # links and exports need DataJoint 0.14; diff works with either line
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
     WRONG_LINE = error
-WORKS_ON_ANY_LINE = {"diff", "pull", "repair"}  # pull and repair: DataJoint 2.x sources need no DataJoint
+WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "tables"}  # pull, repair, tables: DataJoint 2.x needs no DataJoint
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -591,6 +593,102 @@ def export_restore(directory: Annotated[Path, typer.Argument(help="The bundle di
 def export_verify(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], to: Target) -> None:
     """Check a restored bundle: row counts, checksums, and every foreign-key reference."""
     report = run(lambda: export.verify(directory, _target(to)))
+    for problem in report.problems:
+        err.print(f"[red]mismatch:[/red] {escape(problem)}", highlight=False)
+    if report.problems:
+        raise typer.Exit(1)
+    out.print(f"verified {report.rows} rows of {report.tables} tables: counts, checksums and foreign keys match")
+
+
+tables_app = typer.Typer(help="Export rows chosen by SQL restrictions, with the rows they reference and their part "
+                         "rows, without DataJoint (DataJoint 2.x schemas, MariaDB or PostgreSQL): copy them into "
+                         "another server, or write a bundle and restore and verify it (MariaDB).",
+                         no_args_is_help=True)
+app.add_typer(tables_app, name="tables")
+Server = Annotated[str, typer.Argument(help="HOST[:PORT] (MariaDB) or postgresql://HOST[:PORT]/DATABASE.")]
+Rows = Annotated[list[str], typer.Option(
+    "--rows", "-r", help="SCHEMA.TABLE or SCHEMA.TABLE:CONDITION (SQL), e.g. \"lab2.session: subject = 'm1'\"; "
+    "repeat for more tables.")]
+StoresFile = Annotated[Path | None, typer.Option(help="JSON file with store settings (dj.config['stores'] form).")]
+
+
+def _server(spec: str, role: str) -> ServerAddress:
+    """HOST[:PORT] or postgresql://HOST[:PORT]/DATABASE, with DJSHARE_<ROLE>_USER / _PASS (default DJ_USER, DJ_PASS)."""
+    postgresql = spec.startswith("postgresql://")
+    host, _, database = spec.removeprefix("postgresql://").partition("/")
+    if not host or (postgresql and (not database or "/" in database)) or (not postgresql and database):
+        raise ConfigurationError(f"{spec!r} is neither HOST[:PORT] nor postgresql://HOST[:PORT]/DATABASE.")
+    upper = role.upper()
+    user = os.environ.get(f"DJSHARE_{upper}_USER") or os.environ.get("DJ_USER")
+    password = os.environ.get(f"DJSHARE_{upper}_PASS", os.environ.get("DJ_PASS"))
+    if not user or password is None:
+        raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
+                                 f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
+    address = ServerAddress.parse(host, user, password, port=5432 if postgresql else None)
+    return replace(address, backend="postgresql", database=database) if postgresql else address
+
+
+def _restrictions(rows: list[str]) -> list[tuple[str, str]]:
+    return [(table.strip(), condition.strip()) for table, _, condition in (r.partition(":") for r in rows)]
+
+
+def _stores(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"Cannot read store settings from {path}: {error}.") from None
+
+
+@tables_app.command("copy")
+def tables_copy(source: Server, target: Server, rows: Rows,
+                source_stores: StoresFile = None, target_stores: StoresFile = None) -> None:
+    """Copy the rows (with the rows they reference, their part rows and `~lineage`) into schemas of TARGET that
+    do not have these tables; each table is checked after the copy. Credentials: DJSHARE_SOURCE_USER/PASS and
+    DJSHARE_TARGET_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: objects of hash-addressed codecs go from
+    --source-stores to --target-stores."""
+    def copy() -> list[Any]:
+        origin, destination = _server(source, "source"), _server(target, "target")
+        if (origin.backend == "postgresql") != (destination.backend == "postgresql"):
+            raise ConfigurationError("Copy between two MariaDB servers or two PostgreSQL servers; to compare across "
+                                     "them, use `djshare diff`.")
+        if origin.backend == "postgresql":
+            return pg_export.copy(origin, _restrictions(rows), destination,
+                           stores=(_stores(source_stores), _stores(target_stores)))
+        return sql_export.copy(origin, _restrictions(rows), destination)
+
+    copied = run(copy)
+    out.print(f"copied {sum(c.rows for c in copied)} rows of {len(copied)} tables; checksums match")
+
+
+@tables_app.command("write")
+def tables_write(source: Server, directory: Annotated[Path, typer.Argument(help="The bundle directory (new).")],
+                 rows: Rows) -> None:
+    """Write the rows (with the rows they reference, their part rows and `~lineage`) as a bundle directory
+    (MariaDB). Credentials: DJSHARE_SOURCE_USER/PASS (default DJ_USER, DJ_PASS)."""
+    def write() -> list[Any]:
+        origin = _server(source, "source")
+        if origin.backend == "postgresql":
+            raise ConfigurationError("Bundles of PostgreSQL schemas are not built yet: use `djshare tables copy`.")
+        return sql_export.write(origin, _restrictions(rows), directory)
+
+    entries = run(write)
+    out.print(f"wrote {sum(e.rows for e in entries)} rows of {len(entries)} tables to {directory}")
+
+
+@tables_app.command("restore")
+def tables_restore(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], target: Server) -> None:
+    """Load a bundle written by `djshare tables write` into TARGET (MariaDB), whose schemas do not have its tables.
+    Credentials: DJSHARE_TARGET_USER/PASS (default DJ_USER, DJ_PASS)."""
+    entries = run(lambda: sql_export.restore(directory, _server(target, "target")))
+    out.print(f"restored {sum(e.rows for e in entries)} rows of {len(entries)} tables")
+
+
+@tables_app.command("verify")
+def tables_verify(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], target: Server) -> None:
+    """Check a restored bundle on TARGET: row counts, checksums, and every foreign-key reference."""
+    report = run(lambda: sql_export.verify(directory, _server(target, "target")))
     for problem in report.problems:
         err.print(f"[red]mismatch:[/red] {escape(problem)}", highlight=False)
     if report.problems:

@@ -31,5 +31,6 @@ def test_readme_opens_with_demo_and_test_and_names_real_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     head = readme[: readme.index("\n## ")]
     assert "make demo" in head and "make test" in head
-    used = {" ".join(m.split()) for m in re.findall(r"^djshare ((?:export )?[a-z][a-z-]+)", readme, flags=re.MULTILINE)}
+    used = {" ".join(m.split()) for m in re.findall(r"^djshare ((?:export |tables )?[a-z][a-z-]+)", readme,
+                                                    flags=re.MULTILINE)}
     assert used <= set(command_names())

@@ -13,8 +13,11 @@ dies), keys named by literals the server writes (`quote_nullable` of each key co
 types, a part's foreign key to its master, `~lineage`), rows streamed with binary `COPY` from the source into
 the local tables, one local transaction per batch.
 
-In-store codecs (`<blob@store>`, `<attach@store>`, `<object@store>`, `<filepath@store>`) are refused before
-anything changes: their objects would have to follow into the local stores, which is not built yet.
+Objects of hash-addressed codecs (`<blob@store>`, `<attach@store>`, `<hash@store>`) follow their rows: before
+a batch's rows, each object goes from the source store (`_hash/{source schema}/{hash}`) to the local store
+(`_hash/{local schema}/{hash}`), checked against the MD5 its name is made of, and the rows' JSON references
+are rewritten on the way (path, store, schema). `<object@store>` and `<filepath@store>` name paths chosen by
+the source lab, not contents, and are refused before anything changes.
 """
 
 from __future__ import annotations
@@ -25,10 +28,18 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
-from djshare.errors import ConfigurationError, DefinitionMismatchError, LinkBusyError
+from djshare.errors import (
+    ConfigurationError,
+    DefinitionMismatchError,
+    DjshareError,
+    IntegrityViolation,
+    LinkBusyError,
+    MissingPrivilegeError,
+)
 from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
@@ -41,8 +52,11 @@ from djshare.sql.connection import ServerAddress
 from djshare.sql.postgres import PgSession
 from djshare.sql.transfer import key_bound
 from djshare.stores.formats import format_of_schema
+from djshare.stores.formats.dj2 import HASHED_CODECS, Reference, codec_of, digest_of, hash_path
+from djshare.stores.objects import ObjectStore, Spooled, open_store
+from djshare.stores.spec import StoreSpec
 
-IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
+WORKERS = 8
 SUBSCRIBER_TABLE = "~djshare_subscriber"
 
 
@@ -65,9 +79,9 @@ class PostgresSchema:
 
     @classmethod
     def source(cls, name: str, *, host: str, database: str, user: str | None = None, password: str | None = None,
-               port: int | None = None) -> PostgresSchema:
+               port: int | None = None, stores: Mapping[str, Mapping[str, Any]] | None = None) -> PostgresSchema:
         """A source schema: user and password from LINK_USER / LINK_PASS unless given."""
-        return cls(name, host=host, database=database, user=user, password=password, port=port,
+        return cls(name, host=host, database=database, user=user, password=password, port=port, stores=stores,
                    credentials=("LINK_USER", "LINK_PASS"))
 
     @property
@@ -134,26 +148,103 @@ def after(table: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
     return key_bound(table, key, ">", reference=lambda c: _ordered(c, qualifier))
 
 
-def refuse_in_store(tables: Sequence[TableInfo]) -> None:
+@dataclass(frozen=True)
+class ObjectColumn:
+    """A column holding references to hash-addressed objects in a store."""
+
+    table: TableInfo
+    column: Column
+    store: str  # the source store
+    local_store: str
+
+
+def object_columns(tables: Sequence[TableInfo], store_map: Mapping[str, str]) -> list[ObjectColumn]:
+    """The hash-addressed codec columns of `tables` (`store_map`: source store -> local store). Raises
+    ConfigurationError for codecs whose objects cannot follow (paths chosen by the source lab)."""
+    found = []
     for table in tables:
         for column in table.columns:
-            found = IN_STORE.match(column.comment)
-            if found:
+            codec = codec_of(column.comment)
+            if codec is None or codec[1] is None:
+                continue
+            name_, store = codec
+            if name_ not in HASHED_CODECS:
                 raise ConfigurationError(
-                    f"Column `{column.name}` of {table.schema}.{table.name} is <{found['codec']}@{found['store']}>: "
-                    "links between PostgreSQL schemas copy in-table types only so far (objects in stores do not "
-                    "follow yet). Compare such tables with `djshare diff`. Nothing was changed.")
+                    f"Column `{column.name}` of {table.schema}.{table.name} is <{name_}@{store}>, whose objects live "
+                    "at paths the source lab chose, not at content hashes: djshare links hash-addressed codecs "
+                    "(<blob@store>, <attach@store>, <hash@store>) only. Nothing was changed.")
+            found.append(ObjectColumn(table, column, store or "", store_map.get(store or "", store or "")))
+    return found
+
+
+def _full_path(spec: StoreSpec, path: str) -> str:
+    base = spec.location.lstrip("/") if spec.protocol == "s3" else spec.location
+    return f"{base.rstrip('/')}/{path}" if base else path
+
+
+def copy_objects(jobs: Sequence[tuple[Reference, StoreSpec, StoreSpec, str]], workers: int = WORKERS) -> int:
+    """Copy each (reference, source spec, local spec, local path) job's object, checked against the MD5 its hash
+    names and its size, unless the local store has it already. Returns how many were written; raises the first
+    problem (missing object, wrong contents, refused credentials) before any row references them."""
+    stores: dict[tuple[str, str], ObjectStore] = {}
+    for _, source, local, _ in jobs:
+        stores.setdefault(("source", source.name), open_store(source))
+        stores.setdefault(("local", local.name), open_store(local))
+
+    def copy(job: tuple[Reference, StoreSpec, StoreSpec, str]) -> DjshareError | bool:
+        reference, source, local, path = job
+        target, origin = stores[("local", local.name)], stores[("source", source.name)]
+        try:
+            if target.exists(_full_path(local, path)):
+                return False
+            data = Spooled(origin.read(_full_path(source, reference.path)))
+            try:
+                if data.size != reference.size or data.md5.digest() != digest_of(reference.hash):
+                    raise IntegrityViolation(
+                        f"Object {reference.path} in {origin.spec.label} has {data.size} bytes and MD5 "
+                        f"{data.md5.hexdigest()}, where its reference says {reference.size} bytes and hash "
+                        f"{reference.hash}.")
+                target.write(_full_path(local, path), data.buffer, data.size)
+            finally:
+                data.close()
+        except DjshareError as error:
+            return error
+        return True
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(copy, jobs))
+    for result in results:
+        if isinstance(result, DjshareError):
+            raise type(result)(f"{result} Nothing was inserted for this batch; re-run pull after fixing the store.")
+    for key, store in stores.items():
+        if key[0] == "local":
+            store.flush()
+    return sum(1 for r in results if r is True)
 
 
 def declare_outbound(pg: PgSession, outbound: OutboundTable) -> None:
-    """Create the outbound schema and table if missing; check an existing one belongs to this source."""
+    """Create the outbound schema and table if missing; check an existing one belongs to this source. A missing
+    privilege is reported with the grants the link user needs."""
     source = outbound.source
     table = name(outbound.schema, outbound.name)
-    states = ", ".join(text(s.value) for s in Outbound)
-    keys = key_names(source)
     comment = COMMENT_PREFIX + name(source.schema, source.name)
+    user = name(pg.address.user)
+    grants = (f"GRANT USAGE ON SCHEMA {name(source.schema)} TO {user}; GRANT SELECT, REFERENCES ON ALL TABLES IN "
+              f"SCHEMA {name(source.schema)} TO {user}; CREATE SCHEMA IF NOT EXISTS {name(outbound.schema)} "
+              f"AUTHORIZATION {user}")
+    try:
+        _declare_outbound(pg, outbound, table, comment)
+    except MissingPrivilegeError as error:  # DDL is transactional here: nothing was left behind
+        raise MissingPrivilegeError(f"{error} The link user needs: {grants}", grant=grants) from None
+
+
+def _declare_outbound(pg: PgSession, outbound: OutboundTable, table: str, comment: str) -> None:
+    source = outbound.source
+    keys = key_names(source)
+    states = ", ".join(text(s.value) for s in Outbound)
     with pg.transaction(f"creating the outbound table {table}"):
-        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(outbound.schema)}")
+        if not pg.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (outbound.schema,)):
+            pg.execute(f"CREATE SCHEMA {name(outbound.schema)}")  # needs CREATE on the database
         pg.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (subscriber varchar(64) NOT NULL, "
             + "".join(f"{name(c.name)} {c.column_type} NOT NULL, " for c in source.key_columns)
@@ -287,7 +378,16 @@ def _enum_labels(pg: PgSession, column_type: str) -> tuple[str, list[str]] | Non
     return (str(found[0][0]), list(found[0][1])) if found else None
 
 
-def local_declaration(pg: PgSession, table: TableInfo, master: TableInfo | None, schema: str) -> list[str]:
+def local_comment(comment: str, store_map: Mapping[str, str]) -> str:
+    """A source column comment for the local side: a codec's store renamed by `store_map`."""
+    codec = codec_of(comment)
+    if codec is None or codec[1] is None or codec[1] not in store_map:
+        return comment
+    return re.sub(r"@[\w\-]*>", f"@{store_map[codec[1]]}>", comment, count=1)
+
+
+def local_declaration(pg: PgSession, table: TableInfo, master: TableInfo | None, schema: str,
+                      store_map: Mapping[str, str]) -> list[str]:
     """Statements declaring `table` (read on the source `pg`) in local `schema`: enum types first, then the
     table with its key, a part's foreign key to its master, and the comments (codec labels included)."""
     statements, columns = [], []
@@ -311,7 +411,8 @@ def local_declaration(pg: PgSession, table: TableInfo, master: TableInfo | None,
     statements.append(f"CREATE TABLE {here} ({', '.join(columns)})")
     if table.comment:
         statements.append(f"COMMENT ON TABLE {here} IS {text(table.comment)}")
-    statements += [f"COMMENT ON COLUMN {here}.{name(c.name)} IS {text(c.comment)}" for c in table.columns if c.comment]
+    statements += [f"COMMENT ON COLUMN {here}.{name(c.name)} IS {text(local_comment(c.comment, store_map))}"
+                   for c in table.columns if c.comment]
     return statements
 
 
@@ -320,13 +421,14 @@ def _tables(pg: PgSession, schema: str) -> set[str]:
                                        (schema,))}
 
 
-def declare_local(source: PgSession, local: PgSession, tables: LinkTables) -> list[str]:
+def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store_map: Mapping[str, str]) -> list[str]:
     """Create the local tables and lineage where missing, in one transaction; return how existing local tables
     differ from the source (empty when they match)."""
     schema = tables.local_schema
     existing = _tables(local, schema)
     statements = [s for t in (tables.source, *tables.source_parts) if t.name not in existing
-                  for s in local_declaration(source, t, None if t is tables.source else tables.source, schema)]
+                  for s in local_declaration(source, t, None if t is tables.source else tables.source, schema,
+                                             store_map)]
     names = {t.name for t in (tables.source, *tables.source_parts)}
     lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
                                        f"{name(tables.source.schema, LINEAGE_TABLE)}"),
@@ -357,12 +459,20 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables) -> li
     return found
 
 
-class PostgresCopy:
-    """A link's local side on PostgreSQL holding the source's tables as they are (same types): rows stream
-    from source to local with binary COPY."""
+@dataclass(frozen=True)
+class Objects:
+    """The object columns of a link and the store settings of both sides (by source store name)."""
 
-    def __init__(self, source: PgSession, local: PgSession, tables: LinkTables) -> None:
-        self.source, self.local, self.tables = source, local, tables
+    columns: tuple[ObjectColumn, ...] = ()
+    specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None
+
+
+class PostgresCopy:
+    """A link's local side on PostgreSQL holding the source's tables as they are (same types): objects first,
+    then rows stream from source to local with binary COPY, references rewritten for the local schema."""
+
+    def __init__(self, source: PgSession, local: PgSession, tables: LinkTables, objects: Objects = Objects()) -> None:
+        self.source, self.local, self.tables, self.objects = source, local, tables, objects
         self.master = replace(tables.source, schema=tables.local_schema)
         self.name = name(tables.local_schema, tables.source.name)
 
@@ -383,14 +493,43 @@ class PostgresCopy:
             yield page
             last = page[-1]
 
+    def _selected(self, table: TableInfo, column: Column) -> str:
+        """The source column as the local table holds it: references to objects rewritten for the local side."""
+        found = [c for c in self.objects.columns if c.table.name == table.name and c.column.name == column.name]
+        if not found:
+            return name(column.name)
+        schema, ref = self.tables.local_schema, f"{name(column.name)}::jsonb"
+        update = (f"jsonb_build_object('path', {text(hash_path(schema, ''))} || ({ref} ->> 'hash'), 'store', "
+                  f"{text(found[0].local_store)}, 'schema', {text(schema)})")
+        return f"CASE WHEN {name(column.name)} IS NULL THEN NULL ELSE ({ref} || {update})::{column.column_type} END"
+
+    def _bring(self, where: bytes) -> int:
+        """Copy the objects the rows of `where` reference into the local stores (before the rows)."""
+        jobs = []
+        specs = self.objects.specs or {}
+        for found in self.objects.columns:
+            table, column = found.table, name(found.column.name)
+            for (value,) in self.source.rows(
+                    f"SELECT DISTINCT {column}::text FROM {name(table.schema, table.name)} WHERE {column} IS NOT NULL "
+                    "AND ".encode() + where, doing=f"reading references in {table.schema}.{table.name}"):
+                reference = Reference.parse(value)
+                source, local = specs[found.store]
+                jobs.append((reference, source, local, hash_path(self.tables.local_schema, reference.hash)))
+        return copy_objects(jobs) if jobs else 0
+
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
-        """Master and part rows of `keys` in one local transaction (binary COPY, streamed)."""
+        """Objects first (checked), then master and part rows of `keys` in one local transaction (binary COPY,
+        streamed)."""
         where = key_condition(self.tables.source, keys)
+        if self.objects.columns:
+            report.objects += self._bring(where)
+            checkpoint("copy_objects")
         with self.local.transaction(f"inserting into {self.name}"):
             for table in (self.tables.source, *self.tables.source_parts):
                 columns = ", ".join(name(c.name) for c in table.columns)
+                selected = ", ".join(self._selected(table, c) for c in table.columns)
                 target = name(self.tables.local_schema, table.name)
-                copied = self._stream(f"COPY (SELECT {columns} FROM {name(table.schema, table.name)} WHERE "
+                copied = self._stream(f"COPY (SELECT {selected} FROM {name(table.schema, table.name)} WHERE "
                                       .encode() + where + b") TO STDOUT (FORMAT BINARY)",
                                       f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)", target)
                 if table is self.tables.source:
@@ -411,13 +550,17 @@ class PostgresCopy:
 
 class PgLink(LinkRunner):
     """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) to a schema on
-    another PostgreSQL server, in the same layout. Restrictions are SQL conditions on the source table."""
+    another PostgreSQL server, in the same layout. Restrictions are SQL conditions on the source table.
+    `stores` maps local store names to source store names where they differ; store settings come from each
+    side's `PostgresSchema(stores=...)` (default: DataJoint's settings)."""
 
     def __init__(self, table: str, source: PostgresSchema, local: PostgresSchema, *, outbound: str | None = None,
-                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
+                 subscriber: str | None = None, stores: Mapping[str, str] | None = None,
+                 batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
         super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
                          lock_timeout=lock_timeout)
         self.source, self.local = source, local
+        self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
 
     def _setup(self) -> Ready:
         if self._ready is not None:
@@ -433,13 +576,16 @@ class PgLink(LinkRunner):
             info = postgres.read_table(source, schema, table)
             parts = tuple(postgres.read_table(source, schema, p) for p in sorted(_tables(source, schema))
                           if p.startswith(table + "__") and "__" not in p[len(table) + 2:])
-            refuse_in_store((info, *parts))
+            columns = object_columns((info, *parts), self.store_map)
+            specs = {store: (StoreSpec.from_config(store, self.source.stores, "source"),
+                             StoreSpec.from_config(self.store_map.get(store, store), self.local.stores, "local"))
+                     for store in sorted({c.store for c in columns})}
             ob = OutboundTable.for_source(info, outbound_schema)
             declare_outbound(source, ob)
             subscriber = self.subscriber or subscriber_id(local, self.local.name)
             tables = LinkTables(info, parts, self.local.name, ob, subscriber)
-            mismatch = declare_local(source, local, tables)
-        self._ready = Ready(tables, mismatch)
+            mismatch = declare_local(source, local, tables, self.store_map)
+        self._ready = Ready(tables, mismatch, Objects(tuple(columns), specs))
         return self._ready
 
     def _table_name(self, source: PgSession) -> str:
@@ -466,7 +612,7 @@ class PgLink(LinkRunner):
                               f"Another djshare run (pull or repair) of {tables.source.schema}.{tables.source.name} "
                               f"for subscriber {tables.subscriber} held the link's lock for more than "
                               f"{self.lock_timeout:g} s. Wait for it to finish and try again."):
-            yield PostgresSource(source, tables), PostgresCopy(source, local, tables)
+            yield PostgresSource(source, tables), PostgresCopy(source, local, tables, ready.local)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)

@@ -94,16 +94,16 @@ def read_table(session: PgSession, schema: str, name: str) -> TableInfo:
         "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
         "AND a.attname = c.column_name JOIN pg_type t ON t.oid = a.atttypid "
         "WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position", (schema, name), doing)
-    key = [r[0] for r in session.rows(
-        "SELECT k.column_name FROM information_schema.table_constraints c JOIN "
-        "information_schema.key_column_usage k ON k.constraint_name = c.constraint_name AND "
-        "k.table_schema = c.table_schema AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
-        "AND c.table_schema = %s AND c.table_name = %s ORDER BY k.ordinal_position", (schema, name), doing)]
     if not columns:
         raise UnknownTableError(f"No table {schema}.{name} in database {address.database!r} on "
                                 f"{address.host}:{address.port}: check the schema and table names.")
+    key = [r[0] for r in session.rows(  # the catalog: information_schema hides constraints from SELECT-only users
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+        "WHERE i.indrelid = format('%%I.%%I', %s::text, %s::text)::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey::int2[], a.attnum)", (schema, name), doing)]
     if not key:
-        raise DjshareError(f"{schema}.{name} on {address.host}:{address.port} has no primary key: diff needs one.")
+        raise DjshareError(f"{schema}.{name} on {address.host}:{address.port} has no primary key: djshare needs one "
+                           "to name rows.")
     comment = session.scalar("SELECT coalesce(obj_description(format('%%I.%%I', %s::text, %s::text)::regclass, "
                              "'pg_class'), '')", (schema, name), doing)
     return TableInfo(schema, name, tuple(
@@ -162,13 +162,15 @@ class PgSession:
 
 def foreign_keys(session: PgSession, schemas: list[str]) -> list[ForeignKey]:
     """The foreign keys whose child tables are in `schemas`."""
-    rows = session.rows(
-        "SELECT k.table_schema, k.table_name, k.constraint_name, k.column_name, p.table_schema, p.table_name, "
-        "p.column_name FROM information_schema.referential_constraints r JOIN information_schema.key_column_usage k "
-        "ON k.constraint_name = r.constraint_name AND k.constraint_schema = r.constraint_schema "
-        "JOIN information_schema.key_column_usage p ON p.constraint_name = r.unique_constraint_name AND "
-        "p.constraint_schema = r.unique_constraint_schema AND p.ordinal_position = k.position_in_unique_constraint "
-        "WHERE k.table_schema = ANY(%s) ORDER BY 1, 2, 3, k.ordinal_position", [schemas],
+    rows = session.rows(  # the catalog: information_schema hides constraints from SELECT-only users
+        "SELECT cn.nspname, c.relname, con.conname, a.attname, pn.nspname, p.relname, pa.attname "
+        "FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid "
+        "JOIN pg_namespace cn ON cn.oid = c.relnamespace JOIN pg_class p ON p.oid = con.confrelid "
+        "JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+        "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child, parent, position) "
+        "JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child "
+        "JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent "
+        "WHERE con.contype = 'f' AND cn.nspname = ANY(%s) ORDER BY 1, 2, 3, k.position", [schemas],
         doing="reading foreign keys")
     grouped: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = {}
     for schema, table, name, column, parent_schema, parent_table, parent_column in rows:

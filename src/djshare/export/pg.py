@@ -1,0 +1,208 @@
+"""Exports of DataJoint 2.x schemas on PostgreSQL, without DataJoint: the rows selected by SQL restrictions on
+named tables, closed over foreign keys and part tables on the server (temporary key tables grown until nothing
+changes, as for MariaDB), copied straight into another PostgreSQL server with binary COPY: tables declared
+from the source catalog (enum types, defaults, comments, foreign keys among the exported tables), the
+`~lineage` rows of the exported tables, and the objects their hash-addressed references name.
+
+    from djshare.export.pg import copy
+    copy(source, [("lab2.session", "subject = 'm1'")], archive, stores=(lab_stores, archive_stores))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
+from djshare.export.direct import Copied
+from djshare.export.graph import Graph, Table, plan
+from djshare.link.pg import copy_objects, key_names, key_order, local_declaration, name, object_columns, text
+from djshare.progress import progress_bar
+from djshare.sql import postgres
+from djshare.sql.catalog import TableInfo
+from djshare.sql.connection import ServerAddress
+from djshare.sql.postgres import PgSession
+from djshare.stores.formats.dj2 import Reference
+from djshare.stores.spec import StoreSpec
+
+LINEAGE_TABLE = "~lineage"
+Restriction = tuple[str, str]  # ("schema.table", SQL condition on it; "" for every row)
+
+
+@dataclass
+class Selection:
+    """The rows of an export: per table, a temporary table of primary keys on `session`."""
+
+    session: PgSession
+    graph: Graph
+    info: dict[Table, TableInfo]
+    keys: dict[Table, str]
+    counts: dict[Table, int]
+
+    def where(self, table: Table) -> str:
+        names = key_names(self.info[table])
+        return f"({names}) IN (SELECT {names} FROM {self.keys[table]})"
+
+
+def _tables(pg: PgSession, schemas: Sequence[str]) -> set[Table]:
+    return {(str(s), str(t)) for s, t in pg.rows(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ANY(%s) AND "
+        "table_type = 'BASE TABLE'", [list(schemas)])}
+
+
+def _seeds(pg: PgSession, restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
+    if not restrictions:
+        raise ConfigurationError("Nothing to export: name at least one table, e.g. (\"lab.session\", \"subject = "
+                                 "'m1'\").")
+    found = []
+    for full, condition in restrictions:
+        schema, dot, table = full.partition(".")
+        if not dot or not schema or not table:
+            raise ConfigurationError(f"{full!r} is not SCHEMA.TABLE (the table's SQL name, e.g. lab.session).")
+        if (schema, table) not in _tables(pg, [schema]):
+            raise UnknownTableError(f"No table {schema}.{table} in database {pg.address.database!r} on "
+                                    f"{pg.address.host}:{pg.address.port}: name tables by their SQL names.")
+        where = condition.strip() or "TRUE"
+        pg.rows(f"SELECT 1 FROM {name(schema, table)} WHERE {where} LIMIT 0",
+                doing=f"checking the restriction on {schema}.{table}")
+        found.append(((schema, table), where))
+    return found
+
+
+def select(pg: PgSession, restrictions: Sequence[Restriction]) -> Selection:
+    """The closure of `restrictions`, with the `~lineage` rows of the exported tables."""
+    seeds = _seeds(pg, restrictions)
+    selection = _compute(pg, seeds)
+    lineage = [((schema, LINEAGE_TABLE), "table_name IN (" + ", ".join(
+        text(t) for s, t in selection.graph.tables if s == schema) + ")")
+        for schema in sorted({s for s, _ in selection.graph.tables})
+        if (schema, LINEAGE_TABLE) in _tables(pg, [schema])]
+    return _compute(pg, [*seeds, *lineage]) if lineage else selection
+
+
+def _compute(pg: PgSession, seeds: list[tuple[Table, str]]) -> Selection:
+    schemas = sorted({t[0] for t, _ in seeds})
+    keys = postgres.foreign_keys(pg, schemas)
+    parents = {fk.parent[0] for fk in keys}
+    graph = plan((t for t, _ in seeds), keys, _tables(pg, sorted({*schemas, *parents})))
+    info = {t: postgres.read_table(pg, *t) for t in graph.tables}
+    temp: dict[Table, str] = {}
+    for index, table in enumerate(graph.tables):
+        temp[table] = name(f"djshare_export_{index}")
+        pg.execute(f"DROP TABLE IF EXISTS pg_temp.{temp[table]}")
+        pg.execute(f"CREATE TEMPORARY TABLE {temp[table]} AS SELECT {key_names(info[table])} FROM {name(*table)} "
+                   "LIMIT 0", doing=f"preparing the export of {table[0]}.{table[1]}")
+        pg.execute(f"ALTER TABLE {temp[table]} ADD PRIMARY KEY ({key_names(info[table])})")
+    for table, condition in seeds:
+        _insert(pg, temp[table], f"SELECT {key_names(info[table])} FROM {name(*table)} WHERE {condition}")
+    pending = {t for t, _ in seeds}
+    while pending:
+        for table in reversed(graph.tables):
+            if table not in pending:
+                continue
+            pending.discard(table)
+            for fk in graph.edges:
+                if fk.child == table and fk.parent != table and _insert(
+                        pg, temp[fk.parent],
+                        f"SELECT {key_names(info[fk.parent], 'p.')} FROM {name(*fk.parent)} AS p WHERE "
+                        f"({', '.join('p.' + name(p) for _, p in fk.columns)}) IN (SELECT "
+                        f"{', '.join('c.' + name(c) for c, _ in fk.columns)} FROM {name(*table)} AS c WHERE "
+                        f"({key_names(info[table], 'c.')}) IN (SELECT * FROM {temp[table]}))"):
+                    pending.add(fk.parent)
+            for part, master in graph.parts:
+                if master == table and _insert(
+                        pg, temp[part], f"SELECT {key_names(info[part])} FROM {name(*part)} WHERE "
+                        f"({key_names(info[master])}) IN (SELECT * FROM {temp[master]})"):
+                    pending.add(part)
+    counts = {t: int(pg.scalar(f"SELECT count(*) FROM {temp[t]}")) for t in graph.tables}
+    return Selection(pg, graph, info, temp, counts)
+
+
+def _insert(pg: PgSession, temp: str, query: str) -> int:
+    return pg.execute(f"INSERT INTO {temp} {query} ON CONFLICT DO NOTHING", doing="growing the export")
+
+
+def _declaration(selection: Selection, table: Table) -> list[str]:
+    """The table as the source declares it, with its foreign keys to the other exported tables."""
+    info = selection.info[table]
+    statements = local_declaration(selection.session, info, None, table[0], {})
+    foreign = [f"ALTER TABLE {name(*table)} ADD FOREIGN KEY ({', '.join(name(c) for c, _ in fk.columns)}) REFERENCES "
+               f"{name(*fk.parent)} ({', '.join(name(p) for _, p in fk.columns)}) ON UPDATE CASCADE ON DELETE RESTRICT"
+               for fk in selection.graph.edges if fk.child == table]
+    return [*statements, *foreign]
+
+
+def _objects(selection: Selection, stores: tuple[Mapping[str, Mapping[str, Any]], Mapping[str, Mapping[str, Any]]]
+             ) -> int:
+    """Copy the objects the exported rows reference into the target's stores (same names, same paths)."""
+    jobs = []
+    for table in selection.graph.tables:
+        for found in object_columns([selection.info[table]], {}):
+            source, target = (StoreSpec.from_config(found.store, stores[0], "source"),
+                              StoreSpec.from_config(found.store, stores[1], "target"))
+            column = name(found.column.name)
+            for (value,) in selection.session.rows(
+                    f"SELECT DISTINCT {column}::text FROM {name(*table)} WHERE {column} IS NOT NULL AND "
+                    f"{selection.where(table)}", doing=f"reading references in {table[0]}.{table[1]}"):
+                reference = Reference.parse(value)
+                jobs.append((reference, source, target, reference.path))
+    return copy_objects(jobs) if jobs else 0
+
+
+def copy(source: ServerAddress, restrictions: Sequence[Restriction], target: ServerAddress,
+         stores: tuple[Mapping[str, Mapping[str, Any]], Mapping[str, Mapping[str, Any]]] | None = None,
+         progress: bool = True) -> list[Copied]:
+    """Copy the selected rows (with their parents, parts and objects) into `target`, whose schemas must not have
+    these tables; each table is declared and filled in one transaction and checked by its row count. `stores`:
+    the (source, target) store settings for objects of hash-addressed codecs (same store names on both)."""
+    with postgres.session(source) as pg, postgres.session(target) as destination:
+        selection = select(pg, restrictions)
+        present = _tables(destination, sorted({s for s, _ in selection.graph.tables})) & set(selection.graph.tables)
+        if present:
+            first = sorted(present)[0]
+            raise DjshareError(f"The target server already has {first[0]}.{first[1]}"
+                               f"{' and more' if len(present) > 1 else ''}: copy into schemas without these tables. "
+                               "Nothing was changed.")
+        _objects(selection, stores or ({}, {}))
+        result = []
+        with progress_bar("copy", sum(selection.counts.values()), progress) as advance:
+            for table in selection.graph.tables:
+                result.append(_copy_table(selection, destination, table, advance))
+        return result
+
+
+def _copy_table(selection: Selection, destination: PgSession, table: Table, advance: Callable[[int], None]) -> Copied:
+    info = selection.info[table]
+    columns = ", ".join(name(c.name) for c in info.columns)
+    with destination.transaction(f"copying {table[0]}.{table[1]}"):
+        destination.execute(f"CREATE SCHEMA IF NOT EXISTS {name(table[0])}")
+        for statement in _declaration(selection, table):
+            destination.execute(statement, doing=f"declaring {table[0]}.{table[1]}")
+        try:
+            with selection.session.connection.cursor() as reader, destination.connection.cursor() as writer, \
+                    reader.copy(f"COPY (SELECT {columns} FROM {name(*table)} WHERE {selection.where(table)}) TO "
+                                "STDOUT (FORMAT BINARY)") as rows, \
+                    writer.copy(f"COPY {name(*table)} ({columns}) FROM STDIN (FORMAT BINARY)") as sink:
+                for block in rows:
+                    sink.write(block)
+        except DjshareError:
+            raise
+        except Exception as error:  # psycopg's errors, from either server
+            raise postgres.translate(error, destination.address, f"copying {table[0]}.{table[1]}") from None
+    expected = _digest(selection.session, info, selection.where(table))
+    found = _digest(destination, info, "TRUE")
+    if found != expected:
+        raise IntegrityViolation(f"{table[0]}.{table[1]} on the target differs from the export ({found[0]} rows, "
+                                 f"expected {expected[0]}): the copy is incomplete.")
+    advance(found[0])
+    return Copied(table[0], table[1], *found)
+
+
+def _digest(pg: PgSession, info: TableInfo, where: str) -> tuple[int, str]:
+    """Row count and SHA-256 of the rows' text forms in key order (sessions format values alike)."""
+    count, digest = pg.rows(
+        f"SELECT count(*), encode(sha256(convert_to(coalesce(string_agg(t::text, E'\\n' ORDER BY "
+        f"{key_order(info, 't.')}), ''), 'UTF8')), 'hex') FROM {name(info.schema, info.name)} AS t WHERE {where}",
+        doing=f"checking {info.schema}.{info.name}")[0]
+    return int(count), str(digest)

@@ -1,0 +1,98 @@
+"""Exports of DataJoint 2.x schemas on PostgreSQL (run in .venv2): rows chosen by SQL restrictions, closed over
+foreign keys and part tables inside the server, copied into another PostgreSQL server with their `~lineage`
+rows and the objects their references name; DataJoint 2.3 reads the copy as its own schema."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datajoint as dj
+import numpy as np
+import pytest
+
+from djshare.errors import DjshareError, UnknownTableError
+from djshare.export.pg import copy
+from djshare.sql.connection import ServerAddress
+from djshare.sync.diff import compare
+from djshare.sync.sources import Table
+from tests.servers import PostgresServer, S3Server
+from tests_dj2.test_pg_link import Objects, World, connect, s3, servers, store  # noqa: F401 - fixtures
+
+
+def address(server: PostgresServer) -> ServerAddress:
+    return ServerAddress(server.host, server.port, server.admin_user, server.admin_password, backend="postgresql",
+                         database=server.database)
+
+
+def table(server: PostgresServer, schema: str, name: str, where: str = "") -> Table:
+    return Table(address(server), schema, name, where)
+
+
+@pytest.fixture
+def world(servers: tuple[PostgresServer, PostgresServer], tmp_path: Path) -> World:  # noqa: F811
+    return World(*servers, tmp_path)
+
+
+def test_a_dj2_slice_is_copied_into_another_postgres_server(world: World) -> None:
+    schema = world.source_schema
+    copied = copy(address(world.source), [(f"{schema}.session__trace", "subject = 'm1' AND trace = 0")],
+                  address(world.local), progress=False)  # a part row brings its master, the master its parts
+    assert {(c.table, c.rows) for c in copied} == {("subject", 1), ("session", 4), ("session__trace", 8),
+                                                   ("~lineage", 6)}
+    for name in ("subject", "session", "session__trace"):
+        assert list(compare(table(world.source, schema, name, "subject = 'm1'"), table(world.local, schema, name),
+                            name)) == []
+    copy_of = dj.VirtualModule("copy_of", schema, connection=connect(world.local))
+    assert copy_of.Session.describe(printout=False) == world.Session.describe(printout=False)
+    mine, theirs = copy_of.Session.to_dicts(order_by="KEY"), (world.Session & "subject = 'm1'").to_dicts(
+        order_by="KEY")
+    assert len(mine) == len(theirs) == 4
+    for row, want in zip(mine, theirs, strict=True):
+        assert np.array_equal(row.pop("data"), want.pop("data")) and row == want
+    with pytest.raises(DjshareError, match="already has"):  # nothing is overwritten
+        copy(address(world.source), [(f"{schema}.session", "")], address(world.local), progress=False)
+
+
+def test_objects_go_to_the_target_stores(world: World, s3: S3Server) -> None:  # noqa: F811
+    objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),
+                      store("file", world.tmp / "target-store", s3, ""))
+    copied = copy(address(world.source), [(f"{world.source_schema}.sample", "sample >= 3")], address(world.local),
+                  stores=({"main": objects.source_store}, {"main": objects.local_store}), progress=False)
+    assert {(c.table, c.rows) for c in copied} == {("sample", 3), ("~lineage", 1)}
+    dj.config["stores"] = {"main": objects.local_store}
+    dj.config["download_path"] = str(world.tmp / "download")
+    copy_of = dj.VirtualModule("copy_of", world.source_schema, connection=connect(world.local))
+    found = copy_of.Sample.to_dicts(order_by="KEY")
+    assert [np.array_equal(row["signal"], np.arange(i * 100 + 1)) for i, row in zip(range(3, 6), found,
+                                                                                       strict=True)] == [True] * 3
+    assert [Path(row["document"]).read_bytes() if row["document"] else None for row in found] == \
+        [b"\x00\xff note " * 100, None, b"\x00\xff note " * 100]
+
+
+def test_bad_restrictions_are_refused_before_anything_changes(world: World) -> None:
+    schema = world.source_schema
+    with pytest.raises(UnknownTableError, match="No table .*sesion"):
+        copy(address(world.source), [(f"{schema}.sesion", "")], address(world.local), progress=False)
+    with pytest.raises(DjshareError, match="restriction"):
+        copy(address(world.source), [(f"{schema}.session", "subjekt = 'm1'")], address(world.local),
+             progress=False)
+    assert world.local.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                             (schema,)) == [(0,)]
+
+
+def test_the_command_line_copies_between_postgres_servers(world: World) -> None:
+    env = dict(os.environ, DJSHARE_SOURCE_USER=world.source.admin_user, DJSHARE_SOURCE_PASS=world.source.admin_password,
+               DJSHARE_TARGET_USER=world.local.admin_user, DJSHARE_TARGET_PASS=world.local.admin_password,
+               COLUMNS="300")
+    source = f"postgresql://{world.source.address}/{world.source.database}"
+    target = f"postgresql://{world.local.address}/{world.local.database}"
+    done = subprocess.run([sys.executable, "-m", "djshare", "tables", "copy", source, target, "-r",
+                           f"{world.source_schema}.session: subject = 'm1'"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "copied 19 rows of 4 tables; checksums match" in done.stdout, done.stderr
+    mixed = subprocess.run([sys.executable, "-m", "djshare", "tables", "copy", source, world.local.address, "-r",
+                            f"{world.source_schema}.session"], env=env, capture_output=True, text=True, timeout=120)
+    assert mixed.returncode == 1 and "two MariaDB servers or two PostgreSQL servers" in mixed.stderr
