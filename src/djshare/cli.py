@@ -360,16 +360,19 @@ def _side(spec: str, role: str, key: list[str] | None, where: str) -> tuple[Sour
         raise ConfigurationError(f"{spec!r} is neither HOST[:PORT]/SCHEMA.TABLE (e.g. db.lab:3306/lab.session, "
                                  "the table's SQL name), postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE, nor a .csv "
                                  "file.")
+    return Table(_address(host, database if postgresql else None, role), schema, name, where), name
+
+
+def _address(host: str, database: str | None, role: str) -> ServerAddress:
+    """A server (PostgreSQL when `database` is given), with DJSHARE_<ROLE>_USER / _PASS (default DJ_USER, DJ_PASS)."""
     upper = role.upper()
     user = os.environ.get(f"DJSHARE_{upper}_USER") or os.environ.get("DJ_USER")
     password = os.environ.get(f"DJSHARE_{upper}_PASS", os.environ.get("DJ_PASS"))
     if not user or password is None:
         raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
                                  f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
-    address = ServerAddress.parse(host, user, password, port=5432 if postgresql else None)
-    if postgresql:
-        address = replace(address, backend="postgresql", database=database)
-    return Table(address, schema, name, where), name
+    address = ServerAddress.parse(host, user, password, port=5432 if database is not None else None)
+    return replace(address, backend="postgresql", database=database) if database is not None else address
 
 
 def _handler(name: str, right: Source, dry_run: bool) -> Handler:
@@ -618,14 +621,7 @@ def _server(spec: str, role: str) -> ServerAddress:
     host, _, database = spec.removeprefix("postgresql://").partition("/")
     if not host or (postgresql and (not database or "/" in database)) or (not postgresql and database):
         raise ConfigurationError(f"{spec!r} is neither HOST[:PORT] nor postgresql://HOST[:PORT]/DATABASE.")
-    upper = role.upper()
-    user = os.environ.get(f"DJSHARE_{upper}_USER") or os.environ.get("DJ_USER")
-    password = os.environ.get(f"DJSHARE_{upper}_PASS", os.environ.get("DJ_PASS"))
-    if not user or password is None:
-        raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
-                                 f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
-    address = ServerAddress.parse(host, user, password, port=5432 if postgresql else None)
-    return replace(address, backend="postgresql", database=database) if postgresql else address
+    return _address(host, database if postgresql else None, role)
 
 
 def _restrictions(rows: list[str]) -> list[tuple[str, str]]:

@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
+from djshare.errors import DjshareError, IntegrityViolation, UnknownTableError
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
+from djshare.export.tables import Restriction, parse
 from djshare.link.pg import copy_objects, key_names, key_order, local_declaration, name, object_columns, text
 from djshare.progress import progress_bar
 from djshare.sql import postgres
@@ -27,7 +28,6 @@ from djshare.stores.formats.dj2 import Reference
 from djshare.stores.spec import StoreSpec
 
 LINEAGE_TABLE = "~lineage"
-Restriction = tuple[str, str]  # ("schema.table", SQL condition on it; "" for every row)
 
 
 @dataclass
@@ -52,21 +52,13 @@ def _tables(pg: PgSession, schemas: Sequence[str]) -> set[Table]:
 
 
 def _seeds(pg: PgSession, restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
-    if not restrictions:
-        raise ConfigurationError("Nothing to export: name at least one table, e.g. (\"lab.session\", \"subject = "
-                                 "'m1'\").")
-    found = []
-    for full, condition in restrictions:
-        schema, dot, table = full.partition(".")
-        if not dot or not schema or not table:
-            raise ConfigurationError(f"{full!r} is not SCHEMA.TABLE (the table's SQL name, e.g. lab.session).")
+    found = parse(restrictions)
+    for (schema, table), where in found:
         if (schema, table) not in _tables(pg, [schema]):
             raise UnknownTableError(f"No table {schema}.{table} in database {pg.address.database!r} on "
                                     f"{pg.address.host}:{pg.address.port}: name tables by their SQL names.")
-        where = condition.strip() or "TRUE"
         pg.rows(f"SELECT 1 FROM {name(schema, table)} WHERE {where} LIMIT 0",
                 doing=f"checking the restriction on {schema}.{table}")
-        found.append(((schema, table), where))
     return found
 
 

@@ -33,7 +33,8 @@ LINEAGE_TABLE = "~lineage"
 Restriction = tuple[str, str]  # ("schema.table", SQL condition on it; "" for every row)
 
 
-def _parse(session: Session, restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
+def parse(restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
+    """((schema, table), condition or "TRUE") for each restriction; ConfigurationError for a malformed one."""
     if not restrictions:
         raise ConfigurationError("Nothing to export: name at least one table, e.g. (\"lab.session\", \"subject = "
                                  "'m1'\").")
@@ -42,12 +43,17 @@ def _parse(session: Session, restrictions: Sequence[Restriction]) -> list[tuple[
         schema, dot, table = name.partition(".")
         if not dot or not schema or not table:
             raise ConfigurationError(f"{name!r} is not SCHEMA.TABLE (the table's SQL name, e.g. lab.session).")
+        found.append(((schema, table), condition.strip() or "TRUE"))
+    return found
+
+
+def _parse(session: Session, restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
+    found = parse(restrictions)
+    for (schema, table), condition in found:
         if not schema_exists(session, schema) or table not in table_names(session, schema):
             raise UnknownTableError(f"No table {quote_name(schema, table)} on {session.address.label}: name tables "
                                     "by their SQL names (SHOW TABLES lists them).")
-        where = f" WHERE {condition}" if condition.strip() else ""
-        check_where(session, quote_name(schema, table), where)
-        found.append(((schema, table), condition.strip() or "TRUE"))
+        check_where(session, quote_name(schema, table), f" WHERE {condition}")
     return found
 
 
