@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -22,8 +23,8 @@ import datajoint as dj
 import numpy as np
 import pytest
 
-from djshare.errors import ConfigurationError, IntegrityViolation, MissingPrivilegeError
-from djshare.link.pg import PgLink, PostgresSchema
+from djshare.errors import ConfigurationError, IntegrityViolation, LinkBusyError, MissingPrivilegeError
+from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.sql.connection import ServerAddress
 from djshare.sync.diff import compare
 from djshare.sync.sources import Table
@@ -181,7 +182,7 @@ def test_a_local_deletion_is_recorded_by_repair_and_frees_the_source_row(world: 
 def test_what_cannot_be_linked_is_refused_before_any_change(world: World) -> None:
     world.source.execute(f'CREATE TABLE "{world.source_schema}".stored (id integer PRIMARY KEY, signal jsonb NOT NULL)',
                          f"COMMENT ON COLUMN \"{world.source_schema}\".stored.signal IS ':<object@main>:'")
-    with pytest.raises(ConfigurationError, match="<object@main>, whose objects live at paths the source lab chose"):
+    with pytest.raises(ConfigurationError, match="<object@main>, whose objects are addressed by path"):
         world.link("Stored").pull(progress=False)
     world.source.execute("CREATE SCHEMA plain", "CREATE TABLE plain.scan (id integer PRIMARY KEY)")
     with pytest.raises(ConfigurationError, match="not in DataJoint 2.x's layout"):
@@ -364,3 +365,73 @@ def test_a_least_privileged_link_user_and_a_missing_grant(world: World) -> None:
                         (f"{world.outbound}_weak",)) == [(0,)]
     assert as_user("linker", world.outbound).pull(progress=False).pulled == 12
     assert world.same_rows("session") and world.same_rows("session__trace")
+
+
+def test_the_deletion_handshake(world: World) -> None:
+    """The source asks; one subscriber deletes locally and `repair` approves; the source deletes what no one holds
+    any more and keeps what another subscriber still holds."""
+    first = world.link()
+    second = PgLink("Session", world.schema(world.source, world.source_schema),
+                    world.schema(world.local, world.local_schema + "_b"), outbound=world.outbound)
+    assert first.pull(progress=False).pulled == 12 and second.pull("subject = 'M2'", progress=False).pulled == 4
+    source = PgSourceLink("Session", world.schema(world.source, world.source_schema), outbound=world.outbound)
+    assert source.request_deletion("subject = 'M2'", "session < 2", dry_run=True) == 4  # 2 entities x 2 subscribers
+    assert source.request_deletion("subject = 'M2'", "session < 2") == 4
+    assert [(r["subject"], r["session"]) for r in first.requested()] == [("M2", 0), ("M2", 1)]
+    where = "subject = 'M2' AND session < 2"
+    world.local.execute(f'DELETE FROM "{world.local_schema}".session__trace WHERE {where}',
+                        f'DELETE FROM "{world.local_schema}".session WHERE {where}')
+    assert first.repair(progress=False).steps == {"approve_deletion": 2}
+    assert len(source.approved()) == 2 and len(source.requested()) == 2  # the second subscriber has not answered
+    report = source.finish_deletion()
+    assert (report.outbound_rows, report.source_rows, report.kept) == (2, 0, 2)  # the second still holds them
+    assert len(world.Session & where) == 2
+    world.local.execute(f'DELETE FROM "{world.local_schema}_b".session__trace WHERE {where}',
+                        f'DELETE FROM "{world.local_schema}_b".session WHERE {where}')
+    assert second.repair(progress=False).steps == {"approve_deletion": 2}
+    assert source.finish_deletion(dry_run=True).source_rows == 2 and len(world.Session & where) == 2
+    report = source.finish_deletion()
+    assert (report.outbound_rows, report.source_rows, report.dependent_rows) == (2, 2, 4)
+    assert len(world.Session & where) == 0 and len(world.Session.Trace & where) == 0
+    assert first.repair(progress=False).changed == 0 and second.repair(progress=False).changed == 0
+    assert first.status()["pulled"] == 10
+
+
+def test_source_side_commands_from_the_command_line(world: World) -> None:
+    world.link().pull(progress=False)
+    env = dict(os.environ, LINK_HOST=f"postgresql://{world.source.address}/{world.source.database}",
+               LINK_USER=world.source.admin_user, LINK_PASS=world.source.admin_password, LINK_OUTBOUND=world.outbound,
+               COLUMNS="300")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    done = djshare("request-deletion", f"{world.source_schema}.Session", "-w", "session = 3")
+    assert done.returncode == 0 and "requested deletion of 3 held entities" in done.stdout, done.stderr
+    done = djshare("requested", f"{world.source_schema}.Session")
+    assert done.returncode == 0 and done.stdout.count(world.local_schema) == 3, done.stdout
+    done = djshare("finish-deletion", f"{world.source_schema}.Session")
+    assert done.returncode == 0 and "deleted 0 source entities" in done.stdout, done.stderr
+
+
+def test_one_run_of_a_link_at_a_time(world: World) -> None:
+    """A second pull of the same link and subscriber waits for the first, then gives up with the reason."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(step: str) -> None:
+        if step == "record_pulling":
+            started.set()
+            release.wait(30)
+
+    first = threading.Thread(target=lambda: world.link(batch_size=20).pull(progress=False, checkpoint=slow))
+    first.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(LinkBusyError, match="held the link's lock for more than 0.5 s"):
+            world.link(lock_timeout=0.5).pull(progress=False)
+    finally:
+        release.set()
+        first.join(60)
+    assert world.link().pull(progress=False).pulled == 0  # the first run pulled everything
+    assert world.link().status()["pulled"] == 12

@@ -30,7 +30,7 @@ from djshare.errors import ConfigurationError, DjshareError, InterruptedOperatio
 from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
 from djshare.link.dj2 import Dj2Link, MariaDBSchema
-from djshare.link.pg import PgLink, PostgresSchema
+from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
@@ -48,7 +48,8 @@ try:  # links and exports need DataJoint 0.14; diff works with either line
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
     WRONG_LINE = error
-WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "tables"}  # pull, repair, tables: DataJoint 2.x needs no DataJoint
+# DataJoint 2.x schemas need no DataJoint: links, their source-side commands, exports by SQL restrictions
+WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "tables", "request-deletion", "requested", "approved", "finish-deletion"}
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -294,14 +295,23 @@ def _require_host() -> str:
     return host
 
 
-def _source_link(table: str, host: str | None) -> SourceLink:
+def _source_link(table: str, host: str | None) -> SourceLink | PgSourceLink:
+    host = host or _require_host()
+    if host.startswith("postgresql://"):
+        server, _, database = host.removeprefix("postgresql://").partition("/")
+        if not server or not database or "/" in database:
+            raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
+        schema_name, name = split_table(table)
+        return PgSourceLink(name, PostgresSchema.source(schema_name, host=server, database=database))
+    if WRONG_LINE is not None:
+        raise WRONG_LINE
     schema, name = source_schema(table, host)
     return SourceLink(schema, name)
 
 
 @app.command("request-deletion")
 def request_deletion(table: TableArg, where: Where = None, subscriber: Subscriber = None,
-                     source_host: SourceHost = None, dry_run: DryRun = False) -> None:
+                     source_host: LinkSource = None, dry_run: DryRun = False) -> None:
     """Source side: ask subscribers to delete the held entities matching --where."""
     if not where:
         run(lambda: _refuse("request-deletion needs at least one --where (to request every held entity: --where 1)."))
@@ -321,19 +331,19 @@ def _print_keys(rows: list[dict[str, Any]], empty: str) -> None:
 
 
 @app.command()
-def approved(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None) -> None:
+def approved(table: TableArg, subscriber: Subscriber = None, source_host: LinkSource = None) -> None:
     """Source side: entities subscribers have deleted after a request (ready for finish-deletion)."""
     _print_keys(run(lambda: _source_link(table, source_host).approved(subscriber)), "no approved deletions")
 
 
 @app.command()
-def requested(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None) -> None:
+def requested(table: TableArg, subscriber: Subscriber = None, source_host: LinkSource = None) -> None:
     """Source side: deletion requests subscribers have not acted on yet."""
     _print_keys(run(lambda: _source_link(table, source_host).requested(subscriber)), "no open deletion requests")
 
 
 @app.command("finish-deletion")
-def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host: SourceHost = None,
+def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host: LinkSource = None,
                     dry_run: DryRun = False) -> None:
     """Source side: remove approved outbound rows and delete the source rows no one holds, with their parts and
     dependent rows (refused, changing nothing, where a dependent row is held through another link)."""

@@ -16,8 +16,12 @@ the local tables, one local transaction per batch.
 Objects of hash-addressed codecs (`<blob@store>`, `<attach@store>`, `<hash@store>`) follow their rows: before
 a batch's rows, each object goes from the source store (`_hash/{source schema}/{hash}`) to the local store
 (`_hash/{local schema}/{hash}`), checked against the MD5 its name is made of, and the rows' JSON references
-are rewritten on the way (path, store, schema). `<object@store>` and `<filepath@store>` name paths chosen by
-the source lab, not contents, and are refused before anything changes.
+are rewritten on the way (path, store, schema). Path-addressed codecs (`<object@store>`, `<npy@store>`,
+`<filepath@store>`: files or folders under schema/table/key paths, no content hash) are refused before anything
+changes.
+
+Deletions (`PgSourceLink`, the source lab's side): flag held entities, read the answers, and delete the source
+rows no subscriber holds any more; a subscriber answers by deleting locally and running `repair`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from djshare.errors import (
     LinkBusyError,
     MissingPrivilegeError,
 )
+from djshare.link.delete import FinishReport
 from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
@@ -170,9 +175,10 @@ def object_columns(tables: Sequence[TableInfo], store_map: Mapping[str, str]) ->
             name_, store = codec
             if name_ not in HASHED_CODECS:
                 raise ConfigurationError(
-                    f"Column `{column.name}` of {table.schema}.{table.name} is <{name_}@{store}>, whose objects live "
-                    "at paths the source lab chose, not at content hashes: djshare links hash-addressed codecs "
-                    "(<blob@store>, <attach@store>, <hash@store>) only. Nothing was changed.")
+                    f"Column `{column.name}` of {table.schema}.{table.name} is <{name_}@{store}>, whose objects are "
+                    "addressed by path (schema, table, key, field), not by a content hash to check a copy against: "
+                    "djshare links hash-addressed codecs (<blob@store>, <attach@store>, <hash@store>) only. "
+                    "Nothing was changed.")
             found.append(ObjectColumn(table, column, store or "", store_map.get(store or "", store or "")))
     return found
 
@@ -467,6 +473,28 @@ class Objects:
     specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None
 
 
+def table_name(pg: PgSession, schema: PostgresSchema, table: str) -> str:
+    """The SQL name of `table`: a class name (CamelCase, tier prefix found) or the name itself."""
+    present = _tables(pg, schema.name)
+    if not table[:1].isupper():
+        candidates = [table]
+    else:
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", table).lower()
+        candidates = [prefix + snake for prefix in ("", "_", "__", "#")]
+    for candidate in candidates:
+        if candidate in present:
+            return candidate
+    masters = sorted(t for t in present if not t.startswith("~") and "__" not in t.lstrip("_#"))
+    raise ConfigurationError(f"No table for {table} in schema {schema.name} on {schema.host}. "
+                             f"Tables there: {', '.join(masters) or 'none'}.")
+
+
+def part_tables(pg: PgSession, schema: str, master: str) -> tuple[TableInfo, ...]:
+    """The part tables of `master` (DataJoint names them master__part)."""
+    return tuple(postgres.read_table(pg, schema, p) for p in sorted(_tables(pg, schema))
+                 if p.startswith(master + "__") and "__" not in p[len(master) + 2:])
+
+
 class PostgresCopy:
     """A link's local side on PostgreSQL holding the source's tables as they are (same types): objects first,
     then rows stream from source to local with binary COPY, references rewritten for the local schema."""
@@ -568,14 +596,13 @@ class PgLink(LinkRunner):
         outbound_schema = outbound_schema_name(self.outbound)
         schema = self.source.name
         with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local:
-            table = self._table_name(source)
+            table = table_name(source, self.source, self.table)
             if format_of_schema(source, schema) != "dj2":
                 raise ConfigurationError(
                     f"Schema {schema} on {self.source.host} is not in DataJoint 2.x's layout (no ~lineage table, no "
                     "codec comments): links between PostgreSQL schemas are built for DataJoint 2.x schemas.")
             info = postgres.read_table(source, schema, table)
-            parts = tuple(postgres.read_table(source, schema, p) for p in sorted(_tables(source, schema))
-                          if p.startswith(table + "__") and "__" not in p[len(table) + 2:])
+            parts = part_tables(source, schema, table)
             columns = object_columns((info, *parts), self.store_map)
             specs = {store: (StoreSpec.from_config(store, self.source.stores, "source"),
                              StoreSpec.from_config(self.store_map.get(store, store), self.local.stores, "local"))
@@ -587,21 +614,6 @@ class PgLink(LinkRunner):
             mismatch = declare_local(source, local, tables, self.store_map)
         self._ready = Ready(tables, mismatch, Objects(tuple(columns), specs))
         return self._ready
-
-    def _table_name(self, source: PgSession) -> str:
-        """The SQL name of `self.table`: a class name (CamelCase, tier prefix found) or the name itself."""
-        present = _tables(source, self.source.name)
-        if not self.table[:1].isupper():
-            candidates = [self.table]
-        else:
-            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", self.table).lower()
-            candidates = [prefix + snake for prefix in ("", "_", "__", "#")]
-        for candidate in candidates:
-            if candidate in present:
-                return candidate
-        masters = sorted(t for t in present if not t.startswith("~") and "__" not in t.lstrip("_#"))
-        raise ConfigurationError(f"No table for {self.table} in schema {self.source.name} on {self.source.host}. "
-                                 f"Tables there: {', '.join(masters) or 'none'}.")
 
     @contextlib.contextmanager
     def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:
@@ -617,6 +629,13 @@ class PgLink(LinkRunner):
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
 
+    def requested(self) -> list[dict[str, Any]]:
+        """This subscriber's entities the source asked to delete. Delete them locally, then `repair()`: that
+        approves the deletions (the source then finishes them)."""
+        ready = self._setup()
+        with postgres.session(self.source.address) as source:
+            return listed(source, ready.tables.outbound, Outbound.DELETION_REQUESTED, ready.tables.subscriber)
+
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:
             tables = ready.tables
@@ -624,3 +643,96 @@ class PgLink(LinkRunner):
                 f"The local tables in {tables.local_schema} no longer match the source {tables.source.schema}."
                 f"{tables.source.name}: " + "; ".join(ready.mismatch) + ". Nothing was pulled. Alter the local "
                 "tables to match (or drop them after saving their rows, and let djshare declare them again).")
+
+
+def listed(pg: PgSession, outbound: OutboundTable, state: Outbound,
+           subscriber: str | None = None) -> list[dict[str, Any]]:
+    """Outbound rows in `state` (subscriber and key values), for display."""
+    keys = key_names(outbound.source)
+    rows = pg.rows(f"SELECT subscriber, {keys} FROM {name(outbound.schema, outbound.name)} WHERE state = "
+                   f"{text(state.value)}" + (f" AND subscriber = {text(subscriber)}" if subscriber else "")
+                   + f" ORDER BY subscriber, {key_order(outbound.source)}")
+    names = ("subscriber", *outbound.source.primary_key)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+class PgSourceLink:
+    """The source lab's side of PostgreSQL links of one table: ask subscribers to delete entities they hold, see
+    their answers, and delete the source rows once no one holds them (the outbound table's foreign key keeps
+    every held row)."""
+
+    def __init__(self, table: str, source: PostgresSchema, *, outbound: str | None = None) -> None:
+        self.table, self.source, self.outbound = table, source, outbound
+
+    @contextlib.contextmanager
+    def _open(self) -> Iterator[tuple[PgSession, TableInfo, tuple[TableInfo, ...], OutboundTable]]:
+        with postgres.session(self.source.address) as pg:
+            table = table_name(pg, self.source, self.table)
+            info = postgres.read_table(pg, self.source.name, table)
+            outbound = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
+            if (outbound.schema, outbound.name) not in {(s, t) for s, t in pg.rows(
+                    "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (outbound.schema,))}:
+                raise ConfigurationError(f"No subscriber has pulled {self.source.name}.{table} (no outbound table "
+                                         f"{outbound.schema}.{outbound.name}): nothing to ask or finish.")
+            yield pg, info, part_tables(pg, self.source.name, table), outbound
+
+    def request_deletion(self, *restrictions: Any, subscriber: str | None = None, dry_run: bool = False) -> int:
+        """Flag held entities of the source rows matching all `restrictions` (SQL) for deletion; returns how many
+        outbound rows (entities x subscribers) were (or would be) flagged."""
+        where = sql_where(restrictions)
+        with self._open() as (pg, info, _, outbound):
+            join = " AND ".join(f"o.{name(c)} = s.{name(c)}" for c in info.primary_key)
+            guard = ", ".join(text(s.value) for s in STEP_GUARD[Step.REQUEST_DELETION] if s is not None)
+            source = f"(SELECT {key_names(info)} FROM {name(info.schema, info.name)}{where}) AS s"
+            condition = f"{join} AND o.state IN ({guard})" + (f" AND o.subscriber = {text(subscriber)}"
+                                                                if subscriber else "")
+            table = name(outbound.schema, outbound.name)
+            if dry_run:
+                return int(pg.scalar(f"SELECT count(*) FROM {table} AS o JOIN {source} ON {condition}"))
+            with pg.transaction("requesting deletion"):
+                return pg.execute(f"UPDATE {table} AS o SET state = {text(Outbound.DELETION_REQUESTED.value)}, "
+                                  f"changed_at = now() FROM {source} WHERE {condition}",
+                                  doing=f"requesting deletion in {table}")
+
+    def requested(self, subscriber: str | None = None) -> list[dict[str, Any]]:
+        with self._open() as (pg, _, _, outbound):
+            return listed(pg, outbound, Outbound.DELETION_REQUESTED, subscriber)
+
+    def approved(self, subscriber: str | None = None) -> list[dict[str, Any]]:
+        with self._open() as (pg, _, _, outbound):
+            return listed(pg, outbound, Outbound.DELETION_APPROVED, subscriber)
+
+    def finish_deletion(self, subscriber: str | None = None, dry_run: bool = False) -> FinishReport:
+        """Remove approved outbound rows, then delete the source rows no subscriber holds any more, with their
+        part rows, in one transaction (source rows locked first). Rows of other tables that reference them stop
+        it with the reason, and nothing changes."""
+        report = FinishReport(dry_run=dry_run)
+        with self._open() as (pg, info, parts, outbound):
+            table = name(outbound.schema, outbound.name)
+            approved = f"state = {text(Outbound.DELETION_APPROVED.value)}" + (
+                f" AND subscriber = {text(subscriber)}" if subscriber else "")
+            with pg.transaction("finishing deletions"):
+                keys = [bytes(r[0]) for r in pg.rows(
+                    f"SELECT DISTINCT {key_literal(info.key_columns)} FROM {table} WHERE {approved}")]
+                if not keys:
+                    return report
+                where = key_condition(info, keys)
+                pg.rows(f"SELECT 1 FROM {name(info.schema, info.name)} WHERE ".encode() + where + b" FOR UPDATE")
+                held = {bytes(r[0]) for r in pg.rows(
+                    f"SELECT {key_literal(info.key_columns)} FROM {table} WHERE NOT ({approved}) AND ".encode()
+                    + where)}
+                gone = sorted(set(keys) - held)
+                report.outbound_rows, report.kept, report.source_rows = len(keys), len(held), len(gone)
+                if dry_run:
+                    return report
+                pg.execute(f"DELETE FROM {table} WHERE {approved} AND ".encode() + where)
+                if gone:
+                    doomed = key_condition(info, gone)
+                    for part in parts:
+                        report.dependent_rows += pg.execute(f"DELETE FROM {name(part.schema, part.name)} WHERE "
+                                                            .encode() + doomed, doing=f"deleting from {part.name}")
+                    pg.execute(f"DELETE FROM {name(info.schema, info.name)} WHERE ".encode() + doomed,
+                               doing=f"deleting from {info.schema}.{info.name} (rows of other tables that "
+                               "reference these must go first)")
+        return report
