@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from djshare.errors import ConfigurationError
-from djshare.link.dj2 import Dj2Link, MariaDBSchema
+from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
 from djshare.sql.connection import ServerAddress
 from djshare.sync.diff import compare
 from djshare.sync.sources import Table
@@ -284,3 +284,26 @@ def test_the_command_line_links_dj2_schemas_beside_datajoint_2(world: World) -> 
     assert world.local.query("SELECT column_comment FROM information_schema.columns WHERE table_schema = %s AND "
                              "table_name = 'session__trace' ORDER BY ordinal_position", (old,)) == [
         ("",), ("",), ("",), ("",), (":attach:",)]
+
+
+def test_the_deletion_handshake_beside_datajoint_2(world: World) -> None:
+    """The source lab asks (here and from the command line), the subscriber deletes locally and `repair`
+    approves, the source finishes: all without DataJoint 0.14."""
+    assert world.link().pull(progress=False).pulled == 12
+    source = Dj2SourceLink("Session", world.schema(world.source, world.source_schema), outbound=world.outbound)
+    assert source.request_deletion("subject = 'm2'", "session < 2") == 2
+    assert [(r["subject"], r["session"]) for r in source.requested()] == [("m2", 0), ("m2", 1)]
+    where = "subject = 'm2' AND session < 2"
+    world.local.execute(f"DELETE FROM `{world.local_schema}`.`session__trace` WHERE {where}",
+                        f"DELETE FROM `{world.local_schema}`.`session` WHERE {where}")
+    assert world.link().repair(progress=False).steps == {"approve_deletion": 2}
+    assert len(source.approved()) == 2
+    report = source.finish_deletion()
+    assert (report.outbound_rows, report.source_rows) == (2, 2)
+    assert len(world.Session & where) == 0 and len(world.Session.Trace & where) == 0
+    env = dict(os.environ, LINK_HOST=world.source.address, LINK_USER=world.source.admin_user,
+               LINK_PASS=world.source.admin_password, LINK_OUTBOUND=world.outbound, COLUMNS="300")
+    done = subprocess.run([sys.executable, "-m", "djshare", "request-deletion", f"{world.source_schema}.Session",
+                           "-w", "session = 3"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "requested deletion of 3 held entities" in done.stdout, done.stderr
+    assert world.link().status()["deletion_requested"] == 3

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from djshare.errors import DjshareError, UnknownTableError
-from djshare.export.pg import copy
+from djshare.export.pg import copy, restore, verify, write
 from djshare.sql.connection import ServerAddress
 from djshare.sync.diff import compare
 from djshare.sync.sources import Table
@@ -96,3 +96,49 @@ def test_the_command_line_copies_between_postgres_servers(world: World) -> None:
     mixed = subprocess.run([sys.executable, "-m", "djshare", "tables", "copy", source, world.local.address, "-r",
                             f"{world.source_schema}.session"], env=env, capture_output=True, text=True, timeout=120)
     assert mixed.returncode == 1 and "two MariaDB servers or two PostgreSQL servers" in mixed.stderr
+
+
+def test_a_bundle_with_objects_restores_and_verifies(world: World, s3: S3Server) -> None:  # noqa: F811
+    objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),
+                      store("file", world.tmp / "target-store", s3, ""))
+    rows = [(f"{world.source_schema}.sample", "sample >= 3"), (f"{world.source_schema}.session", "subject = 'm1'")]
+    entries = write(address(world.source), rows, world.tmp / "bundle", stores={"main": objects.source_store},
+                    progress=False)
+    assert {(e.table, e.rows) for e in entries} == {("sample", 3), ("subject", 1), ("session", 4),
+                                                    ("session__trace", 8), ("~lineage", 7)}
+    assert len([p for p in (world.tmp / "bundle" / "objects" / "main").rglob("*") if p.is_file()]) == 4
+    restore(world.tmp / "bundle", address(world.local), stores={"main": objects.local_store}, progress=False)
+    assert verify(world.tmp / "bundle", address(world.local)).problems == []
+    dj.config["stores"] = {"main": objects.local_store}
+    dj.config["download_path"] = str(world.tmp / "download")
+    copy_of = dj.VirtualModule("copy_of", world.source_schema, connection=connect(world.local))
+    assert [np.array_equal(row["signal"], np.arange(i * 100 + 1)) for i, row in zip(
+        range(3, 6), copy_of.Sample.to_dicts(order_by="KEY"), strict=True)] == [True] * 3
+    assert list(compare(table(world.source, world.source_schema, "session", "subject = 'm1'"),
+                        table(world.local, world.source_schema, "session"), "session")) == []
+    world.local.execute(f'UPDATE "{world.source_schema}".session SET note = \'changed\' WHERE session = 0')
+    assert verify(world.tmp / "bundle", address(world.local)).problems == [
+        f"{world.source_schema}.session has 4 rows (bundle: 4), with other values"]
+    with pytest.raises(DjshareError, match="already has"):
+        restore(world.tmp / "bundle", address(world.local), stores={"main": objects.local_store}, progress=False)
+
+
+def test_bundles_from_the_command_line(world: World, tmp_path: Path) -> None:
+    env = dict(os.environ, DJSHARE_SOURCE_USER=world.source.admin_user, DJSHARE_SOURCE_PASS=world.source.admin_password,
+               DJSHARE_TARGET_USER=world.local.admin_user, DJSHARE_TARGET_PASS=world.local.admin_password,
+               COLUMNS="300")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "tables", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    source = f"postgresql://{world.source.address}/{world.source.database}"
+    target = f"postgresql://{world.local.address}/{world.local.database}"
+    done = djshare("write", source, str(tmp_path / "bundle"), "-r", f"{world.source_schema}.session: subject = 'm1'")
+    assert done.returncode == 0 and "wrote 19 rows of 4 tables" in done.stdout, done.stderr
+    wrong = djshare("restore", str(tmp_path / "bundle"), world.local.address)
+    assert wrong.returncode == 1 and "holds a PostgreSQL export" in wrong.stderr, wrong.stderr
+    done = djshare("restore", str(tmp_path / "bundle"), target)
+    assert done.returncode == 0 and "restored 19 rows of 4 tables" in done.stdout, done.stderr
+    done = djshare("verify", str(tmp_path / "bundle"), target)
+    assert done.returncode == 0 and "verified 19 rows of 4 tables" in done.stdout, done.stderr

@@ -29,7 +29,7 @@ from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
 from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
-from djshare.link.dj2 import Dj2Link, MariaDBSchema
+from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
@@ -295,7 +295,7 @@ def _require_host() -> str:
     return host
 
 
-def _source_link(table: str, host: str | None) -> SourceLink | PgSourceLink:
+def _source_link(table: str, host: str | None) -> SourceLink | Dj2SourceLink | PgSourceLink:
     host = host or _require_host()
     if host.startswith("postgresql://"):
         server, _, database = host.removeprefix("postgresql://").partition("/")
@@ -303,6 +303,11 @@ def _source_link(table: str, host: str | None) -> SourceLink | PgSourceLink:
             raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
         schema_name, name = split_table(table)
         return PgSourceLink(name, PostgresSchema.source(schema_name, host=server, database=database))
+    schema_name, name = split_table(table)
+    dj2_source = MariaDBSchema.source(schema_name, host=host)
+    with dj2_source.session() as session:
+        if format_of_schema(session, schema_name) == "dj2":
+            return Dj2SourceLink(name, dj2_source)
     if WRONG_LINE is not None:
         raise WRONG_LINE
     schema, name = source_schema(table, host)
@@ -670,31 +675,62 @@ def tables_copy(source: Server, target: Server, rows: Rows,
 
 @tables_app.command("write")
 def tables_write(source: Server, directory: Annotated[Path, typer.Argument(help="The bundle directory (new).")],
-                 rows: Rows) -> None:
-    """Write the rows (with the rows they reference, their part rows and `~lineage`) as a bundle directory
-    (MariaDB). Credentials: DJSHARE_SOURCE_USER/PASS (default DJ_USER, DJ_PASS)."""
+                 rows: Rows, source_stores: StoresFile = None) -> None:
+    """Write the rows (with the rows they reference, their part rows and `~lineage`) as a bundle directory.
+    Credentials: DJSHARE_SOURCE_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: objects of hash-addressed
+    codecs come from --source-stores into the bundle."""
+
     def write() -> list[Any]:
         origin = _server(source, "source")
         if origin.backend == "postgresql":
-            raise ConfigurationError("Bundles of PostgreSQL schemas are not built yet: use `djshare tables copy`.")
+            return pg_export.write(origin, _restrictions(rows), directory, stores=_stores(source_stores))
         return sql_export.write(origin, _restrictions(rows), directory)
 
     entries = run(write)
     out.print(f"wrote {sum(e.rows for e in entries)} rows of {len(entries)} tables to {directory}")
 
 
+def _postgres_bundle(directory: Path, target: ServerAddress) -> bool:
+    """Whether `directory` is a PostgreSQL bundle (refusing one meant for the other kind of server)."""
+    try:
+        kind = json.loads((directory / pg_export.MANIFEST).read_text()).get("format")
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"{directory} is not a djshare bundle ({error}).") from None
+    if (kind == pg_export.FORMAT) != (target.backend == "postgresql"):
+        raise ConfigurationError(f"{directory} holds a {'PostgreSQL' if kind == pg_export.FORMAT else 'MariaDB'} "
+                                 "export: restore it into that kind of server.")
+    return bool(kind == pg_export.FORMAT)
+
+
 @tables_app.command("restore")
-def tables_restore(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], target: Server) -> None:
-    """Load a bundle written by `djshare tables write` into TARGET (MariaDB), whose schemas do not have its tables.
-    Credentials: DJSHARE_TARGET_USER/PASS (default DJ_USER, DJ_PASS)."""
-    entries = run(lambda: sql_export.restore(directory, _server(target, "target")))
+def tables_restore(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], target: Server,
+                   target_stores: StoresFile = None) -> None:
+    """Load a bundle written by `djshare tables write` into TARGET, whose schemas do not have its tables.
+    Credentials: DJSHARE_TARGET_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: the bundle's objects go to
+    --target-stores."""
+
+    def restore() -> list[Any]:
+        destination = _server(target, "target")
+        if _postgres_bundle(directory, destination):
+            return pg_export.restore(directory, destination, stores=_stores(target_stores))
+        return sql_export.restore(directory, destination)
+
+    entries = run(restore)
     out.print(f"restored {sum(e.rows for e in entries)} rows of {len(entries)} tables")
 
 
 @tables_app.command("verify")
 def tables_verify(directory: Annotated[Path, typer.Argument(help="The bundle directory.")], target: Server) -> None:
-    """Check a restored bundle on TARGET: row counts, checksums, and every foreign-key reference."""
-    report = run(lambda: sql_export.verify(directory, _server(target, "target")))
+    """Check a restored bundle on TARGET: row counts, checksums, and every foreign-key reference (MariaDB; on
+    PostgreSQL the restored tables' foreign keys enforce them)."""
+
+    def verify() -> Any:
+        destination = _server(target, "target")
+        if _postgres_bundle(directory, destination):
+            return pg_export.verify(directory, destination)
+        return sql_export.verify(directory, destination)
+
+    report = run(verify)
     for problem in report.problems:
         err.print(f"[red]mismatch:[/red] {escape(problem)}", highlight=False)
     if report.problems:

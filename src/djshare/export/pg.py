@@ -1,20 +1,27 @@
 """Exports of DataJoint 2.x schemas on PostgreSQL, without DataJoint: the rows selected by SQL restrictions on
 named tables, closed over foreign keys and part tables on the server (temporary key tables grown until nothing
-changes, as for MariaDB), copied straight into another PostgreSQL server with binary COPY: tables declared
-from the source catalog (enum types, defaults, comments, foreign keys among the exported tables), the
-`~lineage` rows of the exported tables, and the objects their hash-addressed references name.
+changes, as for MariaDB), with the `~lineage` rows of the exported tables and the objects their hash-addressed
+references name. Tables are declared from the source catalog (enum types, defaults, comments, foreign keys
+among the exported tables) and rows move in PostgreSQL's binary COPY format: straight into another server
+(`copy`), or into a bundle directory (`write`) that `restore` loads and `verify` checks.
 
-    from djshare.export.pg import copy
+    from djshare.export.pg import copy, restore, verify, write
     copy(source, [("lab2.session", "subject = 'm1'")], archive, stores=(lab_stores, archive_stores))
+    write(source, [("lab2.session", "subject = 'm1'")], "paper-2025", stores=lab_stores)
+    restore("paper-2025", archive, stores=archive_stores); verify("paper-2025", archive).problems
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from djshare.errors import DjshareError, IntegrityViolation, UnknownTableError
+from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
@@ -28,6 +35,8 @@ from djshare.stores.formats.dj2 import Reference
 from djshare.stores.spec import StoreSpec
 
 LINEAGE_TABLE = "~lineage"
+FORMAT = "djshare-pg-bundle/1"
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -125,8 +134,19 @@ def _declaration(selection: Selection, table: Table) -> list[str]:
     return [*statements, *foreign]
 
 
-def _objects(selection: Selection, stores: tuple[Mapping[str, Mapping[str, Any]], Mapping[str, Mapping[str, Any]]]
-             ) -> int:
+StoreSettings = Mapping[str, Mapping[str, Any]]
+
+
+def _bundle_stores(directory: Path, names: Sequence[str]) -> dict[str, dict[str, str]]:
+    """A bundle's objects as file stores inside it, one folder per store."""
+    return {store: {"protocol": "file", "location": str(directory / "objects" / store)} for store in names}
+
+
+def _stores_used(selection: Selection) -> list[str]:
+    return sorted({c.store for t in selection.graph.tables for c in object_columns([selection.info[t]], {})})
+
+
+def _objects(selection: Selection, stores: tuple[StoreSettings, StoreSettings]) -> int:
     """Copy the objects the exported rows reference into the target's stores (same names, same paths)."""
     jobs = []
     for table in selection.graph.tables:
@@ -198,3 +218,155 @@ def _digest(pg: PgSession, info: TableInfo, where: str) -> tuple[int, str]:
         f"{key_order(info, 't.')}), ''), 'UTF8')), 'hex') FROM {name(info.schema, info.name)} AS t WHERE {where}",
         doing=f"checking {info.schema}.{info.name}")[0]
     return int(count), str(digest)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table of a PostgreSQL bundle."""
+
+    schema: str
+    table: str
+    rows: int
+    sha256: str
+    columns: tuple[str, ...]
+    ddl: tuple[str, ...]  # statements declaring the table
+    data: str  # file with the rows in binary COPY format
+
+
+@dataclass
+class VerifyReport:
+    tables: int = 0
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def write(source: ServerAddress, restrictions: Sequence[Restriction], directory: str | Path,
+          stores: StoreSettings | None = None, progress: bool = True) -> list[Entry]:
+    """Write the selected rows (with their parents, parts, `~lineage` rows and objects; `stores`: the source's
+    store settings) as a bundle directory, which must not exist yet."""
+    directory = Path(directory)
+    if directory.exists():
+        raise DjshareError(f"{directory} already exists: choose a new directory for the bundle.")
+    partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    (partial / "data").mkdir(parents=True)
+    try:
+        with postgres.session(source) as pg:
+            selection = select(pg, restrictions)
+            used = _stores_used(selection)
+            objects = _objects(selection, (stores or {}, _bundle_stores(partial, used))) if used else 0
+            entries = []
+            with progress_bar("export", sum(selection.counts.values()), progress) as advance:
+                for index, table in enumerate(selection.graph.tables):
+                    entries.append(_write_table(selection, table, partial, f"data/{index}.copy"))
+                    advance(entries[-1].rows)
+        manifest = {"format": FORMAT, "tables": [asdict(e) for e in entries], "stores": used, "objects": objects}
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        os.replace(partial, directory)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return entries
+
+
+def _write_table(selection: Selection, table: Table, folder: Path, data: str) -> Entry:
+    info = selection.info[table]
+    columns = ", ".join(name(c.name) for c in info.columns)
+    try:
+        with selection.session.connection.cursor() as cursor, (folder / data).open("wb") as out, cursor.copy(
+                f"COPY (SELECT {columns} FROM {name(*table)} WHERE {selection.where(table)}) TO STDOUT "
+                "(FORMAT BINARY)") as rows:
+            for block in rows:
+                out.write(block)
+    except Exception as error:  # psycopg's errors
+        raise postgres.translate(error, selection.session.address, f"exporting {table[0]}.{table[1]}") from None
+    count, digest = _digest(selection.session, info, selection.where(table))
+    return Entry(table[0], table[1], count, digest, tuple(c.name for c in info.columns),
+                 tuple(_declaration(selection, table)), data)
+
+
+def read_manifest(directory: str | Path) -> tuple[list[Entry], list[str]]:
+    """The entries and store names of a PostgreSQL bundle."""
+    try:
+        manifest = json.loads((Path(directory) / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"{directory} is not a djshare bundle ({error}).") from None
+    if manifest.get("format") != FORMAT:
+        raise ConfigurationError(f"{directory} is a {manifest.get('format')!r} bundle, not a PostgreSQL one "
+                                 f"({FORMAT}): restore it into the kind of server it came from.")
+    entries = [Entry(**{**e, "columns": tuple(e["columns"]), "ddl": tuple(e["ddl"])}) for e in manifest["tables"]]
+    return entries, list(manifest.get("stores", []))
+
+
+def restore(directory: str | Path, target: ServerAddress, stores: StoreSettings | None = None,
+            progress: bool = True) -> list[Entry]:
+    """Load a bundle into `target`, whose schemas must not have its tables: objects first (into the target's
+    `stores`, checked), then each table declared and filled in one transaction and checked."""
+    directory = Path(directory)
+    entries, used = read_manifest(directory)
+    with postgres.session(target) as pg:
+        present = _tables(pg, sorted({e.schema for e in entries})) & {(e.schema, e.table) for e in entries}
+        if present:
+            first = sorted(present)[0]
+            raise DjshareError(f"The target server already has {first[0]}.{first[1]}"
+                               f"{' and more' if len(present) > 1 else ''}: restore into schemas without these "
+                               "tables. Nothing was changed.")
+        if used:
+            _put_objects(directory, entries, used, stores or {})
+        with progress_bar("restore", sum(e.rows for e in entries), progress) as advance:
+            for entry in entries:
+                _load(pg, directory, entry)
+                advance(entry.rows)
+        problems = _check(pg, entries)
+        if problems:
+            raise IntegrityViolation("The restored tables differ from the bundle: " + "; ".join(problems))
+    return entries
+
+
+def _put_objects(directory: Path, entries: list[Entry], used: list[str], stores: StoreSettings) -> None:
+    bundle = _bundle_stores(directory, used)
+    jobs = []
+    for store in used:
+        source, target = StoreSpec.from_config(store, bundle, "bundle"), StoreSpec.from_config(store, stores, "target")
+        root = Path(source.location)
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            relative = path.relative_to(root).as_posix()
+            jobs.append((Reference(path.name, relative, path.stat().st_size, store, relative.split("/")[1]),
+                         source, target, relative))
+    copy_objects(jobs)
+
+
+def _load(pg: PgSession, directory: Path, entry: Entry) -> None:
+    where = f"{entry.schema}.{entry.table}"
+    columns = ", ".join(name(c) for c in entry.columns)
+    with pg.transaction(f"loading {where}"):
+        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(entry.schema)}")
+        for statement in entry.ddl:
+            pg.execute(statement, doing=f"declaring {where}")
+        try:
+            with pg.connection.cursor() as cursor, (directory / entry.data).open("rb") as data, cursor.copy(
+                    f"COPY {name(entry.schema, entry.table)} ({columns}) FROM STDIN (FORMAT BINARY)") as sink:
+                while block := data.read(1 << 20):
+                    sink.write(block)
+        except Exception as error:  # psycopg's errors
+            raise postgres.translate(error, pg.address, f"loading {where}") from None
+
+
+def _check(pg: PgSession, entries: list[Entry]) -> list[str]:
+    problems = []
+    for entry in entries:
+        if (entry.schema, entry.table) not in _tables(pg, [entry.schema]):
+            problems.append(f"{entry.schema}.{entry.table} is missing")
+            continue
+        count, digest = _digest(pg, postgres.read_table(pg, entry.schema, entry.table), "TRUE")
+        if (count, digest) != (entry.rows, entry.sha256):
+            problems.append(f"{entry.schema}.{entry.table} has {count} rows (bundle: {entry.rows})"
+                            + ("" if count != entry.rows else ", with other values"))
+    return problems
+
+
+def verify(directory: str | Path, target: ServerAddress) -> VerifyReport:
+    """Row counts and checksums of a restored bundle on `target`; problems are listed."""
+    entries, _ = read_manifest(directory)
+    with postgres.session(target) as pg:
+        return VerifyReport(len(entries), sum(e.rows for e in entries), _check(pg, entries))

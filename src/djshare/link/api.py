@@ -432,8 +432,9 @@ def gc(local_schema: LazySchema, dry_run: bool = False) -> GcReport:
         return run_gc(local, local_schema.name, local_schema.store_settings(), dry_run)
 
 
-class SourceLink:
-    """The source side of a link: deletion requests, approvals, finishing deletions, status.
+class SourceLink(deletion.SourceCommands):
+    """The source side of a link: deletion requests, approvals, finishing deletions, status (restrictions as
+    DataJoint understands them).
 
     Run with a user that may change the outbound schema; finishing a deletion also needs DELETE on the
     source schema (a source admin, not the link user).
@@ -443,46 +444,7 @@ class SourceLink:
         if not source_schema.is_source:
             raise ConfigurationError(f"SourceLink needs a LazySchema with host= (got {source_schema!r}).")
         self.source_schema = source_schema
-        self.table = table
-        self.outbound = outbound
-        self._resolved: tuple[OutboundTable, tuple[TableInfo, ...]] | None = None
+        super().__init__(source_schema.name, table, source_schema.session, lambda: outbound_schema_name(outbound))
 
-    def _resolve(self, source: Session) -> tuple[OutboundTable, tuple[TableInfo, ...]]:
-        if self._resolved is None:
-            schema = self.source_schema.name
-            name = self.table if not self.table[:1].isupper() else find_table(source, schema, self.table)
-            info = read_table(source, schema, name)
-            parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
-            ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
-            read_table(source, ob.schema, ob.name)  # the outbound table must exist: a link was made
-            self._resolved = (ob, parts)
-        return self._resolved
-
-    def request_deletion(self, *restrictions: Any, subscriber: str | None = None, dry_run: bool = False) -> int:
-        """Ask subscribers to delete the held entities matching all `restrictions`; returns how many rows were
-        (or would be) flagged."""
-        with self.source_schema.session() as source:
-            ob, _ = self._resolve(source)
-            where = where_clause(self.source_schema.connection, ob.source.full_name, restrictions)
-            check_where(source, ob.source.full_name, where)
-            return deletion.request_deletion(source, ob, where, subscriber, dry_run)
-
-    def requested(self, subscriber: str | None = None) -> list[dict[str, object]]:
-        with self.source_schema.session() as source:
-            return deletion.listed(source, self._resolve(source)[0], Outbound.DELETION_REQUESTED, subscriber)
-
-    def approved(self, subscriber: str | None = None) -> list[dict[str, object]]:
-        """Entities subscribers have deleted after a request: ready for `finish_deletion`."""
-        with self.source_schema.session() as source:
-            return deletion.listed(source, self._resolve(source)[0], Outbound.DELETION_APPROVED, subscriber)
-
-    def finish_deletion(self, subscriber: str | None = None, dry_run: bool = False,
-                        checkpoint: Checkpoint = no_checkpoint) -> deletion.FinishReport:
-        with self.source_schema.session() as source:
-            ob, _ = self._resolve(source)
-            return deletion.finish_deletion(source, ob, subscriber, dry_run, checkpoint)
-
-    def status(self) -> dict[str, dict[str, int]]:
-        """Per subscriber, outbound rows by state."""
-        with self.source_schema.session() as source:
-            return outbound.counts(source, self._resolve(source)[0])
+    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
+        return where_clause(self.source_schema.connection, full_name, restrictions)

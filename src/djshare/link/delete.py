@@ -13,7 +13,9 @@ DeletionRequested part table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from djshare.errors import IntegrityViolation
 from djshare.link import outbound
@@ -23,7 +25,8 @@ from djshare.link.protocol import Outbound, Step
 from djshare.link.pull import MariaDBLocal, MariaDBSource
 from djshare.link.repair import BATCH, RepairReport, repair_keys
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
-from djshare.sql.catalog import foreign_keys_to
+from djshare.restriction import check_where
+from djshare.sql.catalog import TableInfo, find_table, foreign_keys_to, part_names, read_table
 from djshare.sql.connection import Session
 from djshare.sql.transfer import key_bound, key_condition, literal, row_literal
 
@@ -199,3 +202,58 @@ def finish_deletion(source: Session, ob: OutboundTable, subscriber: str | None =
                 "Finish that link's deletion first, then run finish-deletion again."
             ) from error
         checkpoint(Step.FINISH_DELETION.value)
+
+
+class SourceCommands:
+    """The source lab's deletion commands for one linked table on MariaDB (request, requested, approved,
+    finish, status). `session` opens a session on the source server; subclasses say how restrictions become
+    SQL (`_where`). Run with a user that may change the outbound schema; finishing a deletion also needs
+    DELETE on the source schema (a source admin, not the link user)."""
+
+    def __init__(self, schema: str, table: str, session: Callable[[], Session], outbound_schema: Callable[[], str]
+                 ) -> None:
+        self.schema, self.table = schema, table
+        self._session, self._outbound_schema = session, outbound_schema
+        self._resolved: tuple[OutboundTable, tuple[TableInfo, ...]] | None = None
+
+    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
+        raise NotImplementedError
+
+    def _resolve(self, source: Session) -> tuple[OutboundTable, tuple[TableInfo, ...]]:
+        if self._resolved is None:
+            name = self.table if not self.table[:1].isupper() else find_table(source, self.schema, self.table)
+            info = read_table(source, self.schema, name)
+            parts = tuple(read_table(source, self.schema, p) for p in part_names(source, self.schema, name))
+            ob = OutboundTable.for_source(info, self._outbound_schema())
+            read_table(source, ob.schema, ob.name)  # the outbound table must exist: a link was made
+            self._resolved = (ob, parts)
+        return self._resolved
+
+    def request_deletion(self, *restrictions: Any, subscriber: str | None = None, dry_run: bool = False) -> int:
+        """Ask subscribers to delete the held entities matching all `restrictions`; returns how many rows were
+        (or would be) flagged."""
+        with self._session() as source:
+            ob, _ = self._resolve(source)
+            where = self._where(restrictions, ob.source.full_name)
+            check_where(source, ob.source.full_name, where)
+            return request_deletion(source, ob, where, subscriber, dry_run)
+
+    def requested(self, subscriber: str | None = None) -> list[dict[str, object]]:
+        with self._session() as source:
+            return listed(source, self._resolve(source)[0], Outbound.DELETION_REQUESTED, subscriber)
+
+    def approved(self, subscriber: str | None = None) -> list[dict[str, object]]:
+        """Entities subscribers have deleted after a request: ready for `finish_deletion`."""
+        with self._session() as source:
+            return listed(source, self._resolve(source)[0], Outbound.DELETION_APPROVED, subscriber)
+
+    def finish_deletion(self, subscriber: str | None = None, dry_run: bool = False,
+                        checkpoint: Checkpoint = no_checkpoint) -> FinishReport:
+        with self._session() as source:
+            ob, _ = self._resolve(source)
+            return finish_deletion(source, ob, subscriber, dry_run, checkpoint)
+
+    def status(self) -> dict[str, dict[str, int]]:
+        """Per subscriber, outbound rows by state."""
+        with self._session() as source:
+            return outbound.counts(source, self._resolve(source)[0])

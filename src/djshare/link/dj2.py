@@ -27,6 +27,7 @@ from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.link import outbound
+from djshare.link.delete import SourceCommands
 from djshare.link.local import subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
@@ -275,3 +276,13 @@ class Dj2Link(LinkRunner):
                 + "; ".join(ready.mismatch) + ". Nothing was pulled. Alter the local tables to match (or drop "
                 "them after saving their rows, and let djshare declare them again).")
 
+
+
+class Dj2SourceLink(SourceCommands):
+    """The source lab's deletion commands for a DataJoint 2.x table on MariaDB (restrictions as SQL text)."""
+
+    def __init__(self, table: str, source: MariaDBSchema, *, outbound: str | None = None) -> None:
+        super().__init__(source.name, table, source.session, lambda: outbound_schema_name(outbound))
+
+    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
+        return sql_where(restrictions)
