@@ -6,6 +6,7 @@ it, FLOAT widened to DOUBLE), in primary-key order, so `verify` can recompute th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -52,19 +53,32 @@ def create_statement(session: Session, info: TableInfo) -> str:
     return re.sub(r" AUTO_INCREMENT=\d+", "", text)
 
 
+@contextlib.contextmanager
+def new_directory(directory: Path, *folders: str) -> Iterator[Path]:
+    """A bundle directory written whole or not at all: work happens in a hidden sibling with `folders`, renamed
+    to `directory` when the block ends without error and removed otherwise. `directory` must not exist."""
+    if directory.exists():
+        raise DjshareError(f"{directory} already exists: choose a new directory for the bundle.")
+    partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for folder in folders:
+        (partial / folder).mkdir()
+    try:
+        yield partial
+        os.replace(partial, directory)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def write(selection: Selection, directory: Path, statement_bytes: int = STATEMENT_CAP,
           on_rows: Callable[[int], None] | None = None,
           stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[TableEntry]:
     """Write the selected rows as a bundle at `directory` (which must not exist yet), with the external
     objects they reference (store settings: `stores`, the exporting side's)."""
-    if directory.exists():
-        raise DjshareError(f"{directory} already exists: choose a new directory for the bundle.")
-    partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "schema").mkdir(parents=True)
-    (partial / "data").mkdir()
     entries: list[TableEntry] = []
-    try:
+    with new_directory(directory, "schema", "data") as partial:
         for index, table in enumerate(selection.graph.tables):
             entries.append(_write_table(selection, partial, index, table, statement_bytes, on_rows))
         external = [(t[0], t[1], selection.where(t)) for t in selection.graph.tables if store_of_table(t[1])]
@@ -72,10 +86,6 @@ def write(selection: Selection, directory: Path, statement_bytes: int = STATEMEN
         manifest = {"format": FORMAT, "tables": [entry.__dict__ | {"data": list(entry.data)} for entry in entries],
                     "objects": counts}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
-        os.replace(partial, directory)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return entries
 
 

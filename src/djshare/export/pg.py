@@ -14,14 +14,13 @@ among the exported tables) and rows move in PostgreSQL's binary COPY format: str
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
+from djshare.export.bundle import new_directory
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
@@ -244,13 +243,7 @@ def write(source: ServerAddress, restrictions: Sequence[Restriction], directory:
           stores: StoreSettings | None = None, progress: bool = True) -> list[Entry]:
     """Write the selected rows (with their parents, parts, `~lineage` rows and objects; `stores`: the source's
     store settings) as a bundle directory, which must not exist yet."""
-    directory = Path(directory)
-    if directory.exists():
-        raise DjshareError(f"{directory} already exists: choose a new directory for the bundle.")
-    partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "data").mkdir(parents=True)
-    try:
+    with new_directory(Path(directory), "data") as partial:
         with postgres.session(source) as pg:
             selection = select(pg, restrictions)
             used = _stores_used(selection)
@@ -262,10 +255,6 @@ def write(source: ServerAddress, restrictions: Sequence[Restriction], directory:
                     advance(entries[-1].rows)
         manifest = {"format": FORMAT, "tables": [asdict(e) for e in entries], "stores": used, "objects": objects}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
-        os.replace(partial, directory)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return entries
 
 
