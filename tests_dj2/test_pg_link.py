@@ -435,3 +435,32 @@ def test_one_run_of_a_link_at_a_time(world: World) -> None:
         first.join(60)
     assert world.link().pull(progress=False).pulled == 0  # the first run pulled everything
     assert world.link().status()["pulled"] == 12
+
+
+def test_gc_deletes_only_objects_djshare_wrote_and_no_row_references(world: World, s3: S3Server) -> None:
+    objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),
+                      store("file", world.tmp / "local-store", s3, ""))
+    link = objects.link()
+    assert link.pull(progress=False).objects == 7
+    assert link.gc().deleted == []  # every object is referenced
+    local_store = world.tmp / "local-store"
+    own = local_store / "_hash" / world.local_schema / "not-from-djshare"
+    own.write_bytes(b"the local lab's")  # an object djshare did not write: never deleted
+    freed = sorted(f"archive:{json.loads(value)['path']}" for (value,) in world.local.query(
+        f'SELECT signal::text FROM "{world.local_schema}".sample WHERE sample IN (3, 4)'))
+    world.local.execute(f'DELETE FROM "{world.local_schema}".sample WHERE sample IN (3, 4)')
+    link.repair(progress=False)
+    paths = [local_store / f.removeprefix("archive:") for f in freed]
+    assert link.gc(dry_run=True).deleted == freed and all(p.exists() for p in paths)
+    assert link.gc().deleted == freed  # the two signals; sample 3's document is shared with 1 and 5: kept
+    assert not any(p.exists() for p in paths) and own.exists()
+    env = dict(os.environ, DJ_USER=world.local.admin_user, DJ_PASS=world.local.admin_password, COLUMNS="300")
+    done = subprocess.run([sys.executable, "-m", "djshare", "gc", "--dry-run", "-l",
+                           f"postgresql://{world.local.address}/{world.local.database}/{world.local_schema}"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "would delete 0 objects" in done.stdout, done.stderr
+    assert link.gc().deleted == []
+    dj.config["stores"] = {"archive": objects.local_store}
+    dj.config["download_path"] = str(world.tmp / "download")
+    mine = dj.VirtualModule("mine", world.local_schema, connection=connect(world.local))
+    assert len(mine.Sample.to_dicts()) == 4  # what remains still reads

@@ -30,7 +30,9 @@ from djshare.errors import ConfigurationError, DjshareError, InterruptedOperatio
 from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
 from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
+from djshare.link.gc import GcReport
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
+from djshare.link.pg import gc as pg_gc
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
@@ -49,7 +51,8 @@ try:  # links and exports need DataJoint 0.14; diff works with either line
 except ConfigurationError as error:
     WRONG_LINE = error
 # DataJoint 2.x schemas need no DataJoint: links, their source-side commands, exports by SQL restrictions
-WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "tables", "request-deletion", "requested", "approved", "finish-deletion"}
+WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "tables", "request-deletion", "requested", "approved", "finish-deletion",
+                     "gc"}
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -255,10 +258,18 @@ def refresh(table: TableArg, local_schema: LocalSchema, source_host: SourceHost 
 
 
 @app.command("gc")
-def garbage_collect(local_schema: LocalSchema, dry_run: DryRun = False) -> None:
+def garbage_collect(local_schema: LocalTarget, dry_run: DryRun = False) -> None:
     """Delete external objects djshare copied into local stores that no local row references any more
     (never objects djshare did not write). Local store settings come from the DataJoint config."""
-    report = run(lambda: gc(LazySchema(local_schema), dry_run=dry_run))
+
+    def collect() -> GcReport:
+        if local_schema.startswith("postgresql://"):
+            return pg_gc(postgres_schema(local_schema), dry_run=dry_run)
+        if WRONG_LINE is not None:
+            raise WRONG_LINE
+        return gc(LazySchema(local_schema), dry_run=dry_run)
+
+    report = run(collect)
     for path in report.deleted:
         out.print(f"  {path}", highlight=False)
     out.print(f"{'would delete' if dry_run else 'deleted'} {len(report.deleted)} objects")

@@ -46,6 +46,7 @@ from djshare.errors import (
 )
 from djshare.link.delete import FinishReport
 from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
+from djshare.link.gc import GcReport
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
@@ -62,6 +63,7 @@ from djshare.stores.objects import ObjectStore, Spooled, open_store
 from djshare.stores.spec import StoreSpec
 
 WORKERS = 8
+JOURNAL_TABLE = "~djshare_objects"  # objects djshare wrote into the local stores (what gc may delete)
 SUBSCRIBER_TABLE = "~djshare_subscriber"
 
 
@@ -265,6 +267,21 @@ def _declare_outbound(pg: PgSession, outbound: OutboundTable, table: str, commen
         elif existing != comment:
             raise ConfigurationError(f"{table} exists but is not the outbound table of {source.schema}.{source.name} "
                                      f"(its comment says {existing!r}). Use another LINK_OUTBOUND schema.")
+
+
+def objects_lock(pg: PgSession, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
+    """Object copies of pulls and gc in one local schema, one at a time (a lock on the local server)."""
+    return advisory_lock(pg, f"objects/{schema}", timeout, f"Another djshare pull or gc kept the objects of local "
+                         f"schema {schema} busy for more than {timeout:g} s. Try again when it has finished.")
+
+
+def journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -> None:
+    """Record (store, path) of objects djshare is about to write into the local stores."""
+    table = name(schema, JOURNAL_TABLE)
+    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (store varchar(64) NOT NULL, path text NOT NULL, "
+               "PRIMARY KEY (store, path))")
+    with pg.connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
 
 
 @contextlib.contextmanager
@@ -532,7 +549,8 @@ class PostgresCopy:
         return f"CASE WHEN {name(column.name)} IS NULL THEN NULL ELSE ({ref} || {update})::{column.column_type} END"
 
     def _bring(self, where: bytes) -> int:
-        """Copy the objects the rows of `where` reference into the local stores (before the rows)."""
+        """Copy the objects the rows of `where` reference into the local stores (before the rows). Objects the
+        local stores do not have yet are entered in the journal first, so that gc knows djshare wrote them."""
         jobs = []
         specs = self.objects.specs or {}
         for found in self.objects.columns:
@@ -543,15 +561,25 @@ class PostgresCopy:
                 reference = Reference.parse(value)
                 source, local = specs[found.store]
                 jobs.append((reference, source, local, hash_path(self.tables.local_schema, reference.hash)))
+        stores = {local.name: open_store(local) for _, _, local, _ in jobs}
+        new = [(local.name, path) for _, _, local, path in jobs
+               if not stores[local.name].exists(_full_path(local, path))]
+        if new:
+            journal(self.local, self.tables.local_schema, new)
         return copy_objects(jobs) if jobs else 0
 
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Objects first (checked), then master and part rows of `keys` in one local transaction (binary COPY,
-        streamed)."""
+        streamed); gc of the local schema waits meanwhile."""
+        with contextlib.ExitStack() as stack:
+            if self.objects.columns:
+                stack.enter_context(objects_lock(self.local, self.tables.local_schema))
+                report.objects += self._bring(key_condition(self.tables.source, keys))
+                checkpoint("copy_objects")
+            self._copy_rows(keys, report)
+
+    def _copy_rows(self, keys: list[bytes], report: PullReport) -> None:
         where = key_condition(self.tables.source, keys)
-        if self.objects.columns:
-            report.objects += self._bring(where)
-            checkpoint("copy_objects")
         with self.local.transaction(f"inserting into {self.name}"):
             for table in (self.tables.source, *self.tables.source_parts):
                 columns = ", ".join(name(c.name) for c in table.columns)
@@ -628,6 +656,10 @@ class PgLink(LinkRunner):
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """`gc` of the local schema (see there)."""
+        return gc(self.local, dry_run)
 
     def requested(self) -> list[dict[str, Any]]:
         """This subscriber's entities the source asked to delete. Delete them locally, then `repair()`: that
@@ -736,3 +768,33 @@ class PgSourceLink:
                                doing=f"deleting from {info.schema}.{info.name} (rows of other tables that "
                                "reference these must go first)")
         return report
+
+
+def gc(local_schema: PostgresSchema, dry_run: bool = False) -> GcReport:
+    """Delete objects djshare wrote into the stores of `local_schema` that no row of it references any more
+    (never objects djshare did not write). Store settings: `PostgresSchema(stores=...)`, default DataJoint's."""
+    schema = local_schema.name
+    report = GcReport(dry_run=dry_run)
+    with postgres.session(local_schema.address) as local, objects_lock(local, schema):
+        if JOURNAL_TABLE not in _tables(local, schema):
+            return report
+        referenced = set()
+        for table in sorted(_tables(local, schema) - {JOURNAL_TABLE, SUBSCRIBER_TABLE, LINEAGE_TABLE}):
+            for found in postgres.read_table(local, schema, table).columns:  # every hash-addressed column
+                codec = codec_of(found.comment)
+                if codec is None or codec[0] not in HASHED_CODECS or codec[1] is None:
+                    continue
+                column = name(found.name)
+                referenced |= {(str(s), str(p)) for s, p in local.rows(
+                    f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
+                    f"{name(schema, table)} WHERE {column} IS NOT NULL")}
+        journaled = {(str(s), str(p)) for s, p in local.rows(
+            f"SELECT store, path FROM {name(schema, JOURNAL_TABLE)}")}
+        for store, path in sorted(journaled - referenced):
+            report.deleted.append(f"{store}:{path}")
+            if not dry_run:
+                spec = StoreSpec.from_config(store, local_schema.stores, "local")
+                open_store(spec).delete(_full_path(spec, path))
+                local.execute(f"DELETE FROM {name(schema, JOURNAL_TABLE)} WHERE store = %s AND path = %s",
+                              (store, path))
+    return report
