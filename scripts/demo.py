@@ -5,7 +5,8 @@ link, pull with a progress bar, the deletion handshake, what a regular source us
 table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3); stale
 rows found and refreshed; a diff of a CSV roster against a table, applied with a dry run first, and of a
 MariaDB table against its PostgreSQL copy; then an export of what an analysis fetched, restored into
-another server and verified.
+another server and verified; and DataJoint 2.x on PostgreSQL: the lab's scans pulled into a 2.x schema, linked
+on to another PostgreSQL server, and a slice of them exported.
 Everything is started here and removed at the end.
 """
 
@@ -25,6 +26,9 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from djshare import LazySchema, Link, SourceLink, export, gc
+from djshare.export import pg as pg_export
+from djshare.link.crossformat import CrossLink
+from djshare.link.pg import PgLink, PostgresSchema
 from djshare.sql.connection import ServerAddress
 from djshare.sync.datastore import Datastore, diff, sync
 from djshare.sync.diff import compare
@@ -130,6 +134,28 @@ def diff_demo(folder: Path, source: MariaDBServer, Scan: Any) -> None:
             console.print("  " + action.text().replace("\n", "\n  "), markup=False)
 
 
+def dj2_demo(source: MariaDBServer) -> None:
+    with postgres_server() as pg, postgres_server() as archive:
+        def schema(server: Any, name: str) -> PostgresSchema:
+            return PostgresSchema(name, host=server.address, database=server.database, user=server.admin_user,
+                                  password=server.admin_password, stores={})
+
+        report = CrossLink("Scan", LazySchema("lab", host=source.address), schema(pg, "collab2")).pull(progress=False)
+        labels = pg.query("SELECT col_description('collab2.__scan'::regclass, 3)")[0][0]
+        lineage = pg.query('SELECT count(*) FROM collab2."~lineage"')[0][0]
+        console.print(f"pulled {report.pulled} scans ({report.part_rows} channel rows) from MariaDB into DataJoint "
+                      f"2.x's layout on PostgreSQL {pg.address} (`result` is {labels!r}; {lineage} lineage rows)")
+        onward = PgLink("Scan", schema(pg, "collab2"), schema(archive, "archive2"), outbound="collab2_outbound")
+        report = onward.pull(progress=False)
+        console.print(f"linked on to {archive.address}: {report.pulled} scans by binary COPY; status {onward.status()}")
+        copied = pg_export.copy(ServerAddress(pg.host, pg.port, pg.admin_user, pg.admin_password, backend="postgresql",
+                                              database=pg.database), [("collab2.__scan", "subject = 's0'")],
+                                ServerAddress(archive.host, archive.port, archive.admin_user, archive.admin_password,
+                                              backend="postgresql", database=archive.database), progress=False)
+        console.print("exported subject s0 into the archive server, checked by SHA-256: "
+                      + ", ".join(f"{c.schema}.{c.table} {c.rows}" for c in copied))
+
+
 def main() -> None:
     dj.logger.setLevel("WARNING")
     with mariadb_servers(2, names=("source", "collaborator")) as (source, local):
@@ -192,6 +218,9 @@ def main() -> None:
         step("Export: capture what an analysis fetched, write a bundle, restore it elsewhere, verify it")
         with tempfile.TemporaryDirectory() as folder:
             export_demo(Path(folder), source, local, admin)
+
+        step("DataJoint 2.x on PostgreSQL: a cross-format pull, a link between PostgreSQL servers, an export")
+        dj2_demo(source)
 
         step("Status, from the command line")
         env = dict(os.environ, LINK_HOST=source.address, COLUMNS="120")
