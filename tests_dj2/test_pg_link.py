@@ -464,3 +464,34 @@ def test_gc_deletes_only_objects_djshare_wrote_and_no_row_references(world: Worl
     dj.config["download_path"] = str(world.tmp / "download")
     mine = dj.VirtualModule("mine", world.local_schema, connection=connect(world.local))
     assert len(mine.Sample.to_dicts()) == 4  # what remains still reads
+
+
+def test_stale_entities_are_found_inside_the_servers(world: World, s3: S3Server) -> None:
+    link = world.link()
+    link.pull(progress=False)
+    assert link.stale().stale == [] and link.stale().out_of_step == 0
+    world.source.execute(f'UPDATE "{world.source_schema}".session SET note = \'changed\' '
+                         "WHERE subject = 'm1' AND session = 1",
+                         f'UPDATE "{world.source_schema}".session__trace SET "values" = \'\\x00\'::bytea '
+                         "WHERE subject = 'M2' AND session = 2 AND trace = 1")
+    world.local.execute(f'DELETE FROM "{world.local_schema}".session__trace WHERE subject = \'m1\' AND session = 3',
+                        f'DELETE FROM "{world.local_schema}".session WHERE subject = \'m1\' AND session = 3')
+    report = link.stale(batch_size=5)
+    assert sorted(report.stale) == sorted([b"('m1','1')", b"('M2','2')"]) and report.out_of_step == 1
+    assert link.stale("subject = 'M2'").stale == [b"('M2','2')"]
+    env = dict(os.environ, LINK_HOST=f"postgresql://{world.source.address}/{world.source.database}",
+               LINK_USER=world.source.admin_user, LINK_PASS=world.source.admin_password, LINK_OUTBOUND=world.outbound,
+               DJ_USER=world.local.admin_user, DJ_PASS=world.local.admin_password, COLUMNS="300")
+    done = subprocess.run([sys.executable, "-m", "djshare", "diff", "--link", f"{world.source_schema}.Session", "-l",
+                           f"postgresql://{world.local.address}/{world.local.database}/{world.local_schema}"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "~ ('m1','1')" in done.stdout, done.stderr
+    assert "2 stale entities; 1 on one side only" in done.stderr
+    # references to objects name the local side, yet an unchanged entity is not stale
+    objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),
+                      store("file", world.tmp / "local-store", s3, ""))
+    objects.link().pull(progress=False)
+    assert objects.link().stale().stale == []
+    world.source.execute(f'UPDATE "{world.source_schema}".sample SET signal = (SELECT signal FROM '
+                         f'"{world.source_schema}".sample WHERE sample = 0) WHERE sample = 2')
+    assert objects.link().stale().stale == [b"('2')"]

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -484,8 +484,22 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
            only_counts: bool) -> None:
     if not local_schema:
         raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
-    report = run(lambda: mariadb_linked(table, source_host, local_schema, "diff --link").stale(
-        *([where] if where else [])))
+    found = run(lambda: linked(table, source_host, local_schema))
+    if isinstance(found, PgLink):  # entities by key: rows are compared as digests inside the servers
+        report = run(lambda: found.stale(*([where] if where else [])))
+        if not only_counts:
+            for key in report.stale:
+                out.print(json.dumps({"stale": key.decode()}) if as_json else f"~ {key.decode()}", markup=False,
+                          highlight=False)
+        (out if only_counts else err).print(
+            f"{len(report.stale)} stale entities" + (f"; {report.out_of_step} on one side only (run `djshare "
+                                                     "repair`)" if report.out_of_step else ""), highlight=False)
+        return
+    if isinstance(found, LinkRunner):
+        run(lambda: _refuse("`djshare diff --link` is built for links into MariaDB and between PostgreSQL schemas; "
+                            "compare the tables with `djshare diff`."))
+    linked_table = cast("LinkedTable", found)
+    report = run(lambda: linked_table.stale(*([where] if where else [])))
     if not only_counts:
         for action in report.changes:
             out.print(action.json() if as_json else action.text(), markup=False, highlight=False, soft_wrap=True)

@@ -51,6 +51,7 @@ from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
+from djshare.link.stale import HELD, StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo
@@ -490,6 +491,34 @@ class Objects:
     specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None
 
 
+def _row_text(table: TableInfo) -> str:
+    """SQL for a row's text, equal on both sides of a link: objects by their content hash."""
+    parts = []
+    for column in table.columns:
+        codec = codec_of(column.comment)
+        hashed = codec is not None and codec[0] in HASHED_CODECS and codec[1] is not None
+        parts.append(f"quote_nullable({name(column.name)}::jsonb ->> 'hash')" if hashed
+                     else f"quote_nullable({name(column.name)})")
+    return " || ',' || ".join(parts)
+
+
+def digests(pg: PgSession, schema: str, tables: LinkTables, keys: list[bytes]) -> dict[bytes, tuple[str, ...]]:
+    """Per master key literal: the MD5 of its master row and of each part table's rows in key order, computed on
+    the server holding `schema` (source or local)."""
+    master = tables.source
+    where = key_condition(master, keys)
+    found: dict[bytes, tuple[str, ...]] = {bytes(k): (str(d),) for k, d in pg.rows(
+        f"SELECT {key_literal(master.key_columns)}, md5({_row_text(master)}) FROM {name(schema, master.name)} "
+        "WHERE ".encode() + where, doing=f"hashing rows of {schema}.{master.name}")}
+    for part in tables.source_parts:
+        rows = {bytes(k): str(d) for k, d in pg.rows(
+            f"SELECT {key_literal(master.key_columns)}, md5(string_agg({_row_text(part)}, E'\\n' ORDER BY "
+            f"{key_order(part)})) FROM {name(schema, part.name)} WHERE ".encode() + where
+            + f" GROUP BY {key_names(master)}".encode(), doing=f"hashing rows of {schema}.{part.name}")}
+        found = {key: (*value, rows.get(key, "")) for key, value in found.items()}
+    return found
+
+
 def table_name(pg: PgSession, schema: PostgresSchema, table: str) -> str:
     """The SQL name of `table`: a class name (CamelCase, tier prefix found) or the name itself."""
     present = _tables(pg, schema.name)
@@ -660,6 +689,34 @@ class PgLink(LinkRunner):
     def gc(self, dry_run: bool = False) -> GcReport:
         """`gc` of the local schema (see there)."""
         return gc(self.local, dry_run)
+
+    def stale(self, *restrictions: Any, batch_size: int | None = None) -> StaleReport:
+        """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
+        pull: each side hashes every entity's rows inside its server (objects by their content hash, since paths,
+        stores and schemas differ by design) and the digests are compared. Entities held but not here are
+        counted in `out_of_step` (`repair`'s business)."""
+        where = self._where(restrictions)
+        ready = self._setup()
+        tables = ready.tables
+        report = StaleReport()
+        outbound = name(tables.outbound.schema, tables.outbound.name)
+        states = ", ".join(text(state) for state in HELD)
+        source_name = name(tables.source.schema, tables.source.name)
+        with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local:
+            PostgresSource(source, tables).check_where(where)
+            last: bytes | None = None
+            while page := [bytes(r[0]) for r in source.rows(
+                    f"SELECT {key_literal(tables.source.key_columns)} FROM {outbound} WHERE subscriber = "
+                    f"{text(tables.subscriber)} AND state IN ({states}) AND ({key_names(tables.source)}) IN (SELECT "
+                    f"{key_names(tables.source)} FROM {source_name}{where}) AND ".encode()
+                    + after(tables.source, last) + f" ORDER BY {key_order(tables.source)} LIMIT "
+                    f"{int(batch_size or self.batch_size)}".encode(), doing=f"reading {outbound}")]:
+                theirs = digests(source, tables.source.schema, tables, page)
+                mine = digests(local, tables.local_schema, tables, page)
+                report.out_of_step += sum(1 for key in page if key not in mine)
+                report.stale += [key for key in page if key in mine and mine[key] != theirs.get(key)]
+                last = page[-1]
+        return report
 
     def requested(self) -> list[dict[str, Any]]:
         """This subscriber's entities the source asked to delete. Delete them locally, then `repair()`: that
