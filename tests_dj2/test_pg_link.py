@@ -495,3 +495,32 @@ def test_stale_entities_are_found_inside_the_servers(world: World, s3: S3Server)
     world.source.execute(f'UPDATE "{world.source_schema}".sample SET signal = (SELECT signal FROM '
                          f'"{world.source_schema}".sample WHERE sample = 0) WHERE sample = 2')
     assert objects.link().stale().stale == [b"('2')"]
+
+
+def test_refresh_changed_brings_source_changes_in_place(world: World) -> None:
+    link = world.link()
+    link.pull(progress=False)
+    schema = world.source_schema
+    world.source.execute(f"UPDATE \"{schema}\".session SET note = 'changed', score = NULL WHERE session = 1",
+                         f'DELETE FROM "{schema}".session__trace WHERE subject = \'m1\' AND session = 2 AND trace = 1',
+                         f'INSERT INTO "{schema}".session__trace SELECT subject, session, 7, "values" FROM '
+                         f'"{schema}".session__trace WHERE subject = \'M2\' AND session = 0 AND trace = 0')
+    assert len(link.stale().stale) == 5  # three sessions 1, m1's session 2, M2's session 0
+    report = link.pull(progress=False, refresh_changed=True, batch_size=2)
+    assert (report.pulled, report.refreshed) == (0, 5)
+    assert link.stale().stale == [] and world.same_rows("session") and world.same_rows("session__trace")
+    assert link.status()["pulled"] == 12 and link.repair(progress=False).changed == 0
+
+
+def test_a_refresh_stopped_after_copying_objects_converges(world: World, s3: S3Server) -> None:
+    objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),
+                      store("file", world.tmp / "local-store", s3, ""))
+    objects.link().pull(progress=False)
+    world.source.execute(f'UPDATE "{world.source_schema}".sample SET signal = (SELECT signal FROM '
+                         f'"{world.source_schema}".sample WHERE sample = 0) WHERE sample = 2')
+    before = world.local.query(f'SELECT signal::text FROM "{world.local_schema}".sample WHERE sample = 2')
+    with pytest.raises(Crash):
+        objects.link().pull(progress=False, refresh_changed=True, checkpoint=crash_at("copy_objects"))
+    assert world.local.query(f'SELECT signal::text FROM "{world.local_schema}".sample WHERE sample = 2') == before
+    assert objects.link().pull(progress=False, refresh_changed=True).refreshed == 1
+    assert objects.link().stale().stale == []

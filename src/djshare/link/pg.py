@@ -52,7 +52,8 @@ from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
 from djshare.link.stale import HELD, StaleReport
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
+from djshare.progress import progress_bar
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo
 from djshare.sql.connection import ServerAddress
@@ -622,6 +623,40 @@ class PostgresCopy:
                 else:
                     report.part_rows += copied
 
+    def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Bring the source's current rows of entities held here: objects first, then in one local transaction
+        each table's rows are updated in place (rows that reference them stay valid), new part rows inserted and
+        part rows the source dropped deleted. The outbound state does not change."""
+        with objects_lock(self.local, self.tables.local_schema) if self.objects.columns else contextlib.nullcontext():
+            if self.objects.columns:
+                report.objects += self._bring(key_condition(self.tables.source, keys))
+                checkpoint("copy_objects")
+            where = key_condition(self.tables.source, keys)
+            with self.local.transaction(f"refreshing {self.name}"):
+                for table in (self.tables.source, *self.tables.source_parts):
+                    self._refresh_table(table, where)
+            report.refreshed += len(keys)
+
+    def _refresh_table(self, table: TableInfo, where: bytes) -> None:
+        target = name(self.tables.local_schema, table.name)
+        columns = ", ".join(name(c.name) for c in table.columns)
+        selected = ", ".join(self._selected(table, c) for c in table.columns)
+        self.local.execute(f"CREATE TEMPORARY TABLE djshare_refresh (LIKE {target}) ON COMMIT DROP")
+        self._stream(f"COPY (SELECT {selected} FROM {name(table.schema, table.name)} WHERE ".encode() + where
+                     + b") TO STDOUT (FORMAT BINARY)", f"COPY djshare_refresh ({columns}) FROM STDIN (FORMAT BINARY)",
+                     target)
+        keys = key_names(table)
+        if table is not self.tables.source:  # part rows the source no longer has
+            self.local.execute(f"DELETE FROM {target} WHERE ".encode() + where
+                               + f" AND ({keys}) NOT IN (SELECT {keys} FROM djshare_refresh)".encode(),
+                               doing=f"deleting dropped rows of {target}")
+        values = [c.name for c in table.columns if c.name not in table.primary_key]
+        update = ("DO UPDATE SET " + ", ".join(f"{name(c)} = EXCLUDED.{name(c)}" for c in values)) if values \
+            else "DO NOTHING"
+        self.local.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM djshare_refresh "
+                           f"ON CONFLICT ({keys}) {update}", doing=f"refreshing {target}")
+        self.local.execute("DROP TABLE djshare_refresh")
+
     def _stream(self, out: bytes, into: str, target: str) -> int:
         try:
             with self.source.connection.cursor() as reader, self.local.connection.cursor() as writer:
@@ -685,6 +720,24 @@ class PgLink(LinkRunner):
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
+
+    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
+             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
+        """Pull every source entity matching all `restrictions` not held yet; with `refresh_changed`, also bring
+        over the current rows of held entities whose source rows changed after the pull (see `stale`)."""
+        report = super().pull(*restrictions, dry_run=dry_run, progress=progress, batch_size=batch_size,
+                              checkpoint=checkpoint)
+        if refresh_changed and not dry_run:
+            size = batch_size or self.batch_size
+            stale = self.stale(*restrictions, batch_size=size).stale
+            ready = self._setup()
+            with self._sides(ready) as (_, local), progress_bar(f"refresh {ready.tables.source.name}", len(stale),
+                                                               progress) as advance:
+                assert isinstance(local, PostgresCopy)
+                for start in range(0, len(stale), size):
+                    local.refresh(stale[start:start + size], report, checkpoint)
+                    advance(len(stale[start:start + size]))
+        return report
 
     def gc(self, dry_run: bool = False) -> GcReport:
         """`gc` of the local schema (see there)."""
