@@ -102,7 +102,7 @@ class CrossLink(LinkRunner):
 
 
 def reverse_refusal(schema: str) -> str:
-    return (f"Schema `{schema}` holds DataJoint 2.x tables: links into PostgreSQL take DataJoint 0.14 sources only "
-            "so far. Link it into a MariaDB schema instead (`djshare pull` with a schema name for -l: 2.x's layout, "
-            "or 0.14's for a schema that holds 0.14 tables), or compare and copy the tables with `djshare diff "
-            "... --apply table`.")
+    return (f"Schema `{schema}` holds DataJoint 2.x tables: from MariaDB, links into PostgreSQL take DataJoint 0.14 "
+            "sources only so far. Link it into a MariaDB schema instead (`djshare pull` with a schema name for -l: "
+            "2.x's layout, or 0.14's for a schema that holds 0.14 tables), or compare and copy the tables with "
+            "`djshare diff ... --apply table`.")
