@@ -23,7 +23,13 @@ import datajoint as dj
 import numpy as np
 import pytest
 
-from djshare.errors import ConfigurationError, IntegrityViolation, LinkBusyError, MissingPrivilegeError
+from djshare.errors import (
+    ConfigurationError,
+    DefinitionMismatchError,
+    IntegrityViolation,
+    LinkBusyError,
+    MissingPrivilegeError,
+)
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.sql.connection import ServerAddress
 from djshare.sync.diff import compare
@@ -524,3 +530,13 @@ def test_a_refresh_stopped_after_copying_objects_converges(world: World, s3: S3S
     assert world.local.query(f'SELECT signal::text FROM "{world.local_schema}".sample WHERE sample = 2') == before
     assert objects.link().pull(progress=False, refresh_changed=True).refreshed == 1
     assert objects.link().stale().stale == []
+
+
+def test_a_local_table_that_no_longer_matches_stops_the_pull(world: World) -> None:
+    world.link().pull("session = 0", progress=False)
+    world.local.execute(f'ALTER TABLE "{world.local_schema}".session DROP COLUMN note',
+                        f'ALTER TABLE "{world.local_schema}".session__trace ALTER COLUMN "values" DROP NOT NULL')
+    with pytest.raises(DefinitionMismatchError, match="column `note` of `session` is only in the source; "
+                                                      "column `values` of `session__trace` differs"):
+        world.link().pull(progress=False)
+    assert world.local.query(f'SELECT count(*) FROM "{world.local_schema}".session') == [(3,)]

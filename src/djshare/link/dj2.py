@@ -28,7 +28,7 @@ from typing import Any
 from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.link import outbound
 from djshare.link.delete import SourceCommands
-from djshare.link.local import subscriber_id
+from djshare.link.local import differences, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource
@@ -191,15 +191,8 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
                 local.execute(f"INSERT IGNORE INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s)", row)
     found = []
     for table in (tables.source, *tables.source_parts):
-        here = read_table(local, schema, table.name)
-        mine = {c.name: (c.column_type, c.nullable, c.default) for c in here.columns}
-        theirs = {c.name: (c.column_type, c.nullable, c.default) for c in table.columns}
-        found += [f"column `{n}` of `{table.name}` differs" for n in sorted(mine.keys() & theirs.keys())
-                  if mine[n] != theirs[n]]
-        found += [f"column `{n}` of `{table.name}` is only in the source" for n in sorted(theirs.keys() - mine.keys())]
-        found += [f"column `{n}` of `{table.name}` is only local" for n in sorted(mine.keys() - theirs.keys())]
-        if here.primary_key != table.primary_key:
-            found.append(f"the primary key of `{table.name}` differs")
+        found += differences(read_table(local, schema, table.name), table,
+                             lambda c: (c.column_type, c.nullable, c.default))
     return found
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.sql.catalog import Column, TableInfo
@@ -115,6 +115,19 @@ def mismatches(local: TableInfo, source: TableInfo, stores: StoreMap | None = No
         found.append(f"primary key is ({', '.join(local.primary_key)}) locally but "
                      f"({', '.join(source.primary_key)}) in the source")
     return sorted(found)
+
+
+def differences(local: TableInfo, source: TableInfo, signature: Callable[[Column], object]) -> list[str]:
+    """How `local` differs from `source` by each column's `signature` (empty when they match)."""
+    mine = {c.name: signature(c) for c in local.columns}
+    theirs = {c.name: signature(c) for c in source.columns}
+    found = [f"column `{n}` of `{source.name}` differs" for n in sorted(mine.keys() & theirs.keys())
+             if mine[n] != theirs[n]]
+    found += [f"column `{n}` of `{source.name}` is only in the source" for n in sorted(theirs.keys() - mine.keys())]
+    found += [f"column `{n}` of `{source.name}` is only local" for n in sorted(mine.keys() - theirs.keys())]
+    if local.primary_key != source.primary_key:
+        found.append(f"the primary key of `{source.name}` differs")
+    return found
 
 
 def check_matches(local: TableInfo, source: TableInfo, stores: StoreMap | None = None) -> None:

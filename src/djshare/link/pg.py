@@ -47,6 +47,7 @@ from djshare.errors import (
 from djshare.link.delete import FinishReport
 from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
 from djshare.link.gc import GcReport
+from djshare.link.local import differences
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
@@ -472,15 +473,7 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
                               row)
     found = []
     for table in (tables.source, *tables.source_parts):
-        here = postgres.read_table(local, schema, table.name)
-        mine = {c.name: (c.data_type, c.nullable) for c in here.columns}
-        theirs = {c.name: (c.data_type, c.nullable) for c in table.columns}
-        found += [f"column `{n}` of `{table.name}` differs" for n in sorted(mine.keys() & theirs.keys())
-                  if mine[n] != theirs[n]]
-        found += [f"column `{n}` of `{table.name}` is only in the source" for n in sorted(theirs.keys() - mine.keys())]
-        found += [f"column `{n}` of `{table.name}` is only local" for n in sorted(mine.keys() - theirs.keys())]
-        if here.primary_key != table.primary_key:
-            found.append(f"the primary key of `{table.name}` differs")
+        found += differences(postgres.read_table(local, schema, table.name), table, lambda c: (c.data_type, c.nullable))
     return found
 
 
