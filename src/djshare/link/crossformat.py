@@ -47,10 +47,9 @@ class CrossLink(LinkRunner):
                  batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
         if not source.is_source:
             raise ConfigurationError(f"The source schema {source.name!r} needs host= (the source server).")
-        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+        super().__init__(table, outbound=outbound, subscriber=subscriber, stores=stores, batch_size=batch_size,
                          lock_timeout=lock_timeout)
         self.source, self.target = source, target
-        self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
 
     def _setup(self) -> Ready:
         if self._ready is not None:

@@ -151,6 +151,18 @@ def key_condition(table: TableInfo, keys: Sequence[bytes], qualifier: str = "") 
     return f"({key_names(table, qualifier)}) IN (".encode() + b",".join(keys) + b")"
 
 
+def paged_keys(pg: PgSession, table: TableInfo, relation: str, condition: str, size: int) -> Iterator[list[bytes]]:
+    """Key literals of `table`'s key columns in `relation` (rows matching `condition`), a page at a time in
+    paging order (keyset pagination)."""
+    last: bytes | None = None
+    while page := [bytes(r[0]) for r in pg.rows(
+            f"SELECT {key_literal(table.key_columns)} FROM {relation} WHERE {condition} AND ".encode()
+            + after(table, last) + f" ORDER BY {key_order(table)} LIMIT {int(size)}".encode(),
+            doing=f"reading {relation}")]:
+        yield page
+        last = page[-1]
+
+
 def after(table: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
     """Keys after `key` in paging order (TRUE without one)."""
     if key is None:
@@ -374,13 +386,7 @@ class PostgresSource:
             + key_condition(self.source, keys), doing=f"reading {self.name}")}
 
     def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
-        last: bytes | None = None
-        while page := [bytes(r[0]) for r in self.pg.rows(
-                f"SELECT {key_literal(self.source.key_columns)} FROM {self.outbound} WHERE {self.mine} AND ".encode()
-                + after(self.source, last) + f" ORDER BY {key_order(self.source)} LIMIT {int(size)}".encode(),
-                doing=f"reading {self.outbound}")]:
-            yield page
-            last = page[-1]
+        return paged_keys(self.pg, self.source, self.outbound, self.mine, size)
 
     def counts(self) -> dict[str, int]:
         return {str(s): int(n) for s, n in self.pg.rows(
@@ -553,13 +559,7 @@ class PostgresCopy:
         return int(self.local.scalar(f"SELECT count(*) FROM {self.name}"))
 
     def key_pages(self, size: int) -> Iterator[list[bytes]]:
-        last: bytes | None = None
-        while page := [bytes(r[0]) for r in self.local.rows(
-                f"SELECT {key_literal(self.master.key_columns)} FROM {self.name} WHERE ".encode()
-                + after(self.master, last) + f" ORDER BY {key_order(self.master)} LIMIT {int(size)}".encode(),
-                doing=f"reading {self.name}")]:
-            yield page
-            last = page[-1]
+        return paged_keys(self.local, self.master, self.name, "TRUE", size)
 
     def _selected(self, table: TableInfo, column: Column) -> str:
         """The source column as the local table holds it: references to objects rewritten for the local side."""
@@ -670,10 +670,9 @@ class PgLink(LinkRunner):
     def __init__(self, table: str, source: PostgresSchema, local: PostgresSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, stores: Mapping[str, str] | None = None,
                  batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
-        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+        super().__init__(table, outbound=outbound, subscriber=subscriber, stores=stores, batch_size=batch_size,
                          lock_timeout=lock_timeout)
         self.source, self.local = source, local
-        self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
 
     def _setup(self) -> Ready:
         if self._ready is not None:
@@ -750,18 +749,13 @@ class PgLink(LinkRunner):
         source_name = name(tables.source.schema, tables.source.name)
         with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local:
             PostgresSource(source, tables).check_where(where)
-            last: bytes | None = None
-            while page := [bytes(r[0]) for r in source.rows(
-                    f"SELECT {key_literal(tables.source.key_columns)} FROM {outbound} WHERE subscriber = "
-                    f"{text(tables.subscriber)} AND state IN ({states}) AND ({key_names(tables.source)}) IN (SELECT "
-                    f"{key_names(tables.source)} FROM {source_name}{where}) AND ".encode()
-                    + after(tables.source, last) + f" ORDER BY {key_order(tables.source)} LIMIT "
-                    f"{int(batch_size or self.batch_size)}".encode(), doing=f"reading {outbound}")]:
+            held = (f"subscriber = {text(tables.subscriber)} AND state IN ({states}) AND ({key_names(tables.source)}) "
+                    f"IN (SELECT {key_names(tables.source)} FROM {source_name}{where})")
+            for page in paged_keys(source, tables.source, outbound, held, batch_size or self.batch_size):
                 theirs = digests(source, tables.source.schema, tables, page)
                 mine = digests(local, tables.local_schema, tables, page)
                 report.out_of_step += sum(1 for key in page if key not in mine)
                 report.stale += [key for key in page if key in mine and mine[key] != theirs.get(key)]
-                last = page[-1]
         return report
 
     def requested(self) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,10 @@ class LinkRunner:
     """The commands of one link. Subclasses implement `_setup`, `_sides`, `_where` and `_check_declared`."""
 
     def __init__(self, table: str, *, outbound: str | None, subscriber: str | None, batch_size: int,
-                 lock_timeout: float) -> None:
+                 lock_timeout: float, stores: Mapping[str, str] | None = None) -> None:
+        """`stores` maps local store names to source store names where they differ (kept as source -> local)."""
         self.table, self.outbound, self.subscriber = table, outbound, subscriber
+        self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
         self.batch_size, self.lock_timeout = batch_size, lock_timeout
         self._ready: Ready | None = None
 
