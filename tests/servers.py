@@ -183,8 +183,11 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def s3_server(directory: Path) -> Iterator[S3Server]:
-    """Start moto_server on a free port; the first three requests (made here) create the IAM user."""
+def s3_server(directory: Path, authenticate: bool = True) -> Iterator[S3Server]:
+    """Start moto_server on a free port; the first three requests (made here) create the IAM user.
+    `authenticate=False`: moto checks no signature (any key works). moto 5.2.5 refuses authenticated requests
+    for object keys holding `=` or `+` (SignatureDoesNotMatch), which DataJoint 2.x's schema-addressed paths
+    (`recording=1/...`) hold; real S3 takes them."""
     import boto3
 
     candidates = [Path(sys.executable).parent / "moto_server", Path(__file__).resolve().parents[1] / ".venv" / "bin"
@@ -193,7 +196,8 @@ def s3_server(directory: Path) -> Iterator[S3Server]:
     port = free_port()
     log = open(directory / "moto.log", "wb")  # noqa: SIM115 - owned by the process
     process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                               env=dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3"))
+                               env=dict({k: v for k, v in os.environ.items() if k != "INITIAL_NO_AUTH_ACTION_COUNT"},
+                                        **({"INITIAL_NO_AUTH_ACTION_COUNT": "3"} if authenticate else {})))
     server = S3Server(port, process)
     try:
         deadline = time.monotonic() + 30
@@ -205,6 +209,10 @@ def s3_server(directory: Path) -> Iterator[S3Server]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"moto_server did not start; see {directory / 'moto.log'}") from None
                 time.sleep(0.1)
+        if not authenticate:
+            server.access_key, server.secret_key = "lab", "any"
+            yield server
+            return
         iam = boto3.client("iam", endpoint_url=f"http://{server.endpoint}", aws_access_key_id="setup",
                            aws_secret_access_key="setup", region_name="us-east-1")
         iam.create_user(UserName="lab")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from djshare.errors import DjshareError, UnknownTableError
+from djshare.export import capture2
 from djshare.export.tables import copy, restore, verify, write
 from djshare.sql.connection import ServerAddress
 from djshare.sync.diff import compare
@@ -114,3 +115,18 @@ def test_the_command_line_writes_restores_and_verifies(three: tuple[MariaDBServe
     assert_exported(world, other)
     refused = djshare("write", source.address, str(tmp_path / "again"), "-r", f"{world.source_schema}.sesion")
     assert refused.returncode == 1 and "No table" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_capture_on_mariadb_records_what_was_fetched(three: tuple[MariaDBServer, ...], tmp_path: Path) -> None:
+    source, _, other = three
+    world = World(source, other, tmp_path)
+    with capture2.capture("paper", "figure 1", schema="djshare_capture_test"):
+        (world.Session & "subject = 'm1'").to_dicts()
+        (world.Session.Trace & "subject = 'm1'").fetch("KEY", order_by="KEY", limit=1)
+    recorded = capture2.restrictions(world.Session.connection, "paper", schema="djshare_capture_test")
+    assert [table for table, _ in recorded] == [f"{world.source_schema}.session",
+                                                f"{world.source_schema}.session__trace"]
+    copied = copy(address(source), recorded, address(other), progress=False)
+    assert {(c.table, c.rows) for c in copied} == {("subject", 1), ("session", 4), ("session__trace", 8),
+                                                   ("~lineage", 6)}
+    assert_exported(world, other)

@@ -307,3 +307,37 @@ def test_the_deletion_handshake_beside_datajoint_2(world: World) -> None:
                            "-w", "session = 3"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "requested deletion of 3 held entities" in done.stdout, done.stderr
     assert world.link().status()["deletion_requested"] == 3
+
+
+@pytest.mark.parametrize("layout", ["dj2", "dj014"])
+def test_changed_source_rows_are_found_and_refreshed(world: World, layout: str) -> None:
+    link = world.link(layout=layout)
+    link.pull(progress=False)
+    assert link.stale(progress=False).stale == []
+    schema = world.source_schema
+    world.source.execute(
+        f"UPDATE `{schema}`.`session` SET note = 'changed', score = NULL WHERE session = 1",
+        f"DELETE FROM `{schema}`.`session__trace` WHERE subject = 'm1' AND session = 2 AND trace = 1",
+        f"INSERT INTO `{schema}`.`session__trace` SELECT subject, session, 7, `values`, sheet FROM "
+        f"`{schema}`.`session__trace` WHERE subject = 'm2' AND session = 0 AND trace = 0")
+    report = link.stale(progress=False)
+    # three sessions 1 (changed masters), m1's session 2 (a dropped part row), m2's session 0 (a new part row)
+    assert len(report.stale) == 5 and len(report.changes) == 5 and report.out_of_step == 0
+    assert len(link.stale("subject = 'm2'", progress=False).stale) == 2
+    with pytest.raises(Crash):  # the first batch of two is refreshed, then the process dies
+        link.pull(progress=False, refresh_changed=True, batch_size=2, checkpoint=crash_at("refresh_local"))
+    assert len(link.stale(progress=False).stale) == 3
+    report = link.pull(progress=False, refresh_changed=True, batch_size=2)
+    assert (report.pulled, report.refreshed) == (0, 3)
+    assert link.stale(progress=False).stale == [] and world.same_rows("session") and world.same_rows("session__trace")
+    assert link.status()["pulled"] == 12 and link.repair(progress=False).steps == {}
+    # the command line shows what changed
+    world.source.execute(f"UPDATE `{schema}`.`session` SET gain = 0.5 WHERE subject = 'm2' AND session = 3")
+    users = LinkUsers()
+    env = dict(os.environ, LINK_HOST=world.source.address, LINK_USER=users.link_user, LINK_PASS=users.link_password,
+               LINK_OUTBOUND=world.outbound, DJ_HOST=world.local.address, DJ_USER=world.local.admin_user,
+               DJ_PASS=world.local.admin_password, COLUMNS="300")
+    done = subprocess.run([sys.executable, "-m", "djshare", "diff", "--link", f"{schema}.Session", "-l",
+                           world.local_schema], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "1 stale entities (1 changed rows)" in done.stderr, done.stderr
+    assert "gain" in done.stdout

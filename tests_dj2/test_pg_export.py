@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from djshare.errors import DjshareError, UnknownTableError
+from djshare.export import capture2
 from djshare.export.pg import copy, restore, verify, write
 from djshare.sql.connection import ServerAddress
 from djshare.sync.diff import compare
@@ -142,3 +143,37 @@ def test_bundles_from_the_command_line(world: World, tmp_path: Path) -> None:
     assert done.returncode == 0 and "restored 19 rows of 4 tables" in done.stdout, done.stderr
     done = djshare("verify", str(tmp_path / "bundle"), target)
     assert done.returncode == 0 and "verified 19 rows of 4 tables" in done.stdout, done.stderr
+
+
+def test_a_capture_records_what_an_analysis_fetched_and_exports_it(world: World) -> None:
+    schema = world.source_schema
+    connection = world.Session.connection
+    with capture2.capture("paper", "figure 1"):
+        mice = (world.Session & "subject = 'm1'").to_dicts()  # 4 sessions
+        keys = (world.Subject * world.Session & "session = 2").keys()  # one session of each subject
+        first = world.Session.Trace.to_dicts(order_by="KEY", limit=2)  # M2's session 0, traces 0 and 1
+    world.Session.to_dicts()  # outside the capture: not recorded
+    with capture2.capture("paper", "figure 2"):
+        (world.Subject & "subject = 'M2'").fetch1()
+    assert (len(mice), len(keys), len(first)) == (4, 3, 2)
+    recorded = capture2.restrictions(connection, "paper")
+    assert [table for table, _ in recorded] == [f"{schema}.session", f"{schema}.session", f"{schema}.subject",
+                                                f"{schema}.session__trace", f"{schema}.subject"]
+    copied = copy(address(world.source), recorded, address(world.local), progress=False)
+    # the sessions fetched (m1's four, session 2 of M2 and é'q, M2's session 0 through its traces) with all
+    # their traces, and the subjects they need
+    assert {(c.table, c.rows) for c in copied} == {("subject", 3), ("session", 7), ("session__trace", 14),
+                                                   ("~lineage", 6)}
+    assert capture2.forget(connection, "paper", "figure 2") == 1
+    assert len(capture2.restrictions(connection, "paper")) == 4
+    # the command line reads the captures without DataJoint
+    env = dict(os.environ, DJSHARE_SOURCE_USER=world.source.admin_user, DJSHARE_SOURCE_PASS=world.source.admin_password,
+               COLUMNS="300")
+    source = f"postgresql://{world.source.address}/{world.source.database}"
+    done = subprocess.run([sys.executable, "-m", "djshare", "tables", "write", source, str(world.tmp / "paper"),
+                           "--paper", "paper"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "wrote 30 rows of 4 tables" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, "-m", "djshare", "tables", "write", source, str(world.tmp / "none"),
+                           "--paper", "unknown"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Nothing was captured for paper 'unknown'" in done.stderr, done.stderr
+    assert not (world.tmp / "none").exists()

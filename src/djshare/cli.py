@@ -27,6 +27,7 @@ from rich.table import Table as RichTable
 from djshare import __version__
 from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
+from djshare.export import capture2
 from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
 from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
@@ -495,7 +496,7 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
             f"{len(report.stale)} stale entities" + (f"; {report.out_of_step} on one side only (run `djshare "
                                                      "repair`)" if report.out_of_step else ""), highlight=False)
         return
-    if isinstance(found, LinkRunner):
+    if isinstance(found, LinkRunner) and not isinstance(found, Dj2Link):
         run(lambda: _refuse("`djshare diff --link` is built for links into MariaDB and between PostgreSQL schemas; "
                             "compare the tables with `djshare diff`."))
     linked_table = cast("LinkedTable", found)
@@ -649,9 +650,11 @@ tables_app = typer.Typer(help="Export rows chosen by SQL restrictions, with the 
                          no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
 Server = Annotated[str, typer.Argument(help="HOST[:PORT] (MariaDB) or postgresql://HOST[:PORT]/DATABASE.")]
-Rows = Annotated[list[str], typer.Option(
+Rows = Annotated[list[str] | None, typer.Option(
     "--rows", "-r", help="SCHEMA.TABLE or SCHEMA.TABLE:CONDITION (SQL), e.g. \"lab2.session: subject = 'm1'\"; "
     "repeat for more tables.")]
+CapturedPaper = Annotated[str | None, typer.Option(
+    "--paper", help="Also the rows captured for this paper on SOURCE (djshare.export.capture2, DataJoint 2.x).")]
 StoresFile = Annotated[Path | None, typer.Option(help="JSON file with store settings (dj.config['stores'] form).")]
 
 
@@ -664,8 +667,11 @@ def _server(spec: str, role: str) -> ServerAddress:
     return _address(host, database if postgresql else None, role)
 
 
-def _restrictions(rows: list[str]) -> list[tuple[str, str]]:
-    return [(table.strip(), condition.strip()) for table, _, condition in (r.partition(":") for r in rows)]
+def _restrictions(rows: list[str] | None, source: ServerAddress | None = None, paper: str | None = None,
+                  capture_schema: str = DEFAULT_SCHEMA) -> list[tuple[str, str]]:
+    """--rows, and with --paper the restrictions captured for it on `source`."""
+    given = [(table.strip(), condition.strip()) for table, _, condition in (r.partition(":") for r in rows or [])]
+    return given + (capture2.recorded(source, paper, capture_schema) if paper and source else [])
 
 
 def _stores(path: Path | None) -> dict[str, Any]:
@@ -678,21 +684,23 @@ def _stores(path: Path | None) -> dict[str, Any]:
 
 
 @tables_app.command("copy")
-def tables_copy(source: Server, target: Server, rows: Rows,
-                source_stores: StoresFile = None, target_stores: StoresFile = None) -> None:
+def tables_copy(source: Server, target: Server, rows: Rows = None, paper: CapturedPaper = None,
+                capture_schema: CaptureSchema = DEFAULT_SCHEMA, source_stores: StoresFile = None,
+                target_stores: StoresFile = None) -> None:
     """Copy the rows (with the rows they reference, their part rows and `~lineage`) into schemas of TARGET that
     do not have these tables; each table is checked after the copy. Credentials: DJSHARE_SOURCE_USER/PASS and
-    DJSHARE_TARGET_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: objects of hash-addressed codecs go from
-    --source-stores to --target-stores."""
+    DJSHARE_TARGET_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: objects in stores go from --source-stores
+    to --target-stores."""
     def copy() -> list[Any]:
         origin, destination = _server(source, "source"), _server(target, "target")
         if (origin.backend == "postgresql") != (destination.backend == "postgresql"):
             raise ConfigurationError("Copy between two MariaDB servers or two PostgreSQL servers; to compare across "
                                      "them, use `djshare diff`.")
+        restrictions = _restrictions(rows, origin, paper, capture_schema)
         if origin.backend == "postgresql":
-            return pg_export.copy(origin, _restrictions(rows), destination,
-                           stores=(_stores(source_stores), _stores(target_stores)))
-        return sql_export.copy(origin, _restrictions(rows), destination)
+            return pg_export.copy(origin, restrictions, destination,
+                                  stores=(_stores(source_stores), _stores(target_stores)))
+        return sql_export.copy(origin, restrictions, destination)
 
     copied = run(copy)
     out.print(f"copied {sum(c.rows for c in copied)} rows of {len(copied)} tables; checksums match")
@@ -700,16 +708,18 @@ def tables_copy(source: Server, target: Server, rows: Rows,
 
 @tables_app.command("write")
 def tables_write(source: Server, directory: Annotated[Path, typer.Argument(help="The bundle directory (new).")],
-                 rows: Rows, source_stores: StoresFile = None) -> None:
+                 rows: Rows = None, paper: CapturedPaper = None, capture_schema: CaptureSchema = DEFAULT_SCHEMA,
+                 source_stores: StoresFile = None) -> None:
     """Write the rows (with the rows they reference, their part rows and `~lineage`) as a bundle directory.
-    Credentials: DJSHARE_SOURCE_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: objects of hash-addressed
-    codecs come from --source-stores into the bundle."""
+    Credentials: DJSHARE_SOURCE_USER/PASS (default DJ_USER, DJ_PASS). PostgreSQL: objects in stores come from
+    --source-stores into the bundle."""
 
     def write() -> list[Any]:
         origin = _server(source, "source")
+        restrictions = _restrictions(rows, origin, paper, capture_schema)
         if origin.backend == "postgresql":
-            return pg_export.write(origin, _restrictions(rows), directory, stores=_stores(source_stores))
-        return sql_export.write(origin, _restrictions(rows), directory)
+            return pg_export.write(origin, restrictions, directory, stores=_stores(source_stores))
+        return sql_export.write(origin, restrictions, directory)
 
     entries = run(write)
     out.print(f"wrote {sum(e.rows for e in entries)} rows of {len(entries)} tables to {directory}")

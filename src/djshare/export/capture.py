@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,24 +33,15 @@ import datajoint as dj
 from datajoint.fetch import Fetch, Fetch1
 
 from djshare.defaults import CAPTURE_SCHEMA
+from djshare.export import active
 
 DEFAULT_SCHEMA = CAPTURE_SCHEMA
 TABLE = "export_restriction"
 OPEN_TABLE = "export_open"
 ACCOUNT = "CURRENT_USER()"
-_active: contextvars.ContextVar[tuple[Capture, ...]] = contextvars.ContextVar("djshare_captures", default=())
 _install_lock = threading.Lock()
 _installed = {"done": False}
 _following: set[str] = set()  # capture schemas whose open captures this process records into
-
-
-def _base_tables(expression: Any) -> Iterator[str]:
-    """Full names of the tables behind a query expression (through joins and subqueries)."""
-    for item in expression.support:
-        if isinstance(item, str):
-            yield item
-        else:
-            yield from _base_tables(item)
 
 
 def _condition(connection: dj.Connection, full_name: str, expression: Any) -> str:
@@ -88,7 +78,7 @@ class Capture:
 
     def record(self, expression: Any) -> None:
         connection = expression.connection
-        names = set(_base_tables(expression))
+        names = set(active.base_tables(expression))
         rows = []
         for full_name in sorted(names):
             schema, table = (part.strip("`") for part in full_name.split("."))
@@ -111,7 +101,7 @@ def _install() -> None:
 
             def call(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
                 result = __original(self, *args, **kwargs)
-                for capture in (*_active.get(), *_opened(self._expression.connection)):
+                for capture in (*active.active(), *_opened(self._expression.connection)):
                     capture.record(self._expression)
                 return result
 
@@ -171,24 +161,19 @@ def open_captures(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> li
     return [(str(a), str(p), str(n), t) for a, p, n, t in rows]
 
 
-def start(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextvars.Token[tuple[Capture, ...]]:
+def start(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextvars.Token[tuple[active.Recorder, ...]]:
     """Start capturing (for notebooks); pass the returned token to `stop`."""
     _install()
-    return _active.set((*_active.get(), Capture(paper, analysis, schema)))
+    return active.start(Capture(paper, analysis, schema))
 
 
-def stop(token: contextvars.Token[tuple[Capture, ...]]) -> None:
-    _active.reset(token)
+stop = active.stop
 
 
-@contextlib.contextmanager
-def capture(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> Iterator[Capture]:
+def capture(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextlib.AbstractContextManager[Capture]:
     """Record every fetch in the block as part of `analysis` of `paper`."""
-    token = start(paper, analysis, schema)
-    try:
-        yield _active.get()[-1]
-    finally:
-        stop(token)
+    _install()
+    return active.during(Capture(paper, analysis, schema))
 
 
 def captured(connection: dj.Connection, paper: str, schema: str = DEFAULT_SCHEMA) -> list[tuple[tuple[str, str], str]]:

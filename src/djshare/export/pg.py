@@ -1,8 +1,9 @@
 """Exports of DataJoint 2.x schemas on PostgreSQL, without DataJoint: the rows selected by SQL restrictions on
 named tables, closed over foreign keys and part tables on the server (temporary key tables grown until nothing
-changes, as for MariaDB), with the `~lineage` rows of the exported tables and the objects their hash-addressed
-references name. Tables are declared from the source catalog (enum types, defaults, comments, foreign keys
-among the exported tables) and rows move in PostgreSQL's binary COPY format: straight into another server
+changes, as for MariaDB), with the `~lineage` rows of the exported tables and the objects their references name
+(hash-addressed, checked by their MD5; path-addressed `<object@>`, `<npy@>`, `<filepath@>` files and folders at
+the same paths, checked by size). Tables are declared from the source catalog (enum types, defaults, comments,
+foreign keys among the exported tables) and rows move in PostgreSQL's binary COPY format: straight into another server
 (`copy`), or into a bundle directory (`write`) that `restore` loads and `verify` checks.
 
     from djshare.export.pg import copy, restore, verify, write
@@ -24,13 +25,14 @@ from djshare.export.bundle import new_directory
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
-from djshare.link.pg import copy_objects, key_names, key_order, local_declaration, name, object_columns, text
+from djshare.link.pg import key_names, key_order, local_declaration, name, object_columns, object_jobs, text
 from djshare.progress import progress_bar
 from djshare.sql import postgres
 from djshare.sql.catalog import TableInfo
 from djshare.sql.connection import ServerAddress
 from djshare.sql.postgres import PgSession
-from djshare.stores.formats.dj2 import Reference
+from djshare.stores.copying import CopyJob, copy_checked
+from djshare.stores.formats.dj2 import HASH_PREFIX, digest_of
 from djshare.stores.spec import StoreSpec
 
 LINEAGE_TABLE = "~lineage"
@@ -156,9 +158,8 @@ def _objects(selection: Selection, stores: tuple[StoreSettings, StoreSettings]) 
             for (value,) in selection.session.rows(
                     f"SELECT DISTINCT {column}::text FROM {name(*table)} WHERE {column} IS NOT NULL AND "
                     f"{selection.where(table)}", doing=f"reading references in {table[0]}.{table[1]}"):
-                reference = Reference.parse(value)
-                jobs.append((reference, source, target, reference.path))
-    return copy_objects(jobs) if jobs else 0
+                jobs += object_jobs(found, value, source, target, None)
+    return copy_checked(jobs) if jobs else 0
 
 
 def copy(source: ServerAddress, restrictions: Sequence[Restriction], target: ServerAddress,
@@ -319,10 +320,10 @@ def _put_objects(directory: Path, entries: list[Entry], used: list[str], stores:
         source, target = StoreSpec.from_config(store, bundle, "bundle"), StoreSpec.from_config(store, stores, "target")
         root = Path(source.location)
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            relative = path.relative_to(root).as_posix()
-            jobs.append((Reference(path.name, relative, path.stat().st_size, store, relative.split("/")[1]),
-                         source, target, relative))
-    copy_objects(jobs)
+            relative = path.relative_to(root).as_posix()  # hash-addressed objects are checked by their names
+            md5 = digest_of(path.name) if relative.startswith(HASH_PREFIX + "/") else None
+            jobs.append(CopyJob(source, relative, target, relative, path.stat().st_size, md5))
+    copy_checked(jobs)
 
 
 def _load(pg: PgSession, directory: Path, entry: Entry) -> None:

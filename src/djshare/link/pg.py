@@ -16,9 +16,12 @@ the local tables, one local transaction per batch.
 Objects of hash-addressed codecs (`<blob@store>`, `<attach@store>`, `<hash@store>`) follow their rows: before
 a batch's rows, each object goes from the source store (`_hash/{source schema}/{hash}`) to the local store
 (`_hash/{local schema}/{hash}`), checked against the MD5 its name is made of, and the rows' JSON references
-are rewritten on the way (path, store, schema). Path-addressed codecs (`<object@store>`, `<npy@store>`,
-`<filepath@store>`: files or folders under schema/table/key paths, no content hash) are refused before anything
-changes.
+are rewritten on the way (path, store, schema). Path-addressed codecs carry no content hash: `<object@store>` and
+`<npy@store>` files and folders (`{schema_prefix}/{schema}/{table}/{key}/{field}_{token}`) move to the local
+store's `schema_prefix` and the local schema, `<filepath@store>` files keep their path; copies are checked by the
+size the reference gives (a folder: its files, count and total size, and its manifest), and a file already at
+the target path must hold the same bytes. Every object djshare writes is entered in the local `~djshare_objects`
+journal first, so `gc` deletes what it wrote and no row references any more, never the local lab's own files.
 
 Deletions (`PgSourceLink`, the source lab's side): flag held entities, read the answers, and delete the source
 rows no subscriber holds any more; a subscriber answers by deleting locally and running `repair`.
@@ -28,19 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.errors import (
     ConfigurationError,
     DefinitionMismatchError,
-    DjshareError,
-    IntegrityViolation,
     LinkBusyError,
     MissingPrivilegeError,
 )
@@ -60,12 +61,23 @@ from djshare.sql.catalog import Column, TableInfo
 from djshare.sql.connection import ServerAddress
 from djshare.sql.postgres import PgSession
 from djshare.sql.transfer import key_bound
+from djshare.stores.copying import CopyJob, copy_checked, folder_jobs, full_path
 from djshare.stores.formats import format_of_schema
-from djshare.stores.formats.dj2 import HASHED_CODECS, Reference, codec_of, digest_of, hash_path
-from djshare.stores.objects import ObjectStore, Spooled, open_store
+from djshare.stores.formats.dj2 import (
+    HASHED_CODECS,
+    PATH_CODECS,
+    SCHEMA_CODECS,
+    Reference,
+    codec_of,
+    digest_of,
+    hash_path,
+    is_covered,
+    relocated,
+    schema_path_rule,
+)
+from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
 
-WORKERS = 8
 JOURNAL_TABLE = "~djshare_objects"  # objects djshare wrote into the local stores (what gc may delete)
 SUBSCRIBER_TABLE = "~djshare_subscriber"
 
@@ -172,77 +184,56 @@ def after(table: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
 
 @dataclass(frozen=True)
 class ObjectColumn:
-    """A column holding references to hash-addressed objects in a store."""
+    """A column holding references to objects in a store."""
 
     table: TableInfo
     column: Column
+    codec: str  # blob, attach, hash (hash-addressed); object, npy, filepath (path-addressed)
     store: str  # the source store
     local_store: str
 
 
 def object_columns(tables: Sequence[TableInfo], store_map: Mapping[str, str]) -> list[ObjectColumn]:
-    """The hash-addressed codec columns of `tables` (`store_map`: source store -> local store). Raises
-    ConfigurationError for codecs whose objects cannot follow (paths chosen by the source lab)."""
+    """The in-store codec columns of `tables` (`store_map`: source store -> local store)."""
     found = []
     for table in tables:
         for column in table.columns:
             codec = codec_of(column.comment)
             if codec is None or codec[1] is None:
                 continue
-            name_, store = codec
-            if name_ not in HASHED_CODECS:
+            kind, store = codec
+            if kind not in HASHED_CODECS | PATH_CODECS:
                 raise ConfigurationError(
-                    f"Column `{column.name}` of {table.schema}.{table.name} is <{name_}@{store}>, whose objects are "
-                    "addressed by path (schema, table, key, field), not by a content hash to check a copy against: "
-                    "djshare links hash-addressed codecs (<blob@store>, <attach@store>, <hash@store>) only. "
-                    "Nothing was changed.")
-            found.append(ObjectColumn(table, column, store or "", store_map.get(store or "", store or "")))
+                    f"Column `{column.name}` of {table.schema}.{table.name} is <{kind}@{store}>, a codec djshare "
+                    f"does not know (it knows {', '.join(sorted(HASHED_CODECS | PATH_CODECS))}). Nothing was changed.")
+            found.append(ObjectColumn(table, column, kind, store or "", store_map.get(store or "", store or "")))
     return found
 
 
-def _full_path(spec: StoreSpec, path: str) -> str:
-    base = spec.location.lstrip("/") if spec.protocol == "s3" else spec.location
-    return f"{base.rstrip('/')}/{path}" if base else path
-
-
-def copy_objects(jobs: Sequence[tuple[Reference, StoreSpec, StoreSpec, str]], workers: int = WORKERS) -> int:
-    """Copy each (reference, source spec, local spec, local path) job's object, checked against the MD5 its hash
-    names and its size, unless the local store has it already. Returns how many were written; raises the first
-    problem (missing object, wrong contents, refused credentials) before any row references them."""
-    stores: dict[tuple[str, str], ObjectStore] = {}
-    for _, source, local, _ in jobs:
-        stores.setdefault(("source", source.name), open_store(source))
-        stores.setdefault(("local", local.name), open_store(local))
-
-    def copy(job: tuple[Reference, StoreSpec, StoreSpec, str]) -> DjshareError | bool:
-        reference, source, local, path = job
-        target, origin = stores[("local", local.name)], stores[("source", source.name)]
-        try:
-            if target.exists(_full_path(local, path)):
-                return False
-            data = Spooled(origin.read(_full_path(source, reference.path)))
-            try:
-                if data.size != reference.size or data.md5.digest() != digest_of(reference.hash):
-                    raise IntegrityViolation(
-                        f"Object {reference.path} in {origin.spec.label} has {data.size} bytes and MD5 "
-                        f"{data.md5.hexdigest()}, where its reference says {reference.size} bytes and hash "
-                        f"{reference.hash}.")
-                target.write(_full_path(local, path), data.buffer, data.size)
-            finally:
-                data.close()
-        except DjshareError as error:
-            return error
-        return True
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(copy, jobs))
-    for result in results:
-        if isinstance(result, DjshareError):
-            raise type(result)(f"{result} Nothing was inserted for this batch; re-run pull after fixing the store.")
-    for key, store in stores.items():
-        if key[0] == "local":
-            store.flush()
-    return sum(1 for r in results if r is True)
+def object_jobs(column: ObjectColumn, value: str, source: StoreSpec, target: StoreSpec,
+                local_schema: str | None) -> list[CopyJob]:
+    """The copies that bring one reference's object from `source` to `target`: into `local_schema`'s paths
+    (hash-addressed: `_hash/{local schema}/{hash}`; schema-addressed: the target's `schema_prefix` and the local
+    schema), or with `local_schema` None to the same path; filepaths keep theirs. A folder goes as its files."""
+    reference: dict[str, Any] = json.loads(value)
+    path = str(reference.get("path", ""))
+    if column.codec in HASHED_CODECS:
+        hashed = Reference.parse(reference)
+        target_path = path if local_schema is None else hash_path(local_schema, hashed.hash)
+        return [CopyJob(source, path, target, target_path, hashed.size, digest_of(hashed.hash))]
+    target_path = path
+    if column.codec in SCHEMA_CODECS and local_schema is not None:
+        rule = schema_path_rule(source.schema_prefix, column.table.schema, target.schema_prefix, local_schema)
+        moved = relocated(path, rule)
+        if moved is None:
+            raise ConfigurationError(
+                f"<{column.codec}@{column.store}> path {path!r} in {column.table.schema}.{column.table.name} does "
+                f"not follow the store's layout ({source.schema_prefix}/{column.table.schema}/...): set "
+                "`schema_prefix` of the source store as the source lab's DataJoint has it. Nothing was changed.")
+        target_path = moved
+    size = reference.get("size")
+    job = CopyJob(source, path, target, target_path, None if size is None else int(size))
+    return folder_jobs(job, reference.get("item_count")) if reference.get("is_dir") else [job]
 
 
 def declare_outbound(pg: PgSession, outbound: OutboundTable) -> None:
@@ -492,13 +483,21 @@ class Objects:
 
 
 def _row_text(table: TableInfo) -> str:
-    """SQL for a row's text, equal on both sides of a link: objects by their content hash."""
+    """SQL for a row's text, equal on both sides of a link: hash-addressed objects by their content hash,
+    path-addressed ones by their reference without the store and (schema-addressed) with the file name of the
+    path only (a new object gets a new token)."""
     parts = []
     for column in table.columns:
-        codec = codec_of(column.comment)
-        hashed = codec is not None and codec[0] in HASHED_CODECS and codec[1] is not None
-        parts.append(f"quote_nullable({name(column.name)}::jsonb ->> 'hash')" if hashed
-                     else f"quote_nullable({name(column.name)})")
+        codec, ref = codec_of(column.comment), f"{name(column.name)}::jsonb"
+        if codec is None or codec[1] is None:
+            parts.append(f"quote_nullable({name(column.name)})")
+        elif codec[0] in HASHED_CODECS:
+            parts.append(f"quote_nullable({ref} ->> 'hash')")
+        elif codec[0] in SCHEMA_CODECS:
+            parts.append(f"quote_nullable(({ref} - 'store' - 'path' || jsonb_build_object('file', "
+                         f"regexp_replace({ref} ->> 'path', '^.*/', '')))::text)")
+        else:
+            parts.append(f"quote_nullable(({ref} - 'store')::text)")
     return " || ',' || ".join(parts)
 
 
@@ -562,34 +561,40 @@ class PostgresCopy:
         return paged_keys(self.local, self.master, self.name, "TRUE", size)
 
     def _selected(self, table: TableInfo, column: Column) -> str:
-        """The source column as the local table holds it: references to objects rewritten for the local side."""
+        """The source column as the local table holds it: references to objects rewritten for the local side
+        (store; hash-addressed: path and schema; schema-addressed: path moved to the local schema)."""
         found = [c for c in self.objects.columns if c.table.name == table.name and c.column.name == column.name]
         if not found:
             return name(column.name)
-        schema, ref = self.tables.local_schema, f"{name(column.name)}::jsonb"
-        update = (f"jsonb_build_object('path', {text(hash_path(schema, ''))} || ({ref} ->> 'hash'), 'store', "
-                  f"{text(found[0].local_store)}, 'schema', {text(schema)})")
+        objects, schema, ref = found[0], self.tables.local_schema, f"{name(column.name)}::jsonb"
+        changes = {"store": text(objects.local_store)}
+        if objects.codec in HASHED_CODECS:
+            changes |= {"path": f"{text(hash_path(schema, ''))} || ({ref} ->> 'hash')", "schema": text(schema)}
+        elif objects.codec in SCHEMA_CODECS:
+            source, local = (self.objects.specs or {})[objects.store]
+            pattern, replacement = schema_path_rule(source.schema_prefix, table.schema, local.schema_prefix, schema)
+            changes["path"] = f"regexp_replace({ref} ->> 'path', {text(pattern)}, {text(replacement)})"
+        update = "jsonb_build_object(" + ", ".join(f"{text(k)}, {v}" for k, v in changes.items()) + ")"
         return f"CASE WHEN {name(column.name)} IS NULL THEN NULL ELSE ({ref} || {update})::{column.column_type} END"
 
     def _bring(self, where: bytes) -> int:
         """Copy the objects the rows of `where` reference into the local stores (before the rows). Objects the
         local stores do not have yet are entered in the journal first, so that gc knows djshare wrote them."""
-        jobs = []
+        jobs: list[CopyJob] = []
         specs = self.objects.specs or {}
         for found in self.objects.columns:
             table, column = found.table, name(found.column.name)
+            source, local = specs[found.store]
             for (value,) in self.source.rows(
                     f"SELECT DISTINCT {column}::text FROM {name(table.schema, table.name)} WHERE {column} IS NOT NULL "
                     "AND ".encode() + where, doing=f"reading references in {table.schema}.{table.name}"):
-                reference = Reference.parse(value)
-                source, local = specs[found.store]
-                jobs.append((reference, source, local, hash_path(self.tables.local_schema, reference.hash)))
-        stores = {local.name: open_store(local) for _, _, local, _ in jobs}
-        new = [(local.name, path) for _, _, local, path in jobs
-               if not stores[local.name].exists(_full_path(local, path))]
+                jobs += object_jobs(found, value, source, local, self.tables.local_schema)
+        stores = {job.target.name: open_store(job.target) for job in jobs}
+        new = [(job.target.name, job.target_path) for job in jobs
+               if not stores[job.target.name].exists(full_path(job.target, job.target_path))]
         if new:
             journal(self.local, self.tables.local_schema, new)
-        return copy_objects(jobs) if jobs else 0
+        return copy_checked(jobs) if jobs else 0
 
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Objects first (checked), then master and part rows of `keys` in one local transaction (binary COPY,
@@ -875,23 +880,26 @@ def gc(local_schema: PostgresSchema, dry_run: bool = False) -> GcReport:
     with postgres.session(local_schema.address) as local, objects_lock(local, schema):
         if JOURNAL_TABLE not in _tables(local, schema):
             return report
-        referenced = set()
+        referenced: dict[str, set[str]] = {}
         for table in sorted(_tables(local, schema) - {JOURNAL_TABLE, SUBSCRIBER_TABLE, LINEAGE_TABLE}):
-            for found in postgres.read_table(local, schema, table).columns:  # every hash-addressed column
+            for found in postgres.read_table(local, schema, table).columns:  # every in-store column, any codec
                 codec = codec_of(found.comment)
-                if codec is None or codec[0] not in HASHED_CODECS or codec[1] is None:
+                if codec is None or codec[1] is None or found.data_type not in ("json", "jsonb"):
                     continue
                 column = name(found.name)
-                referenced |= {(str(s), str(p)) for s, p in local.rows(
-                    f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
-                    f"{name(schema, table)} WHERE {column} IS NOT NULL")}
+                for store, path in local.rows(
+                        f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
+                        f"{name(schema, table)} WHERE {column} IS NOT NULL"):
+                    referenced.setdefault(str(store), set()).add(str(path))
         journaled = {(str(s), str(p)) for s, p in local.rows(
             f"SELECT store, path FROM {name(schema, JOURNAL_TABLE)}")}
-        for store, path in sorted(journaled - referenced):
+        for store, path in sorted(journaled):
+            if is_covered(path, referenced.get(store, set())):
+                continue
             report.deleted.append(f"{store}:{path}")
             if not dry_run:
                 spec = StoreSpec.from_config(store, local_schema.stores, "local")
-                open_store(spec).delete(_full_path(spec, path))
+                open_store(spec).delete(full_path(spec, path))
                 local.execute(f"DELETE FROM {name(schema, JOURNAL_TABLE)} WHERE store = %s AND path = %s",
                               (store, path))
     return report

@@ -43,6 +43,8 @@ class ObjectStore(Protocol):
 
     def delete(self, path: str) -> None: ...  # absent is fine
 
+    def files(self, folder: str) -> dict[str, int]: ...  # the files below `folder`: relative path -> size
+
 
 class FileStore:
     def __init__(self, spec: StoreSpec) -> None:
@@ -84,6 +86,12 @@ class FileStore:
     def delete(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(path).unlink()
+
+    def files(self, folder: str) -> dict[str, int]:
+        root = Path(folder)
+        if not root.is_dir():
+            raise MissingObjectError(f"Folder {folder} is missing from {self.spec.label}.")
+        return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
 
 
 class S3Store:
@@ -156,6 +164,18 @@ class S3Store:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
             raise other._fail(error, source_path, "copying") from None
         return str(result["CopyObjectResult"]["ETag"]).strip('"')
+
+    def files(self, folder: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        prefix = folder.rstrip("/") + "/"
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=prefix):
+                found.update({item["Key"][len(prefix):]: int(item["Size"]) for item in page.get("Contents", [])})
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise self._fail(error, folder, "listing") from None
+        if not found:
+            raise MissingObjectError(f"Folder {folder} is missing from {self.spec.label}.")
+        return found
 
     def delete(self, path: str) -> None:
         try:

@@ -28,6 +28,7 @@ class StoreSpec:
     secret_key: str = field(default="", repr=False)
     secure: bool = False
     stage: str = ""
+    schema_prefix: str = "_schema"  # where DataJoint 2.x writes schema-addressed objects (<object@>, <npy@>)
 
     @classmethod
     def from_config(cls, name: str, stores: Mapping[str, Any], side: str) -> StoreSpec:
@@ -52,6 +53,7 @@ class StoreSpec:
             endpoint=str(raw.get("endpoint", "")), bucket=str(raw.get("bucket", "")),
             access_key=str(raw.get("access_key", "")), secret_key=str(raw.get("secret_key", "")),
             secure=bool(raw.get("secure", False)), stage=str(raw.get("stage", "") or ""),
+            schema_prefix=str(raw["schema_prefix"] if raw.get("schema_prefix") is not None else "_schema"),
         )
 
     def same_place(self, other: StoreSpec) -> bool:

@@ -3,6 +3,9 @@
     {"hash": base32(MD5(object)), "path": "_hash/{schema}/{hash}", "size": n, "store": name, "schema": schema}
 
 (26 lowercase base32 characters, no padding; the path is below the store's location and is what DataJoint reads).
+Path-addressed codecs hold JSON with a `path` (and `store`, `size`, ...): `<object@store>` and `<npy@store>` write
+`{schema_prefix}/[{partition}=.../]{schema}/{table}/{key}=.../{field}_{token}[.ext]` (a file, or for `<object@>` a
+folder with a `.manifest.json` beside it); `<filepath@store>` names a file the lab put in the store.
 Objects: a blob is the serialized blob (the same bytes as 0.14's); an attachment is `name + NUL + contents` (0.14
 stored the contents alone and salted its hash with `name + NUL`). Column types are codecs written at the start
 of the column comment (`:<blob@main>:`) and core types likewise (`:int32:`).
@@ -21,6 +24,9 @@ from typing import Any
 HASH_PREFIX = "_hash"
 CODEC = re.compile(r"^:(?P<codec><(?P<name>[a-z]\w*)(@(?P<store>[\w\-]*))?>):", re.IGNORECASE)
 HASHED_CODECS = frozenset({"blob", "attach", "hash"})  # stored at `_hash/` paths when they name a store
+SCHEMA_CODECS = frozenset({"object", "npy"})  # stored at `{schema_prefix}/{schema}/{table}/{key}/{field}_{token}`
+PATH_CODECS = SCHEMA_CODECS | {"filepath"}  # no content hash: `<filepath@store>` names a path the lab chose
+SCHEMA_PREFIX = "_schema"  # a store's default `schema_prefix`
 
 
 def content_hash(digest: bytes) -> str:
@@ -79,3 +85,29 @@ def codec_of(comment: str) -> tuple[str, str | None] | None:
     if not found:
         return None
     return found["name"].lower(), found["store"]
+
+
+def schema_path_rule(source_prefix: str, source_schema: str, local_prefix: str, local_schema: str) -> tuple[str, str]:
+    """A regular expression and its replacement, the same in Python's `re.sub` and PostgreSQL's `regexp_replace`,
+    that move a schema-addressed path to another store's `schema_prefix` and another schema (partition and key
+    folders, table, field and token stay)."""
+    head = source_prefix.strip("/")
+    pattern = "^" + (re.escape(head + "/") if head else "") + "((?:[^/]*=[^/]*/)*)" + re.escape(source_schema) + "/"
+    local = local_prefix.strip("/")
+    replacement = ((local + "/") if local else "").replace("\\", "\\\\") + "\\1" \
+        + local_schema.replace("\\", "\\\\") + "/"
+    return pattern, replacement
+
+
+def relocated(path: str, rule: tuple[str, str]) -> str | None:
+    """`path` moved by a `schema_path_rule`, or None when the path does not follow the layout."""
+    pattern, replacement = rule
+    return re.sub(pattern, replacement, path, count=1) if re.match(pattern, path) else None
+
+
+def is_covered(path: str, referenced: set[str]) -> bool:
+    """Whether a stored file belongs to a referenced object: it is one, lies in a referenced folder, or is the
+    `.manifest.json` beside a referenced folder (as DataJoint 2.x's own gc decides)."""
+    path = path.removesuffix(".manifest.json")
+    parts = path.split("/")
+    return any("/".join(parts[:end]) in referenced for end in range(len(parts), 0, -1))

@@ -1,0 +1,167 @@
+"""Capture under DataJoint 2.x: record which rows an analysis fetched, on PostgreSQL or MariaDB.
+
+    from djshare.export import capture2
+    with capture2.capture("paper1", "figure2"):
+        data = (Session * Scan & "subject='m1'").to_dicts()
+    restrictions = capture2.restrictions(connection, "paper1")   # for djshare.export.pg / export.tables
+
+DataJoint 2.x reads rows through one call, `QueryExpression.cursor` (behind `fetch`, `fetch1`, `to_dicts`,
+`to_arrays`, `to_pandas`, `keys`, iteration): the hook wraps it once per process and does nothing when no
+capture is active. Captures are kept in a context variable (captures in parallel threads stay apart; several
+may be active at once). For each base table behind the query it records the SQL condition selecting the rows
+of that table that appear in the result, `(its primary key) IN (SELECT ... FROM (<the query>) AS djshare_q)`
+(limits and ordering included), into the table `export_restriction` of the capture schema (default
+`djshare_export`) on the same server. Where the query projected away part of a table's primary key, the key
+attributes that remain select a superset; with none left, the whole table is recorded.
+
+`restrictions()` gives the recorded (table, condition) pairs in the form `djshare.export.pg` and
+`djshare.export.tables` take; `recorded()` (and `djshare tables write|copy --paper`) reads them without
+DataJoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from djshare.defaults import CAPTURE_SCHEMA
+from djshare.errors import ConfigurationError
+from djshare.export import active
+from djshare.sql import postgres
+from djshare.sql.connection import ServerAddress, Session
+
+TABLE = "export_restriction"
+_install_lock = threading.Lock()
+_installed = {"done": False}
+_declared: set[tuple[int, str]] = set()  # (connection id, schema) whose capture table exists
+
+
+def declaration(backend: str, schema: str) -> list[str]:
+    """The statements that create the capture table on a `mysql` or `postgresql` server."""
+    if backend == "postgresql":
+        return [f'CREATE SCHEMA IF NOT EXISTS "{schema}"',
+                f'CREATE TABLE IF NOT EXISTS "{schema}"."{TABLE}" (paper varchar(64) NOT NULL, '
+                "analysis varchar(64) NOT NULL, seq bigserial, table_schema varchar(64) NOT NULL, "
+                "table_name varchar(64) NOT NULL, restriction text NOT NULL, captured_at timestamptz NOT NULL "
+                "DEFAULT now(), PRIMARY KEY (paper, analysis, seq))"]
+    return [f"CREATE DATABASE IF NOT EXISTS `{schema}`",
+            f"CREATE TABLE IF NOT EXISTS `{schema}`.`{TABLE}` (`paper` varchar(64) NOT NULL, "
+            "`analysis` varchar(64) NOT NULL, `seq` int unsigned NOT NULL AUTO_INCREMENT, "
+            "`table_schema` varchar(64) NOT NULL, `table_name` varchar(64) NOT NULL, `restriction` longtext NOT NULL, "
+            "`captured_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`paper`, `analysis`, `seq`), "
+            "KEY (`seq`)) COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'"]
+
+
+def _table(connection: Any, schema: str) -> str:
+    quote = connection.adapter.quote_identifier
+    return f"{quote(schema)}.{quote(TABLE)}"
+
+
+def _condition(connection: Any, full_name: str, expression: Any) -> str:
+    import datajoint as dj
+
+    quote = connection.adapter.quote_identifier
+    attributes = [a for a in dj.FreeTable(connection, full_name).primary_key if a in expression.heading.names]
+    if not attributes:
+        return "TRUE"
+    names = ", ".join(quote(a) for a in attributes)
+    return f"({names}) IN (SELECT {names} FROM ({expression.make_sql()}) AS djshare_q)"
+
+
+@dataclass
+class Capture:
+    paper: str
+    analysis: str
+    schema: str = CAPTURE_SCHEMA
+
+    def record(self, expression: Any) -> None:
+        connection = expression.connection
+        rows = []
+        for full_name in sorted(set(active.base_tables(expression))):
+            schema, table = connection.adapter.split_full_table_name(full_name)
+            if schema != self.schema:
+                rows.append((self.paper, self.analysis, schema, table, _condition(connection, full_name, expression)))
+        if not rows:
+            return
+        if (id(connection), self.schema) not in _declared:
+            for statement in declaration(connection.adapter.backend, self.schema):
+                connection.query(statement)
+            _declared.add((id(connection), self.schema))
+        quote = connection.adapter.quote_identifier
+        columns = ", ".join(quote(c) for c in ("paper", "analysis", "table_schema", "table_name", "restriction"))
+        for row in rows:
+            connection.query(f"INSERT INTO {_table(connection, self.schema)} ({columns}) VALUES (%s, %s, %s, %s, %s)",
+                             args=row)
+
+
+def _install() -> None:
+    with _install_lock:
+        if _installed["done"]:
+            return
+        from datajoint.expression import QueryExpression
+
+        original = QueryExpression.cursor
+
+        def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            for capture in active.active():
+                capture.record(self)
+            return result
+
+        QueryExpression.cursor = cursor
+        _installed["done"] = True
+
+
+def start(paper: str, analysis: str, schema: str = CAPTURE_SCHEMA) -> contextvars.Token[tuple[active.Recorder, ...]]:
+    """Start capturing (for notebooks); pass the returned token to `stop`."""
+    _install()
+    return active.start(Capture(paper, analysis, schema))
+
+
+stop = active.stop
+
+
+def capture(paper: str, analysis: str, schema: str = CAPTURE_SCHEMA) -> contextlib.AbstractContextManager[Capture]:
+    """Record every fetch in the block as part of `analysis` of `paper`."""
+    _install()
+    return active.during(Capture(paper, analysis, schema))
+
+
+def restrictions(connection: Any, paper: str, schema: str = CAPTURE_SCHEMA) -> list[tuple[str, str]]:
+    """Every recorded ("schema.table", condition) of `paper`, all analyses, in the order recorded."""
+    quote = connection.adapter.quote_identifier
+    rows = connection.query(
+        f"SELECT {quote('table_schema')}, {quote('table_name')}, {quote('restriction')} FROM "
+        f"{_table(connection, schema)} WHERE {quote('paper')} = %s ORDER BY {quote('seq')}", args=(paper,)).fetchall()
+    return [(f"{s}.{t}", str(r)) for s, t, r in rows]
+
+
+def forget(connection: Any, paper: str, analysis: str | None = None, schema: str = CAPTURE_SCHEMA) -> int:
+    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went."""
+    quote = connection.adapter.quote_identifier
+    condition, args = (f"{quote('paper')} = %s", (paper,)) if analysis is None else (
+        f"{quote('paper')} = %s AND {quote('analysis')} = %s", (paper, analysis))
+    return int(connection.query(f"DELETE FROM {_table(connection, schema)} WHERE {condition}", args=args).rowcount)
+
+
+def recorded(address: ServerAddress, paper: str, schema: str = CAPTURE_SCHEMA) -> list[tuple[str, str]]:
+    """`restrictions()` read without DataJoint, from the capture schema on the server at `address` (MariaDB or
+    PostgreSQL). ConfigurationError when nothing was recorded for `paper`."""
+    statement = "SELECT table_schema, table_name, restriction FROM {} WHERE paper = %s ORDER BY seq"
+    if address.backend == "postgresql":
+        with postgres.session(address) as pg:
+            present = pg.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                                "table_name = %s", (schema, TABLE))
+            rows = pg.rows(statement.format(f'"{schema}"."{TABLE}"'), (paper,)) if present else []
+    else:
+        with Session(address) as session:
+            present = session.rows("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                                   "table_name = %s", (schema, TABLE))[0][0]
+            rows = session.rows(statement.format(f"`{schema}`.`{TABLE}`"), (paper,)) if present else []
+    if not rows:
+        raise ConfigurationError(f"Nothing was captured for paper {paper!r} in schema {schema} on {address.host}: "
+                                 "record an analysis with djshare.export.capture2.capture(...) first.")
+    return [(f"{s}.{t}", str(r)) for s, t, r in rows]
