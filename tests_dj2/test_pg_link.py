@@ -187,8 +187,8 @@ def test_a_local_deletion_is_recorded_by_repair_and_frees_the_source_row(world: 
 
 def test_what_cannot_be_linked_is_refused_before_any_change(world: World) -> None:
     world.source.execute(f'CREATE TABLE "{world.source_schema}".stored (id integer PRIMARY KEY, signal jsonb NOT NULL)',
-                         f"COMMENT ON COLUMN \"{world.source_schema}\".stored.signal IS ':<object@main>:'")
-    with pytest.raises(ConfigurationError, match="<object@main>, whose objects are addressed by path"):
+                         f"COMMENT ON COLUMN \"{world.source_schema}\".stored.signal IS ':<zarr@main>:'")
+    with pytest.raises(ConfigurationError, match="<zarr@main>, a codec djshare does not know"):
         world.link("Stored").pull(progress=False)
     world.source.execute("CREATE SCHEMA plain", "CREATE TABLE plain.scan (id integer PRIMARY KEY)")
     with pytest.raises(ConfigurationError, match="not in DataJoint 2.x's layout"):

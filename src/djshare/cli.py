@@ -34,6 +34,7 @@ from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
 from djshare.link.gc import GcReport
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.link.pg import gc as pg_gc
+from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
 from djshare.sql.connection import ServerAddress, Session
@@ -138,18 +139,16 @@ def linked(table: str, host: str | None, local_schema: str,
         server, _, database = host.removeprefix("postgresql://").partition("/")
         if not server or not database or "/" in database:
             raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
-        if not local_schema.startswith("postgresql://"):
-            raise ConfigurationError("A PostgreSQL source links into a PostgreSQL schema: pass -l "
-                                     "postgresql://HOST[:PORT]/DATABASE/SCHEMA.")
-        return PgLink(name, PostgresSchema.source(schema_name, host=server, database=database),
-                      postgres_schema(local_schema))
+        pg_source = PostgresSchema.source(schema_name, host=server, database=database)
+        if not local_schema.startswith("postgresql://"):  # into MariaDB, in DataJoint 0.14's layout
+            return PgToMariaDBLink(name, pg_source, mariadb_local(local_schema))
+        return PgLink(name, pg_source, postgres_schema(local_schema))
     if not local_schema.startswith("postgresql://"):
         source_schema = MariaDBSchema.source(schema_name, host=host)
         with source_schema.session() as session:
             layout = format_of_schema(session, schema_name)
         if layout == "dj2":
-            local = MariaDBSchema.local(local_schema) if WRONG_LINE is not None else \
-                MariaDBSchema(local_schema, LazySchema(local_schema).address)
+            local = mariadb_local(local_schema)
             return Dj2Link(name, source_schema, local, layout=local.layout() or "dj2")
     if WRONG_LINE is not None:
         raise WRONG_LINE
@@ -172,6 +171,12 @@ def linked(table: str, host: str | None, local_schema: str,
     cls = Link(LazySchema(local_schema), source, stores=mapping, copy_objects=options.copy_objects)(
         type(name, (), {"__doc__": f"Local copy of {table}."}))
     return cls()
+
+
+def mariadb_local(schema: str) -> MariaDBSchema:
+    """A local MariaDB schema for the DataJoint-free link kinds (DJ_HOST, DJ_USER, DJ_PASS; under 0.14 also
+    DataJoint's settings)."""
+    return MariaDBSchema.local(schema) if WRONG_LINE is not None else MariaDBSchema(schema, LazySchema(schema).address)
 
 
 def mariadb_linked(table: str, host: str | None, local_schema: str, command: str,

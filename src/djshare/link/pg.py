@@ -306,6 +306,14 @@ def advisory_lock(pg: PgSession, key: str, timeout: float, busy: str) -> Iterato
             pg.scalar("SELECT pg_advisory_unlock(%s)", (number,))
 
 
+def link_lock(pg: PgSession, tables: LinkTables, timeout: float) -> contextlib.AbstractContextManager[None]:
+    """One pull or repair of a link and subscriber at a time (an advisory lock on the source server)."""
+    return advisory_lock(pg, f"{tables.outbound.schema}.{tables.outbound.name}/{tables.subscriber}", timeout,
+                         f"Another djshare run (pull or repair) of {tables.source.schema}.{tables.source.name} for "
+                         f"subscriber {tables.subscriber} held the link's lock for more than {timeout:g} s. Wait for "
+                         "it to finish and try again.")
+
+
 class PostgresSource:
     """A link's source side on PostgreSQL: the source table and the outbound rows of one subscriber."""
 
@@ -708,11 +716,7 @@ class PgLink(LinkRunner):
     def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:
         tables = ready.tables
         with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local, \
-                advisory_lock(source, f"{tables.outbound.schema}.{tables.outbound.name}/{tables.subscriber}",
-                              self.lock_timeout,
-                              f"Another djshare run (pull or repair) of {tables.source.schema}.{tables.source.name} "
-                              f"for subscriber {tables.subscriber} held the link's lock for more than "
-                              f"{self.lock_timeout:g} s. Wait for it to finish and try again."):
+                link_lock(source, tables, self.lock_timeout):
             yield PostgresSource(source, tables), PostgresCopy(source, local, tables, ready.local)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:

@@ -1,0 +1,360 @@
+"""Links from a DataJoint 2.x schema on PostgreSQL into a schema on MariaDB in DataJoint 0.14's layout, without
+DataJoint: the reverse of the cross-format link (`link.crossformat`), for a lab that stays on 0.14.
+
+    source = PostgresSchema.source("lab2", host="pg.lab.org", database="lab")   # LINK_USER / LINK_PASS
+    local = MariaDBSchema.local("collab")                                       # DJ_HOST / DJ_USER / DJ_PASS
+    session = PgToMariaDBLink("Session", source, local)                         # LINK_OUTBOUND
+    session.pull("session_date > '2024-01-01'")                                 # SQL on the source table
+
+The source side is the PostgreSQL one of every link (`link.pg.PostgresSource`: outbound table, advisory lock).
+The local tables are declared as DataJoint 0.14 declares them on MariaDB, from the 2.x type each column's
+comment names (`:int32:` -> int, `:float32:` -> float, `:uuid:` -> binary(16) with `:uuid:`, `<blob>` -> longblob,
+`<attach>` -> longblob with `:attach:`, ...), text compared byte for byte (utf8mb4_bin, as PostgreSQL's "C"
+order), a part table's key to its master kept. In-table values are stored alike by both lines (the blob
+serialization; an attachment as `name + NUL + contents`), so rows are copied as they are, converted only in
+type (uuid to 16 bytes, json to text, bool to 0/1), one local transaction per batch.
+
+Not possible into 0.14: in-store codecs (`<blob@>`, `<attach@>`, `<hash@>`, `<object@>`, `<npy@>`,
+`<filepath@>`: 0.14 keeps external objects under `~external_*` tables that this link does not write) and raw
+`bytes` (0.14 would read a plain longblob as a serialized blob); both are refused before anything changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from djshare.errors import ConfigurationError, DefinitionMismatchError
+from djshare.link.dj2 import MariaDBSchema
+from djshare.link.local import subscriber_id
+from djshare.link.outbound import OutboundTable
+from djshare.link.pg import (
+    PostgresSchema,
+    PostgresSource,
+    declare_outbound,
+    key_condition,
+    key_literal,
+    link_lock,
+    name,
+    part_tables,
+    table_name,
+)
+from djshare.link.pull import DEFAULT_BATCH, PullReport
+from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
+from djshare.sql import postgres
+from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
+from djshare.sql.connection import Session, quote_name, translated
+from djshare.sql.postgres import PgSession
+from djshare.stores.formats import format_of_schema
+from djshare.stores.formats.dj2 import codec_of
+
+LABEL = re.compile(r"^:(?P<label>[^:<][^:]*):(?P<comment>.*)$", re.DOTALL)
+CORE = {"int8": "tinyint", "int16": "smallint", "int32": "int", "int64": "bigint", "float32": "float",
+        "float64": "double", "bool": "tinyint", "json": "json", "date": "date"}
+NATIVE = {"smallint": "smallint", "int": "int", "bigint": "bigint", "float": "float", "double": "double",
+          "date": "date", "longtext": "longtext", "tinyint": "tinyint", "json": "json"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One column of the local MariaDB table."""
+
+    name: str
+    sql_type: str
+    comment: str  # as DataJoint 0.14 writes it (`:uuid:`, `:attach:` first where it has a type label)
+    nullable: bool
+    default: str | None  # SQL default expression, None for none
+    kind: str = "plain"  # how source values convert: plain, uuid, json, bool
+
+
+def _default(column: Column) -> str | None:
+    """A PostgreSQL default (`'rest'::"lab".enum_x`, `''::character varying`, `0`) as MariaDB takes it."""
+    if column.nullable:
+        return "NULL"
+    default = (column.default or "").strip()
+    if not default or default.upper() == "NULL":
+        return None
+    if default.upper().startswith(("CURRENT_TIMESTAMP", "NOW()")):
+        return "CURRENT_TIMESTAMP"
+    literal = re.match(r"^('(?:[^']|'')*')(::.*)?$", default, flags=re.DOTALL)
+    if literal:
+        return literal[1].replace("\\", "\\\\")
+    if re.fullmatch(r"-?\d+(\.\d+)?", default):
+        return default
+    if default in ("true", "false"):
+        return "1" if default == "true" else "0"
+    raise ConfigurationError(f"Column `{column.name}` has the default {default!r}, which djshare does not carry "
+                             "into MariaDB.")
+
+
+def target_column(column: Column, table: str) -> Target:
+    """The MariaDB column, in DataJoint 0.14's layout, for a 2.x column on PostgreSQL. Raises ConfigurationError
+    for what 0.14 cannot hold from this link (in-store codecs, raw bytes, other codecs, unknown types)."""
+    where = f"Column `{column.name}` of {table}"
+    codec = codec_of(column.comment)
+    labelled = LABEL.match(column.comment) if codec is None else None
+    comment = column.comment.split(":", 2)[2] if codec or labelled else column.comment
+
+    def make(sql_type: str, kind: str = "plain", label: str = "") -> Target:
+        return Target(column.name, sql_type, f":{label}:{comment}" if label else comment, column.nullable,
+                      _default(column), kind)
+
+    if codec is not None:
+        kind, store = codec
+        if store is not None:
+            raise ConfigurationError(
+                f"{where} is <{kind}@{store}>: objects in stores are not carried into DataJoint 0.14 by this link "
+                "(0.14 keeps them under ~external tables). Link the table into PostgreSQL (PgLink) or leave the "
+                "column out of the shared slice. Nothing was changed.")
+        if kind == "blob":
+            return make("longblob")
+        if kind == "attach":
+            return make("longblob", label="attach")
+        raise ConfigurationError(f"{where} has the codec <{kind}>, which DataJoint 0.14 does not know. "
+                                 "Nothing was changed.")
+    label = labelled["label"].strip() if labelled else ""
+    base = re.sub(r"\s*\(.*$", "", label, flags=re.DOTALL)
+    if label == "uuid" or column.data_type == "uuid":
+        return make("binary(16)", "uuid", "uuid")
+    if label == "bytes" or (not label and column.data_type == "longblob"):
+        raise ConfigurationError(f"{where} holds raw bytes, which DataJoint 0.14 would read as a serialized blob. "
+                                 "Nothing was changed.")
+    if base in ("varchar", "char", "decimal", "datetime", "enum"):
+        return make(label.replace('"', "'"), "plain")
+    if label in CORE:
+        return make(CORE[label], "bool" if label == "bool" else "json" if label == "json" else "plain")
+    if not label and column.data_type in NATIVE:
+        return make(NATIVE[column.data_type], "bool" if column.column_type == "boolean" else
+                    "json" if column.data_type == "json" else "plain")
+    if not label and column.data_type in ("varchar", "char", "datetime", "decimal"):
+        size = re.search(r"\(.*\)", column.column_type)
+        spelled = {"datetime": "datetime", "decimal": "decimal"}.get(column.data_type, column.data_type)
+        return make(spelled + (size[0] if size else ""))
+    raise ConfigurationError(f"{where} has the type {label or column.column_type!r}, which djshare does not carry "
+                             "into DataJoint 0.14 on MariaDB. Nothing was changed.")
+
+
+@dataclass(frozen=True)
+class LocalTable:
+    source: TableInfo
+    schema: str
+    columns: tuple[Target, ...]
+
+    @property
+    def full_name(self) -> str:
+        return quote_name(self.schema, self.source.name)
+
+    @property
+    def key(self) -> tuple[Target, ...]:
+        return tuple(next(c for c in self.columns if c.name == k) for k in self.source.primary_key)
+
+
+def local_tables(tables: LinkTables) -> tuple[LocalTable, ...]:
+    """The master, then the parts, as MariaDB tables in the local schema."""
+    return tuple(LocalTable(t, tables.local_schema, tuple(target_column(c, f"{t.schema}.{t.name}")
+                                                          for c in t.columns))
+                 for t in (tables.source, *tables.source_parts))
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def declaration(table: LocalTable, master: LocalTable | None) -> str:
+    """CREATE TABLE as DataJoint 0.14 writes it on MariaDB (text columns byte-ordered, as the source's "C")."""
+    lines = [f"{quote_name(c.name)} {c.sql_type}" + ("" if c.nullable else " NOT NULL")
+             + (f" DEFAULT {c.default}" if c.default and c.default != "NULL" else "")
+             + (" DEFAULT NULL" if c.nullable else "") + f" COMMENT {_text(c.comment)}" for c in table.columns]
+    lines.append(f"PRIMARY KEY ({', '.join(quote_name(c.name) for c in table.key)})")
+    if master is not None:
+        names = ", ".join(quote_name(c.name) for c in master.key)
+        lines.append(f"FOREIGN KEY ({names}) REFERENCES {master.full_name} ({names}) ON UPDATE CASCADE "
+                     "ON DELETE RESTRICT")
+    return (f"CREATE TABLE IF NOT EXISTS {table.full_name} (\n  " + ",\n  ".join(lines) + "\n) ENGINE=InnoDB "
+            f"DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT={_text(table.source.comment)}")
+
+
+def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]) -> list[str]:
+    """Create the local tables where missing; return how existing ones differ (empty when they match)."""
+    found = []
+    present = table_names(local, tables.local_schema)
+    for table in declared:
+        if table.source.name not in present:
+            local.execute(declaration(table, None if table is declared[0] else declared[0]),
+                          doing=f"declaring {table.full_name}")
+            continue
+        here = {c.name: c for c in read_table(local, tables.local_schema, table.source.name).columns}
+        for target in table.columns:
+            if target.name not in here:
+                found.append(f"column `{target.name}` of {table.source.name} is missing locally")
+            elif here[target.name].nullable != target.nullable:
+                found.append(f"column `{target.name}` of {table.source.name} differs in nullability")
+        found += [f"column `{n}` of {table.source.name} is not in the source"
+                  for n in here.keys() - {t.name for t in table.columns}]
+    return found
+
+
+def _local_value(target: Target, value: Any) -> Any:
+    """A source value as the local MariaDB column takes it."""
+    if value is None:
+        return None
+    if target.kind == "uuid":
+        return value.bytes if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).bytes
+    if target.kind == "json":
+        return json.dumps(value)
+    if target.kind == "bool":
+        return int(value)
+    return value
+
+
+def _comparable(target: Target, value: Any) -> Any:
+    """A key value read from either side, in one form."""
+    if value is None:
+        return None
+    if target.kind == "uuid":
+        return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else uuid.UUID(str(value)).bytes
+    if isinstance(value, str):
+        return value.rstrip(" ")  # CHAR: MariaDB drops trailing spaces, PostgreSQL pads
+    return value
+
+
+class MariaDBCopy:
+    """The local side: the source's rows copied into MariaDB tables in 0.14's layout."""
+
+    def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]) \
+            -> None:
+        self.source, self.local, self.tables, self.declared = source, local, tables, declared
+        self.name = declared[0].full_name
+        self.stranded: list[tuple[Any, ...]] = []
+
+    def _key(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(_comparable(t, v) for t, v in zip(self.declared[0].key, values, strict=True))
+
+    def _source_keys(self, condition: bytes, args: Sequence[Any] | None = None) -> dict[tuple[Any, ...], bytes]:
+        source = self.tables.source
+        names = ", ".join(name(k) for k in source.primary_key)
+        return {self._key(row[1:]): bytes(row[0]) for row in self.source.rows(
+            f"SELECT {key_literal(source.key_columns)}, {names} FROM {name(source.schema, source.name)} WHERE "
+            .encode() + condition, args, doing=f"reading keys of {source.schema}.{source.name}")}
+
+    def _local_keys(self, typed: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        master = self.declared[0]
+        names = ", ".join(quote_name(c.name) for c in master.key)
+        row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+        found: set[tuple[Any, ...]] = set()
+        for start in range(0, len(typed), 1000):
+            chunk = typed[start:start + 1000]
+            found |= {self._key(r) for r in self.local.rows(
+                f"SELECT {names} FROM {master.full_name} WHERE ({names}) IN ({', '.join([row] * len(chunk))})",
+                [v for key in chunk for v in key], doing=f"reading {master.full_name}")}
+        return found
+
+    def present(self, keys: list[bytes]) -> set[bytes]:
+        typed = self._source_keys(key_condition(self.tables.source, keys))
+        return {typed[k] for k in self._local_keys(list(typed))}
+
+    def count(self) -> int:
+        return int(self.local.scalar(f"SELECT COUNT(*) FROM {self.name}"))
+
+    def key_pages(self, size: int) -> Iterator[list[bytes]]:
+        """Local keys as source literals; keys the source no longer has are collected in `stranded`."""
+        master, source = self.declared[0], self.tables.source
+        names = ", ".join(quote_name(c.name) for c in master.key)
+        rows = self.local.stream(f"SELECT {names} FROM {master.full_name} ORDER BY {names}",
+                                 doing=f"reading {master.full_name}")
+        while page := list(itertools.islice(rows, size)):
+            typed = [self._key(r) for r in page]
+            row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+            known = self._source_keys(
+                f"({', '.join(name(k) for k in source.primary_key)}) IN ({', '.join([row] * len(typed))})".encode(),
+                [uuid.UUID(bytes=v) if t.kind == "uuid" else v for key in typed
+                 for t, v in zip(master.key, key, strict=True)])
+            self.stranded += [k for k in typed if k not in known]
+            yield [known[k] for k in typed if k in known]
+
+    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Every row of the batch, master and parts, in one MariaDB transaction."""
+        where = key_condition(self.tables.source, keys)
+        with self.local.transaction(f"inserting into {self.name}") as local:
+            for table in self.declared:
+                source = table.source
+                columns = ", ".join(name(c.name) for c in source.columns)
+                rows = [[_local_value(t, v) for t, v in zip(table.columns, row, strict=True)]
+                        for row in self.source.rows(f"SELECT {columns} FROM {name(source.schema, source.name)} WHERE "
+                                                    .encode() + where, doing=f"reading {source.schema}.{source.name}")]
+                if rows:
+                    names = ", ".join(quote_name(c.name) for c in table.columns)
+                    values = ", ".join(["%s"] * len(table.columns))
+                    statement = f"INSERT INTO {table.full_name} ({names}) VALUES ({values})"
+                    with translated(local.address, f"inserting into {table.full_name}"), \
+                            local.connection.cursor() as cursor:
+                        cursor.executemany(statement, rows)
+                if table is self.declared[0]:
+                    report.pulled += len(rows)
+                else:
+                    report.part_rows += len(rows)
+
+
+class PgToMariaDBLink(LinkRunner):
+    """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) into a MariaDB schema
+    in DataJoint 0.14's layout. Restrictions are SQL conditions on the source table."""
+
+    def __init__(self, table: str, source: PostgresSchema, local: MariaDBSchema, *, outbound: str | None = None,
+                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
+        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+                         lock_timeout=lock_timeout)
+        self.source, self.local = source, local
+
+    def _setup(self) -> Ready:
+        if self._ready is not None:
+            return self._ready
+        schema = self.source.name
+        with postgres.session(self.source.address) as source, self.local.session() as local:
+            table = table_name(source, self.source, self.table)
+            if format_of_schema(source, schema) != "dj2":
+                raise ConfigurationError(f"Schema {schema} on {self.source.host} is not in DataJoint 2.x's layout: "
+                                         "links from PostgreSQL are built for DataJoint 2.x schemas.")
+            info = postgres.read_table(source, schema, table)
+            parts = part_tables(source, schema, table)
+            ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
+            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""))  # refusals come first
+            layout = self.local.layout()
+            if layout == "dj2":
+                raise ConfigurationError(f"The local schema `{self.local.name}` holds DataJoint 2.x tables: this link "
+                                         "declares 0.14's layout. Use another local schema. Nothing was changed.")
+            declare_outbound(source, ob)
+            if not schema_exists(local, self.local.name):
+                local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
+                              doing=f"creating schema `{self.local.name}`")
+            tables = LinkTables(info, parts, self.local.name, ob, self.subscriber or subscriber_id(local,
+                                                                                               self.local.name))
+            mismatch = declare(local, tables, declared)
+        self._ready = Ready(tables, mismatch, declared)
+        return self._ready
+
+    @contextlib.contextmanager
+    def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:
+        tables = ready.tables
+        with postgres.session(self.source.address) as source, self.local.session() as local, \
+                link_lock(source, tables, self.lock_timeout):
+            yield PostgresSource(source, tables), MariaDBCopy(source, local, tables, ready.local)
+
+    def _where(self, restrictions: tuple[Any, ...]) -> str:
+        return sql_where(restrictions)
+
+    def _check_declared(self, ready: Ready) -> None:
+        if ready.mismatch:
+            raise DefinitionMismatchError(
+                f"The local tables in `{ready.tables.local_schema}` no longer match the source "
+                f"{ready.tables.source.schema}.{ready.tables.source.name}: " + "; ".join(ready.mismatch)
+                + ". Nothing was pulled. Alter the local tables to match (or drop them after saving their rows).")
+
+    def _stranded(self, local: LocalSide) -> list[bytes]:
+        return [repr(k).encode() for k in local.stranded] if isinstance(local, MariaDBCopy) else []

@@ -1,0 +1,159 @@
+"""The reverse cross-format link (run in .venv2): a DataJoint 2.x table on PostgreSQL, declared and filled by
+DataJoint 2.3.5, pulled into a MariaDB schema in DataJoint 0.14's layout that DataJoint 0.14 (in .venv) reads
+with the same values. Crashes converge, a local deletion is recorded by repair, what 0.14 cannot hold is
+refused before anything changes, and the command line picks this link."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from djshare.errors import ConfigurationError
+from djshare.link.dj2 import MariaDBSchema
+from djshare.link.pg import PostgresSchema
+from djshare.link.pg_mariadb import PgToMariaDBLink
+from djshare.sql.connection import ServerAddress
+from tests.crash import Crash, crash_at
+from tests.servers import MariaDBServer, PostgresServer, S3Server, mariadb_servers
+from tests_dj2.test_pg_link import Objects, World, s3, servers, store
+
+__all__ = ["s3", "servers"]  # fixtures
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[MariaDBServer]:
+    with mariadb_servers(1, names=("local",)) as (server,):
+        yield server
+
+
+class Reverse:
+    """A 2.x source schema on PostgreSQL (the `World` of the PostgreSQL link tests) and a MariaDB local schema."""
+
+    def __init__(self, world: World, local: MariaDBServer) -> None:
+        self.world, self.local = world, local
+        self.local_schema = world.local_schema.replace("mine2", "collab")
+
+    def link(self, table: str = "Session", **options: Any) -> PgToMariaDBLink:
+        world = self.world
+        source = PostgresSchema.source(world.source_schema, host=world.source.address, database=world.source.database,
+                                       user=world.source.admin_user, password=world.source.admin_password)
+        local = MariaDBSchema(self.local_schema, ServerAddress(self.local.host, self.local.port,
+                                                               self.local.admin_user, self.local.admin_password))
+        return PgToMariaDBLink(table, source, local, outbound=world.outbound, **options)
+
+    def read_with_dj014(self) -> Any:
+        """What DataJoint 0.14 (in .venv, beside this 2.x environment) fetches from the local schema."""
+        python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
+        assert python.exists(), f"{python} is missing: `make venv` builds the DataJoint 0.14 environment"
+        output = self.world.tmp / "dj014.pickle"
+        settings = {"host": self.local.host, "port": self.local.port, "user": self.local.admin_user,
+                    "password": self.local.admin_password, "schema": self.local_schema,
+                    "download": str(self.world.tmp / "dj014"), "output": str(output)}
+        done = subprocess.run([str(python), str(python.parents[2] / "tests" / "dj014_reader.py"),
+                               json.dumps(settings)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return pickle.loads(output.read_bytes())
+
+    def local_keys(self) -> set[tuple[Any, ...]]:
+        return set(self.local.query(f"SELECT subject, session FROM `{self.local_schema}`.`session`"))
+
+
+@pytest.fixture
+def reverse(servers: tuple[PostgresServer, PostgresServer], mariadb: MariaDBServer, tmp_path: Path) -> Reverse:
+    return Reverse(World(*servers, tmp_path), mariadb)
+
+
+def test_a_dj2_table_on_postgres_lands_in_a_dj014_schema_that_datajoint_014_reads(reverse: Reverse) -> None:
+    link = reverse.link()
+    report = link.pull("subject <> 'M2'", progress=False)
+    assert (report.pulled, report.part_rows) == (8, 16)
+    assert link.pull(progress=False).pulled == 4
+    assert link.status() == {"pulling": 0, "pulled": 12, "deletion_requested": 0, "deletion_approved": 0,
+                             "local": 12}
+    found = reverse.read_with_dj014()
+    world = reverse.world
+    for label, theirs in (("Session", world.Session), ("Session.Trace", world.Session.Trace)):
+        expected = theirs.to_dicts(order_by="KEY")
+        rows = sorted(found[label]["rows"], key=lambda r: [r[k] for k in theirs.primary_key])
+        expected = sorted(expected, key=lambda r: [r[k] for k in theirs.primary_key])
+        assert len(rows) == len(expected) == (12 if label == "Session" else 24)
+        for row, want in zip(rows, expected, strict=True):
+            for column, value in want.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(row[column], value), column
+                elif column == "gain":  # MariaDB sends FLOAT as text with 6 digits (the stored value: below)
+                    assert row[column] == pytest.approx(value, rel=1e-5)
+                else:
+                    assert row[column] == value, (column, row[column], value)
+    stored = dict(reverse.local.query(f"SELECT CONCAT(subject, '/', session), CAST(gain AS DOUBLE) FROM "
+                                      f"`{reverse.local_schema}`.`session`"))
+    assert stored == {f"{s}/{n}": float(np.float32(g)) for s, n, g in world.source.query(
+        f'SELECT subject, session, gain FROM "{world.source_schema}".session')}  # float32 bits kept
+    heading = found["Session"]["heading"]
+    lines = [" ".join(line.split()) for line in heading.splitlines()]  # as DataJoint 0.14 declares them
+    assert {"kind=\"rest\" : enum('rest','task')", "session : int", "gain : float", "score=null : double",
+            "note=\"\" : varchar(64) # it's free text", "data : longblob"} <= set(lines)
+    assert link.pull(progress=False).pulled == 0 and link.repair(progress=False).changed == 0
+
+
+@pytest.mark.parametrize("step", ["record_pulling", "insert_local", "mark_pulled"])
+def test_a_crash_after_any_step_converges(reverse: Reverse, step: str) -> None:
+    world = reverse.world
+    with pytest.raises(Crash):
+        reverse.link(batch_size=5).pull(progress=False, checkpoint=crash_at(step, occurrence=2))
+    held = set(world.source.query(f'SELECT subject, session FROM "{world.outbound}"."{world.source_schema}_session_'
+                                  'outbound"'))
+    local = reverse.local_keys()
+    assert local <= held  # no local row without an outbound row, at any step
+    assert reverse.local.query(f"SELECT COUNT(*) FROM `{reverse.local_schema}`.`session__trace`") == \
+        [(2 * len(local),)]
+    reverse.link().repair(progress=False)
+    assert reverse.link().pull(progress=False).pulled + len(local) == 12
+    assert reverse.link().status()["pulled"] == 12 and reverse.link().repair(progress=False).changed == 0
+
+
+def test_a_local_deletion_is_recorded_and_what_0_14_cannot_hold_is_refused(reverse: Reverse, s3: S3Server) -> None:
+    world = reverse.world
+    link = reverse.link()
+    link.pull(progress=False)
+    reverse.local.execute(f"DELETE FROM `{reverse.local_schema}`.`session__trace` WHERE subject = 'm1' AND "
+                          "session = 1", f"DELETE FROM `{reverse.local_schema}`.`session` WHERE subject = 'm1' AND "
+                          "session = 1")
+    assert link.repair(progress=False).steps == {"remove_outbound": 1}
+    (world.Session & {"subject": "m1", "session": 1}).delete(prompt=False)  # no longer held: the source may
+    # objects in stores and raw bytes are refused before anything changes
+    Objects(world, store("file", world.tmp / "source-store", s3, ""), store("file", world.tmp / "s", s3, ""))
+    with pytest.raises(ConfigurationError, match="<blob@main>: objects in stores are not carried into DataJoint 0.14"):
+        reverse.link("Sample").pull(progress=False)
+    world.source.execute(f'CREATE TABLE "{world.source_schema}".raw (id integer NOT NULL PRIMARY KEY, '
+                         "data bytea NOT NULL)",
+                         f"COMMENT ON COLUMN \"{world.source_schema}\".raw.data IS ':bytes:'")
+    with pytest.raises(ConfigurationError, match="raw bytes, which DataJoint 0.14 would read as a serialized blob"):
+        reverse.link("raw").pull(progress=False)
+    assert reverse.local.query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                               "ORDER BY table_name", (reverse.local_schema,)) == [
+        ("session",), ("session__trace",), ("~djshare_subscriber",)]
+    assert world.source.query("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                              (world.outbound,)) == [(1,)]
+
+
+def test_the_command_line_picks_the_reverse_link(reverse: Reverse) -> None:
+    world = reverse.world
+    env = dict(os.environ, LINK_USER=world.source.admin_user, LINK_PASS=world.source.admin_password,
+               LINK_OUTBOUND=world.outbound, DJ_HOST=reverse.local.address, DJ_USER=reverse.local.admin_user,
+               DJ_PASS=reverse.local.admin_password, COLUMNS="300")
+    done = subprocess.run([sys.executable, "-m", "djshare", "pull", f"{world.source_schema}.Session", "-l",
+                           reverse.local_schema, "--source-host",
+                           f"postgresql://{world.source.address}/{world.source.database}", "-w", "session < 2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "pulled 6 entities (12 part rows" in done.stdout, done.stderr
+    assert len(reverse.local_keys()) == 6
