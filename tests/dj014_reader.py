@@ -3,7 +3,8 @@ DataJoint 0.14 itself and write what it fetched, pickled, to a file.
 
     .venv/bin/python tests/dj014_reader.py SETTINGS_JSON
 
-SETTINGS_JSON: {"host", "port", "user", "password", "schema", "download", "output"}.
+SETTINGS_JSON: {"host", "port", "user", "password", "schema", "download", "output"}, and "stores" (dj.config
+form) for external objects.
 Output: {table class name: {"rows": [row dict, ...] in key order, "heading": its definition}}, part tables as
 "Master.Part"; attachments as (file name, bytes).
 """
@@ -22,6 +23,7 @@ import datajoint as dj
 def main() -> None:
     settings = json.loads(sys.argv[1])
     assert dj.__version__.startswith("0.14"), dj.__version__
+    dj.config["stores"] = settings.get("stores", {})
     connection = dj.Connection(f"{settings['host']}:{settings['port']}", settings["user"], settings["password"],
                                use_tls=False)
     module = dj.VirtualModule("linked", settings["schema"], connection=connection)

@@ -50,14 +50,14 @@ class Reverse:
                                                                self.local.admin_user, self.local.admin_password))
         return PgToMariaDBLink(table, source, local, outbound=world.outbound, **options)
 
-    def read_with_dj014(self) -> Any:
+    def read_with_dj014(self, stores: dict[str, Any] | None = None) -> Any:
         """What DataJoint 0.14 (in .venv, beside this 2.x environment) fetches from the local schema."""
         python = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "python"
         assert python.exists(), f"{python} is missing: `make venv` builds the DataJoint 0.14 environment"
         output = self.world.tmp / "dj014.pickle"
         settings = {"host": self.local.host, "port": self.local.port, "user": self.local.admin_user,
                     "password": self.local.admin_password, "schema": self.local_schema,
-                    "download": str(self.world.tmp / "dj014"), "output": str(output)}
+                    "download": str(self.world.tmp / "dj014"), "output": str(output), "stores": stores or {}}
         done = subprocess.run([str(python), str(python.parents[2] / "tests" / "dj014_reader.py"),
                                json.dumps(settings)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -130,10 +130,11 @@ def test_a_local_deletion_is_recorded_and_what_0_14_cannot_hold_is_refused(rever
                           "session = 1")
     assert link.repair(progress=False).steps == {"remove_outbound": 1}
     (world.Session & {"subject": "m1", "session": 1}).delete(prompt=False)  # no longer held: the source may
-    # objects in stores and raw bytes are refused before anything changes
-    Objects(world, store("file", world.tmp / "source-store", s3, ""), store("file", world.tmp / "s", s3, ""))
-    with pytest.raises(ConfigurationError, match="<blob@main>: objects in stores are not carried into DataJoint 0.14"):
-        reverse.link("Sample").pull(progress=False)
+    # path-addressed codecs and raw bytes are refused before anything changes
+    world.source.execute(f'CREATE TABLE "{world.source_schema}".stored (id integer PRIMARY KEY, arr jsonb NOT NULL)',
+                         f"COMMENT ON COLUMN \"{world.source_schema}\".stored.arr IS ':<npy@main>:'")
+    with pytest.raises(ConfigurationError, match="<npy@main>, which has no DataJoint 0.14 equivalent"):
+        reverse.link("stored").pull(progress=False)
     world.source.execute(f'CREATE TABLE "{world.source_schema}".raw (id integer NOT NULL PRIMARY KEY, '
                          "data bytea NOT NULL)",
                          f"COMMENT ON COLUMN \"{world.source_schema}\".raw.data IS ':bytes:'")
@@ -157,3 +158,35 @@ def test_the_command_line_picks_the_reverse_link(reverse: Reverse) -> None:
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "pulled 6 entities (12 part rows" in done.stdout, done.stderr
     assert len(reverse.local_keys()) == 6
+
+
+def test_objects_in_stores_become_0_14_external_objects(reverse: Reverse, s3: S3Server) -> None:
+    world = reverse.world
+    Objects(world, store("file", world.tmp / "source-store", s3, ""), {})  # the source table, its objects
+    local_store = {"protocol": "file", "location": str(world.tmp / "local-store")}
+
+    def link(**options: Any) -> PgToMariaDBLink:
+        return reverse.link("Sample", local_stores={"main": local_store}, **options)
+
+    world.source.execute(f'UPDATE "{world.source_schema}".sample SET document = NULL WHERE sample = 5')
+    with pytest.raises(Crash):  # objects copied, rows not inserted yet: the next run converges
+        link(batch_size=2).pull(progress=False, checkpoint=crash_at("copy_objects", occurrence=2))
+    link().repair(progress=False)
+    report = link().pull(progress=False)
+    assert (report.pulled, report.objects) == (4, 4)  # the 4 signals of samples 2-5; the document is there
+    assert link().pull(progress=False).objects == 0
+    # 0.14's layout: ~external_main rows, objects at {schema}/{ab}/{cd}/{hex}[.{attachment name}]
+    tracked = reverse.local.query(f"SELECT HEX(hash), size, attachment_name FROM `{reverse.local_schema}`."
+                                  "`~external_main` ORDER BY size")
+    assert len(tracked) == 7 and [r[2] for r in tracked].count("it's a note.txt") == 1
+    for hash_hex, size, attachment in tracked:
+        hex_ = hash_hex.lower()
+        path = world.tmp / "local-store" / reverse.local_schema / hex_[:2] / hex_[2:4] / (
+            hex_ + (f".{attachment}" if attachment else ""))
+        assert path.stat().st_size == size
+    found = reverse.read_with_dj014({"main": dict(local_store)})["Sample"]
+    rows = sorted(found["rows"], key=lambda r: r["sample"])
+    assert [np.array_equal(row["signal"], np.arange(i * 100 + 1)) for i, row in enumerate(rows)] == [True] * 6
+    assert [row["document"] for row in rows] == [None, ("it's a note.txt", b"\x00\xff note " * 100)] * 2 + \
+        [None, None]
+    assert "signal               : blob@main" in found["heading"]

@@ -14,23 +14,30 @@ order), a part table's key to its master kept. In-table values are stored alike 
 serialization; an attachment as `name + NUL + contents`), so rows are copied as they are, converted only in
 type (uuid to 16 bytes, json to text, bool to 0/1), one local transaction per batch.
 
-Not possible into 0.14: in-store codecs (`<blob@>`, `<attach@>`, `<hash@>`, `<object@>`, `<npy@>`,
-`<filepath@>`: 0.14 keeps external objects under `~external_*` tables that this link does not write) and raw
-`bytes` (0.14 would read a plain longblob as a serialized blob); both are refused before anything changes.
+Objects of `<blob@store>` and `<attach@store>` become 0.14 external objects: the column a binary(16) hash
+(the same MD5 the 2.x hash encodes) referencing `~external_<store>` (declared as 0.14 declares it); before a
+batch's rows, each object the local `~external` table lacks is read, checked against its MD5 and size, and
+written to `{schema}/{ab}/{cd}/{hex}` (an attachment without its `name + NUL` prefix, at `{hex}.{name}`); its
+`~external` row goes in with the batch's rows.
+
+Not possible into 0.14: path-addressed codecs (`<object@>`, `<npy@>`, `<filepath@>`) and `<hash@>`, which 0.14
+has no equivalent for, and raw `bytes` (0.14 would read a plain longblob as a serialized blob); both are refused
+before anything changes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from djshare.errors import ConfigurationError, DefinitionMismatchError
+from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
 from djshare.link.dj2 import MariaDBSchema
 from djshare.link.local import subscriber_id
 from djshare.link.outbound import OutboundTable
@@ -52,8 +59,12 @@ from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name, translated
 from djshare.sql.postgres import PgSession
+from djshare.stores.copying import full_path
 from djshare.stores.formats import format_of_schema
-from djshare.stores.formats.dj2 import codec_of
+from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
+from djshare.stores.formats.dj2 import Reference, codec_of, digest_of
+from djshare.stores.objects import Spooled, open_store
+from djshare.stores.spec import StoreSpec
 
 LABEL = re.compile(r"^:(?P<label>[^:<][^:]*):(?P<comment>.*)$", re.DOTALL)
 CORE = {"int8": "tinyint", "int16": "smallint", "int32": "int", "int64": "bigint", "float32": "float",
@@ -71,7 +82,10 @@ class Target:
     comment: str  # as DataJoint 0.14 writes it (`:uuid:`, `:attach:` first where it has a type label)
     nullable: bool
     default: str | None  # SQL default expression, None for none
-    kind: str = "plain"  # how source values convert: plain, uuid, json, bool
+    kind: str = "plain"  # how source values convert: plain, uuid, json, bool, ref (an object in a store)
+    store: str = ""  # kind ref: the local store
+    source_store: str = ""  # kind ref: the source store
+    codec: str = ""  # kind ref: blob or attach
 
 
 def _default(column: Column) -> str | None:
@@ -94,9 +108,10 @@ def _default(column: Column) -> str | None:
                              "into MariaDB.")
 
 
-def target_column(column: Column, table: str) -> Target:
-    """The MariaDB column, in DataJoint 0.14's layout, for a 2.x column on PostgreSQL. Raises ConfigurationError
-    for what 0.14 cannot hold from this link (in-store codecs, raw bytes, other codecs, unknown types)."""
+def target_column(column: Column, table: str, stores: Mapping[str, str]) -> Target:
+    """The MariaDB column, in DataJoint 0.14's layout, for a 2.x column on PostgreSQL (`stores`: source store ->
+    local store). Raises ConfigurationError for what 0.14 cannot hold from this link (path-addressed codecs,
+    `<hash@>`, raw bytes, other codecs, unknown types)."""
     where = f"Column `{column.name}` of {table}"
     codec = codec_of(column.comment)
     labelled = LABEL.match(column.comment) if codec is None else None
@@ -108,11 +123,15 @@ def target_column(column: Column, table: str) -> Target:
 
     if codec is not None:
         kind, store = codec
+        if store is not None and kind in ("blob", "attach"):
+            local_store = stores.get(store or "", store or "")
+            return Target(column.name, "binary(16)", f":{kind}@{local_store}:{comment}", column.nullable,
+                          "NULL" if column.nullable else None, "ref", local_store, store, kind)
         if store is not None:
             raise ConfigurationError(
-                f"{where} is <{kind}@{store}>: objects in stores are not carried into DataJoint 0.14 by this link "
-                "(0.14 keeps them under ~external tables). Link the table into PostgreSQL (PgLink) or leave the "
-                "column out of the shared slice. Nothing was changed.")
+                f"{where} is <{kind}@{store}>, which has no DataJoint 0.14 equivalent (0.14 knows blob@, attach@ "
+                "and filepath@ with ~external tables). Link the table into PostgreSQL (PgLink) or leave the column "
+                "out of the shared slice. Nothing was changed.")
         if kind == "blob":
             return make("longblob")
         if kind == "attach":
@@ -156,11 +175,24 @@ class LocalTable:
         return tuple(next(c for c in self.columns if c.name == k) for k in self.source.primary_key)
 
 
-def local_tables(tables: LinkTables) -> tuple[LocalTable, ...]:
+def local_tables(tables: LinkTables, stores: Mapping[str, str]) -> tuple[LocalTable, ...]:
     """The master, then the parts, as MariaDB tables in the local schema."""
-    return tuple(LocalTable(t, tables.local_schema, tuple(target_column(c, f"{t.schema}.{t.name}")
+    return tuple(LocalTable(t, tables.local_schema, tuple(target_column(c, f"{t.schema}.{t.name}", stores)
                                                           for c in t.columns))
                  for t in (tables.source, *tables.source_parts))
+
+
+def external_declaration(schema: str, store: str) -> str:
+    """`~external_<store>` as DataJoint 0.14 declares it."""
+    return (f"CREATE TABLE IF NOT EXISTS {external_table(schema, store)} (\n"
+            "  `hash` binary(16) NOT NULL COMMENT ':uuid:hash of contents (blob), of filename + contents (attach), "
+            "or relative filepath (filepath)',\n"
+            "  `size` bigint unsigned NOT NULL COMMENT 'size of object in bytes',\n"
+            "  `attachment_name` varchar(255) DEFAULT NULL COMMENT 'the filename of an attachment',\n"
+            "  `filepath` varchar(1000) DEFAULT NULL COMMENT 'relative filepath or attachment filename',\n"
+            "  `contents_hash` binary(16) DEFAULT NULL COMMENT ':uuid:used for the filepath datatype',\n"
+            "  `timestamp` timestamp NOT NULL DEFAULT current_timestamp() COMMENT 'automatic timestamp',\n"
+            "  PRIMARY KEY (`hash`)\n) ENGINE=InnoDB COMMENT='external storage tracking'")
 
 
 def _text(value: str) -> str:
@@ -177,6 +209,8 @@ def declaration(table: LocalTable, master: LocalTable | None) -> str:
         names = ", ".join(quote_name(c.name) for c in master.key)
         lines.append(f"FOREIGN KEY ({names}) REFERENCES {master.full_name} ({names}) ON UPDATE CASCADE "
                      "ON DELETE RESTRICT")
+    lines += [f"FOREIGN KEY ({quote_name(c.name)}) REFERENCES {external_table(table.schema, c.store)} (`hash`)"
+              for c in table.columns if c.kind == "ref"]
     return (f"CREATE TABLE IF NOT EXISTS {table.full_name} (\n  " + ",\n  ".join(lines) + "\n) ENGINE=InnoDB "
             f"DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT={_text(table.source.comment)}")
 
@@ -185,6 +219,8 @@ def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]
     """Create the local tables where missing; return how existing ones differ (empty when they match)."""
     found = []
     present = table_names(local, tables.local_schema)
+    for store in sorted({c.store for t in declared for c in t.columns if c.kind == "ref"}):
+        local.execute(external_declaration(tables.local_schema, store), doing=f"declaring ~external_{store}")
     for table in declared:
         if table.source.name not in present:
             local.execute(declaration(table, None if table is declared[0] else declared[0]),
@@ -211,6 +247,8 @@ def _local_value(target: Target, value: Any) -> Any:
         return json.dumps(value)
     if target.kind == "bool":
         return int(value)
+    if target.kind == "ref":
+        return digest_of(str((json.loads(value) if isinstance(value, str) else value)["hash"]))
     return value
 
 
@@ -228,9 +266,10 @@ def _comparable(target: Target, value: Any) -> Any:
 class MariaDBCopy:
     """The local side: the source's rows copied into MariaDB tables in 0.14's layout."""
 
-    def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]) \
-            -> None:
+    def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[LocalTable, ...],
+                 specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None) -> None:
         self.source, self.local, self.tables, self.declared = source, local, tables, declared
+        self.specs = specs or {}  # local store -> (source spec, local spec)
         self.name = declared[0].full_name
         self.stranded: list[tuple[Any, ...]] = []
 
@@ -279,10 +318,62 @@ class MariaDBCopy:
             self.stranded += [k for k in typed if k not in known]
             yield [known[k] for k in typed if k in known]
 
+    def _bring(self, where: bytes) -> dict[str, list[ExternalRow]]:
+        """Copy the objects the batch references that the local `~external` tables do not have yet, converted
+        (an attachment loses its `name + NUL` prefix, which becomes its attachment_name) and checked against the
+        MD5 their references name; returns the `~external` rows to insert with the batch's rows, by store."""
+        found: dict[str, dict[bytes, tuple[Reference, str]]] = {}
+        for table, source in ((t, t.source) for t in self.declared):
+            for target in (c for c in table.columns if c.kind == "ref"):
+                column = name(target.name)
+                for (value,) in self.source.rows(
+                        f"SELECT DISTINCT {column}::text FROM {name(source.schema, source.name)} WHERE {column} IS NOT "
+                        "NULL AND ".encode() + where, doing=f"reading references in {source.schema}.{source.name}"):
+                    reference = Reference.parse(value)
+                    found.setdefault(target.store, {})[digest_of(reference.hash)] = (reference, target.codec)
+        rows: dict[str, list[ExternalRow]] = {}
+        for store, wanted in found.items():
+            tracking = external_table(self.tables.local_schema, store)
+            hashes = list(wanted)
+            have = {bytes(h) for (h,) in self.local.rows(
+                f"SELECT `hash` FROM {tracking} WHERE `hash` IN ({', '.join(['%s'] * len(hashes))})", hashes,
+                doing=f"reading {tracking}")}
+            source_spec, local_spec = self.specs[store]
+            origin, destination = open_store(source_spec), open_store(local_spec)
+            for digest in sorted(set(hashes) - have):
+                reference, kind = wanted[digest]
+                data = Spooled(origin.read(full_path(source_spec, reference.path)))
+                try:
+                    if data.size != reference.size or data.md5.digest() != digest:
+                        raise IntegrityViolation(
+                            f"Object {reference.path} in {source_spec.label} has {data.size} bytes and MD5 "
+                            f"{data.md5.hexdigest()}, where its reference says {reference.size} bytes and hash "
+                            f"{reference.hash}. Nothing was inserted for this batch; re-run after fixing the store.")
+                    content = data.buffer.read()
+                finally:
+                    data.close()
+                attachment, _, content = content.partition(b"\0") if kind == "attach" else (b"", b"", content)
+                row = ExternalRow(digest, len(content), attachment.decode() if kind == "attach" else None, None, None)
+                destination.write(object_path(local_spec, self.tables.local_schema, row), io.BytesIO(content),
+                                  len(content))
+                rows.setdefault(store, []).append(row)
+            destination.flush()
+        return rows
+
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
-        """Every row of the batch, master and parts, in one MariaDB transaction."""
+        """Objects first (converted, checked), then every row of the batch, master and parts, with the batch's
+        `~external` rows, in one MariaDB transaction."""
         where = key_condition(self.tables.source, keys)
+        external = self._bring(where) if self.specs else {}
+        if self.specs:
+            report.objects += sum(len(rows) for rows in external.values())
+            checkpoint("copy_objects")
         with self.local.transaction(f"inserting into {self.name}") as local:
+            for store, objects in external.items():
+                local.execute(f"INSERT IGNORE INTO {external_table(self.tables.local_schema, store)} (`hash`, `size`, "
+                              f"`attachment_name`) VALUES {', '.join(['(%s, %s, %s)'] * len(objects))}",
+                              [v for row in objects for v in (row.hash, row.size, row.attachment_name)],
+                              doing=f"recording objects in ~external_{store}")
             for table in self.declared:
                 source = table.source
                 columns = ", ".join(name(c.name) for c in source.columns)
@@ -307,10 +398,22 @@ class PgToMariaDBLink(LinkRunner):
     in DataJoint 0.14's layout. Restrictions are SQL conditions on the source table."""
 
     def __init__(self, table: str, source: PostgresSchema, local: MariaDBSchema, *, outbound: str | None = None,
-                 subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
-        super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
+                 subscriber: str | None = None, stores: Mapping[str, str] | None = None,
+                 local_stores: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = DEFAULT_BATCH,
+                 lock_timeout: float = 60.0) -> None:
+        super().__init__(table, outbound=outbound, subscriber=subscriber, stores=stores, batch_size=batch_size,
                          lock_timeout=lock_timeout)
-        self.source, self.local = source, local
+        self.source, self.local, self._local_stores = source, local, local_stores
+        self._specs: dict[str, tuple[StoreSpec, StoreSpec]] = {}
+
+    @property
+    def local_stores(self) -> Mapping[str, Mapping[str, Any]]:
+        """`local_stores=` if given, else DataJoint's settings (dj.config["stores"])."""
+        if self._local_stores is not None:
+            return self._local_stores
+        import datajoint as dj
+
+        return dict(dj.config.get("stores") or {})
 
     def _setup(self) -> Ready:
         if self._ready is not None:
@@ -324,7 +427,10 @@ class PgToMariaDBLink(LinkRunner):
             info = postgres.read_table(source, schema, table)
             parts = part_tables(source, schema, table)
             ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
-            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""))  # refusals come first
+            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map)  # refusals first
+            self._specs = {c.store: (StoreSpec.from_config(c.source_store, self.source.stores, "source"),
+                                     StoreSpec.from_config(c.store, self.local_stores, "local"))
+                           for table in declared for c in table.columns if c.kind == "ref"}
             layout = self.local.layout()
             if layout == "dj2":
                 raise ConfigurationError(f"The local schema `{self.local.name}` holds DataJoint 2.x tables: this link "
@@ -344,7 +450,7 @@ class PgToMariaDBLink(LinkRunner):
         tables = ready.tables
         with postgres.session(self.source.address) as source, self.local.session() as local, \
                 link_lock(source, tables, self.lock_timeout):
-            yield PostgresSource(source, tables), MariaDBCopy(source, local, tables, ready.local)
+            yield PostgresSource(source, tables), MariaDBCopy(source, local, tables, ready.local, self._specs)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
