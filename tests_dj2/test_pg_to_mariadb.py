@@ -190,3 +190,48 @@ def test_objects_in_stores_become_0_14_external_objects(reverse: Reverse, s3: S3
     assert [row["document"] for row in rows] == [None, ("it's a note.txt", b"\x00\xff note " * 100)] * 2 + \
         [None, None]
     assert "signal               : blob@main" in found["heading"]
+    # a changed reference is stale (objects compare by their MD5) and refresh points the row at the object
+    assert link().stale().stale == []
+    world.source.execute(f'UPDATE "{world.source_schema}".sample SET signal = (SELECT signal FROM '
+                         f'"{world.source_schema}".sample WHERE sample = 0) WHERE sample = 2')
+    assert link().stale().stale == [b"('2')"]
+    assert link().pull(progress=False, refresh_changed=True).refreshed == 1 and link().stale().stale == []
+    rows = sorted(reverse.read_with_dj014({"main": dict(local_store)})["Sample"]["rows"], key=lambda r: r["sample"])
+    assert np.array_equal(rows[2]["signal"], np.arange(1))
+
+
+def test_changed_source_rows_are_found_and_refreshed(reverse: Reverse) -> None:
+    world, schema = reverse.world, reverse.world.source_schema
+    link = reverse.link()
+    link.pull(progress=False)
+    assert link.stale().stale == [] and link.stale().out_of_step == 0  # float32, uuid-free, enum, decimal: equal
+    world.source.execute(
+        f"UPDATE \"{schema}\".session SET note = 'changed', score = NULL WHERE session = 1",
+        f"UPDATE \"{schema}\".session SET gain = 0.1 WHERE subject = 'M2' AND session = 3",
+        f'DELETE FROM "{schema}".session__trace WHERE subject = \'m1\' AND session = 2 AND trace = 1',
+        f'INSERT INTO "{schema}".session__trace SELECT subject, session, 7, "values" FROM "{schema}".session__trace '
+        "WHERE subject = 'M2' AND session = 0 AND trace = 0")
+    reverse.local.execute(f"DELETE FROM `{reverse.local_schema}`.`session__trace` WHERE subject = 'm1' AND "
+                          "session = 3", f"DELETE FROM `{reverse.local_schema}`.`session` WHERE subject = 'm1' AND "
+                          "session = 3")
+    report = link.stale(batch_size=4)
+    # three sessions 1, M2's session 3 (a float32), m1's session 2 (a dropped part), M2's session 0 (a new part)
+    assert len(report.stale) == 6 and report.out_of_step == 1
+    with pytest.raises(Crash):  # the first batch of two is refreshed, then the process dies
+        link.pull(progress=False, refresh_changed=True, batch_size=2, checkpoint=crash_at("refresh_local"))
+    assert len(link.stale().stale) == 4
+    report = link.pull(progress=False, refresh_changed=True, batch_size=2)
+    assert report.refreshed == 4 and link.stale().stale == []
+    assert reverse.local.query(f"SELECT note, score FROM `{reverse.local_schema}`.`session` WHERE subject = 'é''q' "
+                               "AND session = 1") == [("changed", None)]
+    assert reverse.local.query(f"SELECT COUNT(*) FROM `{reverse.local_schema}`.`session__trace`") == [(22,)]
+    env = dict(os.environ, LINK_USER=world.source.admin_user, LINK_PASS=world.source.admin_password,
+               LINK_OUTBOUND=world.outbound, DJ_HOST=reverse.local.address, DJ_USER=reverse.local.admin_user,
+               DJ_PASS=reverse.local.admin_password, COLUMNS="300")
+    world.source.execute(f"UPDATE \"{schema}\".session SET note = 'again' WHERE subject = 'M2' AND session = 2")
+    done = subprocess.run([sys.executable, "-m", "djshare", "diff", "--link", f"{schema}.Session", "-l",
+                           reverse.local_schema, "--source-host",
+                           f"postgresql://{world.source.address}/{world.source.database}"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "~ ('M2','2')" in done.stdout, done.stderr
+    assert "1 stale entities; 1 on one side only" in done.stderr

@@ -491,7 +491,7 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
     if not local_schema:
         raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
     found = run(lambda: linked(table, source_host, local_schema))
-    if isinstance(found, PgLink):  # entities by key: rows are compared as digests inside the servers
+    if isinstance(found, (PgLink, PgToMariaDBLink)):  # entities by key
         report = run(lambda: found.stale(*([where] if where else [])))
         if not only_counts:
             for key in report.stale:

@@ -32,6 +32,7 @@ import io
 import itertools
 import json
 import re
+import struct
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,14 +48,19 @@ from djshare.link.pg import (
     declare_outbound,
     key_condition,
     key_literal,
+    key_names,
     link_lock,
     name,
+    paged_keys,
     part_tables,
     table_name,
+    text,
 )
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
+from djshare.link.stale import HELD, StaleReport
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
+from djshare.progress import progress_bar
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name, translated
@@ -263,6 +269,23 @@ def _comparable(target: Target, value: Any) -> Any:
     return value
 
 
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _compared(target: Target, value: Any) -> Any:
+    """A value as `stale` compares it: the local form of a source value and a local value alike."""
+    if value is None:
+        return None
+    if target.kind == "json":
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+    if target.sql_type == "float":
+        return _float32(float(value))
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value.rstrip(" ") if isinstance(value, str) else value
+
+
 class MariaDBCopy:
     """The local side: the source's rows copied into MariaDB tables in 0.14's layout."""
 
@@ -318,6 +341,106 @@ class MariaDBCopy:
             self.stranded += [k for k in typed if k not in known]
             yield [known[k] for k in typed if k in known]
 
+    def entities(self, keys: list[bytes]) -> tuple[dict[bytes, list[Any]], dict[bytes, list[Any]]]:
+        """The rows of these entities (master and parts), per source key literal, on the source (converted to the
+        local form) and here, for `stale` to compare; an entity not here is absent from the second."""
+        source_key = self.tables.source
+        where = key_condition(source_key, keys)
+        typed = self._source_keys(where)
+        theirs: dict[bytes, list[Any]] = {}
+        mine: dict[bytes, list[Any]] = {}
+        local_keys = ", ".join(quote_name(c.name) for c in self.declared[0].key)
+        row = "(" + ", ".join(["%s"] * len(self.declared[0].key)) + ")"
+        for table in self.declared:
+            source = table.source
+            columns = ", ".join(name(c.name) for c in source.columns)
+            for found in self.source.rows(f"SELECT {key_literal(source_key.key_columns)}, {columns} FROM "
+                                          f"{name(source.schema, source.name)} WHERE ".encode() + where,
+                                          doing=f"reading {source.schema}.{source.name}"):
+                theirs.setdefault(bytes(found[0]), []).append(
+                    (source.name, *(_compared(t, _local_value(t, v)) for t, v in zip(table.columns, found[1:],
+                                                                                     strict=True))))
+            if not typed:
+                continue
+            selected = ", ".join(f"CAST({quote_name(c.name)} AS DOUBLE)" if c.sql_type == "float" else
+                                 quote_name(c.name) for c in table.columns)
+            for found in self.local.rows(
+                    f"SELECT {local_keys}, {selected} FROM {table.full_name} WHERE ({local_keys}) IN "
+                    f"({', '.join([row] * len(typed))})", [v for key in typed for v in key],
+                    doing=f"reading {table.full_name}"):
+                literal = typed.get(self._key(found[:len(self.declared[0].key)]))
+                if literal is not None:
+                    mine.setdefault(literal, []).append(
+                        (source.name, *(_compared(t, v) for t, v in zip(table.columns, found[len(self.declared[0]
+                                                                                                .key):], strict=True))))
+        return ({k: sorted(v, key=repr) for k, v in theirs.items()},
+                {k: sorted(v, key=repr) for k, v in mine.items() if self._has_master(v)})
+
+    def _has_master(self, rows: list[Any]) -> bool:
+        return any(r[0] == self.tables.source.name for r in rows)
+
+    def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Bring the source's current rows of entities held here: objects first, then in one local transaction
+        rows updated in place (rows that reference them stay valid), new part rows inserted and part rows the
+        source dropped deleted. The outbound state does not change."""
+        where = key_condition(self.tables.source, keys)
+        external = self._bring(where) if self.specs else {}
+        if self.specs:
+            report.objects += sum(len(rows) for rows in external.values())
+            checkpoint("copy_objects")
+        with self.local.transaction(f"refreshing {self.name}") as local:
+            self._track(local, external)
+            for table in self.declared:
+                rows = self._source_rows(table, where)
+                if table is not self.declared[0]:
+                    self._drop_parts(local, table, rows, keys)
+                if rows:
+                    names = [c.name for c in table.columns]
+                    updates = [n for n in names if n not in table.source.primary_key] or names[:1]
+                    self._insert(local, table, rows, " ON DUPLICATE KEY UPDATE " + ", ".join(
+                        f"{quote_name(n)} = VALUES({quote_name(n)})" for n in updates))
+        report.refreshed += len(keys)
+
+    def _drop_parts(self, local: Session, table: LocalTable, rows: list[list[Any]], keys: list[bytes]) -> None:
+        """Delete the part rows of these entities that the source no longer has."""
+        master = self.declared[0]
+        positions = [i for i, c in enumerate(table.columns) if c.name in table.source.primary_key]
+        wanted = {tuple(_comparable(table.columns[i], row[i]) for i in positions) for row in rows}
+        typed = list(self._source_keys(key_condition(self.tables.source, keys)))
+        if not typed:
+            return
+        part_key = [table.columns[i] for i in positions]
+        names = ", ".join(quote_name(c.name) for c in part_key)
+        master_names = ", ".join(quote_name(c.name) for c in master.key)
+        row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+        present = local.rows(f"SELECT {names} FROM {table.full_name} WHERE ({master_names}) IN "
+                             f"({', '.join([row] * len(typed))})", [v for key in typed for v in key])
+        for found in present:
+            if tuple(_comparable(c, v) for c, v in zip(part_key, found, strict=True)) not in wanted:
+                local.execute(f"DELETE FROM {table.full_name} WHERE " + " AND ".join(
+                    f"{quote_name(c.name)} <=> %s" for c in part_key), list(found),
+                    doing=f"deleting a dropped row of {table.full_name}")
+
+    def _source_rows(self, table: LocalTable, where: bytes) -> list[list[Any]]:
+        source = table.source
+        columns = ", ".join(name(c.name) for c in source.columns)
+        return [[_local_value(t, v) for t, v in zip(table.columns, row, strict=True)]
+                for row in self.source.rows(f"SELECT {columns} FROM {name(source.schema, source.name)} WHERE "
+                                            .encode() + where, doing=f"reading {source.schema}.{source.name}")]
+
+    def _insert(self, local: Session, table: LocalTable, rows: list[list[Any]], suffix: str = "") -> None:
+        names = ", ".join(quote_name(c.name) for c in table.columns)
+        values = ", ".join(["%s"] * len(table.columns))
+        with translated(local.address, f"inserting into {table.full_name}"), local.connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {table.full_name} ({names}) VALUES ({values}){suffix}", rows)
+
+    def _track(self, local: Session, external: Mapping[str, list[ExternalRow]]) -> None:
+        for store, objects in external.items():
+            local.execute(f"INSERT IGNORE INTO {external_table(self.tables.local_schema, store)} (`hash`, `size`, "
+                          f"`attachment_name`) VALUES {', '.join(['(%s, %s, %s)'] * len(objects))}",
+                          [v for row in objects for v in (row.hash, row.size, row.attachment_name)],
+                          doing=f"recording objects in ~external_{store}")
+
     def _bring(self, where: bytes) -> dict[str, list[ExternalRow]]:
         """Copy the objects the batch references that the local `~external` tables do not have yet, converted
         (an attachment loses its `name + NUL` prefix, which becomes its attachment_name) and checked against the
@@ -369,24 +492,11 @@ class MariaDBCopy:
             report.objects += sum(len(rows) for rows in external.values())
             checkpoint("copy_objects")
         with self.local.transaction(f"inserting into {self.name}") as local:
-            for store, objects in external.items():
-                local.execute(f"INSERT IGNORE INTO {external_table(self.tables.local_schema, store)} (`hash`, `size`, "
-                              f"`attachment_name`) VALUES {', '.join(['(%s, %s, %s)'] * len(objects))}",
-                              [v for row in objects for v in (row.hash, row.size, row.attachment_name)],
-                              doing=f"recording objects in ~external_{store}")
+            self._track(local, external)
             for table in self.declared:
-                source = table.source
-                columns = ", ".join(name(c.name) for c in source.columns)
-                rows = [[_local_value(t, v) for t, v in zip(table.columns, row, strict=True)]
-                        for row in self.source.rows(f"SELECT {columns} FROM {name(source.schema, source.name)} WHERE "
-                                                    .encode() + where, doing=f"reading {source.schema}.{source.name}")]
+                rows = self._source_rows(table, where)
                 if rows:
-                    names = ", ".join(quote_name(c.name) for c in table.columns)
-                    values = ", ".join(["%s"] * len(table.columns))
-                    statement = f"INSERT INTO {table.full_name} ({names}) VALUES ({values})"
-                    with translated(local.address, f"inserting into {table.full_name}"), \
-                            local.connection.cursor() as cursor:
-                        cursor.executemany(statement, rows)
+                    self._insert(local, table, rows)
                 if table is self.declared[0]:
                     report.pulled += len(rows)
                 else:
@@ -454,6 +564,48 @@ class PgToMariaDBLink(LinkRunner):
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
+
+    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
+             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
+        """Pull every source entity matching all `restrictions` not held yet; with `refresh_changed`, also bring
+        over the current rows of held entities whose source rows changed after the pull (see `stale`)."""
+        report = super().pull(*restrictions, dry_run=dry_run, progress=progress, batch_size=batch_size,
+                              checkpoint=checkpoint)
+        if refresh_changed and not dry_run:
+            size = batch_size or self.batch_size
+            stale = self.stale(*restrictions, batch_size=size).stale
+            ready = self._setup()
+            with self._sides(ready) as (_, local), progress_bar(f"refresh {ready.tables.source.name}", len(stale),
+                                                               progress) as advance:
+                assert isinstance(local, MariaDBCopy)
+                for start in range(0, len(stale), size):
+                    local.refresh(stale[start:start + size], report, checkpoint)
+                    checkpoint("refresh_local")
+                    advance(len(stale[start:start + size]))
+        return report
+
+    def stale(self, *restrictions: Any, batch_size: int | None = None) -> StaleReport:
+        """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
+        pull. The two servers hold different types, so each page of held entities is read from both and
+        compared in the local form (objects by their MD5); entities held but not here are counted in
+        `out_of_step` (`repair`'s business)."""
+        where = self._where(restrictions)
+        ready = self._setup()
+        self._check_declared(ready)
+        tables = ready.tables
+        report = StaleReport()
+        held = (f"subscriber = {text(tables.subscriber)} AND state IN ({', '.join(text(s) for s in HELD)}) AND "
+                f"({key_names(tables.source)}) IN (SELECT {key_names(tables.source)} FROM "
+                f"{name(tables.source.schema, tables.source.name)}{where})")
+        with postgres.session(self.source.address) as source, self.local.session() as local:
+            PostgresSource(source, tables).check_where(where)
+            copy = MariaDBCopy(source, local, tables, ready.local, self._specs)
+            for page in paged_keys(source, tables.source, name(tables.outbound.schema, tables.outbound.name), held,
+                                   batch_size or self.batch_size):
+                theirs, mine = copy.entities(page)
+                report.out_of_step += sum(1 for key in page if key not in mine)
+                report.stale += [key for key in page if key in mine and mine[key] != theirs.get(key)]
+        return report
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:
