@@ -491,7 +491,7 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
     if not local_schema:
         raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
     found = run(lambda: linked(table, source_host, local_schema))
-    if isinstance(found, (PgLink, PgToMariaDBLink)):  # entities by key
+    if isinstance(found, LinkRunner) and not isinstance(found, Dj2Link):  # entities by key
         report = run(lambda: found.stale(*([where] if where else [])))
         if not only_counts:
             for key in report.stale:
@@ -501,9 +501,6 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
             f"{len(report.stale)} stale entities" + (f"; {report.out_of_step} on one side only (run `djshare "
                                                      "repair`)" if report.out_of_step else ""), highlight=False)
         return
-    if isinstance(found, LinkRunner) and not isinstance(found, Dj2Link):
-        run(lambda: _refuse("`djshare diff --link` is built for links into MariaDB and between PostgreSQL schemas; "
-                            "compare the tables with `djshare diff`."))
     linked_table = cast("LinkedTable", found)
     report = run(lambda: linked_table.stale(*([where] if where else [])))
     if not only_counts:

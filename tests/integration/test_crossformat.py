@@ -268,3 +268,32 @@ def test_a_local_deletion_is_recorded_by_repair_and_frees_the_source_row(lab: La
     source = lab.pipeline["Scan"]
     (source & {"subject": subject, "recording": recording}).delete(safemode=False)
     assert len(source()) == 2
+
+
+def test_changed_source_rows_are_found_and_refreshed(lab: Lab, postgres: PostgresServer, tmp_path: Path) -> None:
+    fill_pipeline(lab.pipeline, subjects=1, recordings=3)
+    lab.pipeline["Recording"].insert1({
+        "subject": "s0", "recording": 99, "note": "quote ' and \\ backslash, é", "weight": 0.1, "score": -1e-300,
+        "amount": "-12345.678", "data": {"nested": [1, "x"]}, "kind": "b", "day": "2000-02-29",
+        "token": uuid.UUID(int=2**128 - 1), "attachment": _file(tmp_path, "it's.bin", b"\x00\xff" * 50)})
+    schema = f"v2_{lab.local_schema}"
+    recording = CrossLink("Recording", lab.source_lazy(), target(postgres, schema))
+    scan = CrossLink("Scan", lab.source_lazy(), target(postgres, schema))
+    recording.pull(progress=False)
+    scan.pull(progress=False)
+    # every column type compares equal after its conversion (floats by their bits, uuid, json, attachments)
+    assert (recording.stale().stale, recording.stale().out_of_step, scan.stale().stale) == ([], 0, [])
+    source = lab.source_schema
+    lab.source.execute(f"UPDATE `{source}`.`recording` SET `note` = 'changed', `weight` = 0.25 WHERE `recording` = 99",
+                       f"UPDATE `{source}`.`__scan` SET `result` = `result` + 1 WHERE `recording` = 0",
+                       f"DELETE FROM `{source}`.`__scan__channel` WHERE `recording` = 1 AND `channel` = 1")
+    assert len(recording.stale().stale) == 1 and len(scan.stale().stale) == 2
+    assert len(scan.stale("recording = 1").stale) == 1
+    with pytest.raises(Crash):  # the first batch is refreshed, then the process dies
+        scan.pull(progress=False, refresh_changed=True, batch_size=1, checkpoint=crash_at("refresh_local"))
+    assert len(scan.stale().stale) == 1
+    assert scan.pull(progress=False, refresh_changed=True).refreshed == 1
+    assert recording.pull(progress=False, refresh_changed=True).refreshed == 1
+    assert (recording.stale().stale, scan.stale().stale) == ([], [])
+    for table in ("recording", "__scan", "__scan__channel"):
+        assert list(compare(maria_table(lab, table), pg_table(postgres, schema, table), table)) == [], table

@@ -283,7 +283,7 @@ class Dj2Link(LinkRunner):
             report.refreshed, report.part_rows = found.refreshed, report.part_rows + found.part_rows
         return report
 
-    def stale(self, *restrictions: Any, progress: bool = True) -> StaleReport:
+    def stale(self, *restrictions: Any, batch_size: int | None = None, progress: bool = True) -> StaleReport:
         """Entities held here (pulled, or asked to delete) whose source master or part rows changed after the
         pull, with what changed; compared inside both servers by the diff engine (segment checksums)."""
         where = self._where(restrictions)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
+import struct
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +41,7 @@ from djshare.sql.postgres import read_table as pg_read_table
 from djshare.sql.postgres import translate as pg_translate
 from djshare.sql.transfer import key_condition, row_literal
 from djshare.stores.formats.dj014 import ExternalRow, object_path
-from djshare.stores.formats.dj2 import Reference, attachment_prefix
+from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
 from djshare.stores.objects import ObjectStore, Spooled, open_store
 
 SPECIAL = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
@@ -274,6 +276,28 @@ def _select(table: TableInfo, columns: Sequence[Column]) -> str:
                      for c in columns)
 
 
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _compared(target: Target, value: Any, local: bool = False) -> Any:
+    """A source value (`local`: a local one) in the one form `stale_keys` compares: objects by their MD5."""
+    if value is None:
+        return None
+    if target.kind == "ref":
+        return digest_of(str((json.loads(value) if isinstance(value, str) else value)["hash"])) if local \
+            else bytes(value)
+    if target.kind == "uuid":
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(bytes=bytes(value))
+    if target.sql_type == "real":
+        return _float32(float(value))
+    if target.label == "json" or target.sql_type == "jsonb":
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value.rstrip(" ") if isinstance(value, str) else value
+
+
 class PostgresLocal:
     """The local side of a link whose local tables are a DataJoint 2.x schema on PostgreSQL."""
 
@@ -346,36 +370,104 @@ class PostgresLocal:
             self.stranded += [k for k in typed if k not in known]
             yield [known[k] for k in typed if k in known]
 
-    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
-        """Objects first (converted, checked), then every row of the batch in one PostgreSQL transaction."""
+    def _objects(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> dict[tuple[str, bytes], str]:
+        """The batch's objects in the local stores (converted, checked): (local store, 0.14 hash) -> reference."""
         refs: dict[tuple[str, bytes], str] = {}
         if self.tables.stores.columns:
             found = objects.referenced(self.source, self.tables, keys)
             report.objects += self._bring(found, refs)
             checkpoint("copy_objects")
+        return refs
+
+    def _copy_into(self, table: LocalTable, where: bytes, into: str, refs: Mapping[tuple[str, bytes], str]) -> int:
+        """Stream the source rows of `table` matching `where` into the PostgreSQL table `into` (COPY)."""
+        source = table.source
+        rows = self.source.stream(f"SELECT {_select(source, source.columns)} FROM {source.full_name} WHERE "
+                                  .encode() + where, doing=f"reading {source.full_name}")
+        columns = ", ".join(pg_name(c.name) for c in table.columns)
+        copied = 0
+        try:
+            with self.pg.connection.cursor() as cursor, cursor.copy(f"COPY {into} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([self._convert(t, v, refs) for t, v in zip(table.columns, row, strict=True)])
+                    copied += 1
+        except DjshareError:
+            raise
+        except Exception as error:  # psycopg's errors, raised by the COPY
+            raise pg_translate(error, self.pg.address, f"inserting into {table.name}") from None
+        return copied
+
+    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Objects first (converted, checked), then every row of the batch in one PostgreSQL transaction."""
+        refs = self._objects(keys, report, checkpoint)
         where = key_condition(self.tables.source, keys)
         with self.pg.transaction(f"inserting into {self.name}"):
             for table in self.local:
-                source = table.source
-                rows = self.source.stream(f"SELECT {_select(source, source.columns)} FROM {source.full_name} WHERE "
-                                          .encode() + where, doing=f"reading {source.full_name}")
-                columns = ", ".join(pg_name(c.name) for c in table.columns)
-                copied = 0
-                try:
-                    with self.pg.connection.cursor() as cursor, \
-                            cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-                        for row in rows:
-                            copy.write_row([self._convert(t, v, refs)
-                                            for t, v in zip(table.columns, row, strict=True)])
-                            copied += 1
-                except DjshareError:
-                    raise
-                except Exception as error:  # psycopg's errors, raised by the COPY
-                    raise pg_translate(error, self.pg.address, f"inserting into {table.name}") from None
+                copied = self._copy_into(table, where, table.name, refs)
                 if table is self.local[0]:
                     report.pulled += copied
                 else:
                     report.part_rows += copied
+
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+        """The two servers hold different types, so these entities' rows are read from both and compared in the
+        local form (float32 by its bits, json by value, objects by their MD5)."""
+        source = self.tables.source
+        where = key_condition(source, keys)
+        typed = self._typed(keys)
+        theirs: dict[bytes, list[Any]] = {}
+        mine: dict[bytes, list[Any]] = {}
+        master = self.local[0]
+        names = ", ".join(pg_name(c.name) for c in master.key)
+        row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+        for table in self.local:
+            for found in self.source.rows(
+                    f"SELECT {row_literal(source.key_columns)}, {_select(table.source, table.source.columns)} FROM "
+                    f"{table.source.full_name} WHERE ".encode() + where, doing=f"reading {table.source.full_name}"):
+                theirs.setdefault(bytes(found[0]), []).append(
+                    (table.source.name, *(_compared(t, v) for t, v in zip(table.columns, found[1:], strict=True))))
+            if not typed:
+                continue
+            for found in self.pg.rows(
+                    f"SELECT {names}, {', '.join(pg_name(c.name) for c in table.columns)} FROM {table.name} WHERE "
+                    f"({names}) IN ({', '.join([row] * len(typed))})", [v for key in typed for v in key],
+                    doing=f"reading {table.name}"):
+                literal = typed.get(self._key_of(found[:len(master.key)]))
+                if literal is not None:
+                    mine.setdefault(literal, []).append((table.source.name, *(
+                        _compared(t, v, local=True) for t, v in zip(table.columns, found[len(master.key):],
+                                                                     strict=True))))
+        mine = {k: v for k, v in mine.items() if any(r[0] == source.name for r in v)}
+        differ = [k for k in keys if k in mine and sorted(mine[k], key=repr) != sorted(theirs.get(k, []), key=repr)]
+        return differ, sum(1 for k in keys if k not in mine)
+
+    def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Bring these entities' current source rows over: objects first, then in one local transaction rows
+        updated in place (rows that reference them stay valid), new part rows inserted, part rows the source
+        dropped deleted. The outbound state does not change."""
+        refs = self._objects(keys, report, checkpoint)
+        where = key_condition(self.tables.source, keys)
+        typed = list(self._typed(keys))
+        master = self.local[0]
+        with self.pg.transaction(f"refreshing {self.name}"):
+            for table in self.local:
+                self.pg.execute(f"CREATE TEMPORARY TABLE djshare_refresh (LIKE {table.name}) ON COMMIT DROP")
+                self._copy_into(table, where, "djshare_refresh", refs)
+                keys_sql = ", ".join(pg_name(c.name) for c in table.key)
+                if table is not master and typed:
+                    names = ", ".join(pg_name(c.name) for c in master.key)
+                    row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
+                    self.pg.execute(f"DELETE FROM {table.name} WHERE ({names}) IN ({', '.join([row] * len(typed))}) "
+                                    f"AND ({keys_sql}) NOT IN (SELECT {keys_sql} FROM djshare_refresh)",
+                                    [v for key in typed for v in key], doing=f"deleting dropped rows of {table.name}")
+                columns = ", ".join(pg_name(c.name) for c in table.columns)
+                values = [c.name for c in table.columns if c.name not in table.source.primary_key]
+                update = ("DO UPDATE SET " + ", ".join(f"{pg_name(c)} = EXCLUDED.{pg_name(c)}" for c in values)) \
+                    if values else "DO NOTHING"
+                self.pg.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM djshare_refresh "
+                                f"ON CONFLICT ({keys_sql}) {update}", doing=f"refreshing {table.name}")
+                self.pg.execute("DROP TABLE djshare_refresh")
+        report.refreshed += len(keys)
 
     def _bring(self, found: dict[str, list[ExternalRow]], refs: dict[tuple[str, bytes], str]) -> int:
         """Put each referenced object into its local store in the 2.x layout; fill `refs` (local store, 0.14

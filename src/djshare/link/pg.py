@@ -53,9 +53,8 @@ from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
-from djshare.link.stale import HELD, StaleReport
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
-from djshare.progress import progress_bar
+from djshare.link.stale import HELD
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo
 from djshare.sql.connection import ServerAddress
@@ -387,6 +386,12 @@ class PostgresSource:
     def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
         return paged_keys(self.pg, self.source, self.outbound, self.mine, size)
 
+    def held_pages(self, where: str, size: int) -> Iterator[list[bytes]]:
+        keys = key_names(self.source)
+        held = (f"{self.mine} AND state IN ({', '.join(text(state) for state in HELD)}) AND ({keys}) IN "
+                f"(SELECT {keys} FROM {name(self.source.schema, self.source.name)}{where})")
+        return paged_keys(self.pg, self.source, self.outbound, held, size)
+
     def counts(self) -> dict[str, int]:
         return {str(s): int(n) for s, n in self.pg.rows(
             f"SELECT state, count(*) FROM {self.outbound} WHERE {self.mine} GROUP BY state")}
@@ -629,6 +634,13 @@ class PostgresCopy:
                 else:
                     report.part_rows += copied
 
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+        """Each side hashes these entities' rows inside its server (objects by their content hash, since paths,
+        stores and schemas differ by design) and the digests are compared."""
+        theirs = digests(self.source, self.tables.source.schema, self.tables, keys)
+        mine = digests(self.local, self.tables.local_schema, self.tables, keys)
+        return [k for k in keys if k in mine and mine[k] != theirs.get(k)], sum(1 for k in keys if k not in mine)
+
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Bring the source's current rows of entities held here: objects first, then in one local transaction
         each table's rows are updated in place (rows that reference them stay valid), new part rows inserted and
@@ -722,50 +734,9 @@ class PgLink(LinkRunner):
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
 
-    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
-             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
-        """Pull every source entity matching all `restrictions` not held yet; with `refresh_changed`, also bring
-        over the current rows of held entities whose source rows changed after the pull (see `stale`)."""
-        report = super().pull(*restrictions, dry_run=dry_run, progress=progress, batch_size=batch_size,
-                              checkpoint=checkpoint)
-        if refresh_changed and not dry_run:
-            size = batch_size or self.batch_size
-            stale = self.stale(*restrictions, batch_size=size).stale
-            ready = self._setup()
-            with self._sides(ready) as (_, local), progress_bar(f"refresh {ready.tables.source.name}", len(stale),
-                                                               progress) as advance:
-                assert isinstance(local, PostgresCopy)
-                for start in range(0, len(stale), size):
-                    local.refresh(stale[start:start + size], report, checkpoint)
-                    advance(len(stale[start:start + size]))
-        return report
-
     def gc(self, dry_run: bool = False) -> GcReport:
         """`gc` of the local schema (see there)."""
         return gc(self.local, dry_run)
-
-    def stale(self, *restrictions: Any, batch_size: int | None = None) -> StaleReport:
-        """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
-        pull: each side hashes every entity's rows inside its server (objects by their content hash, since paths,
-        stores and schemas differ by design) and the digests are compared. Entities held but not here are
-        counted in `out_of_step` (`repair`'s business)."""
-        where = self._where(restrictions)
-        ready = self._setup()
-        tables = ready.tables
-        report = StaleReport()
-        outbound = name(tables.outbound.schema, tables.outbound.name)
-        states = ", ".join(text(state) for state in HELD)
-        source_name = name(tables.source.schema, tables.source.name)
-        with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local:
-            PostgresSource(source, tables).check_where(where)
-            held = (f"subscriber = {text(tables.subscriber)} AND state IN ({states}) AND ({key_names(tables.source)}) "
-                    f"IN (SELECT {key_names(tables.source)} FROM {source_name}{where})")
-            for page in paged_keys(source, tables.source, outbound, held, batch_size or self.batch_size):
-                theirs = digests(source, tables.source.schema, tables, page)
-                mine = digests(local, tables.local_schema, tables, page)
-                report.out_of_step += sum(1 for key in page if key not in mine)
-                report.stale += [key for key in page if key in mine and mine[key] != theirs.get(key)]
-        return report
 
     def requested(self) -> list[dict[str, Any]]:
         """This subscriber's entities the source asked to delete. Delete them locally, then `repair()`: that

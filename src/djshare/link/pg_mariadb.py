@@ -48,19 +48,14 @@ from djshare.link.pg import (
     declare_outbound,
     key_condition,
     key_literal,
-    key_names,
     link_lock,
     name,
-    paged_keys,
     part_tables,
     table_name,
-    text,
 )
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
-from djshare.link.stale import HELD, StaleReport
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
-from djshare.progress import progress_bar
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name, translated
@@ -376,6 +371,12 @@ class MariaDBCopy:
         return ({k: sorted(v, key=repr) for k, v in theirs.items()},
                 {k: sorted(v, key=repr) for k, v in mine.items() if self._has_master(v)})
 
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+        """The two servers hold different types, so these entities' rows are read from both and compared in the
+        local form (float32 by its bits, json by value, objects by their MD5)."""
+        theirs, mine = self.entities(keys)
+        return [k for k in keys if k in mine and mine[k] != theirs.get(k)], sum(1 for k in keys if k not in mine)
+
     def _has_master(self, rows: list[Any]) -> bool:
         return any(r[0] == self.tables.source.name for r in rows)
 
@@ -564,48 +565,6 @@ class PgToMariaDBLink(LinkRunner):
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
-
-    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
-             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
-        """Pull every source entity matching all `restrictions` not held yet; with `refresh_changed`, also bring
-        over the current rows of held entities whose source rows changed after the pull (see `stale`)."""
-        report = super().pull(*restrictions, dry_run=dry_run, progress=progress, batch_size=batch_size,
-                              checkpoint=checkpoint)
-        if refresh_changed and not dry_run:
-            size = batch_size or self.batch_size
-            stale = self.stale(*restrictions, batch_size=size).stale
-            ready = self._setup()
-            with self._sides(ready) as (_, local), progress_bar(f"refresh {ready.tables.source.name}", len(stale),
-                                                               progress) as advance:
-                assert isinstance(local, MariaDBCopy)
-                for start in range(0, len(stale), size):
-                    local.refresh(stale[start:start + size], report, checkpoint)
-                    checkpoint("refresh_local")
-                    advance(len(stale[start:start + size]))
-        return report
-
-    def stale(self, *restrictions: Any, batch_size: int | None = None) -> StaleReport:
-        """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
-        pull. The two servers hold different types, so each page of held entities is read from both and
-        compared in the local form (objects by their MD5); entities held but not here are counted in
-        `out_of_step` (`repair`'s business)."""
-        where = self._where(restrictions)
-        ready = self._setup()
-        self._check_declared(ready)
-        tables = ready.tables
-        report = StaleReport()
-        held = (f"subscriber = {text(tables.subscriber)} AND state IN ({', '.join(text(s) for s in HELD)}) AND "
-                f"({key_names(tables.source)}) IN (SELECT {key_names(tables.source)} FROM "
-                f"{name(tables.source.schema, tables.source.name)}{where})")
-        with postgres.session(self.source.address) as source, self.local.session() as local:
-            PostgresSource(source, tables).check_where(where)
-            copy = MariaDBCopy(source, local, tables, ready.local, self._specs)
-            for page in paged_keys(source, tables.source, name(tables.outbound.schema, tables.outbound.name), held,
-                                   batch_size or self.batch_size):
-                theirs, mine = copy.entities(page)
-                report.out_of_step += sum(1 for key in page if key not in mine)
-                report.stale += [key for key in page if key in mine and mine[key] != theirs.get(key)]
-        return report
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:

@@ -106,6 +106,20 @@ class MariaDBSource:
             yield page
             after = page[-1]
 
+    def held_pages(self, where: str, size: int) -> Iterator[list[bytes]]:
+        after: bytes | None = None
+        held = [Outbound.PULLED, Outbound.DELETION_REQUESTED]
+        while page := outbound.keys_page(self.session, self.tables.outbound, self.tables.subscriber, after, size,
+                                         held):
+            after = page[-1]
+            condition = where.strip().removeprefix("WHERE").strip()
+            if condition and page:  # the held keys whose source rows match
+                matching = {bytes(r[0]) for r in self.session.rows(
+                    f"SELECT {row_literal(self.tables.source.key_columns)} FROM {self.name} WHERE ({condition}) AND "
+                    .encode() + key_condition(self.tables.source, page), doing=f"reading keys of {self.name}")}
+                page = [k for k in page if k in matching]
+            yield page
+
     def counts(self) -> dict[str, int]:
         return outbound.counts(self.session, self.tables.outbound).get(self.tables.subscriber, {})
 

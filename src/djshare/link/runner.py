@@ -1,6 +1,8 @@
-"""Pull, repair and status of one link, for links built without DataJoint classes (`crossformat.CrossLink`,
-`dj2.Dj2Link`): a subclass says how to set the link up once and how to open its two sides under the link's
-lock; the loops (`pull.pull`, `repair.repair`) and the protocol are the same for every link.
+"""Pull, repair, status and stale checks of one link, for links built without DataJoint classes
+(`crossformat.CrossLink`, `dj2.Dj2Link`, `pg.PgLink`, `pg_mariadb.PgToMariaDBLink`): a subclass says how to set
+the link up once and how to open its two sides under the link's lock; the loops (`pull.pull`, `repair.repair`)
+and the protocol are the same for every link. Stale checks and `pull(refresh_changed=True)` work where the local
+side is `Refreshable` (it compares held entities with the source and refreshes them in place).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from djshare.link.pull import PullReport
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
+from djshare.link.stale import StaleReport
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, Refreshable, SourceSide, no_checkpoint
 from djshare.progress import progress_bar
 
 
@@ -75,20 +78,54 @@ class LinkRunner:
     def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
              checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
         """Pull every source entity matching all `restrictions` not held yet. Safe to re-run after any failure;
-        see `repair`."""
-        if refresh_changed:
-            raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind of "
-                                     "link yet; find them with `djshare diff` on the two tables.")
+        see `repair`. With `refresh_changed`, also bring over the current rows of held entities whose source rows
+        changed after the pull (see `stale`): updated in place, one local transaction per batch, the outbound
+        state unchanged."""
         where = self._where(restrictions)
         ready = self._setup()
         self._check_declared(ready)
         tables = ready.tables
+        size = batch_size or self.batch_size
         with self._sides(ready) as (source, local):
+            if refresh_changed and not isinstance(local, Refreshable):
+                raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind "
+                                         "of link yet; find them with `djshare diff` on the two tables.")
             source.check_where(where)
             total = source.count_candidates(where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
-                return run_pull(source, local, where, batch_size=batch_size or self.batch_size, dry_run=dry_run,
-                                on_progress=advance, checkpoint=checkpoint)
+                report = run_pull(source, local, where, batch_size=size, dry_run=dry_run, on_progress=advance,
+                                  checkpoint=checkpoint)
+            if refresh_changed and not dry_run and isinstance(local, Refreshable):
+                stale = self._stale(source, local, where, size).stale
+                with progress_bar(f"refresh {tables.source.name}", len(stale), progress) as advance:
+                    for start in range(0, len(stale), size):
+                        local.refresh(stale[start:start + size], report, checkpoint)
+                        checkpoint("refresh_local")
+                        advance(len(stale[start:start + size]))
+            return report
+
+    def stale(self, *restrictions: Any, batch_size: int | None = None) -> StaleReport:
+        """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
+        pull (how each kind of local side compares them: see its `stale_keys`); entities held but not here are
+        counted in `out_of_step` (`repair`'s business)."""
+        where = self._where(restrictions)
+        ready = self._setup()
+        self._check_declared(ready)
+        with self._sides(ready) as (source, local):
+            if not isinstance(local, Refreshable):
+                raise ConfigurationError("Stale checks (`djshare diff --link`) are not built for this kind of link "
+                                         "yet; compare the tables with `djshare diff`.")
+            source.check_where(where)
+            return self._stale(source, local, where, batch_size or self.batch_size)
+
+    @staticmethod
+    def _stale(source: SourceSide, local: Refreshable, where: str, size: int) -> StaleReport:
+        report = StaleReport()
+        for page in source.held_pages(where, size):
+            stale, missing = local.stale_keys(page)
+            report.stale += stale
+            report.out_of_step += missing
+        return report
 
     def repair(self, dry_run: bool = False, progress: bool = True,
                checkpoint: Checkpoint = no_checkpoint) -> RepairReport:

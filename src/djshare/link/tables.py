@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.outbound import OutboundTable
@@ -87,6 +87,21 @@ class LocalSide(Protocol):
         ...
 
 
+@runtime_checkable
+class Refreshable(LocalSide, Protocol):
+    """A local side that can tell which held entities changed at the source and bring them over (stale checks
+    and `pull --refresh-changed` of the DataJoint-free link kinds)."""
+
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+        """Of these held entities: those whose source rows differ from the local ones, and how many have no
+        local master row (out of step: `repair`'s business)."""
+        ...
+
+    def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
+        """Bring these entities' current source rows over, in place (objects first; one local transaction)."""
+        ...
+
+
 class SourceSide(Protocol):
     """The source server as the pull and repair loops see it: the source table and the outbound rows of one
     link and subscriber, entities named by key literals (MariaDB: `pull.MariaDBSource`; PostgreSQL:
@@ -130,6 +145,11 @@ class SourceSide(Protocol):
 
     def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
         """Every outbound key of this subscriber, in pages (repair)."""
+        ...
+
+    def held_pages(self, where: str, size: int) -> Iterator[list[bytes]]:
+        """This subscriber's keys in states that have a local row (pulled, deletion requested) whose source rows
+        match `where` (" WHERE ..." or ""), in pages (stale checks)."""
         ...
 
     def counts(self) -> dict[str, int]:
