@@ -23,6 +23,7 @@ import pytest
 
 from djshare.errors import AuthenticationError, ConfigurationError
 from djshare.link.crossformat import CrossLink, PostgresSchema
+from djshare.link.pg import gc as pg_gc
 from djshare.sql.connection import ServerAddress
 from djshare.stores.formats.dj2 import Reference, content_hash
 from djshare.sync.diff import compare
@@ -297,3 +298,29 @@ def test_changed_source_rows_are_found_and_refreshed(lab: Lab, postgres: Postgre
     assert (recording.stale().stale, scan.stale().stale) == ([], [])
     for table in ("recording", "__scan", "__scan__channel"):
         assert list(compare(maria_table(lab, table), pg_table(postgres, schema, table), table)) == [], table
+
+
+def test_gc_deletes_the_objects_a_cross_link_wrote_that_no_row_references(make_store_lab: Any,  # noqa: F811
+                                                                          postgres: PostgresServer) -> None:
+    world: StoreLab = make_store_lab("file", "file")
+    schema = f"v2_{world.lab.local_schema}"
+    local_stores = {name: world.local_stores[name] for name in ("loc_blobs", "loc_files")}
+    local = target(postgres, schema, local_stores)
+    link = CrossLink("Sample", world.lab.source_lazy(stores=world.source_stores), local, stores=MAPPING)
+    link.pull(progress=False)
+    assert pg_gc(local).deleted == []  # every object the pull wrote is referenced
+    doomed = 0
+    freed = {f"{json.loads(v)['store']}:{json.loads(v)['path']}" for (v,) in postgres.query(
+        f'SELECT chunk::text FROM "{schema}"."sample__piece" WHERE sample = %s UNION SELECT signal::text FROM '
+        f'"{schema}"."sample" WHERE sample = %s UNION SELECT document::text FROM "{schema}"."sample" WHERE sample = '
+        "%s AND document IS NOT NULL", (doomed, doomed, doomed))}
+    postgres.execute(f'DELETE FROM "{schema}"."sample__piece" WHERE sample = {doomed}',
+                     f'DELETE FROM "{schema}"."sample" WHERE sample = {doomed}')
+    link.repair(progress=False)
+    deleted = pg_gc(local).deleted
+    assert deleted and set(deleted) == freed  # random arrays and one document: no other row shares them
+    for item in deleted:
+        store, path = item.split(":", 1)
+        assert not (Path(local_stores[store]["location"]) / path).exists()
+    found = read_with_dj2(postgres, schema, world.root / "after-gc", local_stores)  # what remains still reads
+    assert len(found["Sample"]["rows"]) == 5

@@ -19,6 +19,7 @@ contents hash) and adapted types; both are refused before anything changes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -32,6 +33,7 @@ from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
 from djshare.link import objects
+from djshare.link.pg import journal, objects_lock
 from djshare.link.pull import PullReport
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
 from djshare.sql.catalog import Column, TableInfo
@@ -397,8 +399,18 @@ class PostgresLocal:
             raise pg_translate(error, self.pg.address, f"inserting into {table.name}") from None
         return copied
 
+    def _objects_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Object copies and gc of the local schema one at a time (when the link has objects)."""
+        if not self.tables.stores.columns:
+            return contextlib.nullcontext()
+        return objects_lock(self.pg, self.tables.local_schema)
+
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Objects first (converted, checked), then every row of the batch in one PostgreSQL transaction."""
+        with self._objects_lock():
+            self._copy(keys, report, checkpoint)
+
+    def _copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         refs = self._objects(keys, report, checkpoint)
         where = key_condition(self.tables.source, keys)
         with self.pg.transaction(f"inserting into {self.name}"):
@@ -445,6 +457,10 @@ class PostgresLocal:
         """Bring these entities' current source rows over: objects first, then in one local transaction rows
         updated in place (rows that reference them stay valid), new part rows inserted, part rows the source
         dropped deleted. The outbound state does not change."""
+        with self._objects_lock():
+            self._refresh(keys, report, checkpoint)
+
+    def _refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         refs = self._objects(keys, report, checkpoint)
         where = key_condition(self.tables.source, keys)
         typed = list(self._typed(keys))
@@ -490,6 +506,11 @@ class PostgresLocal:
         def target_path(pair: StorePair, reference: Reference) -> str:
             base = pair.local.location.lstrip("/") if pair.local.protocol == "s3" else pair.local.location
             return f"{base.rstrip('/')}/{reference.path}" if base else reference.path
+
+        new = [(pair.local.name, reference.path) for _, pair, reference in jobs
+               if not stores["l:" + pair.local.name].exists(target_path(pair, reference))]
+        if new:  # entered before they are written, so that gc knows djshare wrote them
+            journal(self.pg, schema, new)
 
         def copy(job: tuple[ExternalRow, StorePair, Reference]) -> DjshareError | bool:
             row, pair, reference = job
