@@ -130,3 +130,18 @@ def test_a_capture_on_mariadb_records_what_was_fetched(three: tuple[MariaDBServe
     assert {(c.table, c.rows) for c in copied} == {("subject", 1), ("session", 4), ("session__trace", 8),
                                                    ("~lineage", 6)}
     assert_exported(world, other)
+
+
+def test_captures_opened_on_a_mariadb_server(three: tuple[MariaDBServer, ...], tmp_path: Path) -> None:
+    source, _, _ = three
+    world = World(source, source, tmp_path)
+    schema = "djshare_open_test"
+    assert capture2.open_capture(address(source), "paper", "figure 1", schema=schema) is True
+    capture2.follow(schema)
+    try:
+        (world.Session & "subject = 'm2'").to_dicts()
+    finally:
+        capture2.unfollow(schema)
+    assert capture2.close_captures(address(source), "paper", "figure 1", schema=schema) == 1
+    assert [table for table, _ in capture2.recorded(address(source), "paper", schema)] == \
+        [f"{world.source_schema}.session"]

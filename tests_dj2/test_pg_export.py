@@ -177,3 +177,25 @@ def test_a_capture_records_what_an_analysis_fetched_and_exports_it(world: World)
                            "--paper", "unknown"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Nothing was captured for paper 'unknown'" in done.stderr, done.stderr
     assert not (world.tmp / "none").exists()
+
+
+def test_captures_opened_on_the_server_record_what_following_processes_fetch(world: World) -> None:
+    source, schema = address(world.source), world.source_schema
+    assert capture2.open_capture(source, "paper 2", "figure 3") is True
+    assert capture2.open_capture(source, "paper 2", "figure 3") is False  # open already
+    assert [(p, a) for _, p, a, _ in capture2.open_captures(source)] == [("paper 2", "figure 3")]
+    (world.Session & "session = 1").to_dicts()  # this process does not follow yet: not recorded
+    capture2.follow()
+    try:
+        (world.Session & "session = 3").to_dicts()
+        assert capture2.close_captures(source, "paper 2") == 1
+        (world.Session & "session = 0").to_dicts()  # stopped: not recorded
+    finally:
+        capture2.unfollow()
+    recorded = capture2.recorded(source, "paper 2")
+    assert [table for table, _ in recorded] == [f"{schema}.session"]
+    assert [(p, a, n) for p, a, n, _, _ in capture2.summaries(source)] == [("paper 2", "figure 3", 1)]
+    copied = copy(source, recorded, address(world.local), progress=False)
+    assert {(c.table, c.rows) for c in copied} == {("subject", 3), ("session", 3), ("session__trace", 6),
+                                                   ("~lineage", 6)}
+    assert capture2.close_captures(source, "paper 2") == 0 and capture2.open_captures(source) == []

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,9 @@ from djshare.sql import postgres
 from djshare.sql.connection import ServerAddress, Session
 
 TABLE = "export_restriction"
+OPEN_TABLE = "export_open"
+ACCOUNT = {"mysql": "CURRENT_USER()", "mariadb": "CURRENT_USER()", "postgresql": "current_user"}  # by backend
+_following: set[str] = set()  # capture schemas whose open captures this process records into
 _install_lock = threading.Lock()
 _installed = {"done": False}
 _declared: set[tuple[int, str]] = set()  # (connection id, schema) whose capture table exists
@@ -55,9 +59,9 @@ def declaration(backend: str, schema: str) -> list[str]:
             "KEY (`seq`)) COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'"]
 
 
-def _table(connection: Any, schema: str) -> str:
+def _table(connection: Any, schema: str, table: str = TABLE) -> str:
     quote = connection.adapter.quote_identifier
-    return f"{quote(schema)}.{quote(TABLE)}"
+    return f"{quote(schema)}.{quote(table)}"
 
 
 def _condition(connection: Any, full_name: str, expression: Any) -> str:
@@ -107,7 +111,7 @@ def _install() -> None:
 
         def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
             result = original(self, *args, **kwargs)
-            for capture in active.active():
+            for capture in (*active.active(), *(_opened(self.connection) if _following else ())):
                 capture.record(self)
             return result
 
@@ -147,21 +151,111 @@ def forget(connection: Any, paper: str, analysis: str | None = None, schema: str
     return int(connection.query(f"DELETE FROM {_table(connection, schema)} WHERE {condition}", args=args).rowcount)
 
 
+@contextlib.contextmanager
+def _server(address: ServerAddress) -> Iterator[tuple[Any, Callable[[str], str]]]:
+    """A session on the server at `address` (MariaDB or PostgreSQL) and how it quotes a qualified name."""
+    if address.backend == "postgresql":
+        with postgres.session(address) as pg:
+            yield pg, lambda qualified: ".".join(f'"{part}"' for part in qualified.split("."))
+    else:
+        with Session(address) as session:
+            yield session, lambda qualified: ".".join(f"`{part}`" for part in qualified.split("."))
+
+
+def _exists(session: Any, schema: str, table: str) -> bool:
+    return bool(session.rows("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                             "table_name = %s", (schema, table))[0][0])
+
+
 def recorded(address: ServerAddress, paper: str, schema: str = CAPTURE_SCHEMA) -> list[tuple[str, str]]:
     """`restrictions()` read without DataJoint, from the capture schema on the server at `address` (MariaDB or
     PostgreSQL). ConfigurationError when nothing was recorded for `paper`."""
-    statement = "SELECT table_schema, table_name, restriction FROM {} WHERE paper = %s ORDER BY seq"
-    if address.backend == "postgresql":
-        with postgres.session(address) as pg:
-            present = pg.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
-                                "table_name = %s", (schema, TABLE))
-            rows = pg.rows(statement.format(f'"{schema}"."{TABLE}"'), (paper,)) if present else []
-    else:
-        with Session(address) as session:
-            present = session.rows("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
-                                   "table_name = %s", (schema, TABLE))[0][0]
-            rows = session.rows(statement.format(f"`{schema}`.`{TABLE}`"), (paper,)) if present else []
+    with _server(address) as (session, quoted):
+        rows = session.rows(f"SELECT table_schema, table_name, restriction FROM {quoted(f'{schema}.{TABLE}')} WHERE "
+                            "paper = %s ORDER BY seq", (paper,)) if _exists(session, schema, TABLE) else []
     if not rows:
         raise ConfigurationError(f"Nothing was captured for paper {paper!r} in schema {schema} on {address.host}: "
                                  "record an analysis with djshare.export.capture2.capture(...) first.")
     return [(f"{s}.{t}", str(r)) for s, t, r in rows]
+
+
+def open_declaration(backend: str, schema: str) -> list[str]:
+    """The statements that create the table of captures opened on the server (`export_open`)."""
+    if backend == "postgresql":
+        return [f'CREATE SCHEMA IF NOT EXISTS "{schema}"',
+                f'CREATE TABLE IF NOT EXISTS "{schema}"."{OPEN_TABLE}" (account varchar(300) NOT NULL, '
+                "paper varchar(64) NOT NULL, analysis varchar(64) NOT NULL, started_at timestamptz NOT NULL "
+                "DEFAULT now(), PRIMARY KEY (account, paper, analysis))"]
+    return [f"CREATE DATABASE IF NOT EXISTS `{schema}`",
+            f"CREATE TABLE IF NOT EXISTS `{schema}`.`{OPEN_TABLE}` (`account` varchar(300) NOT NULL, "
+            "`paper` varchar(64) NOT NULL, `analysis` varchar(64) NOT NULL, "
+            "`started_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`account`, `paper`, `analysis`)) "
+            "COMMENT='djshare: captures open for a database account (djshare tables start/stop)'"]
+
+
+def open_capture(address: ServerAddress, paper: str, analysis: str, schema: str = CAPTURE_SCHEMA) -> bool:
+    """Open a capture on the server for the account of `address`; False if it was open already. Processes of that
+    account that called `follow()` record their fetches into it until `close_captures`."""
+    with _server(address) as (session, quoted):
+        for statement in (*declaration(address.backend, schema), *open_declaration(address.backend, schema)):
+            session.execute(statement)
+        ignore, conflict = ("", " ON CONFLICT DO NOTHING") if address.backend == "postgresql" else (" IGNORE", "")
+        return bool(session.execute(
+            f"INSERT{ignore} INTO {quoted(f'{schema}.{OPEN_TABLE}')} (account, paper, analysis) VALUES "
+            f"({ACCOUNT[address.backend]}, %s, %s){conflict}", (paper, analysis)))
+
+
+def close_captures(address: ServerAddress, paper: str, analysis: str | None = None,
+                   schema: str = CAPTURE_SCHEMA) -> int:
+    """Close the account's open captures of `paper` (or of one analysis); returns how many closed."""
+    with _server(address) as (session, quoted):
+        if not _exists(session, schema, OPEN_TABLE):
+            return 0
+        condition, args = ("", (paper,)) if analysis is None else (" AND analysis = %s", (paper, analysis))
+        return int(session.execute(f"DELETE FROM {quoted(f'{schema}.{OPEN_TABLE}')} WHERE account = "
+                                   f"{ACCOUNT[address.backend]} AND paper = %s" + condition, args))
+
+
+def open_captures(address: ServerAddress, schema: str = CAPTURE_SCHEMA) -> list[tuple[str, str, str, Any]]:
+    """Every capture open on the server: (account, paper, analysis, started_at)."""
+    with _server(address) as (session, quoted):
+        if not _exists(session, schema, OPEN_TABLE):
+            return []
+        return [(str(a), str(p), str(n), t) for a, p, n, t in session.rows(
+            f"SELECT account, paper, analysis, started_at FROM {quoted(f'{schema}.{OPEN_TABLE}')} "
+            "ORDER BY account, paper, analysis")]
+
+
+def summaries(address: ServerAddress, schema: str = CAPTURE_SCHEMA) -> list[tuple[str, str, int, Any, Any]]:
+    """Per paper and analysis: how many restrictions were recorded, first and last."""
+    with _server(address) as (session, quoted):
+        if not _exists(session, schema, TABLE):
+            return []
+        return [(str(p), str(a), int(n), first, last) for p, a, n, first, last in session.rows(
+            f"SELECT paper, analysis, count(*), min(captured_at), max(captured_at) FROM {quoted(f'{schema}.{TABLE}')} "
+            "GROUP BY paper, analysis ORDER BY paper, analysis")]
+
+
+def _opened(connection: Any) -> list[Capture]:
+    """The captures open on the server for the account of `connection`, in the schemas this process follows."""
+    found = []
+    backend = connection.adapter.backend
+    for schema in sorted(_following):
+        if not connection.query("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                                "table_name = %s", args=(schema, OPEN_TABLE)).fetchone()[0]:
+            continue  # nothing was ever started in this schema
+        rows = connection.query(f"SELECT paper, analysis FROM {_table(connection, schema, OPEN_TABLE)} WHERE "
+                                f"account = {ACCOUNT[backend]}").fetchall()
+        found += [Capture(str(paper), str(analysis), schema) for paper, analysis in rows]
+    return found
+
+
+def follow(schema: str = CAPTURE_SCHEMA) -> None:
+    """Record this process's fetches into the captures opened on the server (`djshare tables start`) for the
+    account the process is connected as; checked at each fetch, so `djshare tables stop` takes effect at once."""
+    _install()
+    _following.add(schema)
+
+
+def unfollow(schema: str = CAPTURE_SCHEMA) -> None:
+    _following.discard(schema)
