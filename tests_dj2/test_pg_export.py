@@ -199,3 +199,27 @@ def test_captures_opened_on_the_server_record_what_following_processes_fetch(wor
     assert {(c.table, c.rows) for c in copied} == {("subject", 3), ("session", 3), ("session__trace", 6),
                                                    ("~lineage", 6)}
     assert capture2.close_captures(source, "paper 2") == 0 and capture2.open_captures(source) == []
+    # the same from the command line, without DataJoint
+    env = dict(os.environ, DJSHARE_SOURCE_USER=world.source.admin_user, DJSHARE_SOURCE_PASS=world.source.admin_password,
+               COLUMNS="300")
+    server = f"postgresql://{world.source.address}/{world.source.database}"
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "tables", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    done = djshare("start", server, "paper 3", "figure 1")
+    assert done.returncode == 0 and "capturing paper 3/figure 1" in done.stdout, done.stderr
+    done = djshare("captures", server)
+    assert done.returncode == 0 and "paper 2/figure 3: 1 restrictions" in done.stdout, done.stderr
+    assert f"open: paper 3/figure 1 for {world.source.admin_user}" in done.stdout
+    capture2.follow()
+    try:
+        (world.Subject & "subject = 'm1'").to_dicts()
+    finally:
+        capture2.unfollow()
+    done = djshare("stop", server, "paper 3")
+    assert done.returncode == 0 and "stopped 1 capture of paper 3" in done.stdout, done.stderr
+    again = djshare("stop", server, "paper 3")
+    assert again.returncode == 1 and "no open capture of paper 3" in again.stderr, again.stderr
+    assert capture2.recorded(source, "paper 3")[0][0] == f"{schema}.subject"

@@ -775,6 +775,47 @@ def tables_verify(directory: Annotated[Path, typer.Argument(help="The bundle dir
     out.print(f"verified {report.rows} rows of {report.tables} tables: counts, checksums and foreign keys match")
 
 
+@tables_app.command("start")
+def tables_start(source: Server, paper: Annotated[str, typer.Argument(help="The paper the analysis belongs to.")],
+                 analysis: Annotated[str, typer.Argument(help="A name for the analysis.")],
+                 capture_schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Open a capture on SOURCE for your database account (DJSHARE_SOURCE_USER/PASS, default DJ_USER, DJ_PASS):
+    processes of that account that called `djshare.export.capture2.follow()` (DataJoint 2.x) record what they
+    fetch into it, until `djshare tables stop`."""
+    opened = run(lambda: capture2.open_capture(_server(source, "source"), paper, analysis, capture_schema))
+    out.print(f"capturing {paper}/{analysis}" + ("" if opened else " (was open already)")
+              + ": fetches in processes that called capture2.follow() are recorded")
+
+
+@tables_app.command("stop")
+def tables_stop(source: Server, paper: Annotated[str, typer.Argument(help="The paper whose open captures to close.")],
+                analysis: Annotated[str | None, typer.Option(help="Only this analysis.")] = None,
+                capture_schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Close your account's open captures of a paper on SOURCE; what they recorded stays (export it with
+    `djshare tables write|copy --paper`)."""
+    closed = run(lambda: capture2.close_captures(_server(source, "source"), paper, analysis, capture_schema))
+    if not closed:
+        err.print(f"[red]error:[/red] no open capture of {escape(paper)}" + (f"/{escape(analysis)}" if analysis else "")
+                  + " for your account. `djshare tables captures` shows the open ones.", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"stopped {closed} capture{'s' if closed > 1 else ''} of {paper}")
+
+
+@tables_app.command("captures")
+def tables_captures(source: Server, capture_schema: CaptureSchema = DEFAULT_SCHEMA) -> None:
+    """Captures on SOURCE (DataJoint 2.x): per paper and analysis, how many restrictions and when; and the open
+    ones."""
+    address = run(lambda: _server(source, "source"))
+    found = run(lambda: capture2.summaries(address, capture_schema))
+    opened = run(lambda: capture2.open_captures(address, capture_schema))
+    if not found and not opened:
+        out.print("no captures")
+    for paper, analysis, count, first, last in found:
+        out.print(f"{paper}/{analysis}: {count} restrictions, {first} .. {last}", markup=False, highlight=False)
+    for account, paper, analysis, started in opened:
+        out.print(f"open: {paper}/{analysis} for {account} since {started}", markup=False, highlight=False)
+
+
 def main() -> None:
     try:
         app()
