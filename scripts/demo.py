@@ -5,8 +5,9 @@ link, pull with a progress bar, the deletion handshake, what a regular source us
 table whose blobs and attachments live in external stores (the lab's files, the collaborator's S3); stale
 rows found and refreshed; a diff of a CSV roster against a table, applied with a dry run first, and of a
 MariaDB table against its PostgreSQL copy; then an export of what an analysis fetched, restored into
-another server and verified; and DataJoint 2.x on PostgreSQL: the lab's scans pulled into a 2.x schema, linked
-on to another PostgreSQL server, and a slice of them exported.
+another server and verified; and DataJoint 2.x on PostgreSQL: the lab's scans pulled into a 2.x schema (and
+refreshed after the lab recomputed some), linked on to another PostgreSQL server, a slice of them exported, and
+linked back into a DataJoint 0.14 schema on MariaDB.
 Everything is started here and removed at the end.
 """
 
@@ -28,7 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from djshare import LazySchema, Link, SourceLink, export, gc
 from djshare.export import pg as pg_export
 from djshare.link.crossformat import CrossLink
+from djshare.link.dj2 import MariaDBSchema
 from djshare.link.pg import PgLink, PostgresSchema
+from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.sql.connection import ServerAddress
 from djshare.sync.datastore import Datastore, diff, sync
 from djshare.sync.diff import compare
@@ -134,7 +137,7 @@ def diff_demo(folder: Path, source: MariaDBServer, Scan: Any) -> None:
             console.print("  " + action.text().replace("\n", "\n  "), markup=False)
 
 
-def dj2_demo(source: MariaDBServer) -> None:
+def dj2_demo(source: MariaDBServer, admin: dj.Connection) -> None:
     with postgres_server() as pg, postgres_server() as archive:
         def schema(server: Any, name: str) -> PostgresSchema:
             return PostgresSchema(name, host=server.address, database=server.database, user=server.admin_user,
@@ -154,6 +157,17 @@ def dj2_demo(source: MariaDBServer) -> None:
                                               backend="postgresql", database=archive.database), progress=False)
         console.print("exported subject s0 into the archive server, checked by SHA-256: "
                       + ", ".join(f"{c.schema}.{c.table} {c.rows}" for c in copied))
+        source.execute("UPDATE lab.__scan SET result = result + 1 WHERE recording = 0")
+        stale = CrossLink("Scan", LazySchema("lab", host=source.address), schema(pg, "collab2"))
+        console.print(f"the lab recomputed scans of recording 0: {len(stale.stale().stale)} stale on PostgreSQL; "
+                      f"--refresh-changed brought {stale.pull(progress=False, refresh_changed=True).refreshed} over")
+        back = PgToMariaDBLink("Scan", schema(pg, "collab2"), MariaDBSchema(
+            "back014", ServerAddress(source.host, source.port, source.admin_user, source.admin_password)),
+            outbound="collab2_outbound")
+        report = back.pull(progress=False)
+        heading = dj.VirtualModule("back014", "back014", connection=admin).Scan.heading
+        console.print(f"and back from 2.x on PostgreSQL into a DataJoint 0.14 schema on MariaDB: {report.pulled} "
+                      f"scans, which DataJoint 0.14 reads (`result` is {heading.attributes['result'].type!r})")
 
 
 def main() -> None:
@@ -219,8 +233,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             export_demo(Path(folder), source, local, admin)
 
-        step("DataJoint 2.x on PostgreSQL: a cross-format pull, a link between PostgreSQL servers, an export")
-        dj2_demo(source)
+        step("DataJoint 2.x on PostgreSQL: a cross-format pull and refresh, a link between PostgreSQL servers, an "
+             "export, and back into 0.14")
+        dj2_demo(source, admin)
 
         step("Status, from the command line")
         env = dict(os.environ, LINK_HOST=source.address, COLUMNS="120")
