@@ -385,10 +385,7 @@ class MariaDBCopy:
         rows updated in place (rows that reference them stay valid), new part rows inserted and part rows the
         source dropped deleted. The outbound state does not change."""
         where = key_condition(self.tables.source, keys)
-        external = self._bring(where) if self.specs else {}
-        if self.specs:
-            report.objects += sum(len(rows) for rows in external.values())
-            checkpoint("copy_objects")
+        external = self._objects(where, report, checkpoint)
         with self.local.transaction(f"refreshing {self.name}") as local:
             self._track(local, external)
             for table in self.declared:
@@ -442,6 +439,15 @@ class MariaDBCopy:
                           [v for row in objects for v in (row.hash, row.size, row.attachment_name)],
                           doing=f"recording objects in ~external_{store}")
 
+    def _objects(self, where: bytes, report: PullReport, checkpoint: Checkpoint) -> dict[str, list[ExternalRow]]:
+        """The batch's objects copied (when the link has any); their `~external` rows, by store."""
+        if not self.specs:
+            return {}
+        external = self._bring(where)
+        report.objects += sum(len(rows) for rows in external.values())
+        checkpoint("copy_objects")
+        return external
+
     def _bring(self, where: bytes) -> dict[str, list[ExternalRow]]:
         """Copy the objects the batch references that the local `~external` tables do not have yet, converted
         (an attachment loses its `name + NUL` prefix, which becomes its attachment_name) and checked against the
@@ -488,10 +494,7 @@ class MariaDBCopy:
         """Objects first (converted, checked), then every row of the batch, master and parts, with the batch's
         `~external` rows, in one MariaDB transaction."""
         where = key_condition(self.tables.source, keys)
-        external = self._bring(where) if self.specs else {}
-        if self.specs:
-            report.objects += sum(len(rows) for rows in external.values())
-            checkpoint("copy_objects")
+        external = self._objects(where, report, checkpoint)
         with self.local.transaction(f"inserting into {self.name}") as local:
             self._track(local, external)
             for table in self.declared:
