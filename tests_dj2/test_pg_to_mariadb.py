@@ -19,9 +19,10 @@ import pytest
 
 from djshare.errors import ConfigurationError
 from djshare.link.dj2 import MariaDBSchema
+from djshare.link.gc import gc
 from djshare.link.pg import PostgresSchema
 from djshare.link.pg_mariadb import PgToMariaDBLink
-from djshare.sql.connection import ServerAddress
+from djshare.sql.connection import ServerAddress, Session
 from tests.crash import Crash, crash_at
 from tests.servers import MariaDBServer, PostgresServer, S3Server, mariadb_servers
 from tests_dj2.test_pg_link import Objects, World, s3, servers, store
@@ -198,6 +199,17 @@ def test_objects_in_stores_become_0_14_external_objects(reverse: Reverse, s3: S3
     assert link().pull(progress=False, refresh_changed=True).refreshed == 1 and link().stale().stale == []
     rows = sorted(reverse.read_with_dj014({"main": dict(local_store)})["Sample"]["rows"], key=lambda r: r["sample"])
     assert np.array_equal(rows[2]["signal"], np.arange(1))
+    # gc deletes what the link wrote and no row references any more, with its ~external row: the signals of
+    # samples 3 and 4, and sample 2's former one (the refresh pointed the row at sample 0's)
+    reverse.local.execute(f"DELETE FROM `{reverse.local_schema}`.`sample` WHERE sample IN (3, 4)")
+    link().repair(progress=False)
+    address = ServerAddress(reverse.local.host, reverse.local.port, reverse.local.admin_user,
+                            reverse.local.admin_password)
+    with Session(address) as session:
+        deleted = gc(session, reverse.local_schema, {"main": local_store})
+    assert len(deleted.deleted) == 3 and not any(Path(p).exists() for p in deleted.deleted)
+    assert reverse.local.query(f"SELECT COUNT(*) FROM `{reverse.local_schema}`.`~external_main`") == [(4,)]
+    assert len(reverse.read_with_dj014({"main": dict(local_store)})["Sample"]["rows"]) == 4  # the rest still reads
 
 
 def test_changed_source_rows_are_found_and_refreshed(reverse: Reverse) -> None:

@@ -41,6 +41,8 @@ from typing import Any
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
 from djshare.link.dj2 import MariaDBSchema
 from djshare.link.local import subscriber_id
+from djshare.link.lock import objects_lock
+from djshare.link.objects import declare_journal, journal_name
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import (
     PostgresSchema,
@@ -385,7 +387,12 @@ class MariaDBCopy:
         rows updated in place (rows that reference them stay valid), new part rows inserted and part rows the
         source dropped deleted. The outbound state does not change."""
         where = key_condition(self.tables.source, keys)
-        external = self._objects(where, report, checkpoint)
+        with self._objects_lock():
+            external = self._objects(where, report, checkpoint)
+            self._refresh_rows(keys, where, external)
+        report.refreshed += len(keys)
+
+    def _refresh_rows(self, keys: list[bytes], where: bytes, external: Mapping[str, list[ExternalRow]]) -> None:
         with self.local.transaction(f"refreshing {self.name}") as local:
             self._track(local, external)
             for table in self.declared:
@@ -397,7 +404,6 @@ class MariaDBCopy:
                     updates = [n for n in names if n not in table.source.primary_key] or names[:1]
                     self._insert(local, table, rows, " ON DUPLICATE KEY UPDATE " + ", ".join(
                         f"{quote_name(n)} = VALUES({quote_name(n)})" for n in updates))
-        report.refreshed += len(keys)
 
     def _drop_parts(self, local: Session, table: LocalTable, rows: list[list[Any]], keys: list[bytes]) -> None:
         """Delete the part rows of these entities that the source no longer has."""
@@ -439,6 +445,10 @@ class MariaDBCopy:
                           [v for row in objects for v in (row.hash, row.size, row.attachment_name)],
                           doing=f"recording objects in ~external_{store}")
 
+    def _objects_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Object copies and gc of the local schema one at a time (when the link has objects)."""
+        return objects_lock(self.local, self.tables.local_schema) if self.specs else contextlib.nullcontext()
+
     def _objects(self, where: bytes, report: PullReport, checkpoint: Checkpoint) -> dict[str, list[ExternalRow]]:
         """The batch's objects copied (when the link has any); their `~external` rows, by store."""
         if not self.specs:
@@ -470,6 +480,7 @@ class MariaDBCopy:
                 doing=f"reading {tracking}")}
             source_spec, local_spec = self.specs[store]
             origin, destination = open_store(source_spec), open_store(local_spec)
+            declare_journal(self.local, self.tables.local_schema)
             for digest in sorted(set(hashes) - have):
                 reference, kind = wanted[digest]
                 data = Spooled(origin.read(full_path(source_spec, reference.path)))
@@ -484,8 +495,12 @@ class MariaDBCopy:
                     data.close()
                 attachment, _, content = content.partition(b"\0") if kind == "attach" else (b"", b"", content)
                 row = ExternalRow(digest, len(content), attachment.decode() if kind == "attach" else None, None, None)
-                destination.write(object_path(local_spec, self.tables.local_schema, row), io.BytesIO(content),
-                                  len(content))
+                path = object_path(local_spec, self.tables.local_schema, row)
+                if not destination.exists(path):  # journaled before it is written: gc knows djshare wrote it
+                    self.local.execute(f"INSERT INTO {journal_name(self.tables.local_schema)} (`store`, `hash`, "
+                                       "`path`) VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
+                                       (store, digest, path), doing="journaling objects")
+                    destination.write(path, io.BytesIO(content), len(content))
                 rows.setdefault(store, []).append(row)
             destination.flush()
         return rows
@@ -494,7 +509,11 @@ class MariaDBCopy:
         """Objects first (converted, checked), then every row of the batch, master and parts, with the batch's
         `~external` rows, in one MariaDB transaction."""
         where = key_condition(self.tables.source, keys)
-        external = self._objects(where, report, checkpoint)
+        with self._objects_lock():
+            external = self._objects(where, report, checkpoint)
+            self._copy_rows(where, external, report)
+
+    def _copy_rows(self, where: bytes, external: Mapping[str, list[ExternalRow]], report: PullReport) -> None:
         with self.local.transaction(f"inserting into {self.name}") as local:
             self._track(local, external)
             for table in self.declared:
