@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import datajoint as dj
 import numpy as np
 import pytest
 
@@ -25,6 +26,7 @@ from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.sql.connection import ServerAddress, Session
 from tests.crash import Crash, crash_at
 from tests.servers import MariaDBServer, PostgresServer, S3Server, mariadb_servers, s3_server
+from tests_dj2.test_dj2_link import connect as connect_mariadb
 from tests_dj2.test_pg_link import NUMBERS, Objects, World, read_object, s3, servers, store
 
 __all__ = ["s3", "servers"]  # fixtures
@@ -260,3 +262,35 @@ def test_changed_source_rows_are_found_and_refreshed(reverse: Reverse) -> None:
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "~ ('M2','2')" in done.stdout, done.stderr
     assert "1 stale entities; 1 on one side only" in done.stderr
+
+
+def test_into_a_dj2_schema_on_mariadb_that_datajoint_2_reads(reverse: Reverse, s3: S3Server) -> None:
+    world = reverse.world
+    link = reverse.link(layout="dj2")
+    assert link.pull(progress=False).pulled == 12
+    mine = dj.VirtualModule("mine", reverse.local_schema, connection=connect_mariadb(reverse.local))
+    for theirs, ours in ((world.Session, mine.Session), (world.Session.Trace, mine.Session.Trace)):
+        key = theirs.primary_key
+        expected = sorted(theirs.to_dicts(), key=lambda r: [r[k] for k in key])
+        found = sorted(ours.to_dicts(), key=lambda r: [r[k] for k in key])
+        assert len(found) == len(expected) > 0
+        for row, want in zip(found, expected, strict=True):
+            for column, value in want.items():
+                if isinstance(value, np.ndarray):
+                    assert np.array_equal(row[column], value), column
+                elif column == "gain":  # MariaDB sends FLOAT as 6-digit text (the stored float32 is exact)
+                    assert row[column] == pytest.approx(value, rel=1e-5)
+                else:
+                    assert row[column] == value, (column, row[column], value)
+    comments = dict(reverse.local.query("SELECT column_name, column_comment FROM information_schema.columns WHERE "
+                                        "table_schema = %s AND table_name = 'session'", (reverse.local_schema,)))
+    assert (comments["session"], comments["data"], comments["gain"]) == (":int32:", ":<blob>:", ":float32:")
+    assert ("session__trace", "subject", f"{reverse.local_schema}.session.subject") in set(reverse.local.query(
+        f"SELECT * FROM `{reverse.local_schema}`.`~lineage`"))
+    with pytest.raises(ConfigurationError, match="2.x's layout, not the link's \\(0.14\\)"):
+        reverse.link().pull(progress=False)  # a schema is never filled in the other layout
+    Objects(world, store("file", world.tmp / "source-store", s3, ""), {})
+    with pytest.raises(ConfigurationError, match="cannot insert in-store codecs on MariaDB"):
+        reverse.link("Sample", layout="dj2").pull(progress=False)
+    assert reverse.local.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                               "table_name = 'sample'", (reverse.local_schema,)) == [(0,)]

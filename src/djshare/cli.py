@@ -140,8 +140,9 @@ def linked(table: str, host: str | None, local_schema: str,
         if not server or not database or "/" in database:
             raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
         pg_source = PostgresSchema.source(schema_name, host=server, database=database)
-        if not local_schema.startswith("postgresql://"):  # into MariaDB, in DataJoint 0.14's layout
-            return PgToMariaDBLink(name, pg_source, mariadb_local(local_schema))
+        if not local_schema.startswith("postgresql://"):  # into MariaDB: 0.14's layout, or an existing schema's
+            local = mariadb_local(local_schema)
+            return PgToMariaDBLink(name, pg_source, local, layout=local.layout() or "dj014")
         return PgLink(name, pg_source, postgres_schema(local_schema))
     if not local_schema.startswith("postgresql://"):
         source_schema = MariaDBSchema.source(schema_name, host=host)

@@ -1,5 +1,7 @@
 """Links from a DataJoint 2.x schema on PostgreSQL into a schema on MariaDB in DataJoint 0.14's layout, without
-DataJoint: the reverse of the cross-format link (`link.crossformat`), for a lab that stays on 0.14.
+DataJoint: the reverse of the cross-format link (`link.crossformat`), for a lab that stays on 0.14. With
+`layout="dj2"` the local tables are declared as DataJoint 2.x declares them on MariaDB instead (the source's type
+labels and codec comments, `~lineage` rows; in-table types only: 2.3.5 cannot insert in-store codecs there).
 
     source = PostgresSchema.source("lab2", host="pg.lab.org", database="lab")   # LINK_USER / LINK_PASS
     local = MariaDBSchema.local("collab")                                       # DJ_HOST / DJ_USER / DJ_PASS
@@ -35,11 +37,11 @@ import re
 import struct
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
-from djshare.link.dj2 import MariaDBSchema
+from djshare.link.dj2 import LAYOUTS, LINEAGE_TABLE, MariaDBSchema, lineage_rows
 from djshare.link.local import subscriber_id
 from djshare.link.lock import objects_lock
 from djshare.link.objects import declare_journal, journal_name
@@ -111,6 +113,23 @@ def _default(column: Column) -> str | None:
                              "into MariaDB.")
 
 
+def dj2_column(column: Column, table: str) -> Target:
+    """The MariaDB column as DataJoint 2.x declares it there: the MySQL type of the 2.x type, the comment as the
+    source has it (type label or codec first). In-store codecs are refused: DataJoint 2.3.5 cannot insert them on
+    MariaDB."""
+    where = f"Column `{column.name}` of {table}"
+    codec = codec_of(column.comment)
+    if codec is not None and codec[1] is not None:
+        raise ConfigurationError(
+            f"{where} is <{codec[0]}@{codec[1]}>: DataJoint 2.3.5 cannot insert in-store codecs on MariaDB. Link the "
+            "table into PostgreSQL, or into 0.14's layout (layout=\"dj014\": <blob@> and <attach@> become 0.14 "
+            "external objects). Nothing was changed.")
+    labelled = LABEL.match(column.comment)
+    if (codec is not None and codec[0] in ("blob", "attach")) or (labelled and labelled["label"].strip() == "bytes"):
+        return Target(column.name, "longblob", column.comment, column.nullable, _default(column))
+    return replace(target_column(column, table, {}), comment=column.comment)
+
+
 def target_column(column: Column, table: str, stores: Mapping[str, str]) -> Target:
     """The MariaDB column, in DataJoint 0.14's layout, for a 2.x column on PostgreSQL (`stores`: source store ->
     local store). Raises ConfigurationError for what 0.14 cannot hold from this link (path-addressed codecs,
@@ -178,11 +197,23 @@ class LocalTable:
         return tuple(next(c for c in self.columns if c.name == k) for k in self.source.primary_key)
 
 
-def local_tables(tables: LinkTables, stores: Mapping[str, str]) -> tuple[LocalTable, ...]:
-    """The master, then the parts, as MariaDB tables in the local schema."""
-    return tuple(LocalTable(t, tables.local_schema, tuple(target_column(c, f"{t.schema}.{t.name}", stores)
-                                                          for c in t.columns))
+def local_tables(tables: LinkTables, stores: Mapping[str, str], layout: str = "dj014") -> tuple[LocalTable, ...]:
+    """The master, then the parts, as MariaDB tables in the local schema, in DataJoint 0.14's or 2.x's layout."""
+    def column(c: Column, t: TableInfo) -> Target:
+        where = f"{t.schema}.{t.name}"
+        return dj2_column(c, where) if layout == "dj2" else target_column(c, where, stores)
+
+    return tuple(LocalTable(t, tables.local_schema, tuple(column(c, t) for c in t.columns))
                  for t in (tables.source, *tables.source_parts))
+
+
+def lineage_declaration(schema: str) -> str:
+    """`~lineage` as DataJoint 2.x declares it on MariaDB."""
+    return (f"CREATE TABLE IF NOT EXISTS {quote_name(schema, LINEAGE_TABLE)} (\n"
+            "  `table_name` varchar(64) NOT NULL COMMENT 'table name within the schema',\n"
+            "  `attribute_name` varchar(64) NOT NULL COMMENT 'attribute name',\n"
+            "  `lineage` varchar(255) NOT NULL COMMENT 'origin: schema.table.attribute',\n"
+            "  PRIMARY KEY (`table_name`, `attribute_name`)\n) ENGINE=InnoDB")
 
 
 def external_declaration(schema: str, store: str) -> str:
@@ -218,10 +249,17 @@ def declaration(table: LocalTable, master: LocalTable | None) -> str:
             f"DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT={_text(table.source.comment)}")
 
 
-def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]) -> list[str]:
-    """Create the local tables where missing; return how existing ones differ (empty when they match)."""
+def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...],
+            lineage: Sequence[tuple[str, str, str]] = ()) -> list[str]:
+    """Create the local tables (and, for 2.x's layout, `~lineage` rows) where missing; return how existing ones
+    differ (empty when they match)."""
     found = []
     present = table_names(local, tables.local_schema)
+    if lineage:
+        local.execute(lineage_declaration(tables.local_schema), doing="declaring ~lineage")
+        for row in lineage:
+            local.execute(f"INSERT IGNORE INTO {quote_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s)",
+                          row, doing="recording ~lineage")
     for store in sorted({c.store for t in declared for c in t.columns if c.kind == "ref"}):
         local.execute(external_declaration(tables.local_schema, store), doing=f"declaring ~external_{store}")
     for table in declared:
@@ -533,7 +571,10 @@ class PgToMariaDBLink(LinkRunner):
     def __init__(self, table: str, source: PostgresSchema, local: MariaDBSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, stores: Mapping[str, str] | None = None,
                  local_stores: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = DEFAULT_BATCH,
-                 lock_timeout: float = 60.0) -> None:
+                 lock_timeout: float = 60.0, layout: str = "dj014") -> None:
+        if layout not in LAYOUTS:
+            raise ConfigurationError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}.")
+        self.layout = layout
         super().__init__(table, outbound=outbound, subscriber=subscriber, stores=stores, batch_size=batch_size,
                          lock_timeout=lock_timeout)
         self.source, self.local, self._local_stores = source, local, local_stores
@@ -560,21 +601,31 @@ class PgToMariaDBLink(LinkRunner):
             info = postgres.read_table(source, schema, table)
             parts = part_tables(source, schema, table)
             ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
-            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map)  # refusals first
+            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map,  # refusals
+                                    self.layout)  # first
             self._specs = {c.store: (StoreSpec.from_config(c.source_store, self.source.stores, "source"),
                                      StoreSpec.from_config(c.store, self.local_stores, "local"))
                            for table in declared for c in table.columns if c.kind == "ref"}
             layout = self.local.layout()
-            if layout == "dj2":
-                raise ConfigurationError(f"The local schema `{self.local.name}` holds DataJoint 2.x tables: this link "
-                                         "declares 0.14's layout. Use another local schema. Nothing was changed.")
+            if layout is not None and layout != self.layout:
+                raise ConfigurationError(
+                    f"The local schema `{self.local.name}` is in DataJoint {'2.x' if layout == 'dj2' else '0.14'}'s "
+                    f"layout, not the link's ({'2.x' if self.layout == 'dj2' else '0.14'}): pass layout={layout!r} "
+                    "(CLI: the layout follows the local schema), or use another local schema. Nothing was changed.")
+            lineage: list[tuple[str, str, str]] = []
+            if self.layout == "dj2" and source.scalar(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+                    (schema, LINEAGE_TABLE)):
+                lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
+                                                   f"{name(schema, LINEAGE_TABLE)}"),
+                                       schema, self.local.name, {t.name for t in (info, *parts)}, info.name)
             declare_outbound(source, ob)
             if not schema_exists(local, self.local.name):
                 local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
                               doing=f"creating schema `{self.local.name}`")
             tables = LinkTables(info, parts, self.local.name, ob, self.subscriber or subscriber_id(local,
                                                                                                self.local.name))
-            mismatch = declare(local, tables, declared)
+            mismatch = declare(local, tables, declared, lineage)
         self._ready = Ready(tables, mismatch, declared)
         return self._ready
 
