@@ -24,7 +24,6 @@ import hashlib
 import itertools
 import json
 import re
-import struct
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,7 @@ from djshare.sql.connection import Session, quote_name
 from djshare.sql.postgres import PgSession
 from djshare.sql.postgres import read_table as pg_read_table
 from djshare.sql.postgres import translate as pg_translate
-from djshare.sql.transfer import key_condition, row_literal
+from djshare.sql.transfer import float32, key_condition, row_literal
 from djshare.stores.formats.dj014 import ExternalRow, object_path
 from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
 from djshare.stores.objects import ObjectStore, Spooled, open_store
@@ -278,10 +277,6 @@ def _select(table: TableInfo, columns: Sequence[Column]) -> str:
                      for c in columns)
 
 
-def _float32(value: float) -> float:
-    return float(struct.unpack("f", struct.pack("f", value))[0])
-
-
 def _compared(target: Target, value: Any, local: bool = False) -> Any:
     """A source value (`local`: a local one) in the one form `stale_keys` compares: objects by their MD5."""
     if value is None:
@@ -292,7 +287,7 @@ def _compared(target: Target, value: Any, local: bool = False) -> Any:
     if target.kind == "uuid":
         return value if isinstance(value, uuid.UUID) else uuid.UUID(bytes=bytes(value))
     if target.sql_type == "real":
-        return _float32(float(value))
+        return float32(float(value))
     if target.label == "json" or target.sql_type == "jsonb":
         return json.loads(value) if isinstance(value, (str, bytes)) else value
     if isinstance(value, (bytearray, memoryview)):

@@ -34,7 +34,6 @@ import io
 import itertools
 import json
 import re
-import struct
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -64,6 +63,7 @@ from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name, translated
 from djshare.sql.postgres import PgSession
+from djshare.sql.transfer import float32
 from djshare.stores.copying import full_path
 from djshare.stores.formats import format_of_schema
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
@@ -304,10 +304,6 @@ def _comparable(target: Target, value: Any) -> Any:
     return value
 
 
-def _float32(value: float) -> float:
-    return float(struct.unpack("f", struct.pack("f", value))[0])
-
-
 def _compared(target: Target, value: Any) -> Any:
     """A value as `stale` compares it: the local form of a source value and a local value alike."""
     if value is None:
@@ -315,14 +311,14 @@ def _compared(target: Target, value: Any) -> Any:
     if target.kind == "json":
         return json.loads(value) if isinstance(value, (str, bytes)) else value
     if target.sql_type == "float":
-        return _float32(float(value))
+        return float32(float(value))
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     return value.rstrip(" ") if isinstance(value, str) else value
 
 
 class MariaDBCopy:
-    """The local side: the source's rows copied into MariaDB tables in 0.14's layout."""
+    """The local side: the source's rows copied into MariaDB tables (0.14's or 2.x's layout)."""
 
     def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[LocalTable, ...],
                  specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None) -> None:

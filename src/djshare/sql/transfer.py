@@ -8,6 +8,7 @@ the target server's `max_allowed_packet`. The same literals identify keys across
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from pymysql.converters import escape_string
@@ -161,3 +162,8 @@ def copy_rows(source: Session, target: Session, table: TableInfo, target_name: s
         if on_rows:
             on_rows(len(chunk))
     return copied
+
+
+def float32(value: float) -> float:
+    """`value` rounded to the nearest single-precision float (how a FLOAT / real column holds it)."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
