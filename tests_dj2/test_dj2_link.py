@@ -274,6 +274,8 @@ def test_the_command_line_links_dj2_schemas_beside_datajoint_2(world: World) -> 
     assert done.returncode == 0 and "checked 12 keys; ran: nothing" in done.stdout, done.stderr  # outbound + local
     refused = djshare("refresh", f"{world.source_schema}.Session", "-l", world.local_schema)
     assert refused.returncode == 1 and "need DataJoint 0.14" in refused.stderr, refused.stderr
+    done = djshare("status")  # the source's links, beside DataJoint 2.x
+    assert done.returncode == 0 and f"`{world.source_schema}`.`session`" in done.stdout, done.stderr
     assert world.same_rows("session__trace") is False  # only part of the source was pulled
     assert world.local.query(f"SELECT COUNT(*) FROM `{world.local_schema}`.`session__trace`") == [(12,)]
     # into a schema that already holds DataJoint 0.14 tables, the link follows that layout

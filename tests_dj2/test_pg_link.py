@@ -420,6 +420,10 @@ def test_source_side_commands_from_the_command_line(world: World) -> None:
     assert done.returncode == 0 and done.stdout.count(world.local_schema) == 3, done.stdout
     done = djshare("finish-deletion", f"{world.source_schema}.Session")
     assert done.returncode == 0 and "deleted 0 source entities" in done.stdout, done.stderr
+    done = djshare("status")  # per source table and subscriber: 9 pulled, 3 asked to delete
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if f"{world.source_schema}" in line)
+    assert [cell.strip() for cell in row.split("│")[3:7]] == ["0", "9", "3", "0"], done.stdout
 
 
 def test_one_run_of_a_link_at_a_time(world: World) -> None:

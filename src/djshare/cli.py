@@ -32,11 +32,15 @@ from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
 from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
 from djshare.link.gc import GcReport
+from djshare.link.outbound import schema_counts
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.link.pg import gc as pg_gc
+from djshare.link.pg import schema_counts as pg_schema_counts
 from djshare.link.pg_mariadb import PgToMariaDBLink
+from djshare.link.protocol import Outbound
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
+from djshare.sql import postgres
 from djshare.sql.connection import ServerAddress, Session
 from djshare.stores.formats import format_of_schema
 from djshare.sync.diff import compare
@@ -47,14 +51,12 @@ try:  # links and exports need DataJoint 0.14; diff works with either line
     from djshare import export
     from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
     from djshare.link.crossformat import CrossLink
-    from djshare.link.outbound import schema_counts
-    from djshare.link.protocol import Outbound
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
     WRONG_LINE = error
 # DataJoint 2.x schemas need no DataJoint: links, their source-side commands, exports by SQL restrictions
 WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "tables", "request-deletion", "requested", "approved", "finish-deletion",
-                     "gc"}
+                     "gc", "status"}
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "
@@ -286,13 +288,22 @@ def garbage_collect(local_schema: LocalTarget, dry_run: DryRun = False) -> None:
 def status(source_host: SourceHost = None,
            outbound: Annotated[str | None, typer.Option(envvar="LINK_OUTBOUND", help="Outbound schema.")] = None,
            ) -> None:
-    """Per link and subscriber: entities pulled, being pulled, deletion requested, deletion approved."""
+    """Per link and subscriber: entities pulled, being pulled, deletion requested, deletion approved. The source
+    server: host[:port] (MariaDB) or postgresql://HOST[:PORT]/DB, with LINK_USER / LINK_PASS."""
 
     def collect() -> list[tuple[str, str, dict[str, int]]]:
         if not outbound:
             raise ConfigurationError("No outbound schema: pass --outbound or set LINK_OUTBOUND.")
-        schema = LazySchema(outbound, host=source_host or _require_host())
-        with Session(schema.address) as session:
+        host = source_host or _require_host()
+        if host.startswith("postgresql://"):  # a PostgreSQL source: LINK_USER / LINK_PASS
+            server, _, database = host.removeprefix("postgresql://").partition("/")
+            if not server or not database or "/" in database:
+                raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
+            with postgres.session(PostgresSchema.source(outbound, host=server, database=database).address) as pg:
+                return pg_schema_counts(pg, outbound)
+        address = MariaDBSchema.source(outbound, host=host).address if WRONG_LINE is not None else \
+            LazySchema(outbound, host=host).address
+        with Session(address) as session:
             return schema_counts(session, outbound)
 
     rows = run(collect)

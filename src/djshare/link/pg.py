@@ -397,6 +397,23 @@ class PostgresSource:
             f"SELECT state, count(*) FROM {self.outbound} WHERE {self.mine} GROUP BY state")}
 
 
+def schema_counts(pg: PgSession, outbound_schema: str) -> list[tuple[str, str, dict[str, int]]]:
+    """(source table, subscriber, rows per state) for every djshare outbound table in `outbound_schema`."""
+    found = pg.rows("SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "
+                    "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' AND "
+                    "obj_description(c.oid, 'pg_class') LIKE %s ORDER BY c.relname",
+                    (outbound_schema, COMMENT_PREFIX + "%"), doing=f"listing outbound tables in {outbound_schema}")
+    result: list[tuple[str, str, dict[str, int]]] = []
+    for table, comment in found:
+        counts: dict[str, dict[str, int]] = {}
+        for subscriber, state, count in pg.rows(f"SELECT subscriber, state, count(*) FROM "
+                                                f"{name(outbound_schema, str(table))} GROUP BY subscriber, state "
+                                                "ORDER BY subscriber"):
+            counts.setdefault(str(subscriber), {})[str(state)] = int(count)
+        result += [(str(comment)[len(COMMENT_PREFIX):], subscriber, states) for subscriber, states in counts.items()]
+    return result
+
+
 def subscriber_id(pg: PgSession, schema: str) -> str:
     """This local schema's name on source servers, made once and kept in a one-row hidden table."""
     table = name(schema, SUBSCRIBER_TABLE)
