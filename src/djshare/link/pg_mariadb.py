@@ -562,7 +562,9 @@ class MariaDBCopy:
 
 class PgToMariaDBLink(LinkRunner):
     """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) into a MariaDB schema
-    in DataJoint 0.14's layout. Restrictions are SQL conditions on the source table."""
+    in DataJoint 0.14's layout (`layout="dj2"`: 2.x's). Restrictions are SQL conditions on the source table.
+    `stores` maps local store names to source store names where they differ; `local_stores`: the local side's
+    store settings (default DataJoint's)."""
 
     def __init__(self, table: str, source: PostgresSchema, local: MariaDBSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, stores: Mapping[str, str] | None = None,
@@ -597,8 +599,8 @@ class PgToMariaDBLink(LinkRunner):
             info = postgres.read_table(source, schema, table)
             parts = part_tables(source, schema, table)
             ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
-            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map,  # refusals
-                                    self.layout)  # first
+            # the local tables first: what cannot be linked is refused before anything changes
+            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map, self.layout)
             self._specs = {c.store: (StoreSpec.from_config(c.source_store, self.source.stores, "source"),
                                      StoreSpec.from_config(c.store, self.local_stores, "local"))
                            for table in declared for c in table.columns if c.kind == "ref"}
