@@ -230,6 +230,13 @@ def test_exports_carry_path_addressed_objects(world: World, s3: S3Server) -> Non
     assert (bundle / "objects" / "main" / "raw" / "own.txt").read_bytes() == b"only sample 1's"
     world.local.execute(f'DROP SCHEMA "{world.source_schema}" CASCADE')
     restored = {"main": {"protocol": "file", "location": str(world.tmp / "restored-store")}}
+    own = bundle / "objects" / "main" / "raw" / "own.txt"
+    own.write_bytes(b"ONLY sample 1's")  # the same size, other bytes: the manifest's MD5 catches it
+    with pytest.raises(IntegrityViolation, match="raw/own.txt in .* has 15 bytes and MD5"):
+        export.restore(bundle, address(world.local), stores=restored, progress=False)
+    assert world.local.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
+                             (world.source_schema,)) == [(0,)]  # no table was restored
+    own.write_bytes(b"only sample 1's")
     export.restore(bundle, address(world.local), stores=restored, progress=False)
     assert (world.tmp / "restored-store" / "raw" / "own.txt").read_bytes() == b"only sample 1's"
     assert export.verify(bundle, address(world.local)).problems == []

@@ -14,6 +14,7 @@ foreign keys among the exported tables) and rows move in PostgreSQL's binary COP
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -254,9 +255,27 @@ def write(source: ServerAddress, restrictions: Sequence[Restriction], directory:
                 for index, table in enumerate(selection.graph.tables):
                     entries.append(_write_table(selection, table, partial, f"data/{index}.copy"))
                     advance(entries[-1].rows)
-        manifest = {"format": FORMAT, "tables": [asdict(e) for e in entries], "stores": used, "objects": objects}
+        manifest = {"format": FORMAT, "tables": [asdict(e) for e in entries], "stores": used, "objects": objects,
+                    "checksums": _checksums(partial, used)}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return entries
+
+
+def _checksums(directory: Path, used: Sequence[str]) -> dict[str, str]:
+    """MD5 of each path-addressed object file in a bundle ("store/path" -> hex), for `restore` to check; a
+    hash-addressed one is named by its MD5."""
+    found = {}
+    for store in used:
+        root = directory / "objects" / store
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            relative = path.relative_to(root).as_posix()
+            if not relative.startswith(HASH_PREFIX + "/"):
+                digest = hashlib.md5()
+                with path.open("rb") as handle:
+                    while block := handle.read(1 << 20):
+                        digest.update(block)
+                found[f"{store}/{relative}"] = digest.hexdigest()
+    return found
 
 
 def _write_table(selection: Selection, table: Table, folder: Path, data: str) -> Entry:
@@ -315,14 +334,17 @@ def restore(directory: str | Path, target: ServerAddress, stores: StoreSettings 
 
 def _put_objects(directory: Path, entries: list[Entry], used: list[str], stores: StoreSettings) -> None:
     bundle = _bundle_stores(directory, used)
+    checksums = json.loads((directory / MANIFEST).read_text()).get("checksums", {})
     jobs = []
     for store in used:
         source, target = StoreSpec.from_config(store, bundle, "bundle"), StoreSpec.from_config(store, stores, "target")
         root = Path(source.location)
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             relative = path.relative_to(root).as_posix()  # hash-addressed objects are checked by their names
-            md5 = digest_of(path.name) if relative.startswith(HASH_PREFIX + "/") else None
-            jobs.append(CopyJob(source, relative, target, relative, path.stat().st_size, md5))
+            hashed = relative.startswith(HASH_PREFIX + "/")
+            known = checksums.get(f"{store}/{relative}")
+            md5 = digest_of(path.name) if hashed else bytes.fromhex(known) if known else None
+            jobs.append(CopyJob(source, relative, target, relative, path.stat().st_size, md5, hashed))
     copy_checked(jobs)
 
 

@@ -219,7 +219,7 @@ def object_jobs(column: ObjectColumn, value: str, source: StoreSpec, target: Sto
     if column.codec in HASHED_CODECS:
         hashed = Reference.parse(reference)
         target_path = path if local_schema is None else hash_path(local_schema, hashed.hash)
-        return [CopyJob(source, path, target, target_path, hashed.size, digest_of(hashed.hash))]
+        return [CopyJob(source, path, target, target_path, hashed.size, digest_of(hashed.hash), True)]
     target_path = path
     if column.codec in SCHEMA_CODECS and local_schema is not None:
         rule = schema_path_rule(source.schema_prefix, column.table.schema, target.schema_prefix, local_schema)

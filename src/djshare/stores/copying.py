@@ -1,7 +1,8 @@
 """Checked copies of DataJoint 2.x objects from one store to another, in parallel, before any row references them.
 
 Hash-addressed objects (`_hash/...`) are checked against the MD5 and size their reference names; a target that
-has the object already keeps it (the path is the content). Path-addressed objects (`<object@>`, `<npy@>`,
+has the object already keeps it (the path is the content). Other objects are checked by their MD5 where it is
+known (a bundle records it). Path-addressed objects (`<object@>`, `<npy@>`,
 `<filepath@>`) carry no content hash: a copy is checked by the size the reference gives (when it gives one), and
 a target path that exists already must hold the same bytes as the source (else IntegrityViolation: another
 file was there). A folder-valued `<object@>` is its files, listed in the source store, plus DataJoint's
@@ -32,7 +33,8 @@ class CopyJob:
     target: StoreSpec
     target_path: str
     size: int | None = None  # the size the reference gives, when it gives one
-    md5: bytes | None = None  # hash-addressed: the MD5 its name is made of
+    md5: bytes | None = None  # the MD5 of its contents, when known (hash-addressed: the one its name is made of)
+    content_addressed: bool = False  # the path names the contents: a target that has it keeps it unread
 
 
 def full_path(spec: StoreSpec, path: str) -> str:
@@ -94,7 +96,7 @@ def _copy(job: CopyJob, stores: Stores) -> bool:
     origin, target = stores.source(job.source), stores.target(job.target)
     source_path, target_path = full_path(job.source, job.path), full_path(job.target, job.target_path)
     if target.exists(target_path):
-        if job.md5 is not None or _same_bytes(origin, source_path, target, target_path):
+        if job.content_addressed or _same_bytes(origin, source_path, target, target_path):
             return False
         raise IntegrityViolation(
             f"{job.target_path} in {job.target.label} exists with other contents than {job.path} in "
