@@ -87,6 +87,15 @@ class MariaDBSchema:
                 return None
             return format_of_schema(session, self.name)
 
+    def check_layout(self, layout: str) -> None:
+        """An existing schema with DataJoint tables must be in `layout` (a link never fills it in the other)."""
+        found = self.layout()
+        if found is not None and found != layout:
+            raise ConfigurationError(
+                f"The local schema `{self.name}` is in DataJoint {'2.x' if found == 'dj2' else '0.14'}'s layout, not "
+                f"the link's ({'2.x' if layout == 'dj2' else '0.14'}): pass layout={found!r} (CLI: the "
+                "layout follows the local schema), or use another local schema. Nothing was changed.")
+
 
 def refuse_in_store(tables: tuple[TableInfo, ...]) -> None:
     """DataJoint 2.x in-store codecs on MariaDB are not linked (2.3.5 itself cannot insert them there)."""
@@ -233,7 +242,7 @@ class Dj2Link(LinkRunner):
             parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
             refuse_in_store((info, *parts))
             statements = local_statements(source, info, parts, self.layout)
-            self._check_local_layout()
+            self.local.check_layout(self.layout)
             ob = OutboundTable.for_source(info, outbound_schema)
             outbound.declare(source, ob)
             if not schema_exists(local, self.local.name):
@@ -244,16 +253,6 @@ class Dj2Link(LinkRunner):
             mismatch = declare_local(source, local, tables, statements, self.layout)
         self._ready = Ready(tables, mismatch)
         return self._ready
-
-    def _check_local_layout(self) -> None:
-        """An existing local schema with DataJoint tables must be in this link's layout."""
-        schema = self.local.name
-        found = self.local.layout()
-        if found is not None and found != self.layout:
-            raise ConfigurationError(
-                f"The local schema `{schema}` is in DataJoint {'2.x' if found == 'dj2' else '0.14'}'s layout, not "
-                f"the link's ({'2.x' if self.layout == 'dj2' else '0.14'}): pass layout={found!r} (CLI: the "
-                "layout follows the local schema), or use another local schema. Nothing was changed.")
 
     @contextlib.contextmanager
     def _sides(self, ready: Ready) -> Iterator[tuple[SourceSide, LocalSide]]:

@@ -604,12 +604,7 @@ class PgToMariaDBLink(LinkRunner):
             self._specs = {c.store: (StoreSpec.from_config(c.source_store, self.source.stores, "source"),
                                      StoreSpec.from_config(c.store, self.local_stores, "local"))
                            for table in declared for c in table.columns if c.kind == "ref"}
-            layout = self.local.layout()
-            if layout is not None and layout != self.layout:
-                raise ConfigurationError(
-                    f"The local schema `{self.local.name}` is in DataJoint {'2.x' if layout == 'dj2' else '0.14'}'s "
-                    f"layout, not the link's ({'2.x' if self.layout == 'dj2' else '0.14'}): pass layout={layout!r} "
-                    "(CLI: the layout follows the local schema), or use another local schema. Nothing was changed.")
+            self.local.check_layout(self.layout)
             lineage: list[tuple[str, str, str]] = []
             if self.layout == "dj2" and source.scalar(
                     "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
