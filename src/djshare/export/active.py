@@ -1,11 +1,12 @@
 """What both capture hooks (DataJoint 0.14's `capture`, 2.x's `capture2`) share: the captures active in this
-thread or task (a context variable: captures in parallel threads stay apart, several may be active at once),
-and the base tables behind a query expression. Neither DataJoint line is imported here."""
+thread or task (a context variable: captures in parallel threads stay apart, several may be active at once), and the
+warning for restrictions a capture could not follow. Neither DataJoint line is imported here."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -42,10 +43,10 @@ def during(capture: R) -> Iterator[R]:
         stop(token)
 
 
-def base_tables(expression: Any) -> Iterator[str]:
-    """Full names of the tables behind a query expression (through joins and subqueries)."""
-    for item in expression.support:
-        if isinstance(item, str):
-            yield item
-        else:
-            yield from base_tables(item)
+def warn_unseen(conditions: list[str]) -> None:
+    """Log the restrictions whose subqueries a capture could not follow (their rows are not captured)."""
+    for condition in conditions:
+        logging.getLogger("djshare").warning(
+            "capture: the restriction %s reads other tables through a subquery djshare could not follow (written as "
+            "SQL, or built before the capture hook was installed); the rows it reads are not captured. Restrict by "
+            "query expressions, after djshare.export.capture/start/follow.", condition[:200])

@@ -6,7 +6,7 @@
 While a capture is active (in this thread or task: captures are kept in a context variable, so captures
 in parallel threads stay apart and several may be active at once), every `fetch`/`fetch1` records, for
 each base table behind the fetched query, the SQL condition selecting the rows of that table that
-appear in the result: `(its primary key) IN (SELECT ... FROM (<the fetched query>))`. The records go to
+decide the result: `(its primary key) IN (SELECT ... FROM <the query's tables> WHERE ...)`. The records go to
 the table `export_restriction` in the capture schema (default `djshare_export`) on the same server, so a
 lab can see and manage them; several analyses of one paper combine.
 
@@ -17,8 +17,12 @@ Captures can also be opened on the server, for a database account, by `djshare e
 fetches into every capture open for the account it is connected as, until the capture is stopped. This is
 for notebooks and scripts one does not want to edit: one line, `djshare.export.follow()`, in a lab's
 pipeline package does it for all of them.
-Where a query renamed or projected away part of a table's primary key, the condition uses the key
-attributes that remain (a superset of the rows read); with none left, the whole table is recorded.
+
+The conditions (`djshare.export.decided`) select the rows that decide the result, not only those in it: the rows
+of tables behind semijoins (`&`), antijoins (`-`), subqueries, joins and aggregations too, with renamed key
+attributes mapped back to each table's own columns. Restrictions by query expressions are seen from the moment the
+hook is installed (`capture`, `start` or `follow`); a restriction built before that, or a SQL string with a subquery
+of its own, is logged as a warning, since the rows its subquery reads cannot be captured.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import datajoint as dj
 from datajoint.fetch import Fetch, Fetch1
 
 from djshare.defaults import CAPTURE_SCHEMA
-from djshare.export import active
+from djshare.export import active, decided
 
 DEFAULT_SCHEMA = CAPTURE_SCHEMA
 TABLE = "export_restriction"
@@ -42,15 +46,6 @@ ACCOUNT = "CURRENT_USER()"
 _install_lock = threading.Lock()
 _installed = {"done": False}
 _following: set[str] = set()  # capture schemas whose open captures this process records into
-
-
-def _condition(connection: dj.Connection, full_name: str, expression: Any) -> str:
-    table = dj.FreeTable(connection, full_name)
-    attributes = [a for a in table.primary_key if a in expression.heading.names]
-    if not attributes:
-        return "TRUE"
-    names = ", ".join(f"`{a}`" for a in attributes)
-    return f"({names}) IN (SELECT {names} FROM ({expression.make_sql()}) AS djshare_q)"
 
 
 def declare(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> None:
@@ -78,13 +73,13 @@ class Capture:
 
     def record(self, expression: Any) -> None:
         connection = expression.connection
-        names = set(active.base_tables(expression))
+        found = decided.of(expression)
+        active.warn_unseen(found.unseen)
         rows = []
-        for full_name in sorted(names):
+        for full_name, condition in found.conditions:
             schema, table = (part.strip("`") for part in full_name.split("."))
-            if schema == self.schema:
-                continue
-            rows.append((self.paper, self.analysis, schema, table, _condition(connection, full_name, expression)))
+            if schema != self.schema:
+                rows.append((self.paper, self.analysis, schema, table, condition))
         if rows:
             declare(connection, self.schema)
             for row in rows:
@@ -96,6 +91,7 @@ def _install() -> None:
     with _install_lock:
         if _installed["done"]:
             return
+        decided.watch(decided.installed_line())
         for cls in (Fetch, Fetch1):
             original = cls.__call__
 

@@ -9,10 +9,9 @@ DataJoint 2.x reads rows through one call, `QueryExpression.cursor` (behind `fet
 `to_arrays`, `to_pandas`, `keys`, iteration): the hook wraps it once per process and does nothing when no
 capture is active. Captures are kept in a context variable (captures in parallel threads stay apart; several
 may be active at once). For each base table behind the query it records the SQL condition selecting the rows
-of that table that appear in the result, `(its primary key) IN (SELECT ... FROM (<the query>) AS djshare_q)`
-(limits and ordering included), into the table `export_restriction` of the capture schema (default
-`djshare_export`) on the same server. Where the query projected away part of a table's primary key, the key
-attributes that remain select a superset; with none left, the whole table is recorded.
+of that table that decide the result (`djshare.export.decided`: the tables behind semijoins, antijoins,
+subqueries, joins and aggregations included, renamed key attributes mapped back; limits and ordering included),
+into the table `export_restriction` of the capture schema (default `djshare_export`) on the same server.
 
 `restrictions()` gives the recorded (table, condition) pairs in the form `djshare.export.pg` and
 `djshare.export.tables` take; `recorded()` (and `djshare tables write|copy --paper`) reads them without
@@ -30,7 +29,7 @@ from typing import Any
 
 from djshare.defaults import CAPTURE_SCHEMA
 from djshare.errors import ConfigurationError
-from djshare.export import active
+from djshare.export import active, decided
 from djshare.sql import postgres
 from djshare.sql.connection import ServerAddress, Session
 
@@ -64,17 +63,6 @@ def _table(connection: Any, schema: str, table: str = TABLE) -> str:
     return f"{quote(schema)}.{quote(table)}"
 
 
-def _condition(connection: Any, full_name: str, expression: Any) -> str:
-    import datajoint as dj
-
-    quote = connection.adapter.quote_identifier
-    attributes = [a for a in dj.FreeTable(connection, full_name).primary_key if a in expression.heading.names]
-    if not attributes:
-        return "TRUE"
-    names = ", ".join(quote(a) for a in attributes)
-    return f"({names}) IN (SELECT {names} FROM ({expression.make_sql()}) AS djshare_q)"
-
-
 @dataclass
 class Capture:
     paper: str
@@ -83,11 +71,13 @@ class Capture:
 
     def record(self, expression: Any) -> None:
         connection = expression.connection
+        found = decided.of(expression)
+        active.warn_unseen(found.unseen)
         rows = []
-        for full_name in sorted(set(active.base_tables(expression))):
+        for full_name, condition in found.conditions:
             schema, table = connection.adapter.split_full_table_name(full_name)
             if schema != self.schema:
-                rows.append((self.paper, self.analysis, schema, table, _condition(connection, full_name, expression)))
+                rows.append((self.paper, self.analysis, schema, table, condition))
         if not rows:
             return
         if (id(connection), self.schema) not in _declared:
@@ -107,6 +97,7 @@ def _install() -> None:
             return
         from datajoint.expression import QueryExpression
 
+        decided.watch(decided.installed_line())
         original = QueryExpression.cursor
 
         def cursor(self: Any, *args: Any, **kwargs: Any) -> Any:
