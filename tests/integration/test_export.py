@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +16,9 @@ from djshare.export.graph import Table
 from djshare.sql.catalog import foreign_keys_to, read_table
 from djshare.sql.connection import ServerAddress, Session
 from tests.conftest import admin_connection
-from tests.pipeline import AWKWARD, build_export_pipeline, fill_export
+from tests.integration.conftest import ExportLab
+from tests.pipeline import AWKWARD
 from tests.servers import MariaDBServer
-
-_names = itertools.count()
-
-
-@dataclass
-class ExportLab:
-    server: MariaDBServer
-    core: str
-    analysis: str
-    work: str
-    pipeline: dict[str, Any]
-
-    def session(self) -> Session:
-        return Session(ServerAddress(self.server.host, self.server.port, self.server.admin_user,
-                                     self.server.admin_password))
-
-
-@pytest.fixture
-def export_lab(servers: list[MariaDBServer]) -> Iterator[ExportLab]:
-    n = next(_names)
-    source = servers[0]
-    core, analysis, work = f"xcore{n}", f"xana{n}", f"xwork{n}"
-    source.execute(f"CREATE DATABASE `{work}`")
-    connection = admin_connection(source)
-    pipeline = build_export_pipeline(connection, core, analysis)
-    fill_export(pipeline)
-    yield ExportLab(source, core, analysis, work, pipeline)
-    connection.close()
 
 
 def brute_force(session: Session, captured: list[tuple[Table, str]], tables: list[Table]) -> dict[Table, set[Any]]:
@@ -124,16 +94,6 @@ def test_closure_follows_renamed_and_repeated_foreign_keys(export_lab: ExportLab
         assert sessions == {("m0", 0), ("m1", 2)}  # first_* and second_* both followed
         assert selected(selection)[(export_lab.core, "#lab")] == {("north",), ("south",)}
         assert (export_lab.core, "scan") not in selection.counts  # nothing below the captured rows
-
-
-@pytest.fixture
-def exporting(export_lab: ExportLab, monkeypatch: pytest.MonkeyPatch) -> ExportLab:
-    """The DataJoint settings point at the lab's server, where data and captures live."""
-    monkeypatch.setitem(dj.config, "database.host", export_lab.server.address)
-    monkeypatch.setitem(dj.config, "database.user", export_lab.server.admin_user)
-    monkeypatch.setitem(dj.config, "database.password", export_lab.server.admin_password)
-    monkeypatch.setitem(dj.config, "database.use_tls", False)
-    return export_lab
 
 
 def run_analysis(p: dict[str, Any], paper: str, schema: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 from djshare import export
 from djshare.sql.connection import ServerAddress
 from tests.conftest import admin_connection
-from tests.integration.test_export import ExportLab, export_lab, exporting  # noqa: F401 (fixtures)
+from tests.integration.conftest import ExportLab
 from tests.servers import MariaDBServer
 
 Analysis = Callable[[Any], Any]
@@ -45,25 +45,24 @@ _papers = itertools.count()
 def pipeline_tables(exporting: ExportLab) -> dict[str, Any]:
     """The export pipeline plus two analysis tables whose rows decide other queries."""
     p = exporting.pipeline
-    ana = p["analysis"]
-    session = p["Session"]
+    ana, context = p["analysis"], {"Session": p["Session"]}
 
-    @ana
     class Excluded(dj.Manual):
         definition = """
-        -> session
+        -> Session
         ---
         reason : varchar(64)
         """
 
-    @ana
     class Comparison(dj.Manual):
         definition = """
-        -> session
+        -> Session
         ---
         score : float
         """
 
+    ana(Excluded, context=context)
+    ana(Comparison, context=context)
     Excluded.insert([{"subject": "m1", "session": 0, "reason": "motion"},
                      {"subject": "m3", "session": 2, "reason": "it's \"noisy\""}])
     Comparison.insert([{"subject": f"m{i}", "session": s, "score": ((3 * i + 7 * s) % 10) / 10}
