@@ -85,8 +85,8 @@ def test_an_analysis_returns_on_the_copy_what_it_returned_on_the_source(
     with capture2.capture(world.source_schema, name):
         expected = result(ANALYSES[name](tables))
     assert expected, "the analysis must return rows for the comparison to mean something"
-    copy(address(world.source), capture2.restrictions(world.Session.connection, world.source_schema), address(world.local),
-         progress=False)
+    recorded = capture2.restrictions(world.Session.connection, world.source_schema)
+    copy(address(world.source), recorded, address(world.local), progress=False)
     assert result(ANALYSES[name](copied(world))) == expected
 
 
