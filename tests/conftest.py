@@ -33,6 +33,13 @@ def default_packet_server() -> Iterator[MariaDBServer]:
         yield running[0]
 
 
+@pytest.fixture(scope="session")
+def defaults_server() -> Iterator[MariaDBServer]:
+    """A server left at all of MariaDB's defaults (latin1 server character set, 16 MB packets)."""
+    with mariadb_servers(1, names=("all-defaults",), defaults=True) as running:
+        yield running[0]
+
+
 def admin_connection(server: MariaDBServer) -> dj.Connection:
     return dj.Connection(server.address, server.admin_user, server.admin_password, use_tls=False)
 

@@ -54,6 +54,7 @@ class MariaDBServer:
     host: str = "127.0.0.1"
     admin_user: str = ADMIN_USER
     admin_password: str = ADMIN_PASSWORD
+    defaults: bool = False  # MariaDB's own settings (latin1, durable commits): no test-friendly ones
     _users: list[str] = field(default_factory=list)
 
     @property
@@ -73,11 +74,11 @@ class MariaDBServer:
         self.process = subprocess.Popen(
             [_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
              f"--tmpdir={tmpdir}", f"--port={self.port}", f"--socket={self.directory / 'mysqld.sock'}",
-             "--bind-address=127.0.0.1", f"--max-allowed-packet={self.max_allowed_packet}",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-             "--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2",
-             "--skip-name-resolve", "--group-concat-max-len=1073741824",
-             "--log-error=" + str(self.directory / "error.log")],
+             "--bind-address=127.0.0.1", "--skip-name-resolve", "--log-error=" + str(self.directory / "error.log"),
+             *([] if self.defaults else [
+                 f"--max-allowed-packet={self.max_allowed_packet}", "--character-set-server=utf8mb4",
+                 "--collation-server=utf8mb4_general_ci", "--innodb-buffer-pool-size=128M",
+                 "--innodb-flush-log-at-trx-commit=2", "--group-concat-max-len=1073741824"])],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
@@ -227,15 +228,18 @@ def s3_server(directory: Path, authenticate: bool = True) -> Iterator[S3Server]:
 
 @contextlib.contextmanager
 def mariadb_servers(count: int = 2, max_allowed_packet: str = "1G",
-                    names: tuple[str, ...] = ("source", "local", "other", "fourth")) -> Iterator[list[MariaDBServer]]:
-    """Start `count` MariaDB servers under one temp dir; stop them and remove it on exit."""
+                    names: tuple[str, ...] = ("source", "local", "other", "fourth"),
+                    defaults: bool = False) -> Iterator[list[MariaDBServer]]:
+    """Start `count` MariaDB servers under one temp dir; stop them and remove it on exit. `defaults`: with
+    MariaDB's own settings (`max_allowed_packet` ignored)."""
     root = Path(tempfile.mkdtemp(prefix="djshare-servers-"))
     servers: list[MariaDBServer] = []
     try:
         for index in range(count):
             directory = root / names[index]
             directory.mkdir()
-            servers.append(MariaDBServer(names[index], directory, free_port(), max_allowed_packet).start())
+            servers.append(MariaDBServer(names[index], directory, free_port(), max_allowed_packet,
+                                         defaults=defaults).start())
         yield servers
     finally:
         for server in servers:

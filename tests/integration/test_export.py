@@ -313,7 +313,9 @@ def test_export_from_the_command_line(exporting: ExportLab, servers: list[MariaD
 
 
 def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
-        exporting: ExportLab, servers: list[MariaDBServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        exporting: ExportLab, defaults_server: MariaDBServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bash export.sh > export.sql && mariadb < export.sql` into a server at MariaDB's defaults (latin1): emoji,
+    FLOAT values and every other value arrive exactly."""
     import os
     import subprocess
 
@@ -325,22 +327,29 @@ def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
     p["Lab"].insert1({"lab": awkward, "address": "x"})
     p["Subject"].insert1({"subject": "m9", "lab": awkward})
     p["Session"].insert1({"subject": "m9", "session": 0, "note": AWKWARD[4]})
+    p["Scan"].Channel.insert1({"subject": "m0", "session": 0, "scan": 0, "channel": 9, "electrode": 0,
+                               "gain": 29999.869140625})  # FLOAT text (6 digits) would make it 29999.900390625
     with export.capture("paper-s", "a", schema=lab.work):
         (p["Session"] & {"subject": "m9"}).fetch()
         (p["Scan"] & "subject in ('m0', 'm1')").fetch()
+        (p["Figure"] & "figure = 2").fetch()  # an emoji in its caption
     monkeypatch.setattr(djshare.export.script, "ARGUMENT_BYTES", 300)  # many chunks per table
     calls = export.write_script("paper-s", tmp_path / "export.sh", schema=lab.work)
     text = (tmp_path / "export.sh").read_text()
     assert lab.server.admin_password not in text and calls > 12
-    env = dict(os.environ, DJSHARE_HOST=lab.server.host, DJSHARE_PORT=str(lab.server.port),
-               DJSHARE_USER=lab.server.admin_user, MYSQL_PWD=lab.server.admin_password)
-    dumped = subprocess.run(["bash", str(tmp_path / "export.sh")], env=env, capture_output=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("USER", "LANG", "LC_ALL")}  # as from cron
+    env.update(DJSHARE_HOST=lab.server.host, DJSHARE_PORT=str(lab.server.port), DJSHARE_USER=lab.server.admin_user,
+               MYSQL_PWD=lab.server.admin_password)
+    with open(tmp_path / "export.sql", "wb") as out:
+        dumped = subprocess.run(["bash", str(tmp_path / "export.sh")], env=env, stdout=out, stderr=subprocess.PIPE,
+                                timeout=120)
     assert dumped.returncode == 0, dumped.stderr.decode()
     assert b"command not found" not in dumped.stderr
-    target = servers[2]
-    loaded = subprocess.run(["mariadb", "-h", target.host, "-P", str(target.port), "-u", target.admin_user],
-                            input=dumped.stdout, env=dict(os.environ, MYSQL_PWD=target.admin_password),
-                            capture_output=True, timeout=120)
+    target = defaults_server
+    with open(tmp_path / "export.sql", "rb") as sql:
+        loaded = subprocess.run(["mariadb", "-h", target.host, "-P", str(target.port), "-u", target.admin_user],
+                                stdin=sql, env=dict(env, MYSQL_PWD=target.admin_password), capture_output=True,
+                                timeout=120)
     assert loaded.returncode == 0, loaded.stderr.decode()
     with lab.session() as source, Session(ServerAddress(target.host, target.port, target.admin_user,
                                                         target.admin_password)) as there:
@@ -350,5 +359,7 @@ def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
         for table in selection.graph.tables:
             assert _digest(there, table) == _digest(source, table, selection.where(table)), table
         assert there.rows(f"SELECT lab FROM `{lab.core}`.`#lab` WHERE lab LIKE 'o%'") == [(awkward,)]
+        assert there.rows(f"SELECT caption FROM `{lab.analysis}`.`figure`") == [(AWKWARD[7],)]
+        assert there.scalar(f"SELECT COUNT(*) FROM `{lab.core}`.`scan__channel`") == 37
     for schema in (lab.analysis, lab.core):
         target.execute(f"DROP DATABASE IF EXISTS `{schema}`")

@@ -8,8 +8,12 @@
 - no credential is written: host, port and user come from DJSHARE_HOST, DJSHARE_PORT and DJSHARE_USER,
   the password from MYSQL_PWD or a defaults file (DJSHARE_DEFAULTS_FILE).
 
-Running the script prints SQL on standard output (`bash export.sh > export.sql`); load it with
-`mariadb < export.sql`.
+Running the script prints SQL on standard output (`bash export.sh > export.sql`); load it with plain
+`mariadb < export.sql`, on a server left at its defaults too: the output starts with what mysqldump's own header
+sets and `--compact` leaves out (`SET NAMES utf8mb4`, timestamps in UTC), and each schema is created with the
+source schema's character set. Values arrive exactly: mysqldump prints FLOAT with 6 significant digits, so the
+rows of tables with FLOAT columns are printed instead by the `mariadb` client as INSERT statements whose values the
+server formats exactly (FLOAT widened to DOUBLE, as in bundles).
 
 External objects (blobs, attachments, filepaths in file stores) that the exported `~external_<store>` rows
 reference are copied, before any dump, into `$DJSHARE_OBJECTS/<store>/<path below the store's location>`
@@ -31,7 +35,9 @@ from typing import Any
 from djshare.errors import ConfigurationError, DjshareError
 from djshare.export.closure import Selection
 from djshare.export.objects import external_rows
-from djshare.sql.transfer import row_literal
+from djshare.sql.catalog import TableInfo
+from djshare.sql.connection import quote_name
+from djshare.sql.transfer import column_list, row_literal
 from djshare.stores.formats.dj014 import relative_path, store_of_table
 from djshare.stores.spec import StoreSpec
 
@@ -43,11 +49,20 @@ HEADER = """#!/usr/bin/env bash
 set -euo pipefail
 : "${{DJSHARE_HOST:?set DJSHARE_HOST to the server to dump from}}"
 DUMP=$(command -v mariadb-dump || command -v mysqldump)
-ARGS=()
-if [ -n "${{DJSHARE_DEFAULTS_FILE:-}}" ]; then ARGS+=("--defaults-extra-file=$DJSHARE_DEFAULTS_FILE"); fi
-ARGS+=(-h "$DJSHARE_HOST" -P "${{DJSHARE_PORT:-3306}}" -u "${{DJSHARE_USER:-$USER}}" --single-transaction
-       --skip-add-drop-table --skip-comments --compact)
+CLIENT=$(command -v mariadb || command -v mysql)
+CONNECT=()
+if [ -n "${{DJSHARE_DEFAULTS_FILE:-}}" ]; then CONNECT+=("--defaults-extra-file=$DJSHARE_DEFAULTS_FILE"); fi
+CONNECT+=(-h "$DJSHARE_HOST" -P "${{DJSHARE_PORT:-3306}}" --default-character-set=utf8mb4)
+if [ -n "${{DJSHARE_USER:-}}" ]; then CONNECT+=(-u "$DJSHARE_USER"); fi
+ARGS=("${{CONNECT[@]}}" --single-transaction --skip-add-drop-table --skip-comments --compact --tz-utc)
+# What mysqldump's own header would set (--compact leaves it out): utf8mb4, timestamps in UTC, zeros kept.
+echo "SET NAMES utf8mb4; SET TIME_ZONE='+00:00';"
+echo "SET SQL_MODE=CONCAT_WS(',', NULLIF(@@SQL_MODE, ''), 'NO_AUTO_VALUE_ON_ZERO');"
 """
+# Rows of tables with FLOAT columns: mysqldump prints FLOAT with 6 significant digits (29999.869140625 becomes
+# 29999.9), so for those the server formats each row as exact literals (FLOAT widened to DOUBLE, as in bundles)
+# and the client prints them as INSERT statements.
+EXACT = '"$CLIENT" "${CONNECT[@]}" --batch --raw --skip-column-names -e "$QUERY"'
 
 
 OBJECTS = """
@@ -114,36 +129,53 @@ def _delimiter(text: str) -> str:
     return tag
 
 
+def _exact_query(info: TableInfo) -> str:
+    """SELECT of one exact INSERT statement per row of `info` (to be followed by a WHERE clause)."""
+    return (f"SET TIME_ZONE='+00:00'; SELECT CONCAT('INSERT INTO {quote_name(info.name)} "
+            f"({column_list(info.columns)}) VALUES ', {row_literal(info.columns)}, ';') FROM {info.full_name}")
+
+
 def write(selection: Selection, path: Path, stores: Mapping[str, Mapping[str, Any]] | None = None) -> int:
     """Write the script; returns the number of mysqldump calls it makes. `path` must not exist. `stores`: the
     exporting side's store settings, for the external objects."""
     if path.exists():
         raise DjshareError(f"{path} already exists: choose a new file for the script.")
     session = selection.session
+    charsets = {str(s): (str(c), str(o)) for s, c, o in session.rows(
+        "SELECT schema_name, default_character_set_name, default_collation_name FROM information_schema.schemata")}
     lines = [HEADER.format(name=path.name), *_objects(selection, stores or {})]
     calls = 0
     for table in selection.graph.tables:
         info = selection.info[table]
         schema, name = table
-        lines.append(f"echo 'CREATE DATABASE IF NOT EXISTS `{schema}`; USE `{schema}`;'")
+        charset, collation = charsets[schema]
+        lines.append(f"echo 'CREATE DATABASE IF NOT EXISTS `{schema}` CHARACTER SET {charset} COLLATE {collation}; "
+                     f"USE `{schema}`;'")
         lines.append(f'"$DUMP" "${{ARGS[@]}}" --no-data "{schema}" "{name}"')
         calls += 1
         names = ", ".join(f"`{c}`" for c in info.primary_key)
+        exact = _exact_query(info) if any(c.data_type == "float" for c in info.columns) else ""
+        budget = ARGUMENT_BYTES - len(names) - len(exact) - 20
         chunk: list[bytes] = []
         size = 0
         keys = (bytes(r[0]) for r in session.stream(
             f"SELECT {row_literal(info.key_columns)} FROM {info.full_name} WHERE {selection.where(table)} "
             f"ORDER BY {names}"))
         for key in [*keys, None]:
-            if key is not None and (not chunk or size + len(key) + 1 < ARGUMENT_BYTES - len(names) - 20):
+            if key is not None and (not chunk or size + len(key) + 1 < budget):
                 chunk.append(key)
                 size += len(key) + 1
                 continue
             if chunk:
                 condition = f"({names}) IN (" + b",".join(chunk).decode("utf8") + ")"
-                tag = _delimiter(condition)
-                lines += ["read -r -d '' KEYS <<'" + tag + "' || true", condition, tag,
-                          f'"$DUMP" "${{ARGS[@]}}" --no-create-info --where="$KEYS" "{schema}" "{name}"']
+                if exact:
+                    query = f"{exact} WHERE {condition}"
+                    tag = _delimiter(query)
+                    lines += ["read -r -d '' QUERY <<'" + tag + "' || true", query, tag, EXACT]
+                else:
+                    tag = _delimiter(condition)
+                    lines += ["read -r -d '' KEYS <<'" + tag + "' || true", condition, tag,
+                              f'"$DUMP" "${{ARGS[@]}}" --no-create-info --where="$KEYS" "{schema}" "{name}"']
                 calls += 1
             chunk, size = ([key], len(key) + 1) if key is not None else ([], 0)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
