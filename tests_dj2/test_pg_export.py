@@ -224,3 +224,32 @@ def test_captures_opened_on_the_server_record_what_following_processes_fetch(wor
     again = djshare("stop", server, "paper 3")
     assert again.returncode == 1 and "no open capture of paper 3" in again.stderr, again.stderr
     assert capture2.recorded(source, "paper 3")[0][0] == f"{schema}.subject"
+
+
+def test_a_damaged_bundle_is_refused_and_a_failed_restore_leaves_nothing(world: World, tmp_path: Path) -> None:
+    import json
+
+    schema = world.source_schema
+    entries = write(address(world.source), [(f"{schema}.session", "subject = 'm1'")], tmp_path / "bundle",
+                    progress=False)
+    session = next(e for e in entries if e.table == "session")
+    data = tmp_path / "bundle" / session.data
+    original = data.read_bytes()
+    data.write_bytes(original[:-40] + bytes([original[-40] ^ 1]) + original[-39:])  # one bit of one value
+    with pytest.raises(DjshareError, match=rf"{session.data} \({schema}.session\) does not match its SHA-256.*"
+                                           "Nothing was changed"):
+        restore(tmp_path / "bundle", address(world.local), progress=False)
+    # a bundle written before files had checksums: the rows are checked after loading, inside the transaction
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    del manifest["files"]
+    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DjshareError, match=rf"{schema}.session has 4 rows .*other values.*Nothing was restored"):
+        restore(tmp_path / "bundle", address(world.local), progress=False)
+    assert world.local.query("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                             (schema,)) == [(0,)]
+    data.unlink()
+    with pytest.raises(DjshareError, match=rf"lacks {session.data} \({schema}.session\).*Nothing was changed"):
+        restore(tmp_path / "bundle", address(world.local), progress=False)
+    data.write_bytes(original)
+    restore(tmp_path / "bundle", address(world.local), progress=False)
+    assert verify(tmp_path / "bundle", address(world.local)).problems == []

@@ -363,3 +363,62 @@ def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
         assert there.scalar(f"SELECT COUNT(*) FROM `{lab.core}`.`scan__channel`") == 37
     for schema in (lab.analysis, lab.core):
         target.execute(f"DROP DATABASE IF EXISTS `{schema}`")
+
+
+def _bundle(exporting: ExportLab, tmp_path: Path, paper: str) -> tuple[Path, list[Any]]:
+    run_analysis(exporting.pipeline, paper, exporting.work)
+    entries = export.write(paper, tmp_path / paper, schema=exporting.work, progress=False)
+    return tmp_path / paper, entries
+
+
+def _schemas(server: MariaDBServer, *names: str) -> list[Any]:
+    return server.query("SELECT schema_name FROM information_schema.schemata WHERE schema_name IN (%s, %s)", names)
+
+
+def test_a_damaged_bundle_is_refused_before_anything_is_created(exporting: ExportLab, servers: list[MariaDBServer],
+                                                               tmp_path: Path) -> None:
+    lab, target = exporting, servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    bundle, entries = _bundle(lab, tmp_path, "paper-damaged")
+    session = next(e for e in entries if e.table == "session")
+    data = bundle / session.data[0]
+    original = data.read_bytes()
+    data.write_bytes(original.replace(b"'m1'", b"'m7'", 1))  # one byte
+    with pytest.raises(DjshareError, match=rf"{session.data[0]} \(`{lab.core}`.`session`\) does not match its "
+                                           r"SHA-256.*Nothing was changed"):
+        export.restore(bundle, address, progress=False)
+    assert _schemas(target, lab.core, lab.analysis) == []
+    data.unlink()
+    with pytest.raises(DjshareError, match=rf"lacks {session.data[0]} \(`{lab.core}`.`session`\).*incomplete.*"
+                                           "Nothing was changed"):
+        export.restore(bundle, address, progress=False)
+    assert _schemas(target, lab.core, lab.analysis) == []
+    data.write_bytes(original)
+    export.restore(bundle, address, progress=False)
+    assert export.verify(bundle, address).problems == []
+    for schema in (lab.analysis, lab.core):
+        target.execute(f"DROP DATABASE `{schema}`")
+
+
+def test_a_restore_that_fails_part_way_removes_what_it_created(exporting: ExportLab, servers: list[MariaDBServer],
+                                                               tmp_path: Path) -> None:
+    """A bundle written before files had checksums: its rows are checked as they load, and a table whose rows
+    differ stops the restore, which drops the tables and schemas it created."""
+    import json
+
+    lab, target = exporting, servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    bundle, entries = _bundle(lab, tmp_path, "paper-old")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["files"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    unit = next(e for e in entries if e.table == "unit")
+    data = bundle / unit.data[0]
+    data.write_bytes(data.read_bytes().replace(b"0.14285714285714285", b"0.24285714285714285", 1))
+    target.execute(f"CREATE DATABASE `{lab.core}`")  # one schema exists already: it stays, emptied
+    with pytest.raises(DjshareError, match=rf"`{lab.analysis}`.`unit` was loaded with 4 rows .*other values.*"
+                                           r"removed the \d+ tables it had created; the target is as it was"):
+        export.restore(bundle, address, progress=False)
+    assert _schemas(target, lab.core, lab.analysis) == [(lab.core,)]
+    assert target.query(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{lab.core}'") == [(0,)]
+    target.execute(f"DROP DATABASE `{lab.core}`")

@@ -27,6 +27,7 @@ from djshare.stores.formats.dj014 import store_of_table
 
 FORMAT = "djshare-bundle/1"
 MANIFEST = "manifest.json"
+FILES = "files"  # manifest key: SHA-256 of every other file of the bundle, checked before a restore changes anything
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def write(selection: Selection, directory: Path, statement_bytes: int = STATEMEN
         external = [(t[0], t[1], selection.where(t)) for t in selection.graph.tables if store_of_table(t[1])]
         counts = objects.save(selection.session, partial, external, stores or {}) if external else {}
         manifest = {"format": FORMAT, "tables": [entry.__dict__ | {"data": list(entry.data)} for entry in entries],
-                    "objects": counts}
+                    "objects": counts, FILES: file_checksums(partial)}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return entries
 
@@ -113,6 +114,43 @@ def _write_table(selection: Selection, folder: Path, index: int, table: tuple[st
         if on_rows:
             on_rows(len(chunk))
     return TableEntry(table[0], table[1], counted["rows"], digest.hexdigest(), ddl, tuple(files))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file in a bundle folder but the manifest (relative path -> hex)."""
+    return {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != MANIFEST}
+
+
+def check_files(directory: Path, owners: Mapping[str, str]) -> None:
+    """Refuse a bundle with a missing or changed file, before anything is restored. `owners`: the files the
+    manifest's tables name (relative path -> what it holds, e.g. a table's name). A bundle written before files
+    had checksums is checked for presence only (its rows are checked after loading)."""
+    expected: dict[str, str] = json.loads((directory / MANIFEST).read_text()).get(FILES) or {}
+    what = lambda name: owners.get(name, "an external object")  # noqa: E731
+    missing = [name for name in {**dict.fromkeys(owners), **expected} if not (directory / name).is_file()]
+    if missing:
+        raise DjshareError(f"{directory} lacks {missing[0]} ({what(missing[0])})"
+                           f"{f' and {len(missing) - 1} more files' if len(missing) > 1 else ''}: the bundle is "
+                           "incomplete; copy it again whole. Nothing was changed.")
+    changed = [name for name, sha256 in expected.items() if _sha256(directory / name) != sha256]
+    if changed:
+        raise DjshareError(f"{directory / changed[0]} ({what(changed[0])}) does not match its SHA-256 in the "
+                           f"manifest{f', nor do {len(changed) - 1} more files' if len(changed) > 1 else ''}: the "
+                           "bundle was changed or damaged after it was written; copy or write it again. Nothing was "
+                           "changed.")
+
+
+def has_file_checksums(directory: Path) -> bool:
+    return bool(json.loads((directory / MANIFEST).read_text()).get(FILES))
 
 
 def objects_in(directory: Path) -> dict[str, int]:

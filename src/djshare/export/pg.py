@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
-from djshare.export.bundle import new_directory
+from djshare.export.bundle import FILES, check_files, file_checksums, new_directory
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
@@ -256,7 +256,7 @@ def write(source: ServerAddress, restrictions: Sequence[Restriction], directory:
                     entries.append(_write_table(selection, table, partial, f"data/{index}.copy"))
                     advance(entries[-1].rows)
         manifest = {"format": FORMAT, "tables": [asdict(e) for e in entries], "stores": used, "objects": objects,
-                    "checksums": _checksums(partial, used)}
+                    "checksums": _checksums(partial, used), FILES: file_checksums(partial)}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return entries
 
@@ -309,10 +309,12 @@ def read_manifest(directory: str | Path) -> tuple[list[Entry], list[str]]:
 
 def restore(directory: str | Path, target: ServerAddress, stores: StoreSettings | None = None,
             progress: bool = True) -> list[Entry]:
-    """Load a bundle into `target`, whose schemas must not have its tables: objects first (into the target's
-    `stores`, checked), then each table declared and filled in one transaction and checked."""
+    """Load a bundle into `target`, whose schemas must not have its tables: every file checked against the
+    manifest first, then objects (into the target's `stores`, checked), then all tables declared, filled and
+    checked in one transaction."""
     directory = Path(directory)
     entries, used = read_manifest(directory)
+    check_files(directory, {e.data: f"{e.schema}.{e.table}" for e in entries})
     with postgres.session(target) as pg:
         present = _tables(pg, sorted({e.schema for e in entries})) & {(e.schema, e.table) for e in entries}
         if present:
@@ -322,13 +324,15 @@ def restore(directory: str | Path, target: ServerAddress, stores: StoreSettings 
                                "tables. Nothing was changed.")
         if used:
             _put_objects(directory, entries, used, stores or {})
-        with progress_bar("restore", sum(e.rows for e in entries), progress) as advance:
+        # one transaction for every table (PostgreSQL's DDL is transactional): a failure leaves no table behind
+        with progress_bar("restore", sum(e.rows for e in entries), progress) as advance, pg.transaction("restoring"):
             for entry in entries:
                 _load(pg, directory, entry)
                 advance(entry.rows)
-        problems = _check(pg, entries)
-        if problems:
-            raise IntegrityViolation("The restored tables differ from the bundle: " + "; ".join(problems))
+            problems = _check(pg, entries)
+            if problems:
+                raise IntegrityViolation("The restored tables differ from the bundle: " + "; ".join(problems)
+                                         + ". Nothing was restored (the transaction was rolled back).")
     return entries
 
 

@@ -3,6 +3,7 @@ a restored bundle: row counts, checksums, and that every foreign-key reference i
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,7 +12,14 @@ from typing import Any
 
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.export import objects
-from djshare.export.bundle import TableEntry, objects_in, read_manifest, rows_in_order
+from djshare.export.bundle import (
+    TableEntry,
+    check_files,
+    has_file_checksums,
+    objects_in,
+    read_manifest,
+    rows_in_order,
+)
 from djshare.sql.catalog import foreign_keys_to, read_table, schema_exists, table_names
 from djshare.sql.connection import Session, quote_name
 
@@ -19,27 +27,83 @@ from djshare.sql.connection import Session, quote_name
 def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | None = None,
             stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[TableEntry]:
     """Create each table and load its rows, parents first, one transaction per table; then put the bundle's
-    external objects into the target's stores (settings: `stores`)."""
+    external objects into the target's stores (settings: `stores`).
+
+    Every file is checked against the manifest first (presence and SHA-256), so a damaged bundle changes
+    nothing. MariaDB cannot create tables inside a transaction, so if anything fails later, the tables (and
+    schemas) this restore created are dropped again before the error is raised."""
     entries = read_manifest(directory)
+    check_files(directory, {name: quote_name(e.schema, e.table) for e in entries for name in (e.ddl, *e.data)})
     present = [e for e in entries if schema_exists(target, e.schema) and e.table in table_names(target, e.schema)]
     if present:
         names = ", ".join(quote_name(e.schema, e.table) for e in present[:5])
         raise DjshareError(f"The target server already has {names}{' ...' if len(present) > 5 else ''}: restore into "
                            "a server (or schemas) without these tables. Nothing was changed.")
-    target.execute("SET foreign_key_checks = 1")
-    for entry in entries:
-        target.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(entry.schema)}")
-        target.execute(f"USE {quote_name(entry.schema)}")
-        target.execute((directory / entry.ddl).read_bytes(), doing=f"creating {quote_name(entry.schema, entry.table)}")
-        with target.transaction(f"loading {quote_name(entry.schema, entry.table)}"):
-            for name in entry.data:
-                target.execute((directory / name).read_bytes(),
-                               doing=f"loading {quote_name(entry.schema, entry.table)} from {name}")
-        if on_rows:
-            on_rows(entry.rows)
-    if objects_in(directory):
-        objects.put(target, directory, [(e.schema, e.table) for e in entries], stores or {})
+    checked = has_file_checksums(directory)  # else: rows checked as they are loaded (bundles before checksums)
+    new_schemas = [s for s in dict.fromkeys(e.schema for e in entries) if not schema_exists(target, s)]
+    created: list[TableEntry] = []
+    try:
+        target.execute("SET foreign_key_checks = 1")
+        for entry in entries:
+            where = quote_name(entry.schema, entry.table)
+            target.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(entry.schema)}")
+            target.execute(f"USE {quote_name(entry.schema)}")
+            target.execute((directory / entry.ddl).read_bytes(), doing=f"creating {where}")
+            created.append(entry)
+            with target.transaction(f"loading {where}"):
+                for name in entry.data:
+                    target.execute((directory / name).read_bytes(), doing=f"loading {where} from {name}")
+            if not checked:
+                _check_rows(target, entry)
+            if on_rows:
+                on_rows(entry.rows)
+        if objects_in(directory):
+            objects.put(target, directory, [(e.schema, e.table) for e in entries], stores or {})
+    except BaseException as error:
+        raise _undone(error, target, created, new_schemas) from error
     return entries
+
+
+def _check_rows(target: Session, entry: TableEntry) -> None:
+    info = read_table(target, entry.schema, entry.table)
+    digest, count = hashlib.sha256(), 0
+    for literal in rows_in_order(target, info):
+        digest.update(literal + b"\n")
+        count += 1
+    if (count, digest.hexdigest()) != (entry.rows, entry.sha256):
+        raise IntegrityViolation(f"{info.full_name} was loaded with {count} rows (the bundle has {entry.rows})"
+                                 f"{' and other values' if count == entry.rows else ''}: its data files were changed "
+                                 "after the bundle was written.")
+
+
+def _undone(error: BaseException, target: Session, created: list[TableEntry], schemas: list[str]) -> BaseException:
+    """Drop what a failed restore created (children first); the error to raise, saying what is left."""
+    if not created:
+        return error
+    try:
+        target.execute("SET foreign_key_checks = 1")
+        for entry in reversed(created):
+            target.execute(f"DROP TABLE IF EXISTS {quote_name(entry.schema, entry.table)}")
+        for schema in schemas:
+            if not table_names(target, schema):
+                target.execute(f"DROP DATABASE IF EXISTS {quote_name(schema)}")
+    except Exception as cleanup:  # the server went away: say what is left
+        left = ", ".join(quote_name(e.schema, e.table) for e in created)
+        return DjshareError(f"{_text(error)} The restore could not remove the tables it had created ({cleanup}); "
+                            f"drop them before restoring again: {left}.")
+    if not isinstance(error, Exception):
+        return error  # Ctrl-C and the like: cleaned up, raised as they are
+    message = f"{_text(error)} The restore removed the {len(created)} tables it had created; the target is as it was."
+    if not isinstance(error, DjshareError):
+        return DjshareError(message)
+    undone = copy.copy(error)  # the same kind, with its details (a missing grant, ...)
+    undone.args = (message,)
+    return undone
+
+
+def _text(error: BaseException) -> str:
+    text = str(error).rstrip()
+    return text if text.endswith(".") else text + "."
 
 
 @dataclass
