@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import traceback
@@ -209,6 +210,7 @@ def main_options(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     _state["debug"] = debug
+    logging.getLogger("datajoint").setLevel(logging.DEBUG if debug else logging.WARNING)  # no "connected to" lines
     if version:
         out.print(f"djshare {__version__}")
         raise typer.Exit(0)
@@ -415,7 +417,8 @@ def _address(host: str, database: str | None, role: str) -> ServerAddress:
     if not user or password is None:
         raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
                                  f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
-    address = ServerAddress.parse(host, user, password, port=5432 if database is not None else None)
+    address = ServerAddress.parse(host, user, password, port=5432 if database is not None else None,
+                                  credentials=f"DJSHARE_{upper}_USER and DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS)")
     return replace(address, backend="postgresql", database=database) if database is not None else address
 
 
@@ -542,7 +545,8 @@ def _target(host: str) -> ServerAddress:
     if not user or password is None:
         raise ConfigurationError("No credentials for the target server: set DJSHARE_TARGET_USER and "
                                  "DJSHARE_TARGET_PASS (or DJ_USER and DJ_PASS).")
-    return ServerAddress.parse(host, user, password)
+    return ServerAddress.parse(host, user, password,
+                               credentials="DJSHARE_TARGET_USER and DJSHARE_TARGET_PASS (or DJ_USER and DJ_PASS)")
 
 
 @export_app.command("start")

@@ -422,3 +422,39 @@ def test_a_restore_that_fails_part_way_removes_what_it_created(exporting: Export
     assert _schemas(target, lab.core, lab.analysis) == [(lab.core,)]
     assert target.query(f"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{lab.core}'") == [(0,)]
     target.execute(f"DROP DATABASE `{lab.core}`")
+
+
+def test_export_commands_say_what_is_wrong_in_one_line(exporting: ExportLab, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    lab = exporting
+    env = dict(os.environ, DJ_HOST=lab.server.address, DJ_USER=lab.server.admin_user,
+               DJ_PASS=lab.server.admin_password, DJSHARE_TARGET_USER=lab.server.admin_user,
+               DJSHARE_TARGET_PASS="wrong", COLUMNS="300")
+
+    def djshare(*args: str, password: str = "wrong") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args], capture_output=True, text=True,
+                              env=dict(env, DJSHARE_TARGET_PASS=password), timeout=120)
+
+    never = f"never{lab.work}"  # a capture schema nothing was ever recorded into
+    for command in (["preview", "p"], ["forget", "p"], ["write", "p", str(tmp_path / "b")],
+                    ["script", "p", str(tmp_path / "s.sh")], ["copy", "p", "--to", lab.server.address]):
+        done = djshare(*command, "--schema", never, password=lab.server.admin_password)
+        assert done.returncode == 1 and f"No captures exist on {lab.server.address}" in done.stderr, (command, done)
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) <= 3, done.stderr
+    run_analysis(lab.pipeline, "paper-e", lab.work)
+    done = djshare("forget", "paper-e", "--analysis", "no-such", "--schema", lab.work)
+    assert done.returncode == 1 and "Paper 'paper-e' has no analysis 'no-such'" in done.stderr, done.stderr
+    assert "figure, units" in done.stderr
+    done = djshare("forget", "paper-x", "--schema", lab.work)
+    assert done.returncode == 1 and "Nothing was captured for paper 'paper-x'" in done.stderr, done.stderr
+    assert "paper-e" in done.stderr
+    done = djshare("write", "paper-e", str(tmp_path / "bundle"), "--schema", lab.work)
+    assert done.returncode == 0, done.stderr
+    assert "connected to" not in done.stderr + done.stdout and "━" not in done.stderr  # no log lines; no bar
+    done = djshare("restore", str(tmp_path / "bundle"), "--to", lab.server.address)
+    assert done.returncode == 1 and "wrong user name or password" in done.stderr, done.stderr
+    assert "DJSHARE_TARGET_USER and DJSHARE_TARGET_PASS" in done.stderr and "LINK_USER" not in done.stderr
+    assert "wrong" not in done.stderr.replace("wrong user", "")  # the password is never printed

@@ -50,3 +50,20 @@ def warn_unseen(conditions: list[str]) -> None:
             "capture: the restriction %s reads other tables through a subquery djshare could not follow (written as "
             "SQL, or built before the capture hook was installed); the rows it reads are not captured. Restrict by "
             "query expressions, after djshare.export.capture/start/follow.", condition[:200])
+
+
+def no_captures(server: str, schema: str) -> str:
+    """The message for a server where nothing was ever captured into `schema`."""
+    return (f"No captures exist on {server}: the capture schema `{schema}` has no recorded restrictions. Capture an "
+            "analysis first: `with djshare.export.capture(paper, analysis): ...` in Python, or `djshare export start "
+            "PAPER ANALYSIS` for processes that call `djshare.export.follow()`.")
+
+
+def unknown_capture(paper: str, analysis: str | None, known: list[tuple[str, str]], server: str) -> str:
+    """The message for a paper (or an analysis of it) with no recorded restriction, naming what exists."""
+    analyses = [a for p, a in known if p == paper]
+    if analysis is not None and analyses:
+        return f"Paper {paper!r} has no analysis {analysis!r} on {server}; its analyses: {', '.join(analyses)}."
+    papers = sorted({p for p, _ in known})
+    return (f"Nothing was captured for paper {paper!r} on {server}; "
+            + (f"captured papers: {', '.join(papers)}." if papers else "no paper was captured there yet."))

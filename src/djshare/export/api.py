@@ -8,7 +8,6 @@ from typing import Any
 
 import datajoint as dj
 
-from djshare.errors import DjshareError
 from djshare.export import bundle, direct, script
 from djshare.export import capture as capturing
 from djshare.export import restore as restoring
@@ -23,11 +22,7 @@ from djshare.sql.transfer import STATEMENT_CAP
 
 
 def _selection(paper: str, schema: str, session: Session, data: LazySchema) -> Selection:
-    restrictions = captured(data.connection, paper, schema)
-    if not restrictions:
-        raise DjshareError(f"Nothing was captured for paper {paper!r} (capture schema `{schema}` on "
-                           f"{data.address.host}:{data.address.port}). Capture an analysis first.")
-    return compute(session, restrictions, schema)
+    return compute(session, captured(data.connection, paper, schema), schema)
 
 
 def captures(schema: str = DEFAULT_SCHEMA) -> list[capturing.CaptureSummary]:

@@ -37,6 +37,7 @@ import datajoint as dj
 from datajoint.fetch import Fetch, Fetch1
 
 from djshare.defaults import CAPTURE_SCHEMA
+from djshare.errors import DjshareError
 from djshare.export import active, decided
 
 DEFAULT_SCHEMA = CAPTURE_SCHEMA
@@ -172,11 +173,30 @@ def capture(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextl
     return active.during(Capture(paper, analysis, schema))
 
 
+def _server(connection: dj.Connection) -> str:
+    return f"{connection.conn_info['host']}:{connection.conn_info['port']}"
+
+
+def _recorded_anything(connection: dj.Connection, schema: str) -> bool:
+    return bool(connection.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                                 "table_name = %s", args=(schema, TABLE)).fetchone()[0])
+
+
+def _require_captures(connection: dj.Connection, schema: str) -> None:
+    if not _recorded_anything(connection, schema):
+        raise DjshareError(active.no_captures(_server(connection), schema))
+
+
 def captured(connection: dj.Connection, paper: str, schema: str = DEFAULT_SCHEMA) -> list[tuple[tuple[str, str], str]]:
-    """Every recorded (table, condition) of `paper`, all analyses."""
+    """Every recorded (table, condition) of `paper`, all analyses. DjshareError, naming the papers that were
+    captured, when there is none."""
+    _require_captures(connection, schema)
     rows = connection.query(
         f"SELECT `table_schema`, `table_name`, `restriction` FROM `{schema}`.`{TABLE}` WHERE `paper` = %s "
         "ORDER BY `seq`", args=(paper,)).fetchall()
+    if not rows:
+        known = [(c.paper, c.analysis) for c in summaries(connection, schema)]
+        raise DjshareError(active.unknown_capture(paper, None, known, _server(connection)))
     return [((str(s), str(t)), str(r)) for s, t, r in rows]
 
 
@@ -191,9 +211,7 @@ class CaptureSummary:
 
 def summaries(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> list[CaptureSummary]:
     """Per paper and analysis: how many restrictions were recorded, and when."""
-    exists = connection.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
-                              "table_name = %s", args=(schema, TABLE)).fetchone()[0]
-    if not exists:
+    if not _recorded_anything(connection, schema):
         return []
     rows = connection.query(
         f"SELECT `paper`, `analysis`, COUNT(*), MIN(`captured_at`), MAX(`captured_at`) FROM `{schema}`.`{TABLE}` "
@@ -202,8 +220,14 @@ def summaries(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> list[C
 
 
 def forget(connection: dj.Connection, paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA) -> int:
-    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went."""
+    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went. An unknown
+    paper or analysis is a DjshareError naming what was captured."""
+    _require_captures(connection, schema)
     condition, args = ("`paper` = %s", (paper,)) if analysis is None else (
         "`paper` = %s AND `analysis` = %s", (paper, analysis))
     connection.query(f"DELETE FROM `{schema}`.`{TABLE}` WHERE {condition}", args=args)
-    return int(connection.query("SELECT ROW_COUNT()").fetchone()[0])
+    gone = int(connection.query("SELECT ROW_COUNT()").fetchone()[0])
+    if not gone:
+        known = [(c.paper, c.analysis) for c in summaries(connection, schema)]
+        raise DjshareError(active.unknown_capture(paper, analysis, known, _server(connection)))
+    return gone

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from djshare.defaults import CAPTURE_SCHEMA
-from djshare.errors import ConfigurationError
+from djshare.errors import ConfigurationError, DjshareError
 from djshare.export import active, decided
 from djshare.sql import postgres
 from djshare.sql.connection import ServerAddress, Session
@@ -135,11 +135,21 @@ def restrictions(connection: Any, paper: str, schema: str = CAPTURE_SCHEMA) -> l
 
 
 def forget(connection: Any, paper: str, analysis: str | None = None, schema: str = CAPTURE_SCHEMA) -> int:
-    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went."""
+    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went. An unknown
+    paper or analysis is a DjshareError naming what was captured."""
     quote = connection.adapter.quote_identifier
+    server = f"{connection.conn_info['host']}:{connection.conn_info['port']}"
+    if not connection.query("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                            "table_name = %s", args=(schema, TABLE)).fetchone()[0]:
+        raise DjshareError(active.no_captures(server, schema))
     condition, args = (f"{quote('paper')} = %s", (paper,)) if analysis is None else (
         f"{quote('paper')} = %s AND {quote('analysis')} = %s", (paper, analysis))
-    return int(connection.query(f"DELETE FROM {_table(connection, schema)} WHERE {condition}", args=args).rowcount)
+    gone = int(connection.query(f"DELETE FROM {_table(connection, schema)} WHERE {condition}", args=args).rowcount)
+    if not gone:
+        known = connection.query(f"SELECT DISTINCT {quote('paper')}, {quote('analysis')} FROM "
+                                 f"{_table(connection, schema)} ORDER BY 1, 2").fetchall()
+        raise DjshareError(active.unknown_capture(paper, analysis, [(str(p), str(a)) for p, a in known], server))
+    return gone
 
 
 @contextlib.contextmanager

@@ -112,7 +112,8 @@ class LazySchema:
                     f"No credentials for the source server {self.host}: set {' and '.join(missing)} to the link "
                     "user's name and password there (or pass user= and password= to LazySchema)."
                 )
-            return ServerAddress.parse(self.host, user, password, self._port, use_tls)
+            given = "the user and password given to LazySchema" if self._user else f"{ENV_USER} and {ENV_PASSWORD}"
+            return ServerAddress.parse(self.host, user, password, self._port, use_tls, credentials=given)
         user = self._user or dj.config.get("database.user")
         password = self._password if self._password is not None else dj.config.get("database.password")
         if not user:
@@ -121,8 +122,10 @@ class LazySchema:
                 "dj.config['database.password'])."
             )
         host = str(dj.config.get("database.host") or "localhost")
+        given = ("the user and password given to LazySchema" if self._user else
+                 "DJ_USER and DJ_PASS (or dj.config['database.user'] and dj.config['database.password'])")
         return ServerAddress.parse(host, str(user), str(password or ""), self._port or dj.config.get("database.port"),
-                                   use_tls)
+                                   use_tls, credentials=given)
 
     def store_settings(self) -> Mapping[str, Mapping[str, Any]]:
         """Store settings of this schema's side: `stores=` if given, else dj.config["stores"]."""

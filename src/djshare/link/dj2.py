@@ -63,7 +63,7 @@ class MariaDBSchema:
         if not user or password is None:
             raise ConfigurationError(f"No credentials for the source server {host}: set LINK_USER and LINK_PASS "
                                      "to the link user's name and password there.")
-        return cls(name, ServerAddress.parse(host, user, password, port))
+        return cls(name, ServerAddress.parse(host, user, password, port, credentials="LINK_USER and LINK_PASS"))
 
     @classmethod
     def local(cls, name: str, *, host: str | None = None, user: str | None = None, password: str | None = None,
@@ -74,7 +74,7 @@ class MariaDBSchema:
         password = password if password is not None else os.environ.get("DJ_PASS")
         if not user or password is None:
             raise ConfigurationError("No user for the local server: set DJ_USER and DJ_PASS.")
-        return cls(name, ServerAddress.parse(host, user, password, port))
+        return cls(name, ServerAddress.parse(host, user, password, port, credentials="DJ_USER and DJ_PASS"))
 
     def session(self) -> Session:
         return Session(self.address)

@@ -122,7 +122,8 @@ class PostgresSchema:
         if not user or password is None:
             raise ConfigurationError(f"No credentials for the PostgreSQL server {self.host}: set {user_variable} and "
                                      f"{password_variable} (or pass user= and password= to PostgresSchema).")
-        address = ServerAddress.parse(self.host, user, password, self._port or postgres.DEFAULT_PORT)
+        address = ServerAddress.parse(self.host, user, password, self._port or postgres.DEFAULT_PORT,
+                                      credentials=f"{user_variable} and {password_variable}")
         return replace(address, backend="postgresql", database=self.database)
 
 

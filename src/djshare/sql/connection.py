@@ -40,18 +40,20 @@ class ServerAddress:
     use_tls: bool = False
     backend: str = "mariadb"  # or "postgresql" (see sql/postgres.py)
     database: str = ""  # PostgreSQL: the database holding the schemas
+    credentials: str = field(default="", compare=False)  # where user and password came from, for error messages
 
     @classmethod
     def parse(cls, host: str, user: str, password: str, port: int | None = None,
-              use_tls: bool = False) -> ServerAddress:
-        """`host` may be "name" or "name:port"; a port in `host` wins over `port`."""
+              use_tls: bool = False, credentials: str = "") -> ServerAddress:
+        """`host` may be "name" or "name:port"; a port in `host` wins over `port`. `credentials` names where the
+        user and password came from (e.g. "LINK_USER and LINK_PASS"), for the message a wrong password gets."""
         name, _, port_text = host.partition(":")
         if port_text:
             try:
                 port = int(port_text)
             except ValueError:
                 raise DjshareError(f"Host {host!r} has a port that is not a number; write it as name:3306.") from None
-        return cls(name or "localhost", port or DEFAULT_PORT, user, password, use_tls)
+        return cls(name or "localhost", port or DEFAULT_PORT, user, password, use_tls, credentials=credentials)
 
     @property
     def label(self) -> str:
@@ -65,8 +67,8 @@ def translate(error: BaseException, address: ServerAddress, doing: str = "") -> 
     where = f" while {doing}" if doing else ""
     if code == 1045:
         return AuthenticationError(
-            f"Access denied for {address.label}: wrong user name or password. Check the credentials "
-            "(for a source server: LINK_USER and LINK_PASS)."
+            f"Access denied for {address.label}: wrong user name or password. Check "
+            f"{address.credentials or 'the credentials'}."
         )
     if code in (2003, 2005, 2002):
         return ServerUnreachableError(

@@ -48,8 +48,8 @@ def translate(error: Exception, address: ServerAddress, doing: str = "") -> Djsh
     state = getattr(error, "sqlstate", None) or ""
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if state == "28P01" or "password authentication failed" in message:
-        return AuthenticationError(f"Access denied for {address.label}: wrong user name or password. Check the "
-                                   "credentials.")
+        return AuthenticationError(f"Access denied for {address.label}: wrong user name or password. Check "
+                                   f"{address.credentials or 'the credentials'}.")
     if state == "3D000":
         return UnknownTableError(f"No database {address.database!r} on {address.host}:{address.port}: {message}.")
     if state in ("42P01", "3F000"):
