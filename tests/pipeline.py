@@ -243,3 +243,32 @@ def fill_export(p: dict[str, Any], subjects: int = 4, sessions: int = 3) -> None
         {"figure": 2, "first_subject": "m2", "first_session": 1, "second_subject": None, "second_session": None,
          "electrode": 5, "caption": AWKWARD[7]},
     ])
+
+
+def add_deciding_tables(p: dict[str, Any], excluded: list[tuple[str, int, str]], subjects: int = 4,
+                        sessions: int = 3) -> dict[str, Any]:
+    """Two more tables of the export pipeline whose rows decide what other queries return: Excluded (sessions
+    left out of analyses) and Comparison (a score per session), for capture tests and the export benchmark."""
+    ana, context = p["analysis"], {"Session": p["Session"]}
+
+    class Excluded(dj.Manual):
+        definition = """
+        -> Session
+        ---
+        reason : varchar(64)
+        """
+
+    class Comparison(dj.Manual):
+        definition = """
+        -> Session
+        ---
+        score : float
+        """
+
+    ana(Excluded, context=context)
+    ana(Comparison, context=context)
+    Excluded.insert([{"subject": subject, "session": session, "reason": why} for subject, session, why in excluded])
+    Comparison.insert([{"subject": f"m{i}", "session": s, "score": ((3 * i + 7 * s) % 10) / 10}
+                       for i in range(subjects) for s in range(sessions)])
+    return dict(p, Excluded=Excluded, Comparison=Comparison)
+

@@ -19,6 +19,7 @@ from djshare import export
 from djshare.sql.connection import ServerAddress
 from tests.conftest import admin_connection
 from tests.integration.conftest import ExportLab
+from tests.pipeline import add_deciding_tables
 from tests.servers import MariaDBServer
 
 Analysis = Callable[[Any], Any]
@@ -44,30 +45,7 @@ _papers = itertools.count()
 
 def pipeline_tables(exporting: ExportLab) -> dict[str, Any]:
     """The export pipeline plus two analysis tables whose rows decide other queries."""
-    p = exporting.pipeline
-    ana, context = p["analysis"], {"Session": p["Session"]}
-
-    class Excluded(dj.Manual):
-        definition = """
-        -> Session
-        ---
-        reason : varchar(64)
-        """
-
-    class Comparison(dj.Manual):
-        definition = """
-        -> Session
-        ---
-        score : float
-        """
-
-    ana(Excluded, context=context)
-    ana(Comparison, context=context)
-    Excluded.insert([{"subject": "m1", "session": 0, "reason": "motion"},
-                     {"subject": "m3", "session": 2, "reason": "it's \"noisy\""}])
-    Comparison.insert([{"subject": f"m{i}", "session": s, "score": ((3 * i + 7 * s) % 10) / 10}
-                       for i in range(4) for s in range(3)])
-    return dict(p, Excluded=Excluded, Comparison=Comparison)
+    return add_deciding_tables(exporting.pipeline, [("m1", 0, "motion"), ("m3", 2, "it's \"noisy\"")])
 
 
 class Namespace:

@@ -55,7 +55,10 @@ if [ -n "${{DJSHARE_DEFAULTS_FILE:-}}" ]; then CONNECT+=("--defaults-extra-file=
 CONNECT+=(-h "$DJSHARE_HOST" -P "${{DJSHARE_PORT:-3306}}" --default-character-set=utf8mb4)
 if [ -n "${{DJSHARE_USER:-}}" ]; then CONNECT+=(-u "$DJSHARE_USER"); fi
 ARGS=("${{CONNECT[@]}}" --single-transaction --skip-add-drop-table --skip-comments --compact --tz-utc)
-# What mysqldump's own header would set (--compact leaves it out): utf8mb4, timestamps in UTC, zeros kept.
+"""
+# What mysqldump's own header would set (--compact leaves it out): utf8mb4, timestamps in UTC, zeros kept. Printed
+# after the objects are copied, so a script that stops there prints nothing.
+SETTINGS = """
 echo "SET NAMES utf8mb4; SET TIME_ZONE='+00:00';"
 echo "SET SQL_MODE=CONCAT_WS(',', NULLIF(@@SQL_MODE, ''), 'NO_AUTO_VALUE_ON_ZERO');"
 """
@@ -143,7 +146,7 @@ def write(selection: Selection, path: Path, stores: Mapping[str, Mapping[str, An
     session = selection.session
     charsets = {str(s): (str(c), str(o)) for s, c, o in session.rows(
         "SELECT schema_name, default_character_set_name, default_collation_name FROM information_schema.schemata")}
-    lines = [HEADER.format(name=path.name), *_objects(selection, stores or {})]
+    lines = [HEADER.format(name=path.name), *_objects(selection, stores or {}), SETTINGS]
     calls = 0
     for table in selection.graph.tables:
         info = selection.info[table]
