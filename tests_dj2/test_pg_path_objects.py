@@ -14,7 +14,7 @@ import datajoint as dj
 import numpy as np
 import pytest
 
-from djshare.errors import ConfigurationError, IntegrityViolation
+from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation
 from djshare.export import pg as export
 from djshare.link.pg import PgLink, PostgresSchema
 from djshare.stores.formats.dj2 import relocated, schema_path_rule
@@ -231,7 +231,13 @@ def test_exports_carry_path_addressed_objects(world: World, s3: S3Server) -> Non
     world.local.execute(f'DROP SCHEMA "{world.source_schema}" CASCADE')
     restored = {"main": {"protocol": "file", "location": str(world.tmp / "restored-store")}}
     own = bundle / "objects" / "main" / "raw" / "own.txt"
-    own.write_bytes(b"ONLY sample 1's")  # the same size, other bytes: the manifest's MD5 catches it
+    own.write_bytes(b"ONLY sample 1's")  # the same size, other bytes: the file's SHA-256 catches it at once
+    with pytest.raises(DjshareError, match=r"raw/own.txt \(an external object\) does not match its SHA-256"):
+        export.restore(bundle, address(world.local), stores=restored, progress=False)
+    assert not (world.tmp / "restored-store").exists()  # refused before any object was written
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["files"]  # as bundles written before files had checksums: the object's MD5 catches it
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IntegrityViolation, match="raw/own.txt in .* has 15 bytes and MD5"):
         export.restore(bundle, address(world.local), stores=restored, progress=False)
     assert world.local.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
