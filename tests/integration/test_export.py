@@ -458,3 +458,27 @@ def test_export_commands_say_what_is_wrong_in_one_line(exporting: ExportLab, tmp
     assert done.returncode == 1 and "wrong user name or password" in done.stderr, done.stderr
     assert "DJSHARE_TARGET_USER and DJSHARE_TARGET_PASS" in done.stderr and "LINK_USER" not in done.stderr
     assert "wrong" not in done.stderr.replace("wrong user", "")  # the password is never printed
+
+
+def test_rows_that_break_a_foreign_key_are_not_restored(exporting: ExportLab, servers: list[MariaDBServer],
+                                                        tmp_path: Path) -> None:
+    """Rows load with foreign-key checks deferred (as mysqldump loads them) and every foreign key among the
+    bundle's tables is checked before the commit: a bundle whose rows break one (here its checksums were made
+    again after an edit, as a faulty writer would) restores nothing."""
+    import json
+
+    from djshare.export.bundle import file_checksums
+
+    lab, target = exporting, servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    bundle, entries = _bundle(lab, tmp_path, "paper-fk")
+    subject = next(e for e in entries if e.table == "subject")
+    data = bundle / subject.data[0]
+    data.write_bytes(data.read_bytes().replace(b"'north'", b"'no lab'"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = file_checksums(bundle)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DjshareError, match=rf"rows of `{lab.core}`.`subject` reference missing rows of "
+                                           rf"`{lab.core}`.`#lab`.*removed the \d+ tables"):
+        export.restore(bundle, address, progress=False)
+    assert _schemas(target, lab.core, lab.analysis) == []

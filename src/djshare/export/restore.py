@@ -26,12 +26,14 @@ from djshare.sql.connection import Session, quote_name
 
 def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | None = None,
             stores: Mapping[str, Mapping[str, Any]] | None = None) -> list[TableEntry]:
-    """Create each table and load its rows, parents first, one transaction per table; then put the bundle's
+    """Create the bundle's tables (parents first), load all their rows in one transaction, and put the bundle's
     external objects into the target's stores (settings: `stores`).
 
     Every file is checked against the manifest first (presence and SHA-256), so a damaged bundle changes
-    nothing. MariaDB cannot create tables inside a transaction, so if anything fails later, the tables (and
-    schemas) this restore created are dropped again before the error is raised."""
+    nothing. Rows load with foreign-key checks deferred, as mysqldump loads them, and every foreign key among
+    the bundle's tables is checked before the commit: a dangling reference rolls the transaction back. MariaDB
+    cannot create tables inside a transaction, so if anything fails, the tables (and schemas) this restore
+    created are dropped again before the error is raised."""
     entries = read_manifest(directory)
     check_files(directory, {name: quote_name(e.schema, e.table) for e in entries for name in (e.ddl, *e.data)})
     present = [e for e in entries if schema_exists(target, e.schema) and e.table in table_names(target, e.schema)]
@@ -43,25 +45,49 @@ def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | N
     new_schemas = [s for s in dict.fromkeys(e.schema for e in entries) if not schema_exists(target, s)]
     created: list[TableEntry] = []
     try:
-        target.execute("SET foreign_key_checks = 1")
+        target.execute("SET foreign_key_checks = 1")  # a table's foreign keys must name tables that exist
         for entry in entries:
-            where = quote_name(entry.schema, entry.table)
             target.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(entry.schema)}")
             target.execute(f"USE {quote_name(entry.schema)}")
-            target.execute((directory / entry.ddl).read_bytes(), doing=f"creating {where}")
+            target.execute((directory / entry.ddl).read_bytes(),
+                           doing=f"creating {quote_name(entry.schema, entry.table)}")
             created.append(entry)
-            with target.transaction(f"loading {where}"):
+        target.execute("SET foreign_key_checks = 0")
+        with target.transaction("loading the bundle"):
+            for entry in entries:
                 for name in entry.data:
-                    target.execute((directory / name).read_bytes(), doing=f"loading {where} from {name}")
-            if not checked:
-                _check_rows(target, entry)
-            if on_rows:
-                on_rows(entry.rows)
+                    target.execute((directory / name).read_bytes(),
+                                   doing=f"loading {quote_name(entry.schema, entry.table)} from {name}")
+                if not checked:
+                    _check_rows(target, entry)
+                if on_rows:
+                    on_rows(entry.rows)
+            dangling = _dangling(target, entries)
+            if dangling:
+                raise IntegrityViolation("The bundle's rows break its foreign keys: " + "; ".join(dangling) + ".")
+        target.execute("SET foreign_key_checks = 1")
         if objects_in(directory):
             objects.put(target, directory, [(e.schema, e.table) for e in entries], stores or {})
     except BaseException as error:
         raise _undone(error, target, created, new_schemas) from error
     return entries
+
+
+def _dangling(target: Session, entries: list[TableEntry]) -> list[str]:
+    """For each foreign key among the bundle's tables on `target`: how many child rows reference no parent row."""
+    inside = {(e.schema, e.table) for e in entries}
+    problems = []
+    for fk in foreign_keys_to(target, sorted({e.schema for e in entries})):
+        if fk.child in inside and fk.parent in inside:
+            mine = " AND ".join(f"c.`{c}` IS NOT NULL" for c, _ in fk.columns)
+            join = " AND ".join(f"p.`{p}` = c.`{c}`" for c, p in fk.columns)
+            count = int(target.scalar(
+                f"SELECT COUNT(*) FROM {quote_name(*fk.child)} AS c WHERE {mine} AND NOT EXISTS "
+                f"(SELECT 1 FROM {quote_name(*fk.parent)} AS p WHERE {join})"))
+            if count:
+                problems.append(f"{count} rows of {quote_name(*fk.child)} reference missing rows of "
+                                f"{quote_name(*fk.parent)}")
+    return problems
 
 
 def _check_rows(target: Session, entry: TableEntry) -> None:
@@ -135,16 +161,8 @@ def verify(directory: Path, target: Session, stores: Mapping[str, Mapping[str, A
         elif digest.hexdigest() != entry.sha256:
             report.problems.append(f"{info.full_name} differs from the bundle (SHA-256 of its rows)")
     inside = {(e.schema, e.table) for e in entries}
-    for fk in foreign_keys_to(target, sorted({e.schema for e in entries})):
-        if fk.child in inside and fk.parent in inside:
-            mine = " AND ".join(f"c.`{c}` IS NOT NULL" for c, _ in fk.columns)
-            join = " AND ".join(f"p.`{p}` = c.`{c}`" for c, p in fk.columns)
-            dangling = int(target.scalar(
-                f"SELECT COUNT(*) FROM {quote_name(*fk.child)} AS c WHERE {mine} AND NOT EXISTS "
-                f"(SELECT 1 FROM {quote_name(*fk.parent)} AS p WHERE {join})"))
-            if dangling:
-                report.problems.append(f"{dangling} rows of {quote_name(*fk.child)} reference missing rows of "
-                                       f"{quote_name(*fk.parent)}")
+    present = [e for e in entries if schema_exists(target, e.schema) and e.table in table_names(target, e.schema)]
+    report.problems += _dangling(target, present)
     if objects_in(directory):
         absent = objects.missing(target, sorted(inside), stores or {})
         report.problems += [f"object {path} is missing from the target's store" for path in absent[:20]]
