@@ -203,17 +203,21 @@ def postgres_schema(url: str) -> PostgresSchema:
     return PostgresSchema(schema, host=host, database=database)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"djshare {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     context: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     _state["debug"] = debug
     logging.getLogger("datajoint").setLevel(logging.DEBUG if debug else logging.WARNING)  # no "connected to" lines
-    if version:
-        out.print(f"djshare {__version__}")
-        raise typer.Exit(0)
     if WRONG_LINE is not None and context.invoked_subcommand not in WORKS_ON_ANY_LINE:
         err.print(f"[red]error:[/red] {escape(str(WRONG_LINE))}", highlight=False)
         raise typer.Exit(1)

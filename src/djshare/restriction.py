@@ -12,6 +12,41 @@ if TYPE_CHECKING:
     import datajoint as dj
 
 
+def one_condition(text: str) -> str:
+    """`text`, checked to be one SQL condition that cannot reach outside the parentheses it is put in: outside
+    quoted strings and quoted names, its parentheses balance and never close one they did not open, and it holds no
+    statement end (`;`) and no comment (`--`, `#`, `/*`), which could hide a closing parenthesis. The server parses
+    the rest (in its own dialect, MariaDB or PostgreSQL). RestrictionError for anything else."""
+    depth, index, quote = 0, 0, ""
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\" and quote != "`":
+                index += 1  # an escaped character (MariaDB strings)
+            elif char == quote:
+                quote = "" if text[index + 1:index + 2] != quote else quote  # a doubled quote stays inside
+                if quote:
+                    index += 1
+        elif char in "'\"`":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                break
+        elif char == ";" or char == "#" or text.startswith(("--", "/*"), index):
+            raise RestrictionError(f"Restriction {text!r} holds {text[index:index + 2].rstrip()!r} outside quotes: "
+                                   "give one condition, without statements or comments. Nothing was changed.")
+        index += 1
+    if quote or depth:
+        what = "an unclosed quote" if quote else ("a ')' that closes more than it opened" if depth < 0
+                                                  else "an unclosed '('")
+        raise RestrictionError(f"Restriction {text!r} has {what}: each restriction must be one condition on its own "
+                               "(several restrictions are combined with AND). Nothing was changed.")
+    return text
+
+
 def where_clause(connection: dj.Connection, full_name: str, restrictions: Sequence[Any]) -> str:
     """" WHERE ..." (or "") for `full_name` restricted by every one of `restrictions` (AND).
 
@@ -25,6 +60,8 @@ def where_clause(connection: dj.Connection, full_name: str, restrictions: Sequen
     query = table
     for restriction in restrictions:
         for item in restriction if isinstance(restriction, list | tuple) else [restriction]:
+            if isinstance(item, str):
+                one_condition(item)
             if isinstance(item, Mapping):
                 unknown = sorted(set(item) - names)
                 if unknown:

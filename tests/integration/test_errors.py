@@ -105,6 +105,29 @@ def test_malformed_restriction_pulls_nothing(lab: Lab, restriction: Any) -> None
         == [(0,)]
 
 
+@pytest.mark.parametrize("escape", ["1)) OR ((1=1", "1) OR (1=1", "1 OR 1=1 -- ", "1; DELETE FROM x"])
+def test_a_restriction_cannot_break_out_of_its_parentheses(lab: Lab, escape: str) -> None:
+    """Each restriction is one condition: text that would close the parentheses it is put in (and so override the
+    other restrictions) is refused, from the API and the command line, and nothing is pulled."""
+    import os
+    import subprocess
+    import sys
+
+    fill_pipeline(lab.pipeline)
+    Recording = lab.linked("Recording")
+    with pytest.raises(RestrictionError, match="Nothing was changed"):
+        Recording().pull("recording < 0", escape)
+    env = dict(os.environ, LINK_HOST=lab.source.address, DJ_HOST=lab.local.address, DJ_USER=lab.local.admin_user,
+               DJ_PASS=lab.local.admin_password)
+    done = subprocess.run([sys.executable, "-m", "djshare", "pull", f"{lab.source_schema}.Recording", "-l",
+                           lab.local_schema, "--where", "recording < 0", "--where", escape], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Restriction" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert len(Recording()) == 0
+    assert lab.source.query(f"SELECT COUNT(*) FROM `{lab.outbound_schema}`.`{lab.source_schema}_recording_outbound`") \
+        == [(0,)]
+
+
 def test_malformed_deletion_request_changes_nothing(lab: Lab) -> None:
     fill_pipeline(lab.pipeline)
     Recording = lab.linked("Recording")

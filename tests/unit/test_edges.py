@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pymysql
 import pytest
 
@@ -147,3 +149,23 @@ def test_key_bound_is_an_expanded_comparison() -> None:
         b"((s.`subject` > 'm1') OR (s.`subject` = 'm1' AND s.`recording` >= '5'))")
     single = TableInfo("lab", "t", (column("id"),), ("id",), "")
     assert key_bound(single, b"('7')", "<") == b"((`id` < '7'))"
+
+
+@pytest.mark.parametrize("text", ["session_id < 0", "note = 'a)b'", "x IN (1, (2))", "n = 'it''s'", "n = 'a\\\\'",
+                                  '`we)ird` = 1', "f(x) = \"(\"", "a LIKE '%;%'"])
+def test_one_condition_accepts_conditions(text: str) -> None:
+    from djshare.restriction import one_condition
+
+    assert one_condition(text) == text
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("1)) OR ((1=1", "closes more than it opened"), ("(a = 1", "unclosed '('"), ("a = 'x", "unclosed quote"),
+    ("a = 1; DROP TABLE t", "';'"), ("a = 1 -- x", "'--'"), ("a = 1 /* x */", "'/*'"), ("a = 1 # x", "'#'"),
+])
+def test_one_condition_refuses_text_that_reaches_outside(text: str, reason: str) -> None:
+    from djshare.errors import RestrictionError
+    from djshare.restriction import one_condition
+
+    with pytest.raises(RestrictionError, match=re.escape(reason)):
+        one_condition(text)

@@ -23,7 +23,7 @@ from djshare.export.restore import VerifyReport
 from djshare.export.restore import restore as restore_bundle
 from djshare.export.restore import verify as verify_bundle
 from djshare.progress import progress_bar
-from djshare.restriction import check_where
+from djshare.restriction import check_where, one_condition
 from djshare.sql.catalog import schema_exists, table_names
 from djshare.sql.connection import ServerAddress, Session, quote_name
 from djshare.sql.transfer import STATEMENT_CAP
@@ -43,7 +43,7 @@ def parse(restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
         schema, dot, table = name.partition(".")
         if not dot or not schema or not table:
             raise ConfigurationError(f"{name!r} is not SCHEMA.TABLE (the table's SQL name, e.g. lab.session).")
-        found.append(((schema, table), condition.strip() or "TRUE"))
+        found.append(((schema, table), one_condition(condition.strip()) or "TRUE"))
     return found
 
 

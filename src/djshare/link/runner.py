@@ -22,6 +22,7 @@ from djshare.link.repair import repair as run_repair
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, Refreshable, SourceSide, no_checkpoint
 from djshare.progress import progress_bar
+from djshare.restriction import one_condition
 
 
 @dataclass
@@ -159,6 +160,6 @@ def sql_where(restrictions: tuple[Any, ...]) -> str:
         if not isinstance(restriction, str):
             raise ConfigurationError(f"Restriction {restriction!r} is not SQL text: this link takes restrictions "
                                      "as SQL conditions on the source table, e.g. \"subject = 'm1'\".")
-    conditions = [r for r in restrictions if r.strip()]
+    conditions = [one_condition(r) for r in restrictions if r.strip()]
     return " WHERE " + " AND ".join(f"({r})" for r in conditions) if conditions else ""
 

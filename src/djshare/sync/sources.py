@@ -14,6 +14,7 @@ import pymysql
 from pymysql.constants import FIELD_TYPE
 
 from djshare.errors import DjshareError
+from djshare.restriction import one_condition
 from djshare.sql.connection import ServerAddress, Session, translated
 
 
@@ -26,6 +27,9 @@ class Table:
     schema: str
     name: str
     where: str = ""
+
+    def __post_init__(self) -> None:
+        one_condition(self.where)
 
     @property
     def label(self) -> str:
