@@ -365,7 +365,7 @@ def test_export_bundle_carries_external_objects(make_store_lab: Any, servers: li
     dj.config["stores"] = dict(world.source_stores)
     work = lab.source_schema + "_work"
     with export.capture("paper-x", "a", schema=work):
-        (world.pipeline["Sample"] & "sample < 3").fetch()
+        (world.pipeline["Sample"] & "sample < 3").fetch(download_path=str(tmp_path / "downloads"))
     entries = export.write("paper-x", tmp_path / "bundle", schema=work, progress=False)
     assert {e.table: e.rows for e in entries}["~external_src_blobs"] == 3 * 3  # signals + pieces
     assert len([p for p in (tmp_path / "bundle" / "objects").rglob("*") if p.is_file()]) == 3 * 3 + 2
@@ -419,7 +419,7 @@ def test_export_script_copies_and_checks_objects(make_store_lab: Any, servers: l
     dj.config["stores"] = dict(world.source_stores)
     work = lab.source_schema + "_work"
     with export.capture("paper-o", "a", schema=work):
-        (p["Sample"] & "sample < 3").fetch()
+        (p["Sample"] & "sample < 3").fetch(download_path=str(tmp_path / "downloads"))
         p["Raw"].fetch(download_path=str(tmp_path / "downloads"))
     export.write_script("paper-o", tmp_path / "export.sh", schema=work)
     env = dict(os.environ, DJSHARE_HOST=lab.source.host, DJSHARE_PORT=str(lab.source.port),

@@ -14,6 +14,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
+from djshare.defaults import timeout
 from djshare.errors import (
     AuthenticationError,
     DjshareError,
@@ -119,11 +120,14 @@ class Session:
     def __init__(self, address: ServerAddress, *, connect_timeout: int = 10) -> None:
         self.address = address
         ssl: dict[str, Any] | None = {"check_hostname": False} if address.use_tls else None
+        wait = timeout()  # a silent peer fails reads and writes; the server ends a session left idle that long
         with translated(address, "connecting"):
             self.connection = pymysql.connect(
                 host=address.host, port=address.port, user=address.user, password=address.password,
                 charset="utf8mb4", autocommit=True, connect_timeout=connect_timeout, ssl=ssl,
-                init_command="SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+                read_timeout=wait, write_timeout=wait,
+                init_command="SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
+                             f"wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}",
             )
 
     def close(self) -> None:
@@ -156,7 +160,8 @@ class Session:
                 cursor.execute(statement, args)  # type: ignore[arg-type]
                 yield from cursor
             finally:
-                cursor.close()
+                with contextlib.suppress(Exception):  # on a lost connection PyMySQL's close fails too: keep the
+                    cursor.close()                    # error that says what happened
 
     def scalar(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> Any:
         found = self.rows(statement, args, doing)
