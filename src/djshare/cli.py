@@ -163,6 +163,9 @@ def linked(table: str, host: str | None, local_schema: str,
         except (OSError, ValueError) as error:
             raise ConfigurationError(f"Cannot read source store settings from {options.source_stores}: {error}.") \
                 from None
+        if not isinstance(stores, dict):
+            raise ConfigurationError(f"{options.source_stores} holds a JSON {type(stores).__name__}; store settings "
+                                     "are an object of store names to settings, as dj.config['stores'].")
     mapping = {}
     for item in options.store or []:
         local_store, equals, source_store = item.partition("=")
@@ -700,9 +703,13 @@ def _stores(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        return dict(json.loads(path.read_text()))
+        found = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ConfigurationError(f"Cannot read store settings from {path}: {error}.") from None
+    if not isinstance(found, dict):
+        raise ConfigurationError(f"{path} holds a JSON {type(found).__name__}; store settings are an object of store "
+                                 "names to settings, as dj.config['stores'].")
+    return found
 
 
 @tables_app.command("copy")

@@ -194,6 +194,16 @@ def test_source_store_not_configured_changes_nothing(make_store_lab: Any) -> Non
     assert world.lab.local_schema not in {r[0] for r in world.lab.local.query("SHOW DATABASES")}
 
 
+def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(make_store_lab: Any) -> None:
+    world = make_store_lab()
+    Sample = world.lab.linked("Sample", source_stores=world.source_stores, stores={**MAPPING, "loc_x": "src_typo"})
+    with pytest.raises(ConfigurationError, match="names source store `src_typo`, which schema .* does not have "
+                                                  r"\(its stores: `src_blobs`, `src_files`, `src_raw`\).*Nothing was "
+                                                  "changed"):
+        Sample()
+    assert world.lab.local_schema not in {r[0] for r in world.lab.local.query("SHOW DATABASES")}
+
+
 def _break(world: StoreLab, how: str) -> str:
     row, path = world.source_objects("src_blobs")[2]
     spec = StoreSpec.from_config("src_blobs", world.source_stores, "test")

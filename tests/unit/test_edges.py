@@ -169,3 +169,35 @@ def test_one_condition_refuses_text_that_reaches_outside(text: str, reason: str)
 
     with pytest.raises(RestrictionError, match=re.escape(reason)):
         one_condition(text)
+
+
+@pytest.mark.parametrize("host", ["db:0", "db:65536", "db:70000"])
+def test_a_port_out_of_range_is_refused(host: str) -> None:
+    from djshare.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="out of range: a port is 1 to 65535"):
+        ServerAddress.parse(host, "u", "p")
+
+
+@pytest.mark.parametrize(("batch_size", "lock_timeout", "wrong"), [
+    (0, 60, "batch_size=0"), (-1, 60, "batch_size=-1"), (2.5, 60, "batch_size=2.5"), (True, 60, "batch_size=True"),
+    (10, "soon", "lock_timeout='soon'"), (10, -1, "lock_timeout=-1"),
+])
+def test_link_options_are_checked_before_anything_connects(batch_size: object, lock_timeout: object,
+                                                            wrong: str) -> None:
+    from djshare.errors import ConfigurationError
+    from djshare.link.pull import checked_options
+
+    with pytest.raises(ConfigurationError, match=re.escape(wrong)):
+        checked_options(batch_size, lock_timeout)
+    assert checked_options(1, 0) == (1, 0.0)
+
+
+def test_store_settings_that_are_not_a_mapping_are_refused() -> None:
+    from djshare.errors import ConfigurationError
+    from djshare.stores.spec import StoreSpec
+
+    with pytest.raises(ConfigurationError, match="store settings are a list, not a mapping"):
+        StoreSpec.from_config("raw", ["raw"], "source")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="settings of store `raw` .* are a str"):
+        StoreSpec.from_config("raw", {"raw": "/data"}, "source")

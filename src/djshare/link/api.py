@@ -47,7 +47,7 @@ from djshare.link.local import (
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.protocol import Outbound
-from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport, count_candidates
+from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport, checked_options, count_candidates
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
@@ -55,7 +55,7 @@ from djshare.link.runner import outbound_schema_name
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
-from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, to_camel_case
+from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, table_names, to_camel_case
 from djshare.sql.connection import ServerAddress, Session, translate
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
@@ -230,6 +230,7 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
 
         `checkpoint` is called with a step's name after each step commits (fault-injection tests raise in it).
         """
+        size = checked_options(batch_size)[0] if batch_size is not None else None
         rt = self._rt()
         tables = rt.tables
         self._check_definition(rt)
@@ -239,12 +240,12 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
             total = count_candidates(source, tables, where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
                 report = run_pull(MariaDBSource(source, tables), MariaDBLocal(source, local, tables), where,
-                                  batch_size=batch_size or rt.link.batch_size,
+                                  batch_size=size or rt.link.batch_size,
                                   dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
             if refresh_changed and not dry_run:
                 found = staleness.find(source, local, tables, where)
                 with progress_bar(f"refresh {tables.source.name}", len(found.stale), progress) as advance:
-                    staleness.refresh(source, local, tables, found, batch_size or rt.link.batch_size, advance,
+                    staleness.refresh(source, local, tables, found, size or rt.link.batch_size, advance,
                                       checkpoint)
                 report.refreshed, report.objects = found.refreshed, report.objects + found.objects
             return report
@@ -343,8 +344,7 @@ class Link:
         self.source_schema = source_schema
         self.outbound = outbound
         self.subscriber = subscriber
-        self.lock_timeout = lock_timeout
-        self.batch_size = batch_size
+        self.batch_size, self.lock_timeout = checked_options(batch_size, lock_timeout)
         self.copy_objects = copy_objects
         self.store_map: dict[str, str] = {}  # source store -> local store
         for local_store, source_store in (stores or {}).items():
@@ -400,8 +400,18 @@ class Link:
             found for table in (info, *parts) for column in table.columns
             if (found := external_column(table.name, column)) is not None
         )
+        used = sorted({c.store for c in columns})
+        known = sorted(n.removeprefix("~external_") for n in table_names(source, info.schema)
+                       if n.startswith("~external_"))  # the stores the source schema has
+        unknown = sorted(set(self.store_map) - set(known))
+        if unknown:
+            raise ConfigurationError(
+                f"The store mapping names source store{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(f'`{s}`' for s in unknown)}, which schema `{info.schema}` does not have (its stores: "
+                f"{', '.join(f'`{s}`' for s in known) or 'none'}). Map LOCAL=SOURCE with a source store that "
+                "exists. Nothing was changed.")
         pairs: dict[str, StorePair] = {}
-        for store in sorted({c.store for c in columns}):
+        for store in used:
             source_spec = StoreSpec.from_config(store, self.source_schema.store_settings(), "source")
             local_spec = StoreSpec.from_config(self.store_map.get(store, store), self.local_schema.store_settings(),
                                                "local")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
+from djshare.errors import ConfigurationError
 from djshare.link import objects, outbound
 from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
@@ -31,6 +33,18 @@ from djshare.sql.transfer import (
 from djshare.stores.formats.dj014 import external_table
 
 DEFAULT_BATCH = 2000
+
+
+def checked_options(batch_size: Any, lock_timeout: Any = 60.0) -> tuple[int, float]:
+    """`batch_size` and `lock_timeout` of a link, refused unless a whole number >= 1 and a number of seconds >= 0
+    (before anything connects or changes)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigurationError(f"batch_size={batch_size!r}: give the number of entities per batch, 1 or more "
+                                 f"(default {DEFAULT_BATCH}).")
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float) or lock_timeout < 0:
+        raise ConfigurationError(f"lock_timeout={lock_timeout!r}: give the seconds to wait for the link's lock, "
+                                 "0 or more (default 60).")
+    return batch_size, float(lock_timeout)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from djshare.errors import ConfigurationError
 from djshare.link.protocol import Outbound
-from djshare.link.pull import PullReport
+from djshare.link.pull import PullReport, checked_options
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
@@ -56,7 +56,7 @@ class LinkRunner:
         """`stores` maps local store names to source store names where they differ (kept as source -> local)."""
         self.table, self.outbound, self.subscriber = table, outbound, subscriber
         self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
-        self.batch_size, self.lock_timeout = batch_size, lock_timeout
+        self.batch_size, self.lock_timeout = checked_options(batch_size, lock_timeout)
         self._ready: Ready | None = None
 
     def _setup(self) -> Ready:
@@ -82,11 +82,11 @@ class LinkRunner:
         see `repair`. With `refresh_changed`, also bring over the current rows of held entities whose source rows
         changed after the pull (see `stale`): updated in place, one local transaction per batch, the outbound
         state unchanged."""
+        size = self.batch_size if batch_size is None else checked_options(batch_size)[0]
         where = self._where(restrictions)
         ready = self._setup()
         self._check_declared(ready)
         tables = ready.tables
-        size = batch_size or self.batch_size
         with self._sides(ready) as (source, local):
             if refresh_changed and not isinstance(local, Refreshable):
                 raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind "

@@ -17,6 +17,7 @@ import pymysql.cursors
 from djshare.defaults import timeout
 from djshare.errors import (
     AuthenticationError,
+    ConfigurationError,
     DjshareError,
     IntegrityViolation,
     InterruptedOperation,
@@ -49,12 +50,15 @@ class ServerAddress:
         """`host` may be "name" or "name:port"; a port in `host` wins over `port`. `credentials` names where the
         user and password came from (e.g. "LINK_USER and LINK_PASS"), for the message a wrong password gets."""
         name, _, port_text = host.partition(":")
+        number = port or DEFAULT_PORT
         if port_text:
             try:
-                port = int(port_text)
+                number = int(port_text)
             except ValueError:
                 raise DjshareError(f"Host {host!r} has a port that is not a number; write it as name:3306.") from None
-        return cls(name or "localhost", port or DEFAULT_PORT, user, password, use_tls, credentials=credentials)
+        if not 1 <= number <= 65535:
+            raise ConfigurationError(f"Port {number} of {host!r} is out of range: a port is 1 to 65535.")
+        return cls(name or "localhost", number, user, password, use_tls, credentials=credentials)
 
     @property
     def label(self) -> str:

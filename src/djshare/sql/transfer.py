@@ -109,8 +109,10 @@ def key_bound(table: TableInfo, key: bytes, operator: str, qualifier: str = "",
 
 
 def statement_limit(target: Session) -> int:
-    """Largest INSERT to send to `target`: below its max_allowed_packet, with room for the header."""
-    return min(target.max_allowed_packet() - 64 * 1024, STATEMENT_CAP)
+    """Largest INSERT to send to `target`: below its max_allowed_packet, with room for the header (a quarter of a
+    small packet, 64 KiB of a large one)."""
+    packet = target.max_allowed_packet()
+    return min(packet - min(64 * 1024, packet // 4), STATEMENT_CAP)
 
 
 def statements(literals: Iterable[bytes], limit: int, overhead: int, too_big: str) -> Iterator[list[bytes]]:

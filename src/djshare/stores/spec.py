@@ -33,6 +33,12 @@ class StoreSpec:
     @classmethod
     def from_config(cls, name: str, stores: Mapping[str, Any], side: str) -> StoreSpec:
         """The spec of store `name` from a dj.config["stores"]-style mapping; `side` names it in errors."""
+        if not isinstance(stores, Mapping):
+            raise ConfigurationError(f"The {side} side's store settings are a {type(stores).__name__}, not a mapping "
+                                     "of store names to settings ({\"name\": {\"protocol\": \"file\", ...}}).")
+        if not isinstance(stores.get(name, {}), Mapping):
+            raise ConfigurationError(f"The settings of store `{name}` ({side}) are a {type(stores[name]).__name__}, "
+                                     "not a mapping ({\"protocol\": ..., \"location\": ...}).")
         if name not in stores:
             raise StoreNotConfiguredError(
                 f"Store `{name}` is used by the {side} table but not configured on the {side} side "
