@@ -204,6 +204,11 @@ def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(make_store_lab
     assert world.lab.local_schema not in {r[0] for r in world.lab.local.query("SHOW DATABASES")}
 
 
+def outbound_rows(world: StoreLab) -> int:
+    lab = world.lab
+    return count(lab.source, lab.outbound_schema, f"{lab.source_schema}_sample_outbound")
+
+
 def _break(world: StoreLab, how: str) -> str:
     row, path = world.source_objects("src_blobs")[2]
     spec = StoreSpec.from_config("src_blobs", world.source_stores, "test")
@@ -228,6 +233,7 @@ def test_missing_object_on_the_source_inserts_nothing(make_store_lab: Any, kind:
         Sample().pull()
     assert len(Sample()) == 0
     assert count(world.lab.local, world.lab.local_schema, "~external_loc_blobs") == 0
+    assert outbound_rows(world) == 0  # the refused batch's pulling rows were removed: the source is as it was
 
 
 def test_checksum_mismatch_inserts_nothing(make_store_lab: Any) -> None:
@@ -255,6 +261,29 @@ def test_wrong_store_credentials(make_store_lab: Any, side: str) -> None:
         Sample().pull()
     assert "not-the-secret-key" not in str(info.value)
     assert len(Sample()) == 0
+    assert outbound_rows(world) == 0  # no pulling row blocks the source lab's DELETE
+
+
+def test_a_refused_batch_whose_undo_fails_is_left_to_repair(make_store_lab: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The undo of a refused batch is one source transaction; if the source goes away then, the pulling rows stay
+    and `repair` removes them (the protocol's PULLING + REPAIR)."""
+    import djshare.link.outbound
+    from djshare.errors import InterruptedOperation
+
+    world = make_store_lab("file", "file")
+    _break(world, "missing")
+    Sample = world.linked()
+
+    def lost(*args: Any) -> int:
+        raise InterruptedOperation("Lost the connection (test)")
+
+    with monkeypatch.context() as patched, pytest.raises(MissingObjectError):
+        patched.setattr(djshare.link.outbound, "remove", lost)
+        Sample().pull()
+    assert outbound_rows(world) > 0 and len(Sample()) == 0
+    Sample().repair()
+    assert outbound_rows(world) == 0
 
 
 def test_gc_after_local_deletion_and_handshake(make_store_lab: Any, tmp_path: Path) -> None:

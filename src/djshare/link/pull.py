@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from djshare.errors import ConfigurationError
+from djshare.errors import ConfigurationError, DjshareError
 from djshare.link import objects, outbound
 from djshare.link.lock import objects_lock
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
@@ -186,7 +186,12 @@ def _run_batch(source: SourceSide, local: LocalSide, groups: dict[Step, list[byt
         checkpoint(Step.ADOPT.value)
     to_copy = groups.get(Step.INSERT_LOCAL, [])
     if to_copy:
-        local.copy(to_copy, report, checkpoint)
+        try:
+            local.copy(to_copy, report, checkpoint)
+        except DjshareError as error:
+            if not error.retryable:  # refused (a store, a missing or damaged object): nothing was inserted
+                _roll_back(source, local, to_copy)
+            raise
         checkpoint(Step.INSERT_LOCAL.value)
     to_mark = groups.get(Step.MARK_PULLED, [])
     if to_mark:
@@ -194,6 +199,16 @@ def _run_batch(source: SourceSide, local: LocalSide, groups: dict[Step, list[byt
             source.update(to_mark, Step.MARK_PULLED)
         report.finished += len(set(to_mark) - set(to_copy))
         checkpoint(Step.MARK_PULLED.value)
+
+
+def _roll_back(source: SourceSide, local: LocalSide, keys: list[bytes]) -> None:
+    """After a refused batch, remove its `pulling` outbound rows of entities that have no local row, as `repair`
+    would (PULLING + REPAIR), so that the source is as it was: a held row would block the source lab's DELETE.
+    If this fails too (the source went away), `repair` or the next pull does it."""
+    with contextlib.suppress(DjshareError):
+        here = local.present(keys)
+        with source.transaction("removing the refused batch's outbound rows"):
+            source.remove([k for k in keys if k not in here])
 
 
 class MariaDBLocal:
