@@ -341,5 +341,5 @@ def test_changed_source_rows_are_found_and_refreshed(world: World, layout: str) 
                DJ_PASS=world.local.admin_password, COLUMNS="300")
     done = subprocess.run([sys.executable, "-m", "djshare", "diff", "--link", f"{schema}.Session", "-l",
                            world.local_schema], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "1 stale entities (1 changed rows)" in done.stderr, done.stderr
+    assert done.returncode == 1 and "1 stale entities (1 changed rows)" in done.stderr, done.stderr
     assert "gain" in done.stdout

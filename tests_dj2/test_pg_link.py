@@ -496,7 +496,7 @@ def test_stale_entities_are_found_inside_the_servers(world: World, s3: S3Server)
     done = subprocess.run([sys.executable, "-m", "djshare", "diff", "--link", f"{world.source_schema}.Session", "-l",
                            f"postgresql://{world.local.address}/{world.local.database}/{world.local_schema}"],
                           env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and "~ ('m1','1')" in done.stdout, done.stderr
+    assert done.returncode == 1 and "~ ('m1','1')" in done.stdout, done.stderr  # 1: stale entities found
     assert "2 stale entities; 1 on one side only" in done.stderr
     # references to objects name the local side, yet an unchanged entity is not stale
     objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),

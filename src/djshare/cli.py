@@ -99,8 +99,8 @@ HINTS: dict[type[DjshareError], str] = {
 }
 
 
-def run(action: Callable[[], T]) -> T:
-    """Run a library call; print a DjshareError as one red line (traceback with --debug) and exit 1."""
+def run(action: Callable[[], T], code: int = 1) -> T:
+    """Run a library call; print a DjshareError as one red line (traceback with --debug) and exit with `code`."""
     try:
         return action()
     except DjshareError as error:
@@ -108,7 +108,7 @@ def run(action: Callable[[], T]) -> T:
             err.print(traceback.format_exc(), markup=False)
         hint = next((h for kind, h in HINTS.items() if isinstance(error, kind)), "")
         err.print(f"[red]error:[/red] {escape(str(error))}{' ' + hint if hint else ''}", highlight=False)
-        raise typer.Exit(1) from None
+        raise typer.Exit(code) from None
 
 
 def split_table(table: str) -> tuple[str, str]:
@@ -474,7 +474,8 @@ def diff_command(
         source_host: SourceHost = None) -> None:
     """What differs between two tables on two servers (compared inside the servers), or a table and a CSV file;
     prints the actions that would make RIGHT like LEFT. Credentials: DJSHARE_LEFT_USER/PASS and
-    DJSHARE_RIGHT_USER/PASS, default DJ_USER/DJ_PASS. The counts go to stderr, the actions to stdout."""
+    DJSHARE_RIGHT_USER/PASS, default DJ_USER/DJ_PASS. The counts go to stderr, the actions to stdout. Exit status
+    as diff(1)'s: 0 no differences (or applied), 1 differences, 2 trouble."""
     if link is not None:
         _stale(link, local_schema, source_host, where, as_json, only_counts)
         return
@@ -500,21 +501,23 @@ def diff_command(
                               soft_wrap=True)
             return found
 
-    found = run(work)
+    found = run(work, code=2)
     summary = ", ".join(f"{n} {kind}" for kind, n in found.items())
     if only_counts:
         out.print(json.dumps(found) if as_json else summary, highlight=False)
     else:
         err.print(summary if not apply else f"{'would apply' if dry_run else 'applied'}: {summary}", highlight=False)
+    if not apply and any(found.values()):
+        raise typer.Exit(1)
 
 
 def _stale(table: str, local_schema: str | None, source_host: str | None, where: str, as_json: bool,
            only_counts: bool) -> None:
     if not local_schema:
         raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
-    found = run(lambda: linked(table, source_host, local_schema))
+    found = run(lambda: linked(table, source_host, local_schema), code=2)
     if isinstance(found, LinkRunner) and not isinstance(found, Dj2Link):  # entities by key
-        report = run(lambda: found.stale(*([where] if where else [])))
+        report = run(lambda: found.stale(*([where] if where else [])), code=2)
         if not only_counts:
             for key in report.stale:
                 out.print(json.dumps({"stale": key.decode()}) if as_json else f"~ {key.decode()}", markup=False,
@@ -522,9 +525,11 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
         (out if only_counts else err).print(
             f"{len(report.stale)} stale entities" + (f"; {report.out_of_step} on one side only (run `djshare "
                                                      "repair`)" if report.out_of_step else ""), highlight=False)
+        if report.stale:
+            raise typer.Exit(1)
         return
     linked_table = cast("LinkedTable", found)
-    report = run(lambda: linked_table.stale(*([where] if where else [])))
+    report = run(lambda: linked_table.stale(*([where] if where else [])), code=2)
     if not only_counts:
         for action in report.changes:
             out.print(action.json() if as_json else action.text(), markup=False, highlight=False, soft_wrap=True)
@@ -533,6 +538,8 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
     (out if only_counts else err).print(summary, highlight=False)
     if report.stale and not only_counts:
         err.print("`djshare pull --refresh-changed` brings them over.")
+    if report.stale:
+        raise typer.Exit(1)
 
 
 export_app = typer.Typer(help="Export what analyses fetched: preview, write a bundle, restore it, verify it. "

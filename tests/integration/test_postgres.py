@@ -135,11 +135,11 @@ def test_diff_a_postgres_table_from_the_command_line(twins: tuple[MariaDBServer,
     right = f"postgresql://{postgres.address}/{postgres.database}/{schema}.t"
     done = subprocess.run([sys.executable, "-m", "djshare", "diff", f"{maria.address}/{schema}.t", right, "--counts"],
                           env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "4 added, 0 removed, 0 changed", done.stderr
+    assert done.returncode == 1 and done.stdout.strip() == "4 added, 0 removed, 0 changed", done.stderr
     bad = subprocess.run([sys.executable, "-m", "djshare", "diff", f"{maria.address}/{schema}.t",
                           f"postgresql://{postgres.address}/{schema}.t"], env=env, capture_output=True, text=True,
                          timeout=120)
-    assert bad.returncode == 1 and "postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE" in bad.stderr
+    assert bad.returncode == 2 and "postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE" in bad.stderr
 
 
 PG_KEYS = {  # (column definitions, key columns, SQL making the key from `seq`)

@@ -198,7 +198,7 @@ def test_diff_from_the_command_line(school: tuple[MariaDBServer, MariaDBServer, 
 
     ours, theirs = f"{left.address}/{schema}.student", f"{right.address}/{schema}.student"
     shown = djshare(ours, theirs)
-    assert shown.returncode == 0, shown.stderr
+    assert shown.returncode == 1, shown.stderr  # as diff(1): 1 means differences
     assert shown.stdout.splitlines()[0] == "- student (id=1)" and "~ student (id=3)" in shown.stdout
     assert "    name: 'Cy' -> 'Cyrus'" in shown.stdout and "    photo: <0 bytes md5" in shown.stdout
     assert "1 added, 1 removed, 1 changed" in shown.stderr
@@ -216,17 +216,18 @@ def test_diff_from_the_command_line(school: tuple[MariaDBServer, MariaDBServer, 
     assert djshare(ours, theirs, "--counts", "--where", "id > 2").stdout.strip() == "1 added, 0 removed, 1 changed"
     done = djshare(ours, theirs, "--apply", "table", "--where", "id > 2")
     assert done.returncode == 0 and "applied: 1 added, 0 removed, 1 changed" in done.stderr, done.stderr
-    assert djshare(ours, theirs, "--counts", "--where", "id > 2").stdout.strip() == "0 added, 0 removed, 0 changed"
+    same = djshare(ours, theirs, "--counts", "--where", "id > 2")
+    assert same.returncode == 0 and same.stdout.strip() == "0 added, 0 removed, 0 changed"
     for problem, message in [((ours, "nowhere"), "is neither HOST[:PORT]/SCHEMA.TABLE"),
                              ((ours, f"{right.address}/{schema}.nope"), "nope"),
                              ((ours, theirs, "--apply", "os:path"), "neither `table` nor MODULE:CLASS"),
                              ((str(tmp_path / "c.csv"), theirs), "name its key columns with --key")]:
         failed = djshare(*problem)
-        assert failed.returncode == 1 and message in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
+        assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr, failed.stderr
     blocked = djshare(f"{right.address}/{schema}.course", f"{left.address}/{schema}.course", "--apply", "table")
-    assert blocked.returncode == 1 and "foreign key" in blocked.stderr  # Phys9 is enrolled in on the left
+    assert blocked.returncode == 2 and "foreign key" in blocked.stderr  # Phys9 is enrolled in on the left
     refused = djshare(ours, theirs, "--apply", "table", "--dry-run")  # a dry run runs the statements, then rolls back
-    assert refused.returncode == 1 and "foreign key" in refused.stderr  # student 1 still has an enrollment there
+    assert refused.returncode == 2 and "foreign key" in refused.stderr  # student 1 still has an enrollment there
 
 
 class Collector(Handler):
