@@ -461,7 +461,8 @@ def diff_command(
         where: Annotated[str, typer.Option(help="SQL restriction on the table sides.")] = "",
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
         only_counts: Annotated[bool, typer.Option("--counts", help="Only how many of each kind.")] = False,
-        values: Annotated[bool, typer.Option(help="Show binary values, not a size and MD5 summary.")] = False,
+        values: Annotated[bool, typer.Option(help="Show binary values (keys included) in hex, not a size and MD5 "
+                                             "summary.")] = False,
         apply: Annotated[str | None, typer.Option(
             help="Apply the actions: `table` makes the right table like the left (FK order, one transaction), "
             "or MODULE:CLASS names a djshare.sync.Handler subclass.")] = None,
@@ -497,7 +498,7 @@ def diff_command(
             for action in actions:
                 found[action.kind] += 1
                 if not only_counts:
-                    out.print(action.json() if as_json else action.text(), markup=False, highlight=False,
+                    out.print(action.json(values) if as_json else action.text(values), markup=False, highlight=False,
                               soft_wrap=True)
             return found
 

@@ -203,6 +203,11 @@ def test_diff_from_the_command_line(school: tuple[MariaDBServer, MariaDBServer, 
     assert "    name: 'Cy' -> 'Cyrus'" in shown.stdout and "    photo: <0 bytes md5" in shown.stdout
     assert "1 added, 1 removed, 1 changed" in shown.stderr
     assert left.admin_password not in shown.stdout + shown.stderr
+    hexed = djshare(ours, theirs, "--values")
+    assert "    photo: 0x" in hexed.stdout and "bytes md5" not in hexed.stdout, hexed.stdout
+    changed = [a for a in map(json.loads, djshare(ours, theirs, "--values", "--json").stdout.splitlines())
+               if a["kind"] == "changed"]
+    assert changed[0]["changes"]["photo"]["left"].startswith("0x")
     lines = [json.loads(line) for line in djshare(ours, theirs, "--json", "--where", "id > 2").stdout.splitlines()]
     assert [(a["kind"], a["key"]) for a in lines] == [("changed", {"id": 3}), ("added", {"id": 4})]
     assert json.loads(djshare(ours, theirs, "--counts", "--json").stdout) == {"added": 1, "removed": 1,

@@ -45,23 +45,26 @@ class Action:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # column -> (left, right)
     row: dict[str, Any] | None = None
 
-    def text(self) -> str:
-        key = ", ".join(f"{k}={show(v)}" for k, v in self.key.items())
+    def text(self, values: bool = False) -> str:
+        """`values`: binary values in hex (0x...), not as size and MD5."""
+        key = ", ".join(f"{k}={show(v, values)}" for k, v in self.key.items())
         mark = {"added": "+", "removed": "-", "changed": "~"}[self.kind]
         lines = [f"{mark} {self.branch} ({key})"]
-        lines += [f"    {column}: {show(right)} -> {show(left)}" for column, (left, right) in self.changes.items()]
+        lines += [f"    {column}: {show(right, values)} -> {show(left, values)}"
+                  for column, (left, right) in self.changes.items()]
         return "\n".join(lines)
 
-    def json(self) -> str:
+    def json(self, values: bool = False) -> str:
+        """`values`: binary values as hex strings ("0x..."), not as size and MD5."""
         return json.dumps({"kind": self.kind, "branch": self.branch, "key": self.key,
                            "changes": {c: {"left": a, "right": b} for c, (a, b) in self.changes.items()}},
-                          ensure_ascii=False, default=plain)
+                          ensure_ascii=False, default=lambda value: plain(value, values))
 
 
-def plain(value: Any) -> Any:
-    """A JSON-friendly form of a database value."""
+def plain(value: Any, values: bool = False) -> Any:
+    """A JSON-friendly form of a database value (`values`: bytes in hex, not summarized)."""
     if isinstance(value, bytes | bytearray):
-        return str(summarize(bytes(value)))
+        return "0x" + bytes(value).hex() if values else str(summarize(bytes(value)))
     if isinstance(value, datetime.date | datetime.time | datetime.timedelta | decimal.Decimal | uuid.UUID | Binary):
         return str(value)
     return repr(value)
@@ -73,12 +76,12 @@ def summarize(value: bytes) -> Binary:
     return Binary(len(value), hashlib.md5(value).hexdigest())  # noqa: S324 - a fingerprint, not security
 
 
-def show(value: Any) -> str:
-    """A value as a diff prints it: strings quoted, NULL as NULL, bytes summarized."""
+def show(value: Any, values: bool = False) -> str:
+    """A value as a diff prints it: strings quoted, NULL as NULL, bytes summarized (`values`: in hex)."""
     if value is None:
         return "NULL"
     if isinstance(value, bytes | bytearray):
-        return str(summarize(bytes(value)))
+        return "0x" + bytes(value).hex() if values else str(summarize(bytes(value)))
     if isinstance(value, str):
         return repr(value)
     return str(value)
