@@ -326,6 +326,52 @@ def test_gc_keeps_an_object_another_entity_still_references(make_store_lab: Any)
     assert len(gc(local).deleted) == 1
 
 
+def test_gc_keeps_files_another_local_schema_references(make_store_lab: Any) -> None:
+    """Two local schemas link the same filepath table with stores at the same place: filepath objects have no
+    schema in their path, so they are the same files. gc of one schema must not delete what the other uses, nor
+    what a plain DataJoint schema on that server references."""
+    world = make_store_lab(fill=False)
+    stage = Path(world.source_stores["src_raw"]["stage"])
+    for i, name in enumerate(["r5.dat", "run 1/Daten ü.dat"]):
+        (stage / "runs" / name).parent.mkdir(parents=True, exist_ok=True)
+        (stage / "runs" / name).write_bytes(bytes(range(256)) * (i + 1))
+        world.pipeline["Raw"].insert1({"raw_id": i, "raw": str(stage / "runs" / name)})
+    first = world.linked("Raw")
+    assert first().pull().objects == 2  # written (and journaled) by the first schema's pull
+    second = world.lab.linked("Raw", local_schema=world.lab.local_lazy(world.lab.local_schema + "_b"),
+                              source_stores=world.source_stores, stores=MAPPING)
+    assert second().pull().objects == 0  # present already: the same files
+    (first() & "raw_id >= 0").delete()
+    assert gc(LazySchema(world.lab.local_schema, stores=world.local_stores)).deleted == []
+    for key in second().fetch("KEY"):
+        assert Path((second() & key).fetch1("raw")).exists()  # DataJoint still reads them in the other schema
+    (second() & "raw_id >= 0").delete()  # neither journaled them: they stay (they were there before its pull)
+    assert gc(LazySchema(world.lab.local_schema + "_b", stores=world.local_stores)).deleted == []
+    # a plain DataJoint schema that references a file the first schema's pull wrote
+    plain_stage = Path(world.local_stores["loc_raw"]["stage"])
+    third = world.lab.linked("Raw", local_schema=world.lab.local_lazy(world.lab.local_schema + "_c"),
+                             source_stores=world.source_stores, stores=MAPPING)
+    (stage / "runs" / "r7.dat").write_bytes(b"seven" * 50)
+    world.pipeline["Raw"].insert1({"raw_id": 7, "raw": str(stage / "runs" / "r7.dat")})
+    assert third().pull().objects == 1  # r7.dat written and journaled by this pull
+    (plain_stage / "runs").mkdir(parents=True, exist_ok=True)
+    (plain_stage / "runs" / "r7.dat").write_bytes(b"seven" * 50)
+    plain = dj.Schema(world.lab.local_schema + "_plain", connection=third.connection)
+
+    @plain
+    class Kept(dj.Manual):
+        definition = """
+        kept : int
+        ---
+        raw : filepath@loc_raw
+        """
+
+    Kept.insert1({"kept": 1, "raw": str(plain_stage / "runs" / "r7.dat")})
+    (third() & "raw_id = 7").delete()
+    assert gc(LazySchema(world.lab.local_schema + "_c", stores=world.local_stores)).deleted == []
+    assert Path(Kept.fetch1("raw")).read_bytes() == b"seven" * 50
+
+
 def test_shared_store_and_schema_name_gc_never_deletes_the_other_servers_objects(make_store_lab: Any,
                                                                                   tmp_path: Path) -> None:
     """The hazard: local and source use the same store place and the same schema name, so their object

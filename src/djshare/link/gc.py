@@ -17,7 +17,7 @@ from djshare.link.lock import objects_lock
 from djshare.link.objects import JOURNAL, journal_name
 from djshare.sql.catalog import table_names
 from djshare.sql.connection import Session, quote_name
-from djshare.stores.formats.dj014 import external_table
+from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
 from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
 
@@ -42,8 +42,29 @@ def _unreferenced(local: Session, schema: str, store: str) -> list[tuple[bytes, 
     return [(bytes(h), str(p)) for h, p in rows]
 
 
+def _used_elsewhere(local: Session, schema: str, spec: StoreSpec, stores: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Object paths in `spec`'s place that the `~external` rows of the server's *other* schemas name: filepath
+    objects have no schema in their path, so another local schema (linked or plain DataJoint) that uses the same
+    store place may reference the very file this schema's pull wrote."""
+    found: set[str] = set()
+    for other, table in local.rows("SELECT table_schema, table_name FROM information_schema.tables WHERE "
+                                   "table_name LIKE '~external\\_%%' AND table_schema <> %s", (schema,)):
+        name = str(table).removeprefix("~external_")
+        if name not in stores:
+            continue  # a store this side has no settings for: another place, or one it cannot reach anyway
+        theirs = StoreSpec.from_config(name, stores, "local")
+        if not theirs.same_place(spec):
+            continue
+        rows = local.rows(f"SELECT `hash`, `size`, `attachment_name`, `filepath`, `contents_hash` FROM "
+                          f"{quote_name(str(other), str(table))}", doing=f"reading `{other}`.`{table}`")
+        found |= {object_path(theirs, str(other), ExternalRow(bytes(h), int(s), a, f, c)) for h, s, a, f, c in rows}
+    return found
+
+
 def gc(local: Session, schema: str, stores: Mapping[str, Mapping[str, Any]], dry_run: bool = False) -> GcReport:
-    """Delete journaled objects of local schema `schema` that no row references, with their `~external` rows."""
+    """Delete journaled objects of local schema `schema` that no row references, with their `~external` rows.
+    An object that a row of another schema on this server names (same store place, same path) is kept, and leaves
+    the journal: it is no longer this schema's alone."""
     report = GcReport(dry_run=dry_run)
     if JOURNAL not in table_names(local, schema):
         return report
@@ -51,7 +72,14 @@ def gc(local: Session, schema: str, stores: Mapping[str, Mapping[str, Any]], dry
         for (store,) in local.rows(f"SELECT DISTINCT `store` FROM {journal_name(schema)} ORDER BY 1"):
             spec = StoreSpec.from_config(str(store), stores, "local")
             objects = open_store(spec)
-            for digest, path in _unreferenced(local, schema, str(store)):
+            unreferenced = _unreferenced(local, schema, str(store))
+            shared = _used_elsewhere(local, schema, spec, stores) if unreferenced else set()
+            for digest, path in unreferenced:
+                if path in shared:
+                    if not dry_run:
+                        local.execute(f"DELETE FROM {journal_name(schema)} WHERE `store` = %s AND `hash` = %s",
+                                      (store, digest))
+                    continue
                 report.deleted.append(path)
                 if dry_run:
                     continue
