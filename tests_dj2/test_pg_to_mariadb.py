@@ -220,6 +220,12 @@ def test_objects_in_stores_become_0_14_external_objects(reverse: Reverse, open_s
     link().repair(progress=False)
     address = ServerAddress(reverse.local.host, reverse.local.port, reverse.local.admin_user,
                             reverse.local.admin_password)
+    # the command line, beside DataJoint 2.x (no 0.14 here): the local stores come from 2.x's own settings
+    env = dict(os.environ, DJ_HOST=reverse.local.address, DJ_USER=reverse.local.admin_user,
+               DJ_PASS=reverse.local.admin_password, DJ_STORES=json.dumps({"main": local_store}), COLUMNS="300")
+    dry = subprocess.run([sys.executable, "-m", "djshare", "gc", "-l", reverse.local_schema, "--dry-run"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and "would delete 3 objects" in dry.stdout, dry.stdout + dry.stderr
     with Session(address) as session:
         deleted = gc(session, reverse.local_schema, {"main": local_store})
     assert len(deleted.deleted) == 3 and not any(exists(p) for p in deleted.deleted)

@@ -33,6 +33,7 @@ from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
 from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
 from djshare.link.gc import GcReport
+from djshare.link.gc import gc as collect_garbage
 from djshare.link.outbound import schema_counts
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.link.pg import gc as pg_gc
@@ -283,14 +284,28 @@ def garbage_collect(local_schema: LocalTarget, dry_run: DryRun = False) -> None:
     def collect() -> GcReport:
         if local_schema.startswith("postgresql://"):
             return pg_gc(postgres_schema(local_schema), dry_run=dry_run)
-        if WRONG_LINE is not None:
-            raise WRONG_LINE
-        return gc(LazySchema(local_schema), dry_run=dry_run)
+        if WRONG_LINE is None:
+            return gc(LazySchema(local_schema), dry_run=dry_run)
+        # without DataJoint 0.14: the server from DJ_HOST / DJ_USER / DJ_PASS, the stores from the DataJoint
+        # installed here (2.x reads the same config files), if any
+        with MariaDBSchema.local(local_schema).session() as session:
+            return collect_garbage(session, local_schema, _installed_stores(), dry_run=dry_run)
 
     report = run(collect)
     for path in report.deleted:
         out.print(f"  {path}", highlight=False)
     out.print(f"{'would delete' if dry_run else 'deleted'} {len(report.deleted)} objects")
+    if report.temporaries:
+        out.print(f"{'would remove' if dry_run else 'removed'} {len(report.temporaries)} temporary files of "
+                  "copies that were killed part way")
+
+
+def _installed_stores() -> dict[str, Any]:
+    try:
+        import datajoint as dj
+    except ImportError:
+        return {}
+    return dict(dj.config.get("stores") or {})
 
 
 @app.command()

@@ -311,6 +311,26 @@ def test_gc_after_local_deletion_and_handshake(make_store_lab: Any, tmp_path: Pa
     assert gc(local).deleted == []
 
 
+def test_gc_removes_temporaries_of_copies_killed_part_way(make_store_lab: Any) -> None:
+    """A kill -9 during an object copy leaves its temporary file (`.djshare-...`) next to the object; gc removes
+    those that nobody has touched for an hour (a copy in progress writes to its file all the time)."""
+    import os
+    import time
+
+    world = make_store_lab("file", "file")
+    world.linked()().pull()
+    folder = Path(world.local_objects("loc_blobs")[0][1]).parent
+    stale, fresh = folder / ".djshare-killed", folder / ".djshare-running"
+    stale.write_bytes(b"half an object")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 2 * 3600, time.time() - 2 * 3600))
+    local = LazySchema(world.lab.local_schema, stores=world.local_stores)
+    assert gc(local, dry_run=True).temporaries == [str(stale)] and stale.exists()
+    report = gc(local)
+    assert report.temporaries == [str(stale)] and report.deleted == []
+    assert not stale.exists() and fresh.exists()
+
+
 def test_gc_keeps_an_object_another_entity_still_references(make_store_lab: Any) -> None:
     world = make_store_lab("file", "file", fill=False)
     same = np.arange(50.0)

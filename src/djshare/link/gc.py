@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from djshare.errors import IntegrityViolation
@@ -18,14 +19,17 @@ from djshare.link.objects import JOURNAL, journal_name
 from djshare.sql.catalog import table_names
 from djshare.sql.connection import Session, quote_name
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
-from djshare.stores.objects import open_store
+from djshare.stores.objects import FileStore, open_store
 from djshare.stores.spec import StoreSpec
+
+STALE_TEMPORARY = 3600  # seconds: a temporary file untouched this long belongs to a write that was killed
 
 
 @dataclass
 class GcReport:
     deleted: list[str] = field(default_factory=list)  # object paths (would be) deleted
     dry_run: bool = False
+    temporaries: list[str] = field(default_factory=list)  # temporary files of killed writes (would be) removed
 
 
 def _unreferenced(local: Session, schema: str, store: str) -> list[tuple[bytes, str]]:
@@ -72,6 +76,13 @@ def gc(local: Session, schema: str, stores: Mapping[str, Mapping[str, Any]], dry
         for (store,) in local.rows(f"SELECT DISTINCT `store` FROM {journal_name(schema)} ORDER BY 1"):
             spec = StoreSpec.from_config(str(store), stores, "local")
             objects = open_store(spec)
+            if isinstance(objects, FileStore):  # writes killed part way leave temporaries next to their objects
+                folders = {str(Path(str(p)).parent) for (p,) in local.rows(
+                    f"SELECT `path` FROM {journal_name(schema)} WHERE `store` = %s", (store,))}
+                stale = objects.stale_temporaries(folders, STALE_TEMPORARY)
+                report.temporaries += stale
+                for path in stale if not dry_run else []:
+                    objects.delete(path)
             unreferenced = _unreferenced(local, schema, str(store))
             shared = _used_elsewhere(local, schema, spec, stores) if unreferenced else set()
             for digest, path in unreferenced:

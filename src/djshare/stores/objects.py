@@ -11,7 +11,8 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -23,6 +24,7 @@ from djshare.errors import AuthenticationError, DjshareError, ServerUnreachableE
 from djshare.stores.spec import StoreSpec
 
 CHUNK = 1 << 20
+TEMPORARY = ".djshare-"  # prefix of the temporary file a write goes through in a file store
 SPOOL = 8 << 20
 
 
@@ -68,12 +70,27 @@ class FileStore:
             if target.parent not in self._folders:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._folders.add(target.parent)
-            descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".djshare-")
-            with os.fdopen(descriptor, "wb") as handle:
-                shutil.copyfileobj(data, handle, CHUNK)
-            os.replace(temporary, target)  # readers see the old file or the new one, never half
+            descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY)
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    shutil.copyfileobj(data, handle, CHUNK)
+                os.replace(temporary, target)  # readers see the old file or the new one, never half
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
         except PermissionError as error:
             raise AuthenticationError(f"No permission to write {path} in {self.spec.label}: {error}.") from None
+
+    def stale_temporaries(self, folders: Iterable[str], older_than: float) -> list[str]:
+        """Temporary files of writes that never finished (a killed process) in `folders`, untouched for
+        `older_than` seconds."""
+        limit = time.time() - older_than
+        found = []
+        for folder in {Path(f) for f in folders}:
+            with contextlib.suppress(OSError):
+                found += [str(p) for p in folder.glob(TEMPORARY + "*") if p.is_file() and p.stat().st_mtime < limit]
+        return sorted(found)
 
     def flush(self) -> None:
         """One sync for a whole batch of writes (much cheaper than an fsync per object), before any row
