@@ -52,6 +52,28 @@ def test_pull_status_and_the_deletion_handshake(lab: Lab) -> None:
     assert dry.returncode == 0 and "would delete 1 source entities" in dry.stdout
 
 
+def test_a_dry_run_a_bad_restriction_and_a_repair_of_nothing_change_nothing(lab: Lab) -> None:
+    """None of these may create the local schema, its tables or the outbound table."""
+    fill_pipeline(lab.pipeline)
+    table = f"{lab.source_schema}.Scan"
+
+    def untouched() -> None:
+        assert lab.local.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                               (lab.local_schema,)) == [(0,)]
+        assert lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                                (lab.outbound_schema,)) == [(0,)]
+
+    dry = djshare(lab, "pull", table, "-l", lab.local_schema, "--where", "subject='s0'", "--dry-run")
+    assert dry.returncode == 0 and "would pull 5 entities" in dry.stdout, dry.stderr
+    untouched()
+    bad = djshare(lab, "pull", table, "-l", lab.local_schema, "--where", "subjct='s0'")
+    assert bad.returncode == 1 and "subjct" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    untouched()
+    nothing = djshare(lab, "repair", table, "-l", lab.local_schema)
+    assert nothing.returncode == 1 and "Nothing to repair" in nothing.stderr, nothing.stderr
+    untouched()
+
+
 def test_errors_are_one_line_without_secrets(lab: Lab) -> None:
     result = djshare(lab, "pull", f"{lab.source_schema}.Nope", "-l", lab.local_schema)
     assert result.returncode == 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -55,8 +55,16 @@ from djshare.link.runner import outbound_schema_name
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
-from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, table_names, to_camel_case
-from djshare.sql.connection import ServerAddress, Session, translate
+from djshare.sql.catalog import (
+    TableInfo,
+    find_table,
+    part_names,
+    read_table,
+    schema_exists,
+    table_names,
+    to_camel_case,
+)
+from djshare.sql.connection import ServerAddress, Session, quote_name, translate
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
 
@@ -434,6 +442,31 @@ def _mismatch(local: Session, tables: LinkTables, stores: Mapping[str, str]) -> 
         found += [f"part {part.name}: {m}"
                   for m in mismatches(read_table(local, tables.local_schema, part.name), part, stores)]
     return found
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a link of `class_name` would start from, read without changing anything on either server."""
+
+    source_table: str  # full name on the source server
+    matching: int  # source entities matching the restrictions
+    linked: bool  # whether the local table exists (the link was made)
+
+
+def probe(local_schema: LazySchema, source_schema: LazySchema, class_name: str,
+          restrictions: Sequence[Any] = ()) -> Probe:
+    """Find the source table, check `restrictions` on it (RestrictionError for a bad one) and count the entities
+    they match, and see whether the local table exists yet. Reads only: for dry runs and refusals that must
+    leave both servers as they were (setting a linked class up declares its tables)."""
+    with source_schema.session() as source:
+        table = find_table(source, source_schema.name, class_name)
+        full_name = quote_name(source_schema.name, table)
+        where = where_clause(source_schema.connection, full_name, restrictions)
+        check_where(source, full_name, where)
+        matching = int(source.scalar(f"SELECT COUNT(*) FROM {full_name}{where}", doing=f"counting {full_name}"))
+    with local_schema.session() as local:
+        linked = schema_exists(local, local_schema.name) and table in table_names(local, local_schema.name)
+    return Probe(full_name, matching, linked)
 
 
 def gc(local_schema: LazySchema, dry_run: bool = False) -> GcReport:
