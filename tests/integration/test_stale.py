@@ -127,3 +127,17 @@ def test_stale_entities_from_the_command_line(lab: Lab) -> None:
     assert same(lab)
     missing = djshare(lab, "diff", "--link", table)
     assert missing.returncode != 0 and "--local-schema" in missing.stderr
+
+
+def test_what_the_outbound_table_does_not_guard_is_reported(lab: Lab) -> None:
+    """The outbound foreign key keeps a held master row from being deleted; it does not guard part rows, nor a
+    master deleted with foreign-key checks switched off. `stale` reports both (README: On the source side)."""
+    Scan = pulled_scan(lab)
+    s = f"`{lab.source_schema}`"
+    lab.source.execute(f"DELETE FROM {s}.`{CHANNEL}` WHERE subject = 's0' AND recording = 3")  # a held entity's parts
+    lab.source.execute("SET SESSION foreign_key_checks = 0",
+                       f"DELETE FROM {s}.`{CHANNEL}` WHERE subject = 's1' AND recording = 2",
+                       f"DELETE FROM {s}.`{SCAN}` WHERE subject = 's1' AND recording = 2")
+    report = Scan().stale(progress=False)
+    assert report.stale == [b"('s0','3')"]  # its part rows are gone at the source
+    assert report.out_of_step == 1  # the master deleted behind the outbound table
