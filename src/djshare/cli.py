@@ -438,12 +438,12 @@ def finish_deletion(table: TableArg, subscriber: Subscriber = None, source_host:
               + f"; {report.outbound_rows} approvals; {report.kept} kept because another subscriber holds them")
 
 
-def _side(spec: str, role: str, key: list[str] | None, where: str) -> tuple[Source, str]:
+def _side(spec: str, role: str, key: list[str] | None, where: str, null: str | None = None) -> tuple[Source, str]:
     """A diff side from the command line: HOST[:PORT]/SCHEMA.TABLE, or a CSV file. Returns it with its branch name."""
     if spec.lower().endswith(".csv"):
         if not key:
             raise ConfigurationError(f"{spec} is a CSV file: name its key columns with --key.")
-        return csv_file(spec, key), Path(spec).stem
+        return csv_file(spec, key, null=null), Path(spec).stem
     postgresql = spec.startswith("postgresql://")
     host, slash, table = spec.removeprefix("postgresql://").partition("/")
     database = ""
@@ -499,6 +499,9 @@ def diff_command(
             "or FILE.csv.")] = None,
         right: Annotated[str | None, typer.Argument(help="What we have, in the same forms as LEFT.")] = None,
         key: Annotated[list[str] | None, typer.Option(help="Key column of a CSV side; repeat for each.")] = None,
+        null: Annotated[str | None, typer.Option(
+            "--null", help="A CSV cell equal to this text is NULL (an empty cell is NULL in non-text columns).")]
+        = None,
         where: Annotated[str, typer.Option(help="SQL restriction on the table sides.")] = "",
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per action.")] = False,
         only_counts: Annotated[bool, typer.Option("--counts", help="Only how many of each kind.")] = False,
@@ -527,8 +530,9 @@ def diff_command(
 
     def work() -> dict[str, int]:
         assert left is not None and right is not None
-        ours, branch = _side(left, "left", key, where)
-        theirs, _ = _side(right, "right", key, where)
+        ours, left_name = _side(left, "left", key, where, null)
+        theirs, right_name = _side(right, "right", key, where, null)
+        branch = right_name if isinstance(theirs, Table) else left_name  # what --apply table changes
         handler = _handler(apply, theirs, dry_run) if apply else None
         with rows_progress(f"diff {branch}") as report:
             actions = compare(ours, theirs, branch, summarize_binary=not values and handler is None,

@@ -78,6 +78,16 @@ def test_csv_against_a_table_in_key_order_whatever_the_collation(
     assert actions[0].changes["score"] == (2.75, 2.5)
 
 
+def test_csv_numeric_keys_of_different_lengths_sort_as_numbers(school: tuple[MariaDBServer, MariaDBServer, str],
+                                                                 tmp_path: Path) -> None:
+    """Keys are typed before they are sorted: as text "109" < "11" < "2", as numbers 2 < 11 < 109."""
+    _, right, schema = school
+    (tmp_path / "s.csv").write_text("id,name\n11,Bravo\n109,Émile\n2,Bo\n1,Ann\n")
+    actions = list(compare(csv_file(tmp_path / "s.csv", ["id"]), Table(address(right), schema, "student"),
+                           "student"))
+    assert [(a.kind, a.key["id"]) for a in actions] == [("removed", 3), ("added", 11), ("added", 109)]
+
+
 def test_bad_csv_or_keys_are_clear_errors(school: tuple[MariaDBServer, MariaDBServer, str], tmp_path: Path) -> None:
     _, right, schema = school
     with pytest.raises(DjshareError, match="No CSV file at"):
@@ -233,6 +243,16 @@ def test_diff_from_the_command_line(school: tuple[MariaDBServer, MariaDBServer, 
     assert blocked.returncode == 2 and "foreign key" in blocked.stderr  # Phys9 is enrolled in on the left
     refused = djshare(ours, theirs, "--apply", "table", "--dry-run")  # a dry run runs the statements, then rolls back
     assert refused.returncode == 2 and "foreign key" in refused.stderr  # student 1 still has an enrollment there
+    # into a table of another name, and a CSV file's NULL marker
+    right.execute(f"CREATE TABLE `{schema}`.`student_copy` LIKE `{schema}`.`student`",
+                  f"INSERT INTO `{schema}`.`student_copy` SELECT * FROM `{schema}`.`student`")
+    copy = f"{right.address}/{schema}.student_copy"
+    renamed = djshare(ours, copy, "--apply", "table")
+    assert renamed.returncode == 0 and "applied: 0 added, 1 removed, 0 changed" in renamed.stderr, renamed.stderr
+    assert djshare(ours, copy, "--counts").stdout.strip() == "0 added, 0 removed, 0 changed"
+    (tmp_path / "n.csv").write_text("id,name\n2,NULL\n")
+    nulls = djshare(str(tmp_path / "n.csv"), copy, "--key", "id", "--null", "NULL", "--json", "--where", "id = 2")
+    assert [json.loads(line)["changes"]["name"]["left"] for line in nulls.stdout.splitlines()] == [None], nulls.stdout
 
 
 class Collector(Handler):

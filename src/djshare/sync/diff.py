@@ -15,7 +15,7 @@ from djshare.sql.catalog import TableInfo, read_table
 from djshare.sql.connection import Session
 from djshare.sync.actions import Action
 from djshare.sync.segments import Segment, Summary, differing, leaf, split
-from djshare.sync.sources import Query, Source, Table
+from djshare.sync.sources import Query, Rows, Source, Table
 from djshare.sync.sql_side import PostgreSQL, TableSide
 from djshare.sync.stream import merge, typed
 
@@ -123,8 +123,6 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
                 infos[id(source)], sides[id(source)], streams[id(source)] = side.table, side, side.ordered
             elif isinstance(source, Query):
                 streams[id(source)] = source.rows
-            else:
-                streams[id(source)] = partial(iter, source.stream())
         if (id(left) in sides and id(right) in sides and type(sides[id(left)].sql) is type(sides[id(right)].sql)
                 and _same_order(sides[id(left)].table, sides[id(right)].table)):
             ours, theirs = sides[id(left)], sides[id(right)]  # compared inside the servers
@@ -135,6 +133,9 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
             return
         key = _key(left, right, infos)
         types = next(({c.name: c.data_type for c in info.columns} for info in infos.values()), {})
+        for source in (left, right):  # rows and CSV files: typed as the table side's columns, then sorted
+            if isinstance(source, Rows):
+                streams[id(source)] = partial(iter, source.stream(partial(typed, types=types)))
         rows = [typed(streams[id(s)](), types) for s in (left, right)]
         for stream in rows:  # closed before the connections are, however the merge ends
             stack.enter_context(contextlib.closing(stream))

@@ -105,8 +105,13 @@ class Rows:
     ordered: bool = False
     label: str = "rows"
 
-    def stream(self) -> Iterable[Mapping[str, Any]]:
+    def stream(self, convert: Callable[[Iterable[Mapping[str, Any]]], Iterable[Mapping[str, Any]]] | None = None
+               ) -> Iterable[Mapping[str, Any]]:
+        """The rows in key order; `convert` (the other side's column types) is applied before they are sorted, so
+        that keys sort as the values they are ("11" after "109" as text, 11 before 109 as numbers)."""
         rows = self.rows() if callable(self.rows) else self.rows
+        if convert is not None:
+            rows = convert(rows)
         if self.ordered:
             return rows
         try:
