@@ -123,6 +123,9 @@ def test_query_and_datajoint_sources(school: tuple[MariaDBServer, MariaDBServer,
     query = Query(address(left), f"SELECT id, name FROM `{schema}`.student WHERE id >= 2", ("id",))
     assert summary(list(compare(query, Rows([{"id": 2, "name": "Bo"}], ("id",)), "s"))) == [
         ("added", {"id": 3}, [])]
+    left.execute(f"UPDATE `{schema}`.`student` SET score = 29999.869140625 WHERE id = 1")  # 29999.9 as FLOAT text
+    floats = Query(address(left), f"SELECT id, score FROM `{schema}`.student", ("id",))
+    assert list(compare(floats, Table(address(left), schema, "student"), "student")) == []  # FLOAT read exactly
     connection = admin_connection(left)
     students = dj.FreeTable(connection, f"`{schema}`.`student`")
     side = datajoint(students & "id > 1")

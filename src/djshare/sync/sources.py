@@ -15,7 +15,7 @@ from pymysql.constants import FIELD_TYPE
 
 from djshare.errors import DjshareError
 from djshare.restriction import one_condition
-from djshare.sql.connection import ServerAddress, Session, translated
+from djshare.sql.connection import ServerAddress, Session, quote_name, translated
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,12 @@ class Query:
                 kinds = {d[0]: d[1] for d in cursor.description or ()}
             self._check_key(kinds)
             order = ", ".join(f"CAST(`{k}` AS BINARY)" if kinds[k] in TEXT_FIELDS else f"`{k}`" for k in self.key)
+            # MariaDB sends FLOAT as text with six significant digits: widen it to DOUBLE (exact) on the server
+            select = ", ".join(f"CAST({quote_name(k)} AS DOUBLE) AS {quote_name(k)}" if kinds[k] == FIELD_TYPE.FLOAT
+                               else quote_name(k) for k in kinds)
             cursor = pymysql.cursors.SSDictCursor(session.connection)
             try:
-                cursor.execute(f"SELECT * FROM {inner} ORDER BY {order}")
+                cursor.execute(f"SELECT {select} FROM {inner} ORDER BY {order}")
                 yield from cursor
             finally:
                 cursor.close()
