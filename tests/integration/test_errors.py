@@ -80,6 +80,17 @@ def test_link_user_without_grant_on_the_outbound_schema(lab: Lab) -> None:
     assert_nothing_changed(lab)
 
 
+def test_a_local_schema_the_user_may_not_create_is_one_clear_error(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    fill_pipeline(lab.pipeline)
+    lab.local.create_user("reader_" + lab.local_schema, "pw", "SELECT ON *.*")
+    monkeypatch.setitem(dj.config, "database.user", "reader_" + lab.local_schema)
+    monkeypatch.setitem(dj.config, "database.password", "pw")
+    with pytest.raises(MissingPrivilegeError, match=f"Schema `{lab.local_schema}` .* cannot be used as user") as info:
+        lab.linked("Recording")()
+    assert f"GRANT ALL PRIVILEGES ON `{lab.local_schema}`.*" in info.value.grant
+    assert lab.local_schema not in schemas(lab.local)
+
+
 def test_link_user_without_select_sees_no_schema(lab: Lab) -> None:
     lab.source.execute(f"REVOKE SELECT ON `{lab.source_schema}`.* FROM '{lab.users.link_user}'@'%'")
     lab.source.execute(f"REVOKE REFERENCES ON `{lab.source_schema}`.* FROM '{lab.users.link_user}'@'%'")

@@ -201,3 +201,13 @@ def test_store_settings_that_are_not_a_mapping_are_refused() -> None:
         StoreSpec.from_config("raw", ["raw"], "source")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="settings of store `raw` .* are a str"):
         StoreSpec.from_config("raw", {"raw": "/data"}, "source")
+
+
+@pytest.mark.parametrize("name", ["", "x" * 65, "abonné", "tab\there"])
+def test_a_subscriber_name_the_outbound_table_cannot_hold_is_refused(name: str) -> None:
+    from djshare.errors import ConfigurationError
+    from djshare.link.pull import checked_subscriber
+
+    with pytest.raises(ConfigurationError, match="1 to 64 printable ASCII characters"):
+        checked_subscriber(name)
+    assert checked_subscriber("collab-2026") == "collab-2026" and checked_subscriber(None) is None

@@ -30,7 +30,7 @@ import datajoint as dj
 import pymysql
 from datajoint.user_tables import TableMeta
 
-from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError
+from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, MissingPrivilegeError
 from djshare.link import delete as deletion
 from djshare.link import objects, outbound
 from djshare.link import stale as staleness
@@ -47,7 +47,15 @@ from djshare.link.local import (
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.protocol import Outbound
-from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport, checked_options, count_candidates
+from djshare.link.pull import (
+    DEFAULT_BATCH,
+    MariaDBLocal,
+    MariaDBSource,
+    PullReport,
+    checked_options,
+    checked_subscriber,
+    count_candidates,
+)
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
@@ -154,8 +162,16 @@ class LazySchema:
     def schema(self) -> dj.Schema:
         """The activated DataJoint schema (created on a local server if missing)."""
         if self._schema is None:
-            self._schema = dj.Schema(self.name, connection=self.connection, create_schema=not self.is_source,
-                                     create_tables=not self.is_source)
+            try:
+                self._schema = dj.Schema(self.name, connection=self.connection, create_schema=not self.is_source,
+                                         create_tables=not self.is_source)
+            except dj.DataJointError as error:
+                address = self.address
+                raise MissingPrivilegeError(
+                    f"Schema `{self.name}` on {address.host}:{address.port} cannot be used as user {address.user}: "
+                    f"{error} Ask the server's admin to create it or to grant it, e.g. GRANT ALL PRIVILEGES ON "
+                    f"`{self.name}`.* TO '{address.user}'@'%'. Nothing was changed there.",
+                    grant=f"GRANT ALL PRIVILEGES ON `{self.name}`.* TO '{address.user}'@'%'") from None
         return self._schema
 
     def session(self) -> Session:
@@ -351,7 +367,7 @@ class Link:
         self.local_schema = local_schema
         self.source_schema = source_schema
         self.outbound = outbound
-        self.subscriber = subscriber
+        self.subscriber = checked_subscriber(subscriber)
         self.batch_size, self.lock_timeout = checked_options(batch_size, lock_timeout)
         self.copy_objects = copy_objects
         self.store_map: dict[str, str] = {}  # source store -> local store

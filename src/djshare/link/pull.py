@@ -47,6 +47,16 @@ def checked_options(batch_size: Any, lock_timeout: Any = 60.0) -> tuple[int, flo
     return batch_size, float(lock_timeout)
 
 
+def checked_subscriber(subscriber: str | None) -> str | None:
+    """A subscriber name given by the user: what the outbound table's `subscriber` column holds (1 to 64 ASCII
+    characters), refused before anything connects or changes."""
+    if subscriber is not None and (not isinstance(subscriber, str) or not 1 <= len(subscriber) <= 64
+                                   or not subscriber.isascii() or not subscriber.isprintable()):
+        raise ConfigurationError(f"subscriber={subscriber!r}: a subscriber name is 1 to 64 printable ASCII "
+                                 "characters (or leave it out: djshare makes one per local schema).")
+    return subscriber
+
+
 @dataclass
 class PullReport:
     pulled: int = 0  # entities copied into the local table

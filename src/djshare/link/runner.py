@@ -15,7 +15,7 @@ from typing import Any
 
 from djshare.errors import ConfigurationError
 from djshare.link.protocol import Outbound
-from djshare.link.pull import PullReport, checked_options
+from djshare.link.pull import PullReport, checked_options, checked_subscriber
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
@@ -54,7 +54,7 @@ class LinkRunner:
     def __init__(self, table: str, *, outbound: str | None, subscriber: str | None, batch_size: int,
                  lock_timeout: float, stores: Mapping[str, str] | None = None) -> None:
         """`stores` maps local store names to source store names where they differ (kept as source -> local)."""
-        self.table, self.outbound, self.subscriber = table, outbound, subscriber
+        self.table, self.outbound, self.subscriber = table, outbound, checked_subscriber(subscriber)
         self.store_map = {source_store: local_store for local_store, source_store in (stores or {}).items()}
         self.batch_size, self.lock_timeout = checked_options(batch_size, lock_timeout)
         self._ready: Ready | None = None
