@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from djshare.defaults import timeout
 from djshare.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -70,11 +71,16 @@ def translate(error: Exception, address: ServerAddress, doing: str = "") -> Djsh
 def session(address: ServerAddress) -> Iterator[PgSession]:
     """A `PgSession` on a new connection, closed on exit."""
     psycopg = _psycopg()
-    try:
+    wait = timeout()  # the server ends a session idle that long (freeing its advisory locks); keepalives find a
+    try:              # peer that went away
         connection = psycopg.connect(host=address.host, port=address.port, user=address.user,
                                      password=address.password, dbname=address.database or "postgres",
                                      autocommit=True, connect_timeout=10,
-                                     sslmode="require" if address.use_tls else "prefer")
+                                     sslmode="require" if address.use_tls else "prefer",
+                                     options=f"-c idle_session_timeout={wait * 1000} "
+                                             f"-c idle_in_transaction_session_timeout={wait * 1000}",
+                                     keepalives=1, keepalives_idle=min(wait, 60), keepalives_interval=10,
+                                     keepalives_count=max(wait // 10, 1))
     except psycopg.Error as error:
         raise translate(error, address, "connecting") from None
     try:
