@@ -97,21 +97,21 @@ def _check_rows(target: Session, entry: TableEntry) -> None:
 
 def _undone(error: BaseException, target: Session, created: list[TableEntry], schemas: list[str]) -> BaseException:
     """Drop what a failed restore created (children first); the error to raise, saying what is left."""
-    if not created:
-        return error
     try:
         target.execute("SET foreign_key_checks = 1")
         for entry in reversed(created):
             target.execute(f"DROP TABLE IF EXISTS {quote_name(entry.schema, entry.table)}")
-        for schema in schemas:
-            if not table_names(target, schema):
+        for schema in schemas:  # schemas that did not exist before: this restore made them
+            if schema_exists(target, schema) and not table_names(target, schema):
                 target.execute(f"DROP DATABASE IF EXISTS {quote_name(schema)}")
     except Exception as cleanup:  # the server went away: say what is left
+        if not created:
+            return error
         left = ", ".join(quote_name(e.schema, e.table) for e in created)
         return DjshareError(f"{_text(error)} The restore could not remove the tables it had created ({cleanup}); "
                             f"drop them before restoring again: {left}.")
-    if not isinstance(error, Exception):
-        return error  # Ctrl-C and the like: cleaned up, raised as they are
+    if not isinstance(error, Exception) or not created:
+        return error  # Ctrl-C and the like, or nothing was created: raised as they are
     message = f"{_text(error)} The restore removed the {len(created)} tables it had created; the target is as it was."
     if not isinstance(error, DjshareError):
         return DjshareError(message)
