@@ -32,7 +32,8 @@ def test_the_readme_install_lines_work_in_a_fresh_venv(extra: str, tmp_path: Pat
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     checkout = tmp_path / "djshare"
-    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(".venv*", ".git", "*.egg-info", "__pycache__"))
+    skipped = shutil.ignore_patterns(".venv*", ".git", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, checkout, ignore=skipped)
     done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"./djshare[{extra}]"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
