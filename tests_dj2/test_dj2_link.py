@@ -28,6 +28,7 @@ from djshare.sync.diff import compare
 from djshare.sync.sources import Table
 from tests.crash import Crash, crash_at
 from tests.servers import LinkUsers, MariaDBServer, create_link_users, mariadb_servers
+from tests_dj2.new_link import check_a_new_link_changes_nothing, tables_in
 
 OUTBOUND = "dj2_outbound"
 NUMBERS = itertools.count()
@@ -343,3 +344,8 @@ def test_changed_source_rows_are_found_and_refreshed(world: World, layout: str) 
                            world.local_schema], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "1 stale entities (1 changed rows)" in done.stderr, done.stderr
     assert "gain" in done.stdout
+
+
+def test_a_dry_run_a_bad_restriction_and_a_repair_of_a_new_link_change_nothing(world: World) -> None:
+    check_a_new_link_changes_nothing(world.link(), lambda: tables_in(world.local, world.local_schema) == 0
+                                     and tables_in(world.source, world.outbound) == 0)

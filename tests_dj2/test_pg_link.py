@@ -36,6 +36,7 @@ from djshare.sync.diff import compare
 from djshare.sync.sources import Table
 from tests.crash import Crash, crash_at
 from tests.servers import PostgresServer, S3Server, free_port, postgres_server, s3_server
+from tests_dj2.new_link import check_a_new_link_changes_nothing, tables_in
 
 NUMBERS = itertools.count()
 
@@ -545,3 +546,15 @@ def test_a_local_table_that_no_longer_matches_stops_the_pull(world: World) -> No
                                                       "column `values` of `session__trace` differs"):
         world.link().pull(progress=False)
     assert world.local.query(f'SELECT count(*) FROM "{world.local_schema}".session') == [(3,)]
+
+
+def test_a_dry_run_a_bad_restriction_and_a_repair_of_a_new_link_change_nothing(world: World) -> None:
+    check_a_new_link_changes_nothing(world.link(), lambda: tables_in(world.local, world.local_schema) == 0
+                                     and tables_in(world.source, world.outbound) == 0)
+
+
+def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(world: World) -> None:
+    link = world.link(stores={"main": "src_typo"})
+    with pytest.raises(ConfigurationError, match="names source store `src_typo`, which table .* does not have"):
+        link.pull(progress=False)
+    assert tables_in(world.local, world.local_schema) == 0 and tables_in(world.source, world.outbound) == 0

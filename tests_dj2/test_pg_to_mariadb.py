@@ -26,6 +26,7 @@ from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.sql.connection import ServerAddress, Session
 from tests.crash import Crash, crash_at
 from tests.servers import MariaDBServer, PostgresServer, S3Server, mariadb_servers, s3_server
+from tests_dj2.new_link import check_a_new_link_changes_nothing, tables_in
 from tests_dj2.test_dj2_link import connect as connect_mariadb
 from tests_dj2.test_pg_link import NUMBERS, Objects, World, read_object, s3, servers, store
 
@@ -300,3 +301,16 @@ def test_into_a_dj2_schema_on_mariadb_that_datajoint_2_reads(reverse: Reverse, s
         reverse.link("Sample", layout="dj2").pull(progress=False)
     assert reverse.local.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
                                "table_name = 'sample'", (reverse.local_schema,)) == [(0,)]
+
+
+def test_a_dry_run_a_bad_restriction_and_a_repair_of_a_new_link_change_nothing(reverse: Reverse) -> None:
+    world = reverse.world
+    check_a_new_link_changes_nothing(reverse.link(), lambda: tables_in(reverse.local, reverse.local_schema) == 0
+                                     and tables_in(world.source, world.outbound) == 0)
+
+
+def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(reverse: Reverse) -> None:
+    with pytest.raises(ConfigurationError, match="names source store `src_typo`, which table .* does not have"):
+        reverse.link(stores={"main": "src_typo"}).pull(progress=False)
+    assert tables_in(reverse.local, reverse.local_schema) == 0 and tables_in(reverse.world.source,
+                                                                            reverse.world.outbound) == 0

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -40,8 +40,6 @@ from djshare.link.pg import gc as pg_gc
 from djshare.link.pg import schema_counts as pg_schema_counts
 from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.link.protocol import Outbound
-from djshare.link.pull import PullReport
-from djshare.link.repair import RepairReport
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
 from djshare.sql import postgres
@@ -53,7 +51,7 @@ from djshare.sync.sources import Source, Table, csv_file
 
 try:  # links and exports need DataJoint 0.14; diff works with either line
     from djshare import export
-    from djshare.link.api import LazySchema, Link, LinkedTable, Probe, SourceLink, gc, probe
+    from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
     from djshare.link.crossformat import CrossLink
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
@@ -135,28 +133,10 @@ class StoreOptions:
     copy_objects: bool = True
 
 
-@dataclass
-class NotLinkedYet:
-    """A 0.14 link whose local table does not exist: answers a dry run and refuses a repair without setting the
-    link up (which would create the local schema, its tables and the outbound table)."""
-
-    found: Probe
-    local_schema: str
-
-    def pull(self, *restrictions: Any, dry_run: bool = False, **options: Any) -> PullReport:
-        assert dry_run, "only dry runs reach a link that is not set up"
-        return PullReport(dry_run=True, would_pull=self.found.matching)
-
-    def repair(self, dry_run: bool = False) -> RepairReport:
-        raise ConfigurationError(f"Nothing to repair: local schema `{self.local_schema}` has no linked table for "
-                                 f"{self.found.source_table} (`djshare pull` makes it). Nothing was changed.")
-
-
-def linked(table: str, host: str | None, local_schema: str, options: StoreOptions | None = None,
-           restrictions: Sequence[str] = (), create: bool = True) -> LinkedTable | LinkRunner | NotLinkedYet:
-    """The link of `table` into `local_schema`, by what the schemas hold. For links of DataJoint 0.14 tables,
-    `restrictions` are checked before anything is set up, and with `create=False` a link that is not made yet is
-    not set up either (a dry run, a repair: they change nothing)."""
+def linked(table: str, host: str | None, local_schema: str,
+           options: StoreOptions | None = None) -> LinkedTable | LinkRunner:
+    """The link of `table` into `local_schema`, by what the schemas hold. Nothing is declared until a command
+    needs it: a dry run, a bad restriction or a repair of a link not made yet change nothing."""
     options = options or StoreOptions()
     schema_name, name = split_table(table)
     if not host:
@@ -198,10 +178,6 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
     source = LazySchema(schema_name, host=host, stores=stores)
     if local_schema.startswith("postgresql://"):
         return CrossLink(name, source, postgres_schema(local_schema), stores=mapping)
-    if restrictions or not create:  # setting the link up declares its tables: check first, read only
-        found = probe(LazySchema(local_schema), source, name, restrictions)
-        if not create and not found.linked:
-            return NotLinkedYet(found, local_schema)
     cls = Link(LazySchema(local_schema), source, stores=mapping, copy_objects=options.copy_objects)(
         type(name, (), {"__doc__": f"Local copy of {table}."}))
     return cls()
@@ -217,7 +193,7 @@ def mariadb_linked(table: str, host: str | None, local_schema: str, command: str
                    options: StoreOptions | None = None) -> LinkedTable:
     """`linked` for commands built for MariaDB local tables only."""
     found = linked(table, host, local_schema, options)
-    if isinstance(found, LinkRunner | NotLinkedYet):
+    if isinstance(found, LinkRunner):
         raise ConfigurationError(f"`djshare {command}` is built for links of DataJoint 0.14 tables into MariaDB only "
                                  "(pull and repair work for the others); compare the tables with `djshare diff`.")
     return found
@@ -264,7 +240,7 @@ def pull(table: TableArg, local_schema: LocalTarget, where: Where = None, source
     """Pull source entities (with part rows and external objects) not yet in the local table; creates the
     local table if needed."""
     options = StoreOptions(source_stores, store, copy_objects)
-    report = run(lambda: linked(table, source_host, local_schema, options, where or [], create=not dry_run).pull(
+    report = run(lambda: linked(table, source_host, local_schema, options).pull(
         *(where or []), batch_size=batch_size, dry_run=dry_run, refresh_changed=refresh_changed))
     if dry_run:
         out.print(f"would pull {report.would_pull} entities; would record {report.adopted} local rows")
@@ -284,7 +260,7 @@ def repair(table: TableArg, local_schema: LocalTarget, source_host: LinkSource =
            source_stores: SourceStores = None, store: StoreMap = None) -> None:
     """Make the outbound table agree with the local table after a crash or deletions outside djshare."""
     options = StoreOptions(source_stores, store)
-    report = run(lambda: linked(table, source_host, local_schema, options, create=False).repair(dry_run=dry_run))
+    report = run(lambda: linked(table, source_host, local_schema, options).repair(dry_run=dry_run))
     verb = "would run" if dry_run else "ran"
     out.print(f"checked {report.checked} keys; {verb}: "
               + (", ".join(f"{step} x{n}" for step, n in sorted(report.steps.items())) or "nothing"))

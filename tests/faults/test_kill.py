@@ -46,7 +46,7 @@ def test_killed_pull_then_rerun(lab: Lab, step: str) -> None:
 def test_killed_at_a_random_moment_then_repair_and_rerun(lab: Lab, delay: float) -> None:
     fill_pipeline(lab.pipeline, subjects=6, recordings=40)
     Scan = lab.linked("Scan")
-    Scan()  # declared here, so a kill before the victim's pull starts still leaves tables to check
+    assert len(Scan()) == 0  # declared here, so a kill before the victim's pull starts still leaves tables to check
     victim = run_victim(lab, "never", occurrence=1, batch_size=7)
     time.sleep(delay)
     victim.send_signal(signal.SIGKILL)

@@ -60,3 +60,18 @@ def test_a_silent_partition_fails_after_the_timeout_and_frees_the_link(lab: Lab,
     lab.linked("Scan", lock_timeout=30)().pull(progress=False)  # the server ended the silent session and its lock
     assert time.monotonic() - started < 20
     assert_fully_pulled(lab, 100)
+
+
+def test_datajoints_own_connection_gives_up_on_a_silent_server(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DataJoint connection a 0.14 link uses (restrictions, declarations) has the same timeout."""
+    import datajoint as dj
+
+    monkeypatch.setenv("DJSHARE_TIMEOUT", "2")
+    with proxy(lab.source.host, lab.source.port) as silent:
+        connection = LazySchema(lab.source_schema, host=silent.address).connection
+        assert connection.query("SELECT 1").fetchall() == ((1,),)
+        silent.freeze()
+        started = time.monotonic()
+        with pytest.raises(dj.errors.LostConnectionError):
+            connection.query("SELECT 2", reconnect=False)
+        assert time.monotonic() - started < 15

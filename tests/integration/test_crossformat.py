@@ -21,7 +21,7 @@ import datajoint as dj
 import numpy as np
 import pytest
 
-from djshare.errors import AuthenticationError, ConfigurationError
+from djshare.errors import AuthenticationError, ConfigurationError, RestrictionError
 from djshare.link.crossformat import CrossLink, PostgresSchema
 from djshare.link.pg import gc as pg_gc
 from djshare.sql.connection import ServerAddress
@@ -324,3 +324,41 @@ def test_gc_deletes_the_objects_a_cross_link_wrote_that_no_row_references(make_s
         assert not (Path(local_stores[store]["location"]) / path).exists()
     found = read_with_dj2(postgres, schema, world.root / "after-gc", local_stores)  # what remains still reads
     assert len(found["Sample"]["rows"]) == 5
+
+
+def test_a_dry_run_a_bad_restriction_and_a_repair_of_a_new_link_change_nothing(lab: Lab,
+                                                                                postgres: PostgresServer) -> None:
+    fill_pipeline(lab.pipeline, subjects=2, recordings=3)
+    schema = f"v2_{lab.local_schema}"
+    link = CrossLink("Scan", lab.source_lazy(), target(postgres, schema))
+
+    def untouched() -> None:
+        assert postgres.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                              (schema,)) == [(0,)]
+        assert lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                                (lab.outbound_schema,)) == [(0,)]
+
+    report = link.pull("subject = 's0'", dry_run=True, progress=False)
+    assert (report.dry_run, report.would_pull, report.pulled) == (True, 3, 0)
+    untouched()
+    with pytest.raises(RestrictionError, match="subjct"):
+        link.pull("subjct = 's0'", progress=False)
+    untouched()
+    with pytest.raises(ConfigurationError, match="Nothing to repair"):
+        link.repair(progress=False)
+    untouched()
+    assert link.pull("subject = 's0'", progress=False).pulled == 3
+    assert link.pull(dry_run=True, progress=False).would_pull == 3
+
+
+def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(make_store_lab: Any,  # noqa: F811
+                                                                  postgres: PostgresServer) -> None:
+    world = make_store_lab()
+    schema = f"v2_{world.lab.local_schema}"
+    link = CrossLink("Sample", world.lab.source_lazy(stores=world.source_stores), target(postgres, schema),
+                     stores={**MAPPING, "loc_x": "src_typo"})
+    with pytest.raises(ConfigurationError, match="names source store `src_typo`, which schema .* does not have "
+                                                  r"\(its stores: `src_blobs`, `src_files`, `src_raw`\)"):
+        link.pull(progress=False)
+    assert postgres.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)) \
+        == [(0,)]

@@ -75,7 +75,7 @@ def test_link_user_without_grant_on_the_outbound_schema(lab: Lab) -> None:
     """(MariaDB does not check the REFERENCES privilege, so the outbound grant is the one that bites.)"""
     lab.source.execute(f"REVOKE ALL PRIVILEGES ON `{lab.outbound_schema}`.* FROM '{lab.users.link_user}'@'%'")
     with pytest.raises(MissingPrivilegeError, match=f"lacks a privilege.*{lab.outbound_schema}") as info:
-        lab.linked("Recording")()
+        lab.linked("Recording")().pull(progress=False)  # making the instance only reads
     assert f"GRANT ALL PRIVILEGES ON `{lab.outbound_schema}`.*" in info.value.grant
     assert_nothing_changed(lab)
 
@@ -86,7 +86,7 @@ def test_a_local_schema_the_user_may_not_create_is_one_clear_error(lab: Lab, mon
     monkeypatch.setitem(dj.config, "database.user", "reader_" + lab.local_schema)
     monkeypatch.setitem(dj.config, "database.password", "pw")
     with pytest.raises(MissingPrivilegeError, match=f"Schema `{lab.local_schema}` .* cannot be used as user") as info:
-        lab.linked("Recording")()
+        lab.linked("Recording")().pull(progress=False)
     assert f"GRANT ALL PRIVILEGES ON `{lab.local_schema}`.*" in info.value.grant
     assert lab.local_schema not in schemas(lab.local)
 
@@ -169,3 +169,28 @@ def test_local_user_missing(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(dj.config, "database.user", None)
     with pytest.raises(ConfigurationError, match="DJ_USER"):
         lab.linked("Recording")()
+
+
+def test_a_dry_run_a_bad_restriction_and_a_repair_of_a_new_link_change_nothing(lab: Lab) -> None:
+    """The Python API as the CLI: making the instance checks the link, and nothing is declared before a command
+    needs it."""
+    fill_pipeline(lab.pipeline)
+    Scan = lab.linked("Scan")
+    report = Scan().pull("subject = 's0'", dry_run=True, progress=False)
+    assert (report.dry_run, report.would_pull, report.pulled) == (True, 5, 0)
+    assert_nothing_changed(lab)
+    with pytest.raises(RestrictionError, match="subjct"):
+        Scan().pull("subjct = 's0'", progress=False)
+    assert_nothing_changed(lab)
+    with pytest.raises(ConfigurationError, match="Nothing to repair"):
+        Scan().repair(progress=False)
+    assert_nothing_changed(lab)
+    assert Scan().pull("subject = 's0'", progress=False).pulled == 5  # the same object, once it is used
+    assert len(Scan()) == 5 and Scan().pull(dry_run=True, progress=False).would_pull == 5  # of 10
+
+
+def test_a_linked_class_is_declared_when_datajoint_first_uses_it(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    Scan = lab.linked("Scan")
+    assert len(Scan()) == 0 and lab.local_schema in schemas(lab.local)
+    assert Scan.heading.primary_key == ["subject", "recording"]

@@ -172,7 +172,7 @@ def test_filepath_objects(make_store_lab: Any) -> None:
 def test_store_names_differ_by_mapping_and_unmapped_stores_are_refused(make_store_lab: Any) -> None:
     world = make_store_lab()
     Sample = world.linked()
-    Sample()
+    assert len(Sample()) == 0  # declares the local tables
     signal = world.lab.local.query(
         "SELECT column_comment FROM information_schema.columns WHERE table_schema=%s AND table_name='sample' "
         "AND column_name='signal'", (world.lab.local_schema,))
@@ -224,6 +224,16 @@ def _break(world: StoreLab, how: str) -> str:
     return path
 
 
+def journal_holds_only_written_objects(world: StoreLab) -> bool:
+    """Every object journal row of the local schema names an object that is in its local store (a refused batch
+    leaves none for objects it never wrote), and gc then removes them all."""
+    rows = world.lab.local.query(f"SELECT `store`, `path` FROM `{world.lab.local_schema}`.`~djshare_objects`")
+    written = all(open_store(StoreSpec.from_config(store, world.local_stores, "t")).exists(path)
+                  for store, path in rows)
+    gc(world.lab.local_lazy())
+    return written and count(world.lab.local, world.lab.local_schema, "~djshare_objects") == 0
+
+
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_missing_object_on_the_source_inserts_nothing(make_store_lab: Any, kind: str) -> None:
     world = make_store_lab(kind, "file")
@@ -234,6 +244,7 @@ def test_missing_object_on_the_source_inserts_nothing(make_store_lab: Any, kind:
     assert len(Sample()) == 0
     assert count(world.lab.local, world.lab.local_schema, "~external_loc_blobs") == 0
     assert outbound_rows(world) == 0  # the refused batch's pulling rows were removed: the source is as it was
+    assert journal_holds_only_written_objects(world)
 
 
 def test_checksum_mismatch_inserts_nothing(make_store_lab: Any) -> None:
@@ -262,6 +273,8 @@ def test_wrong_store_credentials(make_store_lab: Any, side: str) -> None:
     assert "not-the-secret-key" not in str(info.value)
     assert len(Sample()) == 0
     assert outbound_rows(world) == 0  # no pulling row blocks the source lab's DELETE
+    if side == "source":  # (with the local store refusing us, it cannot say what is there: the rows wait for gc)
+        assert journal_holds_only_written_objects(world)
 
 
 def test_a_refused_batch_whose_undo_fails_is_left_to_repair(make_store_lab: Any,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,8 +28,10 @@ require_dj014()  # before DataJoint's imports: under 2.x they would fail less cl
 
 import datajoint as dj
 import pymysql
-from datajoint.user_tables import TableMeta
+from datajoint.expression import QueryExpression
+from datajoint.user_tables import TableMeta, UserTable
 
+from djshare.defaults import timeout
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, MissingPrivilegeError
 from djshare.link import delete as deletion
 from djshare.link import objects, outbound
@@ -59,7 +61,7 @@ from djshare.link.pull import (
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
-from djshare.link.runner import outbound_schema_name
+from djshare.link.runner import check_store_map, outbound_schema_name
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
@@ -72,11 +74,22 @@ from djshare.sql.catalog import (
     table_names,
     to_camel_case,
 )
-from djshare.sql.connection import ServerAddress, Session, quote_name, translate
+from djshare.sql.connection import ServerAddress, Session, translate
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
 
 ENV_USER, ENV_PASSWORD = "LINK_USER", "LINK_PASS"
+
+
+class TimedConnection(dj.Connection):
+    """DataJoint's connection with the read/write timeouts of djshare's own sessions (DJSHARE_TIMEOUT): a server
+    that goes silent fails the query instead of hanging it, and the server ends a session left silent that long."""
+
+    def connect(self) -> None:
+        wait = timeout()
+        self.conn_info.update(read_timeout=wait, write_timeout=wait)
+        self.init_fun = f"SET SESSION wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}"
+        super().connect()
 
 
 class LazySchema:
@@ -152,8 +165,8 @@ class LazySchema:
         if self._connection is None:
             address = self.address
             try:
-                self._connection = dj.Connection(f"{address.host}:{address.port}", address.user, address.password,
-                                                 use_tls=address.use_tls)
+                self._connection = TimedConnection(f"{address.host}:{address.port}", address.user, address.password,
+                                                   use_tls=address.use_tls)
             except pymysql.err.MySQLError as error:
                 raise translate(error, address, f"connecting for schema `{self.name}`") from error
         return self._connection
@@ -183,6 +196,17 @@ class LazySchema:
         return self.schema(cls)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What setting a linked class up will declare, found without changing anything."""
+
+    info: TableInfo
+    parts: tuple[TableInfo, ...]
+    stores: LinkStores
+    outbound: OutboundTable
+    linked: bool  # the local table exists
+
+
 @dataclass
 class _Runtime:
     """What a linked class knows once it is set up."""
@@ -205,10 +229,13 @@ class _Runtime:
 
 
 class _LinkedMeta(TableMeta):
-    """Sets a linked class up (connects, declares) on first use, not when the module is imported."""
+    """Sets a linked class up on first use, not when the module is imported. Making an instance checks the link
+    (reads only); the tables are declared once the link exists or something needs them (see `_DeclaredFirst`),
+    so a dry run of a new link changes nothing."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        _ready(cls)
+        if _plan(cls).linked:
+            _ready(cls)
         return super().__call__(*args, **kwargs)
 
     def __getattr__(cls, name: str) -> Any:
@@ -217,16 +244,37 @@ class _LinkedMeta(TableMeta):
         return getattr(cls, name)
 
 
+def _plan(cls: Any) -> _Plan:
+    """What setting `cls` up will declare, read once (every check, no change)."""
+    if "_planned" not in cls.__dict__:
+        cls._planned = cls._link._plan(cls)
+        cls.table_name = cls._planned.info.name
+    return cls.__dict__["_planned"]
+
+
 def _ready(cls: Any) -> bool:
     """Set `cls` up if that has not happened yet; True if this call did it."""
     if "_runtime" in cls.__dict__ or cls.__dict__.get("_setting_up"):
         return False
     cls._setting_up = True
     try:
-        cls._runtime = cls._link._setup(cls)
+        cls._runtime = cls._link._setup(cls, _plan(cls))
     finally:
         cls._setting_up = False
     return True
+
+
+class _DeclaredFirst:
+    """One of DataJoint's table properties (connection, heading, ...), read after the linked class is declared:
+    every query, insert or delete of a linked table goes through one of them."""
+
+    def __init__(self, attribute: Any) -> None:
+        self.attribute = attribute
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        if "_link" in owner.__dict__:  # a linked class, not LinkedTable itself
+            _ready(owner)
+        return self.attribute.__get__(instance, owner)
 
 
 class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
@@ -235,6 +283,10 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
     _link: ClassVar[Link]
     _runtime: ClassVar[_Runtime]
     definition = ""
+    connection = _DeclaredFirst(UserTable.__dict__["connection"])
+    full_table_name = _DeclaredFirst(UserTable.__dict__["full_table_name"])
+    heading = _DeclaredFirst(QueryExpression.__dict__["heading"])
+    support = _DeclaredFirst(QueryExpression.__dict__["support"])
 
     @classmethod
     def _rt(cls) -> _Runtime:
@@ -255,12 +307,13 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
         `checkpoint` is called with a step's name after each step commits (fault-injection tests raise in it).
         """
         size = checked_options(batch_size)[0] if batch_size is not None else None
+        where, matching = self._checked(restrictions, count=dry_run)
+        if matching is not None:  # a dry run of a link not made yet: nothing is declared
+            return PullReport(dry_run=True, would_pull=matching)
         rt = self._rt()
         tables = rt.tables
         self._check_definition(rt)
-        where = where_clause(rt.source_schema.connection, tables.source.full_name, restrictions)
         with rt.locked() as (source, local):
-            check_where(source, tables.source.full_name, where)
             total = count_candidates(source, tables, where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
                 report = run_pull(MariaDBSource(source, tables), MariaDBLocal(source, local, tables), where,
@@ -277,13 +330,25 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
     def stale(self, *restrictions: Any, progress: bool = True) -> staleness.StaleReport:
         """Entities pulled here whose source rows (master or parts) changed after the pull, with what changed;
         compared inside both servers. `pull(refresh_changed=True)` brings them over."""
+        where, _ = self._checked(restrictions)
         rt = self._rt()
         self._check_definition(rt)
-        where = where_clause(rt.source_schema.connection, rt.tables.source.full_name, restrictions)
-        with rt.source_schema.session() as source, rt.local_schema.session() as local:
-            check_where(source, rt.tables.source.full_name, where)
-            with rows_progress(f"compare {rt.tables.source.name}", progress) as report:
-                return staleness.find(source, local, rt.tables, where, report)
+        with rt.source_schema.session() as source, rt.local_schema.session() as local, \
+                rows_progress(f"compare {rt.tables.source.name}", progress) as report:
+            return staleness.find(source, local, rt.tables, where, report)
+
+    @classmethod
+    def _checked(cls, restrictions: tuple[Any, ...], count: bool = False) -> tuple[str, int | None]:
+        """The WHERE clause of `restrictions`, checked by the source server before anything is declared; with
+        `count`, and if the link is not made yet, also how many source entities it matches (else None)."""
+        plan = _plan(cls)
+        link, full_name = cls._link, plan.info.full_name
+        where = where_clause(link.source_schema.connection, full_name, restrictions)
+        with link.source_schema.session() as source:
+            check_where(source, full_name, where)
+            if not count or "_runtime" in cls.__dict__ or plan.linked:
+                return where, None
+            return where, int(source.scalar(f"SELECT COUNT(*) FROM {full_name}{where}", doing=f"counting {full_name}"))
 
     @staticmethod
     def _check_definition(rt: _Runtime) -> None:
@@ -298,6 +363,10 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
     def repair(self, dry_run: bool = False, progress: bool = True,
                checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
         """Make the outbound table agree with the local table (after a crash, or deletions outside djshare)."""
+        plan = _plan(type(self))
+        if "_runtime" not in type(self).__dict__ and not plan.linked:
+            raise ConfigurationError(f"Nothing to repair: local schema `{self._link.local_schema.name}` has no linked "
+                                     f"table for {plan.info.full_name} (pull makes it). Nothing was changed.")
         rt = self._rt()
         with rt.locked() as (source, local):
             total = int(source.scalar(f"SELECT COUNT(*) FROM {rt.tables.outbound.full_name} WHERE `subscriber` = %s",
@@ -382,9 +451,9 @@ class Link:
                      "_link": self}
         return _LinkedMeta(cls.__name__, (LinkedTable,), namespace)
 
-    def _setup(self, cls: Any) -> _Runtime:
-        """Find the source table, declare the outbound table and the local table. Checks come first:
-        a bad name, missing credentials or an unreachable server change nothing."""
+    def _plan(self, cls: Any) -> _Plan:
+        """Find the source table and check everything (names, credentials, servers, stores) without changing
+        anything on either server."""
         outbound_schema = outbound_schema_name(self.outbound)
         source_name = self.source_schema.name
         with self.source_schema.session() as source, self.local_schema.session() as local:
@@ -395,16 +464,23 @@ class Link:
                 raise ConfigurationError(f"{info.full_name} has a part table named DeletionRequested, which "
                                          "djshare needs for its own use on the local side.")
             stores = self._stores(source, info, parts)
-            ob = OutboundTable.for_source(info, outbound_schema)
+            linked = schema_exists(local, self.local_schema.name) and \
+                table_name in table_names(local, self.local_schema.name)
+        return _Plan(info, parts, stores, OutboundTable.for_source(info, outbound_schema), linked)
+
+    def _setup(self, cls: Any, plan: _Plan) -> _Runtime:
+        """Declare the outbound table and the local tables of `plan` (those that do not exist yet)."""
+        info, parts, stores, ob = plan.info, plan.parts, plan.stores, plan.outbound
+        with self.source_schema.session() as source, self.local_schema.session() as local:
             outbound.declare(source, ob)
             schema = self.local_schema.schema  # creates the local schema if missing
             subscriber = self.subscriber or subscriber_id(local, self.local_schema.name)
             if stores.columns:
                 objects.declare_journal(local, self.local_schema.name)
-        cls.table_name = table_name
+        cls.table_name = info.name
         cls.definition = master_definition(info, self.store_map)
         for part in parts:
-            part_class = type(to_camel_case(part.name[len(table_name) + 2:]), (dj.Part,),
+            part_class = type(to_camel_case(part.name[len(info.name) + 2:]), (dj.Part,),
                               {"definition": part_definition(part, info, self.store_map)})
             setattr(cls, part_class.__name__, part_class)
         cls.DeletionRequested = type("DeletionRequested", (dj.Part,),
@@ -427,13 +503,7 @@ class Link:
         used = sorted({c.store for c in columns})
         known = sorted(n.removeprefix("~external_") for n in table_names(source, info.schema)
                        if n.startswith("~external_"))  # the stores the source schema has
-        unknown = sorted(set(self.store_map) - set(known))
-        if unknown:
-            raise ConfigurationError(
-                f"The store mapping names source store{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(f'`{s}`' for s in unknown)}, which schema `{info.schema}` does not have (its stores: "
-                f"{', '.join(f'`{s}`' for s in known) or 'none'}). Map LOCAL=SOURCE with a source store that "
-                "exists. Nothing was changed.")
+        check_store_map(self.store_map, known, f"schema `{info.schema}`")
         pairs: dict[str, StorePair] = {}
         for store in used:
             source_spec = StoreSpec.from_config(store, self.source_schema.store_settings(), "source")
@@ -458,31 +528,6 @@ def _mismatch(local: Session, tables: LinkTables, stores: Mapping[str, str]) -> 
         found += [f"part {part.name}: {m}"
                   for m in mismatches(read_table(local, tables.local_schema, part.name), part, stores)]
     return found
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What a link of `class_name` would start from, read without changing anything on either server."""
-
-    source_table: str  # full name on the source server
-    matching: int  # source entities matching the restrictions
-    linked: bool  # whether the local table exists (the link was made)
-
-
-def probe(local_schema: LazySchema, source_schema: LazySchema, class_name: str,
-          restrictions: Sequence[Any] = ()) -> Probe:
-    """Find the source table, check `restrictions` on it (RestrictionError for a bad one) and count the entities
-    they match, and see whether the local table exists yet. Reads only: for dry runs and refusals that must
-    leave both servers as they were (setting a linked class up declares its tables)."""
-    with source_schema.session() as source:
-        table = find_table(source, source_schema.name, class_name)
-        full_name = quote_name(source_schema.name, table)
-        where = where_clause(source_schema.connection, full_name, restrictions)
-        check_where(source, full_name, where)
-        matching = int(source.scalar(f"SELECT COUNT(*) FROM {full_name}{where}", doing=f"counting {full_name}"))
-    with local_schema.session() as local:
-        linked = schema_exists(local, local_schema.name) and table in table_names(local, local_schema.name)
-    return Probe(full_name, matching, linked)
 
 
 def gc(local_schema: LazySchema, dry_run: bool = False) -> GcReport:

@@ -28,11 +28,11 @@ from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, subscriber_id
 from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
-from djshare.link.runner import LinkRunner, Ready, outbound_schema_name
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
 from djshare.sql import postgres
-from djshare.sql.catalog import TableInfo, find_table, part_names, read_table
+from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, table_names
 from djshare.sql.connection import Session
 from djshare.stores.formats import dj014, format_of_schema
 from djshare.stores.spec import StoreSpec
@@ -51,7 +51,7 @@ class CrossLink(LinkRunner):
                          lock_timeout=lock_timeout)
         self.source, self.target = source, target
 
-    def _setup(self) -> Ready:
+    def _setup(self, create: bool = True) -> Ready:
         if self._ready is not None:
             return self._ready
         outbound_schema = outbound_schema_name(self.outbound)
@@ -67,6 +67,8 @@ class CrossLink(LinkRunner):
             ob = OutboundTable.for_source(info, outbound_schema)
             tables = LinkTables(info, parts, self.target.name, ob, "", stores)
             local = local_tables(tables, self.store_map)  # refuses what 2.x cannot hold, before any change
+            if not create and not table_exists(pg, self.target.name, info.name):
+                return Ready(tables, [], local, linked=False)
             outbound.declare(source, ob)
             subscriber = self.subscriber or subscriber_id(pg, self.target.name)
             tables = replace(tables, subscriber=subscriber)
@@ -77,6 +79,8 @@ class CrossLink(LinkRunner):
     def _stores(self, source: Session, info: TableInfo, parts: tuple[TableInfo, ...]) -> LinkStores:
         columns = tuple(found for table in (info, *parts) for column in table.columns
                         if (found := dj014.external_column(table.name, column)) is not None)
+        check_store_map(self.store_map, (n.removeprefix("~external_") for n in table_names(source, info.schema)
+                                         if n.startswith("~external_")), f"schema `{info.schema}`")
         pairs = {}
         for store in sorted({c.store for c in columns if c.kind != "filepath"}):
             source_spec = StoreSpec.from_config(store, self.source.store_settings(), "source")
@@ -90,8 +94,11 @@ class CrossLink(LinkRunner):
                 link_lock(source, ready.tables.outbound, ready.tables.subscriber, self.lock_timeout):
             yield MariaDBSource(source, ready.tables), PostgresLocal(source, pg, ready.tables, ready.local)
 
+    def _source_session(self) -> contextlib.AbstractContextManager[Session]:
+        return self.source.session()
+
     def _where(self, restrictions: tuple[Any, ...]) -> str:
-        return where_clause(self.source.connection, self._setup().tables.source.full_name, restrictions)
+        return where_clause(self.source.connection, self._setup(create=False).tables.source.full_name, restrictions)
 
     def _check_declared(self, ready: Ready) -> None:
         check_declared(ready.mismatch, ready.tables)

@@ -33,7 +33,7 @@ from djshare.link.local import differences, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport
-from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
+from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where, table_exists
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
@@ -226,7 +226,7 @@ class Dj2Link(LinkRunner):
                          lock_timeout=lock_timeout)
         self.source, self.local, self.layout = source, local, layout
 
-    def _setup(self) -> Ready:
+    def _setup(self, create: bool = True) -> Ready:
         if self._ready is not None:
             return self._ready
         outbound_schema = outbound_schema_name(self.outbound)
@@ -244,6 +244,8 @@ class Dj2Link(LinkRunner):
             statements = local_statements(source, info, parts, self.layout)
             self.local.check_layout(self.layout)
             ob = OutboundTable.for_source(info, outbound_schema)
+            if not create and not table_exists(local, self.local.name, info.name):
+                return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], linked=False)
             outbound.declare(source, ob)
             if not schema_exists(local, self.local.name):
                 local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
@@ -259,6 +261,9 @@ class Dj2Link(LinkRunner):
         with self.source.session() as source, self.local.session() as local, \
                 link_lock(source, ready.tables.outbound, ready.tables.subscriber, self.lock_timeout):
             yield MariaDBSource(source, ready.tables), MariaDBLocal(source, local, ready.tables)
+
+    def _source_session(self) -> contextlib.AbstractContextManager[Session]:
+        return self.source.session()
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
@@ -285,13 +290,11 @@ class Dj2Link(LinkRunner):
     def stale(self, *restrictions: Any, batch_size: int | None = None, progress: bool = True) -> StaleReport:
         """Entities held here (pulled, or asked to delete) whose source master or part rows changed after the
         pull, with what changed; compared inside both servers by the diff engine (segment checksums)."""
-        where = self._where(restrictions)
-        ready = self._setup()
+        where, ready = self._checked(restrictions, dry_run=False)
         self._check_declared(ready)
-        with self.source.session() as source, self.local.session() as local:
-            MariaDBSource(source, ready.tables).check_where(where)
-            with rows_progress(f"compare {ready.tables.source.name}", progress) as report:
-                return staleness.find(source, local, ready.tables, where, report)
+        with self.source.session() as source, self.local.session() as local, \
+                rows_progress(f"compare {ready.tables.source.name}", progress) as report:
+            return staleness.find(source, local, ready.tables, where, report)
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:

@@ -10,6 +10,7 @@ most journaled objects that no row references: `djshare gc` removes them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -170,11 +171,31 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
 
         failures = [(job, error) for job, error in zip(missing, pool.map(copy, missing), strict=True) if error]
     if failures:
+        _unjournal(local, tables, [j for j, _ in failures if _absent(dst(j), j.local_path)])
         job, error = failures[0]
         raise explain(job, error)
     for job in {j.pair.local.name: j for j in missing}.values():
         dst(job).flush()
     return len(missing)
+
+
+def _absent(store: ObjectStore, path: str) -> bool:
+    """Whether `path` is surely not in `store` (False where the store cannot be asked)."""
+    try:
+        return not store.exists(path)
+    except DjshareError:
+        return False
+
+
+def _unjournal(local: Session, tables: LinkTables, jobs: list[_Job]) -> None:
+    """Remove the journal rows of a refused batch's objects that were never written (best effort: gc would
+    clear them too, as deleting a missing object changes nothing)."""
+    if not jobs:
+        return
+    with contextlib.suppress(DjshareError), local.transaction("removing journal rows of objects never written"):
+        for job in jobs:
+            local.execute(f"DELETE FROM {journal_name(tables.local_schema)} WHERE `store` = %s AND `path` = %s",
+                          (job.pair.local.name, job.local_path), doing="removing journal rows")
 
 
 def _probe(job: _Job) -> bool:

@@ -52,7 +52,7 @@ from djshare.link.local import differences
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
-from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
 from djshare.link.stale import HELD
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.sql import postgres
@@ -717,7 +717,7 @@ class PgLink(LinkRunner):
                          lock_timeout=lock_timeout)
         self.source, self.local = source, local
 
-    def _setup(self) -> Ready:
+    def _setup(self, create: bool = True) -> Ready:
         if self._ready is not None:
             return self._ready
         outbound_schema = outbound_schema_name(self.outbound)
@@ -731,10 +731,14 @@ class PgLink(LinkRunner):
             info = postgres.read_table(source, schema, table)
             parts = part_tables(source, schema, table)
             columns = object_columns((info, *parts), self.store_map)
+            check_store_map(self.store_map, {c.store for c in columns} | set(self.source.stores),
+                            f"table {schema}.{table} (its columns' stores and the source's store settings)")
             specs = {store: (StoreSpec.from_config(store, self.source.stores, "source"),
                              StoreSpec.from_config(self.store_map.get(store, store), self.local.stores, "local"))
                      for store in sorted({c.store for c in columns})}
             ob = OutboundTable.for_source(info, outbound_schema)
+            if not create and not table_exists(local, self.local.name, info.name):
+                return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], linked=False)
             declare_outbound(source, ob)
             subscriber = self.subscriber or subscriber_id(local, self.local.name)
             tables = LinkTables(info, parts, self.local.name, ob, subscriber)
@@ -748,6 +752,12 @@ class PgLink(LinkRunner):
         with postgres.session(self.source.address) as source, postgres.session(self.local.address) as local, \
                 link_lock(source, tables, self.lock_timeout):
             yield PostgresSource(source, tables), PostgresCopy(source, local, tables, ready.local)
+
+    def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
+        return postgres.session(self.source.address)
+
+    def _source_name(self, tables: LinkTables) -> str:
+        return name(tables.source.schema, tables.source.name)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)

@@ -57,7 +57,7 @@ from djshare.link.pg import (
     table_name,
 )
 from djshare.link.pull import DEFAULT_BATCH, PullReport
-from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.sql import postgres
 from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
@@ -587,7 +587,7 @@ class PgToMariaDBLink(LinkRunner):
 
         return dict(dj.config.get("stores") or {})
 
-    def _setup(self) -> Ready:
+    def _setup(self, create: bool = True) -> Ready:
         if self._ready is not None:
             return self._ready
         schema = self.source.name
@@ -604,6 +604,9 @@ class PgToMariaDBLink(LinkRunner):
             self._specs = {c.store: (StoreSpec.from_config(c.source_store, self.source.stores, "source"),
                                      StoreSpec.from_config(c.store, self.local_stores, "local"))
                            for table in declared for c in table.columns if c.kind == "ref"}
+            check_store_map(self.store_map, {c.source_store for table in declared for c in table.columns
+                                             if c.kind == "ref"} | set(self.source.stores),
+                            f"table {schema}.{table} (its columns' stores and the source's store settings)")
             self.local.check_layout(self.layout)
             lineage: list[tuple[str, str, str]] = []
             if self.layout == "dj2" and source.scalar(
@@ -612,6 +615,8 @@ class PgToMariaDBLink(LinkRunner):
                 lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
                                                    f"{name(schema, LINEAGE_TABLE)}"),
                                        schema, self.local.name, {t.name for t in (info, *parts)}, info.name)
+            if not create and not table_exists(local, self.local.name, info.name):
+                return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], declared, linked=False)
             declare_outbound(source, ob)
             if not schema_exists(local, self.local.name):
                 local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
@@ -628,6 +633,12 @@ class PgToMariaDBLink(LinkRunner):
         with postgres.session(self.source.address) as source, self.local.session() as local, \
                 link_lock(source, tables, self.lock_timeout):
             yield PostgresSource(source, tables), MariaDBCopy(source, local, tables, ready.local, self._specs)
+
+    def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
+        return postgres.session(self.source.address)
+
+    def _source_name(self, tables: LinkTables) -> str:
+        return name(tables.source.schema, tables.source.name)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)

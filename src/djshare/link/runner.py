@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ class Ready:
     tables: LinkTables
     mismatch: list[str]
     local: Any = None  # the local side's own description of its tables
+    linked: bool = True  # False: found by `_setup(create=False)` for a link not made yet; nothing was declared
 
 
 ENV_OUTBOUND = "LINK_OUTBOUND"
@@ -59,9 +60,34 @@ class LinkRunner:
         self.batch_size, self.lock_timeout = checked_options(batch_size, lock_timeout)
         self._ready: Ready | None = None
 
-    def _setup(self) -> Ready:
-        """Check everything, then declare the outbound and local tables (once per object)."""
+    def _setup(self, create: bool = True) -> Ready:
+        """Check everything, then declare the outbound and local tables (once per object). With `create=False`,
+        a link whose local table does not exist yet is only checked: a Ready with `linked=False`, nothing changed."""
         raise NotImplementedError
+
+    def _source_session(self) -> contextlib.AbstractContextManager[Any]:
+        """A session on the source server."""
+        raise NotImplementedError
+
+    def _source_name(self, tables: LinkTables) -> str:
+        """The source table's name as the source server's SQL writes it."""
+        return tables.source.full_name
+
+    def _checked(self, restrictions: tuple[Any, ...], dry_run: bool) -> tuple[str, Ready]:
+        """The WHERE clause of `restrictions`, checked by the source server, and the link set up; for a dry run of
+        a link not made yet, a Ready with `linked=False` (nothing declared)."""
+        where = self._where(restrictions)
+        ready = self._setup(create=False)
+        with self._source_session() as source:
+            name = self._source_name(ready.tables)
+            source.rows(f"SELECT 1 FROM {name}{where} LIMIT 0", doing=f"checking the restriction on {name}")
+        return where, (self._setup() if ready.linked or not dry_run else ready)
+
+    def _matching(self, ready: Ready, where: str) -> int:
+        """Source entities matching `where` (for a dry run of a link not made yet)."""
+        name = self._source_name(ready.tables)
+        with self._source_session() as source:
+            return int(source.scalar(f"SELECT COUNT(*) FROM {name}{where}", doing=f"counting {name}"))
 
     def _sides(self, ready: Ready) -> contextlib.AbstractContextManager[tuple[SourceSide, LocalSide]]:
         """The source and local sides, with the link's lock held on the source server."""
@@ -83,15 +109,15 @@ class LinkRunner:
         changed after the pull (see `stale`): updated in place, one local transaction per batch, the outbound
         state unchanged."""
         size = self.batch_size if batch_size is None else checked_options(batch_size)[0]
-        where = self._where(restrictions)
-        ready = self._setup()
+        where, ready = self._checked(restrictions, dry_run)
+        if not ready.linked:
+            return PullReport(dry_run=True, would_pull=self._matching(ready, where))
         self._check_declared(ready)
         tables = ready.tables
         with self._sides(ready) as (source, local):
             if refresh_changed and not isinstance(local, Refreshable):
                 raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind "
                                          "of link yet; find them with `djshare diff` on the two tables.")
-            source.check_where(where)
             total = source.count_candidates(where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
                 report = run_pull(source, local, where, batch_size=size, dry_run=dry_run, on_progress=advance,
@@ -109,14 +135,12 @@ class LinkRunner:
         """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
         pull (how each kind of local side compares them: see its `stale_keys`); entities held but not here are
         counted in `out_of_step` (`repair`'s business)."""
-        where = self._where(restrictions)
-        ready = self._setup()
+        where, ready = self._checked(restrictions, dry_run=False)
         self._check_declared(ready)
         with self._sides(ready) as (source, local):
             if not isinstance(local, Refreshable):
                 raise ConfigurationError("Stale checks (`djshare diff --link`) are not built for this kind of link "
                                          "yet; compare the tables with `djshare diff`.")
-            source.check_where(where)
             return self._stale(source, local, where, batch_size or self.batch_size)
 
     @staticmethod
@@ -132,7 +156,10 @@ class LinkRunner:
                checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
         """Make the outbound table agree with the local tables (after a crash, or deletions outside djshare).
         Local rows whose source row is gone are reported in `stranded` and left alone."""
-        ready = self._setup()
+        ready = self._setup(create=False)
+        if not ready.linked:
+            raise ConfigurationError(f"Nothing to repair: local schema `{ready.tables.local_schema}` has no linked "
+                                     f"table for {ready.tables.source.full_name} (pull makes it). Nothing was changed.")
         with self._sides(ready) as (source, local):
             total = local.count() + sum(source.counts().values())
             with progress_bar(f"repair {ready.tables.source.name}", total, progress) as advance:
@@ -152,6 +179,24 @@ class LinkRunner:
             result = {state.value: counts.get(state.value, 0) for state in Outbound}
             result["local"] = local.count()
             return result
+
+
+def check_store_map(mapped: Iterable[str], known: Iterable[str], source: str) -> None:
+    """Refuse a store mapping that names a source store `source` (e.g. "schema `lab`") does not have."""
+    known = sorted(set(known))
+    unknown = sorted(set(mapped) - set(known))
+    if unknown:
+        raise ConfigurationError(
+            f"The store mapping names source store{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(f'`{s}`' for s in unknown)}, which {source} does not have (its stores: "
+            f"{', '.join(f'`{s}`' for s in known) or 'none'}). Map LOCAL=SOURCE with a source store that exists. "
+            "Nothing was changed.")
+
+
+def table_exists(session: Any, schema: str, table: str) -> bool:
+    """Whether `schema`.`table` exists (a MariaDB or a PostgreSQL session: both have information_schema)."""
+    return bool(session.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
+                               "table_name = %s", (schema, table), doing=f"looking for table {schema}.{table}"))
 
 
 def sql_where(restrictions: tuple[Any, ...]) -> str:
