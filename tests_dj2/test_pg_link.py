@@ -558,3 +558,39 @@ def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(world: World) 
     with pytest.raises(ConfigurationError, match="names source store `src_typo`, which table .* does not have"):
         link.pull(progress=False)
     assert tables_in(world.local, world.local_schema) == 0 and tables_in(world.source, world.outbound) == 0
+
+
+def test_a_silent_partition_fails_after_the_timeout_and_a_rerun_converges(world: World,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL sessions give up on a silent server as MariaDB's do (DJSHARE_TIMEOUT): one djshare error."""
+    from djshare.errors import InterruptedOperation
+    from tests.proxy import proxy
+
+    monkeypatch.setenv("DJSHARE_TIMEOUT", "3")
+    failed: list[BaseException] = []
+    with proxy(world.source.host, world.source.port, freeze_after=5_000) as silent:  # the pull session reads about 7 KB
+        source = PostgresSchema(world.source_schema, host=silent.address, database=world.source.database,
+                                user=world.source.admin_user, password=world.source.admin_password)
+        link = PgLink("Session", source, world.schema(world.local, world.local_schema), outbound=world.outbound,
+                      batch_size=2)
+
+        def pull() -> None:
+            try:
+                link.pull(progress=False)
+            except BaseException as error:  # noqa: BLE001 - judged below
+                failed.append(error)
+
+        worker = threading.Thread(target=pull, daemon=True)
+        worker.start()
+        worker.join(timeout=60)  # if it hangs after all, leaving the block closes the proxy's sockets: no hang here
+        hung = worker.is_alive()
+    worker.join(timeout=30)
+    assert silent.frozen.is_set(), f"the proxy never froze: the pull read {silent.received} bytes"
+    assert not hung, "the pull did not give up on the silent server"
+    assert len(failed) == 1 and isinstance(failed[0], InterruptedOperation), failed
+    assert "Lost the connection" in str(failed[0]) and "DJSHARE_TIMEOUT" in str(failed[0])
+    monkeypatch.delenv("DJSHARE_TIMEOUT")
+    again = world.link(lock_timeout=30)
+    again.repair(progress=False)
+    again.pull(progress=False)
+    assert again.status()["pulled"] == 12 and world.same_rows("session") and world.same_rows("session__trace")

@@ -246,3 +246,28 @@ def test_exports_carry_path_addressed_objects(world: World, s3: S3Server) -> Non
     export.restore(bundle, address(world.local), stores=restored, progress=False)
     assert (world.tmp / "restored-store" / "raw" / "own.txt").read_bytes() == b"only sample 1's"
     assert export.verify(bundle, address(world.local)).problems == []
+
+
+def test_gc_keeps_files_another_local_schema_references(world: World, s3: S3Server) -> None:
+    """`<filepath@>` paths carry no schema name: a second local schema linking the same table into the same store
+    finds the files there and does not journal them, so the first schema's gc must not delete what it uses."""
+    objects = PathObjects(world, store("file", world.tmp / "source-store", s3, ""),
+                          store("file", world.tmp / "local-store", s3, ""))
+    source, local = objects.schemas()
+    second = PostgresSchema(world.local_schema + "_b", host=world.local.address, database=world.local.database,
+                            user=world.local.admin_user, password=world.local.admin_password,
+                            stores={"archive": objects.local_store})
+    link = objects.link()
+    assert link.pull(progress=False).pulled == 4
+    other = PgLink("Recording", source, second, outbound=world.outbound, stores={"archive": "main"})
+    assert other.pull(progress=False).pulled == 4
+    own = world.tmp / "local-store" / "raw" / "own.txt"
+    world.local.execute(f'DELETE FROM "{world.local_schema}".recording WHERE recording = 1')
+    link.repair(progress=False)
+    deleted = link.gc().deleted
+    assert "archive:raw/own.txt" not in deleted and own.exists()  # the second schema still references it
+    assert len(deleted) == 2  # recording 1's file and array, in this schema's own paths
+    assert link.gc().deleted == []  # kept, and no longer journaled here
+    world.local.execute(f'DELETE FROM "{world.local_schema}_b".recording WHERE recording = 1')
+    other.repair(progress=False)
+    assert "archive:raw/own.txt" not in other.gc().deleted and own.exists()  # never djshare's to delete there

@@ -404,3 +404,22 @@ def test_regular_source_user_cannot_delete_held_rows_or_touch_outbound(lab: Lab)
         with pytest.raises(pymysql.err.OperationalError, match="denied"):
             cursor.execute(f"SELECT * FROM `{lab.outbound_schema}`.`{outbound_name(lab, 'recording')}`")
     assert len(Recording()) == 5
+
+
+def test_a_row_larger_than_the_local_packet_is_one_clear_error(lab: Lab, monkeypatch: pytest.MonkeyPatch,
+                                                               recwarn: pytest.WarningsRecorder) -> None:
+    """A local server with a 1 MB max_allowed_packet and a 1.5 MB blob: one error naming the limit (a positive
+    size), no driver warning, and nothing held on the source."""
+    from djshare.errors import DjshareError
+    from tests.servers import mariadb_servers
+
+    lab.pipeline["Subject"].insert1({"subject": "big"})
+    lab.pipeline["Recording"].insert1({"subject": "big", "recording": 0, "score": 1.0,
+                                       "data": np.random.default_rng(2).integers(0, 255, 1_500_000, dtype=np.uint8)})
+    with mariadb_servers(1, max_allowed_packet="1M", names=("small",)) as (small,):
+        monkeypatch.setitem(dj.config, "database.host", small.address)
+        with pytest.raises(DjshareError, match=r"more than the [0-9,]+ bytes the server at .* accepts") as info:
+            lab.linked("Recording")().pull(progress=False)
+        assert "-" not in str(info.value).split("more than the ")[1].split(" bytes")[0]
+    assert [str(w.message) for w in recwarn if "pymysql" in w.filename] == []
+    assert states(lab, "recording") == {}

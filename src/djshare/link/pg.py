@@ -875,34 +875,62 @@ class PgSourceLink:
         return report
 
 
+def _references(local: PgSession, schema: str) -> dict[str, set[str]]:
+    """Store -> the object paths that rows of `schema` name (every in-store column, any codec)."""
+    referenced: dict[str, set[str]] = {}
+    for table in sorted(_tables(local, schema) - {JOURNAL_TABLE, SUBSCRIBER_TABLE, LINEAGE_TABLE}):
+        for found in postgres.read_table(local, schema, table).columns:
+            codec = codec_of(found.comment)
+            if codec is None or codec[1] is None or found.data_type not in ("json", "jsonb"):
+                continue
+            column = name(found.name)
+            for store, path in local.rows(
+                    f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
+                    f"{name(schema, table)} WHERE {column} IS NOT NULL"):
+                referenced.setdefault(str(store), set()).add(str(path))
+    return referenced
+
+
+def _used_elsewhere(local: PgSession, schema: str, store: str, stores: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Object paths in `store`'s place that rows of the database's *other* schemas name: a `<filepath@>` path has
+    no schema in it, so another schema (linked, or DataJoint's own) using the same place may reference the very
+    file this schema's pull wrote."""
+    spec = StoreSpec.from_config(store, stores, "local")
+    found: set[str] = set()
+    for (other,) in local.rows(
+            "SELECT DISTINCT table_schema FROM information_schema.columns WHERE data_type IN ('json', 'jsonb') "
+            "AND table_schema <> %s AND table_schema NOT IN ('pg_catalog', 'information_schema')", (schema,)):
+        for theirs, paths in _references(local, str(other)).items():
+            if theirs in stores and StoreSpec.from_config(theirs, stores, "local").same_place(spec):
+                found |= paths
+    return found
+
+
 def gc(local_schema: PostgresSchema, dry_run: bool = False) -> GcReport:
     """Delete objects djshare wrote into the stores of `local_schema` that no row of it references any more
-    (never objects djshare did not write). Store settings: `PostgresSchema(stores=...)`, default DataJoint's."""
+    (never objects djshare did not write). An object that a row of another schema in the database names (same
+    store place, same path) is kept, and leaves the journal: it is no longer this schema's alone. Store settings:
+    `PostgresSchema(stores=...)`, default DataJoint's."""
     schema = local_schema.name
     report = GcReport(dry_run=dry_run)
     with postgres.session(local_schema.address) as local, objects_lock(local, schema):
         if JOURNAL_TABLE not in _tables(local, schema):
             return report
-        referenced: dict[str, set[str]] = {}
-        for table in sorted(_tables(local, schema) - {JOURNAL_TABLE, SUBSCRIBER_TABLE, LINEAGE_TABLE}):
-            for found in postgres.read_table(local, schema, table).columns:  # every in-store column, any codec
-                codec = codec_of(found.comment)
-                if codec is None or codec[1] is None or found.data_type not in ("json", "jsonb"):
-                    continue
-                column = name(found.name)
-                for store, path in local.rows(
-                        f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
-                        f"{name(schema, table)} WHERE {column} IS NOT NULL"):
-                    referenced.setdefault(str(store), set()).add(str(path))
+        referenced = _references(local, schema)
+        elsewhere: dict[str, set[str]] = {}
         journaled = {(str(s), str(p)) for s, p in local.rows(
             f"SELECT store, path FROM {name(schema, JOURNAL_TABLE)}")}
         for store, path in sorted(journaled):
             if is_covered(path, referenced.get(store, set())):
                 continue
-            report.deleted.append(f"{store}:{path}")
+            if store not in elsewhere:
+                elsewhere[store] = _used_elsewhere(local, schema, store, local_schema.stores)
+            if not is_covered(path, elsewhere[store]):
+                report.deleted.append(f"{store}:{path}")
             if not dry_run:
-                spec = StoreSpec.from_config(store, local_schema.stores, "local")
-                open_store(spec).delete(full_path(spec, path))
+                if not is_covered(path, elsewhere[store]):
+                    spec = StoreSpec.from_config(store, local_schema.stores, "local")
+                    open_store(spec).delete(full_path(spec, path))
                 local.execute(f"DELETE FROM {name(schema, JOURNAL_TABLE)} WHERE store = %s AND path = %s",
                               (store, path))
     return report

@@ -7,7 +7,7 @@ travel unchanged between servers in different zones) with utf8mb4. Nothing here 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,10 +133,22 @@ class Session:
                 init_command="SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
                              f"wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}",
             )
+        self._streaming: Generator[tuple[Any, ...], None, None] | None = None
+
+    def _settle(self) -> None:
+        """End a stream its reader left part way (an error stopped it): its unbuffered result must be read off the
+        connection before the next statement, or PyMySQL warns and does it itself."""
+        if self._streaming is not None:
+            self._streaming.close()
+            self._streaming = None
 
     def close(self) -> None:
+        streaming, self._streaming = self._streaming, None
         with contextlib.suppress(Exception):
             self.connection.close()
+        if streaming is not None:  # a stream left part way: nothing more to read once the connection is closed
+            with contextlib.suppress(Exception):
+                streaming.close()
 
     def __enter__(self) -> Session:
         return self
@@ -146,11 +158,13 @@ class Session:
 
     def execute(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> int:
         """Run one statement; return the number of affected rows."""
+        self._settle()
         with translated(self.address, doing), self.connection.cursor() as cursor:
             # bytes are sent as they are (pre-formatted literals), without client-side escaping
             return int(cursor.execute(statement, args))  # type: ignore[arg-type]
 
     def rows(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> list[tuple[Any, ...]]:
+        self._settle()
         with translated(self.address, doing), self.connection.cursor() as cursor:
             cursor.execute(statement, args)  # type: ignore[arg-type]
             return list(cursor.fetchall())
@@ -158,14 +172,24 @@ class Session:
     def stream(self, statement: str | bytes, args: Sequence[Any] | None = None,
                doing: str = "") -> Iterator[tuple[Any, ...]]:
         """Rows one at a time from a server-side cursor: memory stays bounded for any result size."""
+        self._settle()
+        self._streaming = self._stream(statement, args, doing)
+        return self._streaming
+
+    def _stream(self, statement: str | bytes, args: Sequence[Any] | None,
+                doing: str) -> Generator[tuple[Any, ...], None, None]:
         with translated(self.address, doing):
             cursor = pymysql.cursors.SSCursor(self.connection)
             try:
                 cursor.execute(statement, args)  # type: ignore[arg-type]
                 yield from cursor
             finally:
-                with contextlib.suppress(Exception):  # on a lost connection PyMySQL's close fails too: keep the
-                    cursor.close()                    # error that says what happened
+                try:
+                    cursor.close()
+                except Exception:  # noqa: BLE001 - the connection is gone: keep the error that says what happened,
+                    result = getattr(cursor, "_result", None)  # and the result must not read the rest when collected
+                    if result is not None:
+                        result.unbuffered_active = False
 
     def scalar(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> Any:
         found = self.rows(statement, args, doing)
@@ -174,6 +198,7 @@ class Session:
     @contextlib.contextmanager
     def transaction(self, doing: str = "") -> Iterator[Session]:
         """BEGIN ... COMMIT; ROLLBACK on any error (a lost connection rolls back on the server)."""
+        self._settle()
         with translated(self.address, doing):
             self.connection.begin()
         try:

@@ -7,14 +7,17 @@ by: byte order of UTF-8, Python's order), and `PgSession` for the statements a d
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from djshare import defaults
 from djshare.defaults import timeout
 from djshare.errors import (
     AuthenticationError,
     ConfigurationError,
     DjshareError,
+    InterruptedOperation,
     MissingPrivilegeError,
     RestrictionError,
     ServerUnreachableError,
@@ -61,10 +64,29 @@ def translate(error: Exception, address: ServerAddress, doing: str = "") -> Djsh
     if state.startswith("42"):
         return RestrictionError(f"The server at {address.host}:{address.port} rejected the query{where}: {message}. "
                                 "Check the restriction: column names and SQL syntax.")
+    if isinstance(error, _psycopg().errors._WaitTimeout):  # noqa: SLF001 - psycopg's own name for a wait's timeout
+        return InterruptedOperation(f"Lost the connection to {address.host}:{address.port}{where}: no answer for "
+                                    f"{timeout()} seconds (DJSHARE_TIMEOUT).")
+    if isinstance(error, _psycopg().OperationalError) and doing != "connecting" and not state:
+        return InterruptedOperation(f"Lost the connection to {address.host}:{address.port}{where}: {message}.")
     if isinstance(error, _psycopg().OperationalError):
         return ServerUnreachableError(f"Cannot reach the PostgreSQL server at {address.host}:{address.port}{where}: "
                                       f"{message}. Check the host name and port, and that the server is running.")
     return DjshareError(f"{address.host}:{address.port} reported an error{where}: {message}.")
+
+
+@functools.cache
+def _timed_connection() -> Any:
+    """psycopg's connection class, with every wait for the server limited to DJSHARE_TIMEOUT seconds: a server
+    (or network path) that goes silent fails the statement instead of hanging it, as pymysql's read_timeout does
+    for MariaDB. A single statement the server works on longer than that fails too (raise DJSHARE_TIMEOUT)."""
+    psycopg = _psycopg()
+
+    class TimedConnection(psycopg.Connection):  # type: ignore[name-defined]
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            return super().wait(gen, interval, timeout if timeout is not None else float(defaults.timeout()))
+
+    return TimedConnection
 
 
 @contextlib.contextmanager
@@ -73,7 +95,7 @@ def session(address: ServerAddress) -> Iterator[PgSession]:
     psycopg = _psycopg()
     wait = timeout()  # the server ends a session idle that long (freeing its advisory locks); keepalives find a
     try:              # peer that went away
-        connection = psycopg.connect(host=address.host, port=address.port, user=address.user,
+        connection = _timed_connection().connect(host=address.host, port=address.port, user=address.user,
                                      password=address.password, dbname=address.database or "postgres",
                                      autocommit=True, connect_timeout=10,
                                      sslmode="require" if address.use_tls else "prefer",
