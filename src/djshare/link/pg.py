@@ -925,10 +925,11 @@ def gc(local_schema: PostgresSchema, dry_run: bool = False) -> GcReport:
                 continue
             if store not in elsewhere:
                 elsewhere[store] = _used_elsewhere(local, schema, store, local_schema.stores)
-            if not is_covered(path, elsewhere[store]):
+            shared = is_covered(path, elsewhere[store])  # kept, and no longer this schema's alone
+            if not shared:
                 report.deleted.append(f"{store}:{path}")
             if not dry_run:
-                if not is_covered(path, elsewhere[store]):
+                if not shared:
                     spec = StoreSpec.from_config(store, local_schema.stores, "local")
                     open_store(spec).delete(full_path(spec, path))
                 local.execute(f"DELETE FROM {name(schema, JOURNAL_TABLE)} WHERE store = %s AND path = %s",
