@@ -148,7 +148,7 @@ def test_a_dj2_table_on_postgres_is_pulled_and_dj2_reads_the_copy(world: World) 
                     assert np.array_equal(row[column], value), column
                 else:
                     assert row[column] == value, (column, row[column], value)
-    assert ("session__trace", "subject", f"{world.local_schema}.session.subject") in set(
+    assert ("session__trace", "subject", f"{world.local_schema}.subject.subject") in set(
         world.local.query(f'SELECT * FROM "{world.local_schema}"."~lineage"'))
     assert link.pull(progress=False).pulled == 0
     assert link.repair(progress=False).changed == 0

@@ -292,7 +292,7 @@ def test_into_a_dj2_schema_on_mariadb_that_datajoint_2_reads(reverse: Reverse, s
     comments = dict(reverse.local.query("SELECT column_name, column_comment FROM information_schema.columns WHERE "
                                         "table_schema = %s AND table_name = 'session'", (reverse.local_schema,)))
     assert (comments["session"], comments["data"], comments["gain"]) == (":int32:", ":<blob>:", ":float32:")
-    assert ("session__trace", "subject", f"{reverse.local_schema}.session.subject") in set(reverse.local.query(
+    assert ("session__trace", "subject", f"{reverse.local_schema}.subject.subject") in set(reverse.local.query(
         f"SELECT * FROM `{reverse.local_schema}`.`~lineage`"))
     with pytest.raises(ConfigurationError, match="2.x's layout, not the link's \\(0.14\\)"):
         reverse.link().pull(progress=False)  # a schema is never filled in the other layout

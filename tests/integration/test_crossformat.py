@@ -362,3 +362,31 @@ def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(make_store_lab
         link.pull(progress=False)
     assert postgres.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)) \
         == [(0,)]
+
+
+def university_queries(pg: PostgresServer, schema: str, output: Path, fill: bool = False) -> Any:
+    """DataJoint 2.x's university queries on `schema` (`fill`: declared and filled by 2.x itself first)."""
+    settings = {"host": pg.host, "port": pg.port, "user": pg.admin_user, "password": pg.admin_password,
+                "database": pg.database, "schema": schema, "output": str(output), "fill": fill}
+    done = subprocess.run([str(DJ2_PYTHON), str(ROOT / "tests" / "university_queries.py"), json.dumps(settings)],
+                          capture_output=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return pickle.loads(output.read_bytes())
+
+
+def test_tables_linked_one_by_one_answer_dj2s_own_university_queries(lab: Lab, postgres: PostgresServer,
+                                                                      tmp_path: Path) -> None:
+    """The university pipeline declared and filled by 0.14, linked table by table (children first) into one 2.x
+    schema: `~lineage` derived from the source's foreign keys (key and non-key attributes), so 2.x joins,
+    restricts and aggregates across the linked tables as it does on a copy it declared itself."""
+    from tests.university import TABLES, declare, fill, nonempty
+
+    fill(declare(dj.Schema(lab.source_schema, connection=lab.pipeline["Subject"].connection), dj, "dj014"))
+    schema = f"v2_{lab.local_schema}"
+    for name, _, _ in reversed(TABLES):
+        assert CrossLink(name, lab.source_lazy(), target(postgres, schema)).pull(progress=False).pulled > 0
+    native = university_queries(postgres, f"native_{lab.local_schema}", tmp_path / "native.pickle", fill=True)
+    assert nonempty(native) and university_queries(postgres, schema, tmp_path / "copy.pickle") == native
+    lineage = dict(((t, a), o) for t, a, o in postgres.query(f'SELECT * FROM "{schema}"."~lineage"'))
+    assert lineage[("current_term", "term")] == f"{schema}.term.term"  # a non-key attribute, through a foreign key
+    assert lineage[("grade", "grade")] == f"{schema}.#letter_grade.grade"

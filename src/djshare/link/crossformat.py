@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from djshare.errors import ConfigurationError
+from djshare.formats.lineage import derived, localized
 from djshare.link import outbound
 from djshare.link.api import LazySchema
 from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local_tables
@@ -32,7 +33,7 @@ from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_sch
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
 from djshare.sql import postgres
-from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, table_names
+from djshare.sql.catalog import TableInfo, find_table, foreign_keys_up, part_names, read_table, table_names
 from djshare.sql.connection import Session
 from djshare.stores.formats import dj014, format_of_schema
 from djshare.stores.spec import StoreSpec
@@ -72,7 +73,10 @@ class CrossLink(LinkRunner):
             outbound.declare(source, ob)
             subscriber = self.subscriber or subscriber_id(pg, self.target.name)
             tables = replace(tables, subscriber=subscriber)
-            mismatch = declare(pg, tables, local)
+            lineage = localized(derived(schema, {t.name: t.primary_key for t in (info, *parts)},
+                                        foreign_keys_up(source, schema)), schema, self.target.name,
+                                (t.name for t in (info, *parts)))
+            mismatch = declare(pg, tables, local, lineage)
         self._ready = Ready(tables, mismatch, local)
         return self._ready
 

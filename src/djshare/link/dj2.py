@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError
+from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link import outbound
 from djshare.link import stale as staleness
 from djshare.link.delete import SourceCommands
@@ -41,7 +42,6 @@ from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, s
 from djshare.sql.connection import ServerAddress, Session, quote_name
 from djshare.stores.formats import format_of_schema
 
-LINEAGE_TABLE = "~lineage"
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
 COMMENT = re.compile(r"COMMENT '(?P<text>(?:[^'\\]|''|\\.)*)'")  # a column's comment in SHOW CREATE TABLE
 LAYOUTS = ("dj2", "dj014")
@@ -153,28 +153,6 @@ def local_statement(session: Session, table: TableInfo, master: TableInfo | None
     return head.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1) + "\n" + body
 
 
-def lineage_rows(rows: list[tuple[Any, ...]], source_schema: str, local_schema: str, names: set[str],
-                 master: str) -> list[tuple[str, str, str]]:
-    """The source's `~lineage` rows of the linked tables, for the local schema: an attribute whose origin is a
-    linked table keeps it (renamed to the local schema); one that came from elsewhere (a foreign key djshare
-    dropped) starts at the master if the master has it in its key, else at its own table."""
-    master_key = {str(a) for t, a, _ in rows if t == master}
-    found = []
-    for table, attribute, origin in rows:
-        table, attribute, origin = str(table), str(attribute), str(origin)
-        if table not in names:
-            continue
-        schema, _, rest = origin.partition(".")
-        origin_table = rest.partition(".")[0]
-        if schema == source_schema and origin_table in names:
-            found.append((table, attribute, f"{local_schema}.{rest}"))
-        elif table != master and attribute in master_key:
-            found.append((table, attribute, f"{local_schema}.{master}.{attribute}"))
-        else:
-            found.append((table, attribute, f"{local_schema}.{table}.{attribute}"))
-    return found
-
-
 def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str) -> dict[str, str]:
     """CREATE TABLE statements of the local master and parts, by table name (refusing what `layout` cannot hold)."""
     return {t.name: local_statement(source, t, None if t is info else info, layout) for t in (info, *parts)}
@@ -187,9 +165,9 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
     schema = tables.local_schema
     existing = set(table_names(local, schema))
     names = {t.name for t in (tables.source, *tables.source_parts)}
-    lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
-                                       f"{quote_name(tables.source.schema, LINEAGE_TABLE)}"),
-                           tables.source.schema, schema, names, tables.source.name) \
+    lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
+                                    f"{quote_name(tables.source.schema, LINEAGE_TABLE)}"),
+                        tables.source.schema, schema, names) \
         if layout == "dj2" and LINEAGE_TABLE in table_names(source, tables.source.schema) else []
     with local.transaction(f"declaring the local tables in `{schema}`"):
         local.execute(f"USE {quote_name(schema)}")
@@ -200,7 +178,8 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
             if LINEAGE_TABLE not in existing:
                 local.execute(local_statement(source, read_table(source, tables.source.schema, LINEAGE_TABLE), None))
             for row in lineage:
-                local.execute(f"INSERT IGNORE INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s)", row)
+                local.execute(f"INSERT INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
+                              "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)", row)
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(read_table(local, schema, table.name), table,

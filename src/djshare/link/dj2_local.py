@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
+from djshare.formats.lineage import LINEAGE_TABLE, Row
 from djshare.link import objects
 from djshare.link.pg import journal, objects_lock
 from djshare.link.pull import PullReport
@@ -52,7 +53,6 @@ UNSIGNED = {"tinyint": ("smallint", "int16"), "smallint": ("integer", "int32"), 
             "int": ("bigint", "int64"), "bigint": ("numeric(20,0)", "decimal(20,0)")}
 BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})
 TEXTS = frozenset({"tinytext", "text", "mediumtext", "longtext"})
-LINEAGE_TABLE = "~lineage"
 WORKERS = 8
 
 
@@ -227,21 +227,13 @@ def declaration(table: LocalTable, master: LocalTable | None) -> list[str]:
     return statements
 
 
-def lineage(table: LocalTable, master: LocalTable | None) -> list[tuple[str, str, str]]:
-    """`~lineage` rows: a key attribute comes from the table that introduces it (the master, for a part)."""
-    inherited = set(master.source.primary_key) if master else set()
-    return [(table.source.name, c.name,
-             f"{table.schema}.{master.source.name if master and c.name in inherited else table.source.name}.{c.name}")
-            for c in table.key]
-
-
 def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def declare(pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...]) -> list[str]:
-    """Create the local schema, tables and lineage where missing; return how existing tables differ from the
-    source (empty when they match)."""
+def declare(pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...], lineage: Sequence[Row]) -> list[str]:
+    """Create the local schema and tables where missing and record their `~lineage` rows; return how existing
+    tables differ from the source (empty when they match)."""
     master = local[0]
     with pg.transaction(f"declaring the local tables in schema {tables.local_schema}"):
         pg.execute(f"CREATE SCHEMA IF NOT EXISTS {pg_name(tables.local_schema)}")
@@ -251,10 +243,9 @@ def declare(pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...]) ->
         pg.execute(f"CREATE TABLE IF NOT EXISTS {pg_name(tables.local_schema, LINEAGE_TABLE)} ("
                    "table_name varchar(64) NOT NULL, attribute_name varchar(64) NOT NULL, "
                    "lineage varchar(255) NOT NULL, PRIMARY KEY (table_name, attribute_name))")
-        for table in local:
-            for row in lineage(table, None if table is master else master):
-                pg.execute(f"INSERT INTO {pg_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
-                           "ON CONFLICT DO NOTHING", row)
+        for row in lineage:
+            pg.execute(f"INSERT INTO {pg_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
+                       "ON CONFLICT (table_name, attribute_name) DO UPDATE SET lineage = EXCLUDED.lineage", row)
     found = []
     for table in local:
         here = pg_read_table(pg, tables.local_schema, table.source.name)

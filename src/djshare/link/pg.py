@@ -45,8 +45,8 @@ from djshare.errors import (
     LinkBusyError,
     MissingPrivilegeError,
 )
+from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link.delete import FinishReport
-from djshare.link.dj2 import LINEAGE_TABLE, lineage_rows
 from djshare.link.gc import GcReport
 from djshare.link.local import differences
 from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
@@ -484,9 +484,9 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
                   for s in local_declaration(source, t, None if t is tables.source else tables.source, schema,
                                              store_map)]
     names = {t.name for t in (tables.source, *tables.source_parts)}
-    lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
-                                       f"{name(tables.source.schema, LINEAGE_TABLE)}"),
-                           tables.source.schema, schema, names, tables.source.name) \
+    lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
+                                    f"{name(tables.source.schema, LINEAGE_TABLE)}"),
+                        tables.source.schema, schema, names) \
         if LINEAGE_TABLE in _tables(source, tables.source.schema) else []
     with local.transaction(f"declaring the local tables in schema {schema}"):
         local.execute(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}")
@@ -497,8 +497,8 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
                           "attribute_name varchar(64) NOT NULL, lineage varchar(255) NOT NULL, "
                           "PRIMARY KEY (table_name, attribute_name))")
             for row in lineage:
-                local.execute(f"INSERT INTO {name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                              row)
+                local.execute(f"INSERT INTO {name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) ON CONFLICT "
+                              "(table_name, attribute_name) DO UPDATE SET lineage = EXCLUDED.lineage", row)
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(postgres.read_table(local, schema, table.name), table, lambda c: (c.data_type, c.nullable))

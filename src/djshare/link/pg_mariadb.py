@@ -40,7 +40,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
-from djshare.link.dj2 import LAYOUTS, LINEAGE_TABLE, MariaDBSchema, lineage_rows
+from djshare.formats.lineage import LINEAGE_TABLE, localized
+from djshare.link.dj2 import LAYOUTS, MariaDBSchema
 from djshare.link.local import subscriber_id
 from djshare.link.lock import objects_lock
 from djshare.link.objects import declare_journal, journal_name
@@ -171,6 +172,8 @@ def target_column(column: Column, table: str, stores: Mapping[str, str]) -> Targ
         return make(label.replace('"', "'"), "plain")
     if label in CORE:
         return make(CORE[label], "bool" if label == "bool" else "json" if label == "json" else "plain")
+    if not label and column.labels:  # an enum 2.x inherited through a foreign key: no comment, labels in the catalog
+        return make("enum(" + ",".join("'" + v.replace("'", "''") + "'" for v in column.labels) + ")")
     if not label and column.data_type in NATIVE:
         return make(NATIVE[column.data_type], "bool" if column.column_type == "boolean" else
                     "json" if column.data_type == "json" else "plain")
@@ -258,8 +261,8 @@ def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]
     if lineage:
         local.execute(lineage_declaration(tables.local_schema), doing="declaring ~lineage")
         for row in lineage:
-            local.execute(f"INSERT IGNORE INTO {quote_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s)",
-                          row, doing="recording ~lineage")
+            local.execute(f"INSERT INTO {quote_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
+                          "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)", row, doing="recording ~lineage")
     for store in sorted({c.store for t in declared for c in t.columns if c.kind == "ref"}):
         local.execute(external_declaration(tables.local_schema, store), doing=f"declaring ~external_{store}")
     for table in declared:
@@ -612,9 +615,9 @@ class PgToMariaDBLink(LinkRunner):
             if self.layout == "dj2" and source.scalar(
                     "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
                     (schema, LINEAGE_TABLE)):
-                lineage = lineage_rows(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
-                                                   f"{name(schema, LINEAGE_TABLE)}"),
-                                       schema, self.local.name, {t.name for t in (info, *parts)}, info.name)
+                lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
+                                                f"{name(schema, LINEAGE_TABLE)}"),
+                                    schema, self.local.name, (t.name for t in (info, *parts)))
             if not create and not table_exists(local, self.local.name, info.name):
                 return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], declared, linked=False)
             declare_outbound(source, ob)

@@ -22,6 +22,7 @@ class Column:
     comment: str
     extra: str
     collation: str | None = None
+    labels: tuple[str, ...] = ()  # an enum's labels in order, where the type does not spell them (PostgreSQL)
 
     @property
     def is_binary(self) -> bool:
@@ -147,11 +148,26 @@ class ForeignKey:
 
 def foreign_keys_to(session: Session, schemas: list[str] | None = None) -> list[ForeignKey]:
     """Every foreign key the server reports (restricted to parents in `schemas`, if given)."""
-    condition = ""
-    args: tuple[str, ...] = ()
-    if schemas:
-        condition = " AND referenced_table_schema IN (" + ",".join(["%s"] * len(schemas)) + ")"
-        args = tuple(schemas)
+    if not schemas:
+        return _foreign_keys(session, "", ())
+    return _foreign_keys(session, " AND referenced_table_schema IN (" + ",".join(["%s"] * len(schemas)) + ")",
+                         tuple(schemas))
+
+
+def foreign_keys_up(session: Session, schema: str) -> list[ForeignKey]:
+    """The foreign keys of the tables in `schema` and, through the schemas they name, of all their ancestors."""
+    found: list[ForeignKey] = []
+    seen: set[str] = set()
+    todo = {schema}
+    while todo:
+        seen |= todo
+        keys = _foreign_keys(session, " AND table_schema IN (" + ",".join(["%s"] * len(todo)) + ")", tuple(todo))
+        found += keys
+        todo = {fk.parent[0] for fk in keys} - seen
+    return found
+
+
+def _foreign_keys(session: Session, condition: str, args: tuple[str, ...]) -> list[ForeignKey]:
     rows = session.rows(
         "SELECT table_schema, table_name, constraint_name, column_name, referenced_table_schema, "
         "referenced_table_name, referenced_column_name FROM information_schema.key_column_usage "

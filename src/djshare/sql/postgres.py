@@ -118,7 +118,8 @@ def read_table(session: PgSession, schema: str, name: str) -> TableInfo:
     columns = session.rows(
         "SELECT c.column_name, c.data_type, c.is_nullable, c.column_default, "
         "format_type(a.atttypid, a.atttypmod), coalesce(col_description(a.attrelid, a.attnum), ''), "
-        "t.typtype = 'e' FROM information_schema.columns c "
+        "t.typtype = 'e', (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e "
+        "WHERE e.enumtypid = a.atttypid) FROM information_schema.columns c "
         "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
         "AND a.attname = c.column_name JOIN pg_type t ON t.oid = a.atttypid "
         "WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position", (schema, name), doing)
@@ -136,8 +137,8 @@ def read_table(session: PgSession, schema: str, name: str) -> TableInfo:
                              "'pg_class'), '')", (schema, name), doing)
     return TableInfo(schema, name, tuple(
         Column(str(n), "enum" if is_enum else TYPES.get(str(t), str(t)), str(full), nullable == "YES", default,
-               str(note), "", "C" if str(t) in TEXT else None)
-        for n, t, nullable, default, full, note, is_enum in columns), tuple(key), str(comment or ""))
+               str(note), "", "C" if str(t) in TEXT else None, tuple(labels or ()))
+        for n, t, nullable, default, full, note, is_enum, labels in columns), tuple(key), str(comment or ""))
 
 
 class PgSession:
