@@ -31,5 +31,6 @@ def test_foreign_keys_are_followed_to_the_table_that_introduces_an_attribute() -
 
 
 def test_a_foreign_key_cycle_ends() -> None:
-    keys = [ForeignKey(("lab", "a"), ("lab", "b"), (("x", "x"),)), ForeignKey(("lab", "b"), ("lab", "a"), (("x", "x"),))]
+    keys = [ForeignKey(("lab", "a"), ("lab", "b"), (("x", "x"),)),
+            ForeignKey(("lab", "b"), ("lab", "a"), (("x", "x"),))]
     assert derived("lab", {"a": ["x"]}, keys) == [("a", "x", "lab.a.x")]

@@ -1,0 +1,547 @@
+"""The pair matrix: one scenario on every pair of sides {DataJoint 0.14 on MariaDB, 2.x on MariaDB, 2.x on
+PostgreSQL} x {the same}, through the Python API each pair has today. It characterizes djshare before the link
+kinds become one engine (issue 14): which verbs work on which pair, in which shape, and which pairs are refused.
+
+Scenario, on a Session master with a Trace part (tests/pairs_pipeline.py; sources declared and filled by the
+DataJoint line of their side, 2.x in its own environment): pull 2 of 3 subjects; pull the rest with a crash after
+the second local insert, then repair and pull again; change a source row, find it stale, pull it with
+refresh-changed; the source requests a deletion, the local side sees the request, deletes the entity and the
+source finishes; gc; status. Each step's outcome is compared with `EXPECTED`: "ok", or the gap as today's code
+leaves it. Closing a gap fails this test until its row in `EXPECTED` says "ok": the table is the record of what
+differs between pairs. The local tables each pair declares are compared with a golden catalog snapshot
+(tests/golden/pairs/; DJSHARE_GOLDEN=update rewrites them after a deliberate change).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datajoint as dj
+import pytest
+
+from djshare.errors import DjshareError
+from djshare.sql.connection import ServerAddress
+from tests.crash import Crash, crash_at
+from tests.pairs_pipeline import SESSIONS, SUBJECTS, TRACES, declare, fill
+from tests.servers import LinkUsers, MariaDBServer, PostgresServer, create_link_users, postgres_server
+
+ROOT = Path(__file__).resolve().parents[2]
+DJ2_PYTHON = ROOT / ".venv2" / "bin" / "python"
+GOLDEN = ROOT / "tests" / "golden" / "pairs"
+SIDES = ("dj014-mariadb", "dj2-mariadb", "dj2-postgresql")
+STEPS = ("pull", "crash and repair", "stale", "stale shows changes", "refresh changed", "requested",
+         "finish deletion", "gc", "status")
+NUMBERS = itertools.count()
+OK = "ok"
+MISSING = "refused: the pair is missing"
+KEYS_ONLY = "gap: keys only, no row changes"
+NO_REQUESTED = "gap: the local side cannot list deletion requests"
+NO_STALE = "gap: no stale check on this link"
+NO_REFRESH = "gap: no refresh-changed on this link"
+
+# today's outcome of every step on every pair (source side, local side); see the module docstring
+EXPECTED: dict[tuple[str, str], dict[str, str]] = {
+    ("dj014-mariadb", "dj014-mariadb"): dict.fromkeys(STEPS, OK),
+    ("dj014-mariadb", "dj2-mariadb"): {"pull": MISSING},
+    ("dj014-mariadb", "dj2-postgresql"): {**dict.fromkeys(STEPS, OK), "stale shows changes": KEYS_ONLY,
+                                          "requested": NO_REQUESTED},
+    ("dj2-mariadb", "dj014-mariadb"): {**dict.fromkeys(STEPS, OK), "requested": NO_REQUESTED},
+    ("dj2-mariadb", "dj2-mariadb"): {**dict.fromkeys(STEPS, OK), "requested": NO_REQUESTED},
+    ("dj2-mariadb", "dj2-postgresql"): {"pull": MISSING},
+    ("dj2-postgresql", "dj014-mariadb"): {**dict.fromkeys(STEPS, OK), "stale shows changes": KEYS_ONLY,
+                                          "requested": NO_REQUESTED},
+    ("dj2-postgresql", "dj2-mariadb"): {**dict.fromkeys(STEPS, OK), "stale shows changes": KEYS_ONLY,
+                                        "requested": NO_REQUESTED},
+    ("dj2-postgresql", "dj2-postgresql"): {**dict.fromkeys(STEPS, OK), "stale shows changes": KEYS_ONLY},
+}
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@dataclass
+class Side:
+    """Where one side of a pair lives: its format, its server and schema (outbound schema for a source)."""
+
+    name: str
+    server: Any
+    schema: str
+    outbound: str = ""
+    users: LinkUsers = field(default_factory=LinkUsers)
+
+    @property
+    def postgres(self) -> bool:
+        return self.name.endswith("postgresql")
+
+    @property
+    def format(self) -> str:
+        return self.name.split("-")[0]
+
+    def query(self, statement: str, args: Any = None) -> list[tuple[Any, ...]]:
+        return list(self.server.query(statement, args))
+
+    def execute(self, *statements: str) -> None:
+        self.server.execute(*statements)
+
+    def table(self, name: str) -> str:
+        return f'"{self.schema}"."{name}"' if self.postgres else f"`{self.schema}`.`{name}`"
+
+    def count(self, name: str, where: str = "") -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {self.table(name)}" + (f" WHERE {where}" if where else ""))[0][0])
+
+    def address(self, admin: bool = True) -> ServerAddress:
+        server = self.server
+        user, password = (server.admin_user, server.admin_password) if admin or self.postgres else \
+            (self.users.link_user, self.users.link_password)
+        return ServerAddress(server.host, server.port, user, password,
+                             **({"backend": "postgresql", "database": server.database} if self.postgres else {}))
+
+
+def make_source(name: str, mariadb: MariaDBServer, postgres: PostgresServer) -> Side:
+    number = next(NUMBERS) + os.getpid() % 1000 * 1000
+    side = Side(name, postgres if name.endswith("postgresql") else mariadb, f"pairsrc{number}", f"pairout{number}",
+                LinkUsers(link_user=f"pairlink{number}", regular_user=f"pairsci{number}"))
+    if side.format == "dj014":
+        connection = dj.Connection(mariadb.address, mariadb.admin_user, mariadb.admin_password, use_tls=False)
+        fill(declare(dj.Schema(side.schema, connection=connection), dj, "dj014"))
+    else:
+        assert DJ2_PYTHON.exists(), "the DataJoint 2.x environment is missing: run `make venv` (make test builds it)"
+        server = side.server
+        settings = {"backend": "postgresql" if side.postgres else "mysql", "host": server.host, "port": server.port,
+                    "user": server.admin_user, "password": server.admin_password,
+                    "database": getattr(server, "database", ""), "schema": side.schema}
+        done = subprocess.run([str(DJ2_PYTHON), str(ROOT / "tests" / "pairs_pipeline.py"), json.dumps(settings)],
+                              capture_output=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+    if not side.postgres:
+        create_link_users(mariadb, side.schema, side.outbound, side.users)
+    return side
+
+
+class Pair:
+    """Today's API for one pair: the local link and the source's deletion commands, behind the scenario's verbs."""
+
+    def __init__(self, source: Side, local: Side) -> None:
+        self.source, self.local = source, local
+        self.link: Any = None
+        self.source_link: Any = None
+        self._make()
+
+    def _make(self) -> None:
+        from djshare import LazySchema, Link
+        from djshare.link.api import SourceLink
+        from djshare.link.crossformat import CrossLink
+        from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
+        from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
+        from djshare.link.pg_mariadb import PgToMariaDBLink
+
+        source, local = self.source, self.local
+        kind = (source.name, local.name)
+        if source.format == "dj014":
+            lazy = LazySchema(source.schema, host=source.server.address, user=source.users.link_user,
+                              password=source.users.link_password)
+            self.source_link = SourceLink(LazySchema(source.schema, host=source.server.address,
+                                                     user=source.server.admin_user,
+                                                     password=source.server.admin_password),
+                                          "Session", outbound=source.outbound)
+        elif source.postgres:
+            pg_source = PostgresSchema(source.schema, host=source.server.address, database=source.server.database,
+                                       user=source.server.admin_user, password=source.server.admin_password)
+            self.source_link = PgSourceLink("Session", pg_source, outbound=source.outbound)
+        else:
+            maria_source = MariaDBSchema(source.schema, source.address(admin=False))
+            self.source_link = Dj2SourceLink("Session", MariaDBSchema(source.schema, source.address()),
+                                             outbound=source.outbound)
+        pg_local = PostgresSchema(local.schema, host=local.server.address, database=local.server.database,
+                                  user=local.server.admin_user, password=local.server.admin_password) \
+            if local.postgres else None
+        maria_local = MariaDBSchema(local.schema, local.address())
+        if kind == ("dj014-mariadb", "dj014-mariadb"):
+            dj.config["database.host"] = local.server.address
+            dj.config["database.user"], dj.config["database.password"] = local.server.admin_user, \
+                local.server.admin_password
+            cls = type("Session", (), {"__doc__": "The local table."})
+            self.link = Link(LazySchema(local.schema), lazy, outbound=source.outbound)(cls)
+        elif kind == ("dj014-mariadb", "dj2-postgresql"):
+            self.link = CrossLink("Session", lazy, pg_local, outbound=source.outbound)
+        elif kind == ("dj014-mariadb", "dj2-mariadb"):  # the missing pair: the 2.x MariaDB link refuses it
+            self.link = Dj2Link("Session", MariaDBSchema(source.schema, source.address(admin=False)), maria_local,
+                                outbound=source.outbound)
+        elif source.name == "dj2-mariadb" and not local.postgres:
+            self.link = Dj2Link("Session", maria_source, maria_local, outbound=source.outbound, layout=local.format)
+        elif kind == ("dj2-mariadb", "dj2-postgresql"):  # the missing pair: the link into PostgreSQL refuses it
+            self.link = CrossLink("Session", LazySchema(source.schema, host=source.server.address,
+                                                        user=source.users.link_user,
+                                                        password=source.users.link_password), pg_local,
+                                  outbound=source.outbound)
+        elif source.postgres and local.postgres:
+            self.link = PgLink("Session", pg_source, pg_local, outbound=source.outbound)
+        else:
+            self.link = PgToMariaDBLink("Session", pg_source, maria_local, outbound=source.outbound,
+                                        layout=local.format)
+
+    @property
+    def facade(self) -> bool:
+        return isinstance(self.link, type)
+
+    def pull(self, *restrictions: str, **options: Any) -> Any:
+        target = self.link() if self.facade else self.link
+        return target.pull(*restrictions, progress=False, **options)
+
+    def repair(self) -> Any:
+        return (self.link() if self.facade else self.link).repair(progress=False)
+
+    def stale(self) -> Any:
+        return (self.link() if self.facade else self.link).stale(progress=False) if self.facade or \
+            "progress" in self.link.stale.__code__.co_varnames else self.link.stale()
+
+    def status(self) -> dict[str, int]:
+        return self.link().link_status() if self.facade else self.link.status()
+
+    def requested(self) -> set[tuple[str, int]]:
+        if self.facade:
+            self.link().refresh()
+            return {(r["subject"], int(r["session"])) for r in self.link().DeletionRequested().fetch(as_dict=True)}
+        if not hasattr(self.link, "requested"):
+            raise Gap(NO_REQUESTED)
+        return {(r["subject"], int(r["session"])) for r in self.link.requested()}
+
+    def delete_local(self, where: str) -> None:
+        if self.facade:
+            (self.link() & where).delete()
+            return
+        self.local.execute(f"DELETE FROM {self.local.table('session__trace')} WHERE {where}",
+                           f"DELETE FROM {self.local.table('session')} WHERE {where}")
+        assert self.repair().steps == {"approve_deletion": 1}
+
+    def gc(self) -> Any:
+        """The gc a lab has for the local side's server: `djshare.gc` (MariaDB) or `djshare.link.pg.gc`."""
+        from djshare import LazySchema, gc
+        from djshare.link.pg import PostgresSchema
+        from djshare.link.pg import gc as pg_gc
+
+        server = self.local.server
+        if self.local.postgres:
+            return pg_gc(PostgresSchema(self.local.schema, host=server.address, database=server.database,
+                                        user=server.admin_user, password=server.admin_password), dry_run=True)
+        return gc(LazySchema(self.local.schema, host=server.address, user=server.admin_user,
+                             password=server.admin_password), dry_run=True)
+
+
+class Gap(Exception):
+    """A step today's code does not do on this pair (the message is the `EXPECTED` entry)."""
+
+
+def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
+    """The scenario; `outcome` gets each step's result as it runs (a refused first step ends it)."""
+    source, local = pair.source, pair.local
+    per_subject = SESSIONS
+    steps: list[tuple[str, Callable[[], None]]] = []
+
+    def pull() -> None:
+        try:
+            report = pair.pull("subject <> 's3'")
+        except DjshareError as error:
+            assert local.postgres or not local.query(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (local.schema,)), \
+                "a refused link created the local schema"
+            raise Gap(MISSING) from error
+        assert (report.pulled, report.part_rows) == (2 * per_subject, 2 * per_subject * TRACES)
+        assert local.count("session") == 2 * per_subject and local.count("session__trace") == 2 * per_subject * TRACES
+
+    def crash_and_repair() -> None:
+        with pytest.raises(Crash):
+            pair.pull(batch_size=1, checkpoint=crash_at("insert_local", occurrence=2))
+        assert local.count("session") == 2 * per_subject + 2  # two batches of one landed before the crash
+        pair.repair()
+        assert pair.pull().pulled == per_subject - 2
+        assert local.count("session") == len(SUBJECTS) * per_subject
+
+    found: dict[str, Any] = {}
+
+    def stale() -> None:
+        source.execute(f"UPDATE {source.table('session')} SET note = 'changed' WHERE subject = 's1' AND session = 0")
+        try:
+            report = pair.stale()
+        except DjshareError as error:
+            raise Gap(NO_STALE) from error
+        assert len(report.stale) == 1 and report.out_of_step == 0
+        found["stale"] = report
+
+    def shows_changes() -> None:
+        if not found["stale"].changes:
+            raise Gap(KEYS_ONLY)
+
+    def refresh_changed() -> None:
+        try:
+            pair.pull(refresh_changed=True)
+        except DjshareError as error:
+            raise Gap(NO_REFRESH) from error
+        assert local.query(f"SELECT note FROM {local.table('session')} WHERE subject = 's1' AND session = 0") == [
+            ("changed",)]
+        assert pair.stale().stale == []
+
+    where = "subject = 's2' AND session = 1"
+
+    def requested() -> None:
+        assert pair.source_link.request_deletion(where) == 1
+        assert pair.requested() == {("s2", 1)}
+
+    def finish_deletion() -> None:
+        pair.delete_local(where)
+        report = pair.source_link.finish_deletion()
+        assert (report.outbound_rows, report.source_rows) == (1, 1)
+        assert source.count("session", where) == 0 and source.count("session__trace", where) == 0
+
+    def gc() -> None:
+        assert pair.gc().deleted == []  # no external objects in this pipeline: nothing to delete
+
+    def status() -> None:
+        held = len(SUBJECTS) * per_subject - 1
+        assert pair.status() == {"pulling": 0, "pulled": held, "deletion_requested": 0, "deletion_approved": 0,
+                                 "local": held}
+
+    steps = [("pull", pull), ("crash and repair", crash_and_repair), ("stale", stale),
+             ("stale shows changes", shows_changes), ("refresh changed", refresh_changed),
+             ("requested", requested), ("finish deletion", finish_deletion), ("gc", gc), ("status", status)]
+    for name, step in steps:
+        try:
+            step()
+            outcome[name] = OK
+        except Gap as gap:
+            outcome[name] = str(gap)
+            if name == "pull":
+                return
+            if name == "requested":  # the request was made: carry on with it
+                continue
+
+
+def catalog(side: Side, source_schema: str) -> dict[str, Any]:
+    """The local schema as its server's catalog describes it (names of schemas replaced, for a stable snapshot)."""
+    if side.postgres:
+        columns = side.query(
+            "SELECT c.table_name, c.column_name, format_type(a.atttypid, a.atttypmod), c.is_nullable, "
+            "c.column_default, coalesce(col_description(a.attrelid, a.attnum), '') FROM information_schema.columns c "
+            "JOIN pg_attribute a ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass "
+            "AND a.attname = c.column_name WHERE c.table_schema = %s ORDER BY c.table_name, c.ordinal_position",
+            (side.schema,))
+        keys = side.query(
+            "SELECT c.relname, con.contype, pg_get_constraintdef(con.oid) FROM pg_constraint con JOIN pg_class c ON "
+            "c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+            "ORDER BY 1, 2, 3", (side.schema,))
+        comments = side.query("SELECT c.relname, coalesce(obj_description(c.oid, 'pg_class'), '') FROM pg_class c "
+                              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' "
+                              "ORDER BY 1", (side.schema,))
+    else:
+        columns = side.query(
+            "SELECT table_name, column_name, column_type, is_nullable, column_default, column_comment FROM "
+            "information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+            (side.schema,))
+        keys = side.query(
+            "SELECT table_name, constraint_name, GROUP_CONCAT(CONCAT(column_name, '->', COALESCE(CONCAT("
+            "referenced_table_schema, '.', referenced_table_name, '.', referenced_column_name), '')) ORDER BY "
+            "ordinal_position) FROM information_schema.key_column_usage WHERE table_schema = %s "
+            "GROUP BY table_name, constraint_name ORDER BY 1, 2", (side.schema,))
+        comments = side.query("SELECT table_name, table_comment FROM information_schema.tables WHERE table_schema = %s "
+                              "ORDER BY 1", (side.schema,))
+    lineage = side.query(f"SELECT * FROM {side.table('~lineage')} ORDER BY 1, 2") if any(
+        row[0] == "~lineage" for row in comments) else []
+    text = json.dumps({"columns": columns, "keys": keys, "tables": comments, "lineage": lineage}, default=str)
+    text = re.sub(rf"\b{re.escape(side.schema)}\b", "{local}", text)
+    text = re.sub(rf"\b{re.escape(source_schema)}\b", "{source}", text)
+    return dict(json.loads(re.sub(r"\bpairout\d+\b", "{outbound}", text)))
+
+
+def check_golden(pair: Pair) -> None:
+    path = GOLDEN / f"{pair.source.name}--{pair.local.name}.json"
+    found = catalog(pair.local, pair.source.schema)
+    if os.environ.get("DJSHARE_GOLDEN") == "update":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(found, indent=1) + "\n")
+    assert path.exists(), f"{path} is missing: run this test with DJSHARE_GOLDEN=update once, and review the file"
+    assert found == json.loads(path.read_text()), f"the local tables differ from {path}"
+
+
+@pytest.mark.parametrize("source_name,local_name", list(itertools.product(SIDES, SIDES)))
+def test_the_scenario_on_every_pair(source_name: str, local_name: str, servers: list[MariaDBServer],
+                                    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(dj.config, "database.use_tls", False)
+    monkeypatch.setitem(dj.config, "safemode", False)
+    for key in ("database.host", "database.user", "database.password"):
+        monkeypatch.setitem(dj.config, key, dj.config[key])
+    source = make_source(source_name, servers[0], postgres)
+    local = Side(local_name, postgres if local_name.endswith("postgresql") else servers[1],
+                 source.schema.replace("pairsrc", "pairlocal" + local_name.split("-")[0]))
+    pair = Pair(source, local)
+    outcome: dict[str, str] = {}
+    run_scenario(pair, outcome)
+    assert outcome == EXPECTED[(source_name, local_name)]
+    if outcome["pull"] == OK:
+        check_golden(pair)
+
+
+# --- the same scenario from the command line ----------------------------------------------------------------
+
+CLI_STEPS = ("pull", "repair", "stale", "stale shows changes", "refresh changed", "requested", "finish deletion",
+             "gc", "status")
+WRONG_FORMAT = "gap: the CLI cannot choose the local format"
+CLI_OK = dict.fromkeys(CLI_STEPS, OK)
+# today's outcome from the command line: `-l` names a schema, and the format of a new local schema follows the
+# source's kind (0.14 source: 0.14; 2.x on MariaDB: 2.x; 2.x on PostgreSQL: 0.14); `djshare refresh` is 0.14's
+EXPECTED_CLI: dict[tuple[str, str], dict[str, str]] = {
+    ("dj014-mariadb", "dj014-mariadb"): CLI_OK,
+    ("dj014-mariadb", "dj2-mariadb"): {"pull": WRONG_FORMAT},
+    ("dj014-mariadb", "dj2-postgresql"): {**CLI_OK, "stale shows changes": KEYS_ONLY, "requested": NO_REQUESTED},
+    ("dj2-mariadb", "dj014-mariadb"): {"pull": WRONG_FORMAT},
+    ("dj2-mariadb", "dj2-mariadb"): {**CLI_OK, "requested": NO_REQUESTED},
+    ("dj2-mariadb", "dj2-postgresql"): {"pull": MISSING},
+    ("dj2-postgresql", "dj014-mariadb"): {**CLI_OK, "stale shows changes": KEYS_ONLY, "requested": NO_REQUESTED},
+    ("dj2-postgresql", "dj2-mariadb"): {"pull": WRONG_FORMAT},
+    ("dj2-postgresql", "dj2-postgresql"): {**CLI_OK, "stale shows changes": KEYS_ONLY, "requested": NO_REQUESTED},
+}
+
+
+class Cli:
+    """`djshare` commands for a pair, with the environment a lab sets (LINK_* for the source, DJ_* for the local)."""
+
+    def __init__(self, source: Side, local: Side) -> None:
+        self.source, self.local = source, local
+        server = source.server
+        self.host = f"postgresql://{server.address}/{server.database}" if source.postgres else server.address
+        self.table = f"{source.schema}.Session"
+        self.local_schema = f"postgresql://{local.server.address}/{local.server.database}/{local.schema}" \
+            if local.postgres else local.schema
+        user, password = (server.admin_user, server.admin_password) if source.postgres else \
+            (source.users.link_user, source.users.link_password)
+        self.env = dict(os.environ, LINK_HOST=self.host, LINK_USER=user, LINK_PASS=password,
+                        LINK_OUTBOUND=source.outbound, DJ_HOST=local.server.address, DJ_USER=local.server.admin_user,
+                        DJ_PASS=local.server.admin_password, COLUMNS="300")
+        self.source_admin = dict(self.env, LINK_USER=server.admin_user, LINK_PASS=server.admin_password)
+
+    def __call__(self, *args: str, admin: bool = False) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", *args], capture_output=True, text=True,
+                              timeout=300, env=self.source_admin if admin else self.env)
+
+    def local_side(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self(*args, self.table, "-l", self.local_schema)
+
+
+def local_format(local: Side) -> str:
+    """The DataJoint format of the local tables djshare declared: 2.x has codec comments and `~lineage`."""
+    if local.postgres:
+        return "dj2"
+    names = {row[0] for row in local.query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                                           (local.schema,))}
+    return "dj2" if "~lineage" in names else "dj014"
+
+
+def run_cli_scenario(cli: Cli, outcome: dict[str, str]) -> None:
+    source, local = cli.source, cli.local
+    per_subject = SESSIONS
+    where = "subject = 's2' AND session = 1"
+
+    def ok(done: subprocess.CompletedProcess[str], code: int = 0) -> str:
+        assert done.returncode == code, (done.args, done.stdout, done.stderr)
+        return done.stdout
+
+    def pull() -> None:
+        done = cli.local_side("pull", "-w", "subject <> 's3'")
+        if done.returncode != 0:
+            assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+            raise Gap(MISSING)
+        if local_format(local) != local.format:
+            raise Gap(WRONG_FORMAT)
+        assert f"pulled {2 * per_subject} entities" in done.stdout, done.stdout
+        assert local.count("session") == 2 * per_subject
+
+    def repair() -> None:
+        local.execute(f"DELETE FROM {local.table('session__trace')} WHERE subject = 's1' AND session = 3",
+                      f"DELETE FROM {local.table('session')} WHERE subject = 's1' AND session = 3")
+        ok(cli.local_side("repair"))
+        ok(cli.local_side("pull"))  # the rest, and the entity deleted outside djshare (released by repair)
+        assert local.count("session") == len(SUBJECTS) * per_subject
+
+    found: dict[str, str] = {}
+
+    def stale() -> None:
+        source.execute(f"UPDATE {source.table('session')} SET note = 'changed' WHERE subject = 's1' AND session = 0")
+        done = cli("diff", "--link", cli.table, "-l", cli.local_schema)
+        if done.returncode == 2:
+            raise Gap(NO_STALE)
+        found["stale"] = ok(done, code=1)
+        assert "1 stale entities" in done.stderr, done.stderr
+
+    def shows_changes() -> None:
+        if "changed" not in found["stale"]:  # the entity's key, not its changed rows
+            raise Gap(KEYS_ONLY)
+
+    def refresh_changed() -> None:
+        done = cli.local_side("pull", "--refresh-changed")
+        if done.returncode != 0:
+            raise Gap(NO_REFRESH)
+        assert local.query(f"SELECT note FROM {local.table('session')} WHERE subject = 's1' AND session = 0") == [
+            ("changed",)]
+
+    def requested() -> None:
+        ok(cli("request-deletion", cli.table, "-w", where, admin=True))
+        assert "s2" in ok(cli("requested", cli.table, admin=True))  # the source side sees it; the local side:
+        done = cli.local_side("refresh")
+        if done.returncode != 0:
+            raise Gap(NO_REQUESTED)
+        assert local.count("session__deletion_requested") == 1
+
+    def finish_deletion() -> None:
+        local.execute(f"DELETE FROM {local.table('session__trace')} WHERE {where}",
+                      f"DELETE FROM {local.table('session')} WHERE {where}")
+        ok(cli.local_side("repair"))
+        ok(cli("finish-deletion", cli.table, admin=True))
+        assert source.count("session", where) == 0 and source.count("session__trace", where) == 0
+
+    def gc() -> None:
+        ok(cli("gc", "-l", cli.local_schema, "--dry-run"))
+
+    def status() -> None:
+        text = ok(cli("status"))
+        held = len(SUBJECTS) * per_subject - 1
+        rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines()
+                if re.search(r"[`\"]session[`\"] ", line)]
+        assert [row[2:] for row in rows] == [["0", str(held), "0", "0"]], text
+
+    steps = [("pull", pull), ("repair", repair), ("stale", stale), ("stale shows changes", shows_changes),
+             ("refresh changed", refresh_changed), ("requested", requested), ("finish deletion", finish_deletion),
+             ("gc", gc), ("status", status)]
+    for name, step in steps:
+        try:
+            step()
+            outcome[name] = OK
+        except Gap as gap:
+            outcome[name] = str(gap)
+            if name == "pull":
+                return
+
+
+@pytest.mark.parametrize("source_name,local_name", list(itertools.product(SIDES, SIDES)))
+def test_the_scenario_on_every_pair_from_the_command_line(source_name: str, local_name: str,
+                                                          servers: list[MariaDBServer],
+                                                          postgres: PostgresServer) -> None:
+    source = make_source(source_name, servers[0], postgres)
+    local = Side(local_name, postgres if local_name.endswith("postgresql") else servers[1],
+                 source.schema.replace("pairsrc", "paircli" + local_name.split("-")[0]))
+    outcome: dict[str, str] = {}
+    run_cli_scenario(Cli(source, local), outcome)
+    assert outcome == EXPECTED_CLI[(source_name, local_name)]
+    if outcome["pull"] == OK:
+        assert catalog(local, source.schema) == json.loads(
+            (GOLDEN / f"{source_name}--{local_name}.json").read_text()), "the CLI declares other tables than the API"
