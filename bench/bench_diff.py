@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from djshare.sql.catalog import read_table  # noqa: E402
-from djshare.sql.connection import ServerAddress, Session  # noqa: E402
+from djshare.backends.address import ServerAddress  # noqa: E402
+from djshare.backends.catalog import read_table  # noqa: E402
+from djshare.backends.mariadb import Session  # noqa: E402
 from djshare.sync.actions import counts  # noqa: E402
 from djshare.sync.diff import diff  # noqa: E402
 from djshare.sync.sql_side import TableSide  # noqa: E402

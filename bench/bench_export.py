@@ -34,13 +34,14 @@ import datajoint as dj
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from djshare import export  # noqa: E402
+from djshare.backends.address import ServerAddress  # noqa: E402
+from djshare.backends.mariadb import Session, quote_name  # noqa: E402
+from djshare.backends.mariadb_rows import row_literal  # noqa: E402
 from djshare.export.bundle import write  # noqa: E402
 from djshare.export.capture import captured  # noqa: E402
 from djshare.export.closure import compute  # noqa: E402
 from djshare.export.graph import Table  # noqa: E402
 from djshare.export.restore import restore, verify  # noqa: E402
-from djshare.sql.connection import ServerAddress, Session, quote_name  # noqa: E402
-from djshare.sql.transfer import row_literal  # noqa: E402
 from tests.integration.test_export_analyses import ANALYSES, Namespace  # noqa: E402
 from tests.pipeline import add_deciding_tables, build_export_pipeline, fill_export  # noqa: E402
 from tests.servers import MariaDBServer, mariadb_servers  # noqa: E402

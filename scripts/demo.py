@@ -27,12 +27,12 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from djshare import LazySchema, Link, SourceLink, export, gc
+from djshare.backends.address import ServerAddress
 from djshare.export import pg as pg_export
 from djshare.link.crossformat import CrossLink
 from djshare.link.dj2 import MariaDBSchema
 from djshare.link.pg import PgLink, PostgresSchema
 from djshare.link.pg_mariadb import PgToMariaDBLink
-from djshare.sql.connection import ServerAddress
 from djshare.sync.datastore import Datastore, diff, sync
 from djshare.sync.diff import compare
 from djshare.sync.handlers import ApplyToTables

@@ -26,6 +26,9 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 
 from djshare import __version__
+from djshare.backends import postgresql as postgres
+from djshare.backends.address import ServerAddress
+from djshare.backends.mariadb import Session
 from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
 from djshare.export import capture2
@@ -42,8 +45,6 @@ from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.link.protocol import Outbound
 from djshare.link.runner import LinkRunner
 from djshare.progress import rows_progress
-from djshare.sql import postgres
-from djshare.sql.connection import ServerAddress, Session
 from djshare.stores.formats import format_of_schema
 from djshare.sync.diff import compare
 from djshare.sync.handlers import ApplyToTables, Handler

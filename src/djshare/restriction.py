@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from djshare.backends.mariadb import Session
 from djshare.errors import RestrictionError
-from djshare.sql.connection import Session
 
 if TYPE_CHECKING:
     import datajoint as dj

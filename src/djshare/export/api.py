@@ -8,6 +8,9 @@ from typing import Any
 
 import datajoint as dj
 
+from djshare.backends.address import ServerAddress
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import STATEMENT_CAP
 from djshare.export import bundle, direct, script
 from djshare.export import capture as capturing
 from djshare.export import restore as restoring
@@ -17,8 +20,6 @@ from djshare.export.diagram import kind_of, render
 from djshare.export.direct import Copied
 from djshare.link.api import LazySchema
 from djshare.progress import progress_bar
-from djshare.sql.connection import ServerAddress, Session, quote_name
-from djshare.sql.transfer import STATEMENT_CAP
 
 
 def _selection(paper: str, schema: str, session: Session, data: LazySchema) -> Selection:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from djshare.backends.catalog import TableInfo
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import STATEMENT_CAP, column_list, row_literal, statements
 from djshare.errors import DjshareError
 from djshare.export import objects
 from djshare.export.closure import Selection
-from djshare.sql.catalog import TableInfo
-from djshare.sql.connection import Session, quote_name
-from djshare.sql.transfer import STATEMENT_CAP, column_list, row_literal, statements
 from djshare.stores.formats.dj014 import store_of_table
 
 FORMAT = "djshare-bundle/1"

@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.address import ServerAddress
+from djshare.backends.mariadb import Session
 from djshare.defaults import CAPTURE_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError
 from djshare.export import active, decided
-from djshare.sql import postgres
-from djshare.sql.connection import ServerAddress, Session
 
 TABLE = "export_restriction"
 OPEN_TABLE = "export_open"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from djshare.backends.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table, table_names
+from djshare.backends.mariadb import Session, quote_name
 from djshare.export.graph import Graph, Table, plan
-from djshare.sql.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table, table_names
-from djshare.sql.connection import Session, quote_name
 
 
 @dataclass

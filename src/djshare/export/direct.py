@@ -9,13 +9,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from djshare.backends.catalog import read_table, schema_exists, table_names
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import copy_rows, statement_limit
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.export import objects
 from djshare.export.bundle import create_statement, rows_in_order
 from djshare.export.closure import Selection
-from djshare.sql.catalog import read_table, schema_exists, table_names
-from djshare.sql.connection import Session, quote_name
-from djshare.sql.transfer import copy_rows, statement_limit
 from djshare.stores.formats.dj014 import store_of_table
 
 

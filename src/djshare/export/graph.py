@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from djshare.sql.catalog import ForeignKey
+from djshare.backends.catalog import ForeignKey
 
 Table = tuple[str, str]  # (schema, table)
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from djshare.sql.connection import Session, quote_name
+from djshare.backends.mariadb import Session, quote_name
 from djshare.stores.formats.dj014 import ExternalRow, copy_checked, object_path, relative_path, store_of_table
 from djshare.stores.objects import FileStore, ObjectStore, open_store
 from djshare.stores.spec import DEFAULT_SUBFOLDING, StoreSpec

@@ -21,17 +21,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.address import ServerAddress
+from djshare.backends.catalog import TableInfo
+from djshare.backends.postgresql import PgSession, key_names, key_order, name, text
 from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
 from djshare.export.bundle import FILES, check_files, file_checksums, new_directory
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
-from djshare.link.pg import key_names, key_order, local_declaration, name, object_columns, object_jobs, text
+from djshare.link.pg import local_declaration, object_columns, object_jobs
 from djshare.progress import progress_bar
-from djshare.sql import postgres
-from djshare.sql.catalog import TableInfo
-from djshare.sql.connection import ServerAddress
-from djshare.sql.postgres import PgSession
 from djshare.stores.copying import CopyJob, copy_checked
 from djshare.stores.formats.dj2 import HASH_PREFIX, digest_of
 from djshare.stores.spec import StoreSpec

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from djshare.backends.catalog import foreign_keys_to, read_table, schema_exists, table_names
+from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.export import objects
 from djshare.export.bundle import (
@@ -20,8 +22,6 @@ from djshare.export.bundle import (
     read_manifest,
     rows_in_order,
 )
-from djshare.sql.catalog import foreign_keys_to, read_table, schema_exists, table_names
-from djshare.sql.connection import Session, quote_name
 
 
 def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | None = None,

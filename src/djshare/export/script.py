@@ -32,12 +32,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from djshare.backends.catalog import TableInfo
+from djshare.backends.mariadb import quote_name
+from djshare.backends.mariadb_rows import column_list, row_literal
 from djshare.errors import ConfigurationError, DjshareError
 from djshare.export.closure import Selection
 from djshare.export.objects import external_rows
-from djshare.sql.catalog import TableInfo
-from djshare.sql.connection import quote_name
-from djshare.sql.transfer import column_list, row_literal
 from djshare.stores.formats.dj014 import relative_path, store_of_table
 from djshare.stores.spec import StoreSpec
 

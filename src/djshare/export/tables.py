@@ -14,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from djshare.backends.address import ServerAddress
+from djshare.backends.catalog import schema_exists, table_names
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import STATEMENT_CAP
 from djshare.errors import ConfigurationError, UnknownTableError
 from djshare.export import bundle, direct
 from djshare.export.closure import Selection, compute
@@ -24,9 +28,6 @@ from djshare.export.restore import restore as restore_bundle
 from djshare.export.restore import verify as verify_bundle
 from djshare.progress import progress_bar
 from djshare.restriction import check_where, one_condition
-from djshare.sql.catalog import schema_exists, table_names
-from djshare.sql.connection import ServerAddress, Session, quote_name
-from djshare.sql.transfer import STATEMENT_CAP
 from djshare.stores.formats.dj014 import store_of_table
 
 LINEAGE_TABLE = "~lineage"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from djshare.sql.catalog import ForeignKey
+from djshare.backends.catalog import ForeignKey
 
 LINEAGE_TABLE = "~lineage"
 Row = tuple[str, str, str]  # (table name, attribute name, origin)

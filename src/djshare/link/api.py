@@ -31,6 +31,17 @@ import pymysql
 from datajoint.expression import QueryExpression
 from datajoint.user_tables import TableMeta, UserTable
 
+from djshare.backends.address import ServerAddress
+from djshare.backends.catalog import (
+    TableInfo,
+    find_table,
+    part_names,
+    read_table,
+    schema_exists,
+    table_names,
+    to_camel_case,
+)
+from djshare.backends.mariadb import Session, translate
 from djshare.defaults import timeout
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, MissingPrivilegeError
 from djshare.link import delete as deletion
@@ -65,16 +76,6 @@ from djshare.link.runner import check_store_map, outbound_schema_name
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
-from djshare.sql.catalog import (
-    TableInfo,
-    find_table,
-    part_names,
-    read_table,
-    schema_exists,
-    table_names,
-    to_camel_case,
-)
-from djshare.sql.connection import ServerAddress, Session, translate
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from djshare.sql.catalog import ForeignKey
-from djshare.sql.connection import quote_name
+from djshare.backends.catalog import ForeignKey
+from djshare.backends.mariadb import quote_name
 
 Table = tuple[str, str]  # (schema, table)
 

@@ -19,6 +19,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.catalog import TableInfo, find_table, foreign_keys_up, part_names, read_table, table_names
+from djshare.backends.mariadb import Session
 from djshare.errors import ConfigurationError
 from djshare.formats.lineage import derived, localized
 from djshare.link import outbound
@@ -32,9 +35,6 @@ from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
-from djshare.sql import postgres
-from djshare.sql.catalog import TableInfo, find_table, foreign_keys_up, part_names, read_table, table_names
-from djshare.sql.connection import Session
 from djshare.stores.formats import dj014, format_of_schema
 from djshare.stores.spec import StoreSpec
 

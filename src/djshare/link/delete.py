@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from djshare.backends.catalog import TableInfo, find_table, foreign_keys_to, part_names, read_table
+from djshare.backends.mariadb import Session
+from djshare.backends.mariadb_rows import key_bound, key_condition, literal, row_literal
 from djshare.errors import IntegrityViolation
 from djshare.link import outbound
 from djshare.link.cascade import deletions
@@ -26,9 +29,6 @@ from djshare.link.pull import MariaDBLocal, MariaDBSource
 from djshare.link.repair import BATCH, RepairReport, repair_keys
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.restriction import check_where
-from djshare.sql.catalog import TableInfo, find_table, foreign_keys_to, part_names, read_table
-from djshare.sql.connection import Session
-from djshare.sql.transfer import key_bound, key_condition, literal, row_literal
 
 
 def local_keys(local: Session, tables: LinkTables, where: str) -> list[bytes]:

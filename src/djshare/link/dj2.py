@@ -25,6 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from djshare.backends.address import ServerAddress
+from djshare.backends.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
+from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link import outbound
@@ -38,8 +41,6 @@ from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_whe
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
-from djshare.sql.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
-from djshare.sql.connection import ServerAddress, Session, quote_name
 from djshare.stores.formats import format_of_schema
 
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")

@@ -30,18 +30,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from djshare.backends.catalog import Column, TableInfo
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import float32, key_condition, row_literal
+from djshare.backends.postgresql import PgSession
+from djshare.backends.postgresql import read_table as pg_read_table
+from djshare.backends.postgresql import translate as pg_translate
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
 from djshare.formats.lineage import LINEAGE_TABLE, Row
 from djshare.link import objects
 from djshare.link.pg import journal, objects_lock
 from djshare.link.pull import PullReport
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
-from djshare.sql.catalog import Column, TableInfo
-from djshare.sql.connection import Session, quote_name
-from djshare.sql.postgres import PgSession
-from djshare.sql.postgres import read_table as pg_read_table
-from djshare.sql.postgres import translate as pg_translate
-from djshare.sql.transfer import float32, key_condition, row_literal
 from djshare.stores.formats.dj014 import ExternalRow, object_path
 from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
 from djshare.stores.objects import ObjectStore, Spooled, open_store

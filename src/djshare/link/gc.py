@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from djshare.backends.catalog import table_names
+from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import IntegrityViolation
 from djshare.link.lock import objects_lock
 from djshare.link.objects import JOURNAL, journal_name
-from djshare.sql.catalog import table_names
-from djshare.sql.connection import Session, quote_name
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
 from djshare.stores.objects import FileStore, open_store
 from djshare.stores.spec import StoreSpec

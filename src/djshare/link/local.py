@@ -8,9 +8,9 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 
+from djshare.backends.catalog import Column, TableInfo
+from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import DefinitionMismatchError, DjshareError
-from djshare.sql.catalog import Column, TableInfo
-from djshare.sql.connection import Session, quote_name
 
 SPECIAL_TYPE = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
 DELETION_REQUESTED = "deletion_requested"  # the local part table listing the source's deletion requests

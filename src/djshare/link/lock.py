@@ -8,9 +8,9 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 
+from djshare.backends.mariadb import Session
 from djshare.errors import LinkBusyError
 from djshare.link.outbound import OutboundTable
-from djshare.sql.connection import Session
 
 
 @contextlib.contextmanager

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import key_condition, literal
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.link.tables import LinkTables, StorePair
-from djshare.sql.connection import Session, quote_name
-from djshare.sql.transfer import key_condition, literal
 from djshare.stores.formats.dj014 import ExternalRow, copy_checked, external_table, mismatch, object_path
 from djshare.stores.objects import MissingObjectError, ObjectStore, S3Store, Spooled, open_store
 

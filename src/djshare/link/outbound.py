@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from djshare.backends.catalog import TableInfo, read_table, schema_exists, table_names
+from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import column_list, key_bound, key_condition, literal, row_literal
 from djshare.errors import ConfigurationError, MissingPrivilegeError
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
-from djshare.sql.catalog import TableInfo, read_table, schema_exists, table_names
-from djshare.sql.connection import Session, quote_name
-from djshare.sql.transfer import column_list, key_bound, key_condition, literal, row_literal
 
 COMMENT_PREFIX = "djshare outbound of "
 STATE_TYPE = "enum(" + ",".join(f"'{s.value}'" for s in Outbound) + ")"

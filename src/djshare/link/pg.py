@@ -30,19 +30,32 @@ rows no subscriber holds any more; a subscriber answers by deleting locally and 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.address import ServerAddress
+from djshare.backends.catalog import Column, TableInfo
+from djshare.backends.postgresql import (
+    PgSession,
+    advisory_lock,
+    after,
+    enum_labels,
+    key_condition,
+    key_literal,
+    key_names,
+    key_order,
+    name,
+    paged_keys,
+    text,
+)
 from djshare.errors import (
     ConfigurationError,
     DefinitionMismatchError,
-    LinkBusyError,
     MissingPrivilegeError,
 )
 from djshare.formats.lineage import LINEAGE_TABLE, localized
@@ -55,11 +68,6 @@ from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
 from djshare.link.stale import HELD
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
-from djshare.sql import postgres
-from djshare.sql.catalog import Column, TableInfo
-from djshare.sql.connection import ServerAddress
-from djshare.sql.postgres import PgSession
-from djshare.sql.transfer import key_bound
 from djshare.stores.copying import CopyJob, copy_checked, folder_jobs, full_path
 from djshare.stores.formats import format_of_schema
 from djshare.stores.formats.dj2 import (
@@ -125,61 +133,6 @@ class PostgresSchema:
         address = ServerAddress.parse(self.host, user, password, self._port or postgres.DEFAULT_PORT,
                                       credentials=f"{user_variable} and {password_variable}")
         return replace(address, backend="postgresql", database=self.database)
-
-
-def name(*parts: str) -> str:
-    """A PostgreSQL identifier, schema-qualified: "schema"."table"."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
-
-
-def text(value: str) -> str:
-    """A string as a PostgreSQL literal (standard_conforming_strings: only quotes are doubled)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def key_literal(columns: Sequence[Column], qualifier: str = "") -> str:
-    """SQL for one bytes value per row naming its key: `('a','7')`, as the server quotes each value (exact:
-    floats in their shortest exact text, bytea in hex)."""
-    parts = " || ',' || ".join(f"quote_nullable({qualifier}{name(c.name)})" for c in columns)
-    return f"convert_to('(' || {parts} || ')', 'UTF8')"
-
-
-def key_names(table: TableInfo, qualifier: str = "") -> str:
-    return ", ".join(qualifier + name(c) for c in table.primary_key)
-
-
-def key_order(table: TableInfo, qualifier: str = "") -> str:
-    """The key columns in the order keys are paged: text by its bytes (COLLATE "C"), as Python orders it."""
-    return ", ".join(_ordered(c, qualifier) for c in table.key_columns)
-
-
-def _ordered(column: Column, qualifier: str = "") -> str:
-    return qualifier + name(column.name) + (' COLLATE "C"' if column.collation == "C" else "")
-
-
-def key_condition(table: TableInfo, keys: Sequence[bytes], qualifier: str = "") -> bytes:
-    if not keys:
-        return b"FALSE"
-    return f"({key_names(table, qualifier)}) IN (".encode() + b",".join(keys) + b")"
-
-
-def paged_keys(pg: PgSession, table: TableInfo, relation: str, condition: str, size: int) -> Iterator[list[bytes]]:
-    """Key literals of `table`'s key columns in `relation` (rows matching `condition`), a page at a time in
-    paging order (keyset pagination)."""
-    last: bytes | None = None
-    while page := [bytes(r[0]) for r in pg.rows(
-            f"SELECT {key_literal(table.key_columns)} FROM {relation} WHERE {condition} AND ".encode()
-            + after(table, last) + f" ORDER BY {key_order(table)} LIMIT {int(size)}".encode(),
-            doing=f"reading {relation}")]:
-        yield page
-        last = page[-1]
-
-
-def after(table: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
-    """Keys after `key` in paging order (TRUE without one)."""
-    if key is None:
-        return b"TRUE"
-    return key_bound(table, key, ">", reference=lambda c: _ordered(c, qualifier))
 
 
 @dataclass(frozen=True)
@@ -288,22 +241,6 @@ def journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -> N
                "PRIMARY KEY (store, path))")
     with pg.connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
-
-
-@contextlib.contextmanager
-def advisory_lock(pg: PgSession, key: str, timeout: float, busy: str) -> Iterator[None]:
-    """Hold a session-level advisory lock named by `key` (the server drops it with the connection)."""
-    number = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
-    deadline = time.monotonic() + timeout
-    while not pg.scalar("SELECT pg_try_advisory_lock(%s)", (number,), doing="waiting for a djshare lock"):
-        if time.monotonic() > deadline:
-            raise LinkBusyError(busy)
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            pg.scalar("SELECT pg_advisory_unlock(%s)", (number,))
 
 
 def link_lock(pg: PgSession, tables: LinkTables, timeout: float) -> contextlib.AbstractContextManager[None]:
@@ -425,13 +362,6 @@ def subscriber_id(pg: PgSession, schema: str) -> str:
     return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
 
 
-def _enum_labels(pg: PgSession, column_type: str) -> tuple[str, list[str]] | None:
-    """(type name, labels) if `column_type` is an enum type on `pg`."""
-    found = pg.rows("SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_type t JOIN pg_enum e "
-                    "ON e.enumtypid = t.oid WHERE t.oid = %s::regtype GROUP BY t.typname", (column_type,))
-    return (str(found[0][0]), list(found[0][1])) if found else None
-
-
 def local_comment(comment: str, store_map: Mapping[str, str]) -> str:
     """A source column comment for the local side: a codec's store renamed by `store_map`."""
     codec = codec_of(comment)
@@ -447,7 +377,7 @@ def local_declaration(pg: PgSession, table: TableInfo, master: TableInfo | None,
     statements, columns = [], []
     for column in table.columns:
         kind = column.column_type
-        enum = _enum_labels(pg, kind) if column.data_type == "enum" else None
+        enum = enum_labels(pg, kind) if column.data_type == "enum" else None
         if enum is not None:
             kind = name(schema, enum[0])
             statements.append(f"DO $$ BEGIN CREATE TYPE {kind} AS ENUM ({', '.join(text(v) for v in enum[1])}); "

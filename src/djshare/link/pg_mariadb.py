@@ -39,6 +39,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.catalog import Column, TableInfo, read_table, schema_exists, table_names
+from djshare.backends.mariadb import Session, quote_name, translated
+from djshare.backends.mariadb_rows import float32
+from djshare.backends.postgresql import PgSession, key_condition, key_literal, name
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
 from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link.dj2 import LAYOUTS, MariaDBSchema
@@ -46,25 +51,10 @@ from djshare.link.local import subscriber_id
 from djshare.link.lock import objects_lock
 from djshare.link.objects import declare_journal, journal_name
 from djshare.link.outbound import OutboundTable
-from djshare.link.pg import (
-    PostgresSchema,
-    PostgresSource,
-    declare_outbound,
-    key_condition,
-    key_literal,
-    link_lock,
-    name,
-    part_tables,
-    table_name,
-)
+from djshare.link.pg import PostgresSchema, PostgresSource, declare_outbound, link_lock, part_tables, table_name
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
-from djshare.sql import postgres
-from djshare.sql.catalog import Column, TableInfo, read_table, schema_exists, table_names
-from djshare.sql.connection import Session, quote_name, translated
-from djshare.sql.postgres import PgSession
-from djshare.sql.transfer import float32
 from djshare.stores.copying import full_path
 from djshare.stores.formats import format_of_schema
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path

@@ -13,15 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from djshare.errors import ConfigurationError, DjshareError
-from djshare.link import objects, outbound
-from djshare.link.lock import objects_lock
-from djshare.link.protocol import Command, Facts, Outbound, Step, plan
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
-from djshare.restriction import check_where
-from djshare.sql.catalog import TableInfo
-from djshare.sql.connection import Session
-from djshare.sql.transfer import (
+from djshare.backends.catalog import TableInfo
+from djshare.backends.mariadb import Session
+from djshare.backends.mariadb_rows import (
     copy_rows,
     key_bound,
     key_condition,
@@ -30,6 +24,12 @@ from djshare.sql.transfer import (
     row_literal,
     statement_limit,
 )
+from djshare.errors import ConfigurationError, DjshareError
+from djshare.link import objects, outbound
+from djshare.link.lock import objects_lock
+from djshare.link.protocol import Command, Facts, Outbound, Step, plan
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
+from djshare.restriction import check_where
 from djshare.stores.formats.dj014 import external_table
 
 DEFAULT_BATCH = 2000

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from djshare.backends.catalog import TableInfo
+from djshare.backends.mariadb import Session
+from djshare.backends.mariadb_rows import literal, row_literal, statement_limit
 from djshare.link.protocol import Outbound
 from djshare.link.pull import PullReport, copy_entities
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
-from djshare.sql.catalog import TableInfo
-from djshare.sql.connection import Session
-from djshare.sql.transfer import literal, row_literal, statement_limit
 from djshare.sync.actions import Action
 from djshare.sync.diff import diff
 from djshare.sync.sql_side import TableSide

@@ -7,10 +7,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from djshare.backends.catalog import TableInfo
+from djshare.backends.mariadb import quote_name
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.outbound import OutboundTable
-from djshare.sql.catalog import TableInfo
-from djshare.sql.connection import quote_name
 from djshare.stores.formats.dj014 import ExternalColumn
 from djshare.stores.spec import StoreSpec
 

@@ -1,219 +1,23 @@
-"""Connections to MariaDB/MySQL servers, and the one place driver errors become djshare errors.
-
-Data-plane connections are plain PyMySQL connections in UTC (`time_zone='+00:00'`, so TIMESTAMP values
-travel unchanged between servers in different zones) with utf8mb4. Nothing here prints or logs a password.
-"""
+"""Moved to `djshare.backends` (issue 14, step 1); this module re-exports its names for one release."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import pymysql
-import pymysql.cursors
-
-from djshare.defaults import timeout
-from djshare.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    DjshareError,
-    IntegrityViolation,
-    InterruptedOperation,
-    LinkBusyError,
-    MissingPrivilegeError,
-    RestrictionError,
-    ServerUnreachableError,
-    UnknownTableError,
+from djshare.backends.address import (
+    DEFAULT_PORT,
+    ServerAddress,
+)
+from djshare.backends.mariadb import (
+    Session,
+    quote_name,
+    translate,
+    translated,
 )
 
-DEFAULT_PORT = 3306
-
-
-@dataclass(frozen=True)
-class ServerAddress:
-    """Where and as whom to connect. `label` is safe to print; the password never is."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(repr=False)
-    use_tls: bool = False
-    backend: str = "mariadb"  # or "postgresql" (see sql/postgres.py)
-    database: str = ""  # PostgreSQL: the database holding the schemas
-    credentials: str = field(default="", compare=False)  # where user and password came from, for error messages
-
-    @classmethod
-    def parse(cls, host: str, user: str, password: str, port: int | None = None,
-              use_tls: bool = False, credentials: str = "") -> ServerAddress:
-        """`host` may be "name" or "name:port"; a port in `host` wins over `port`. `credentials` names where the
-        user and password came from (e.g. "LINK_USER and LINK_PASS"), for the message a wrong password gets."""
-        name, _, port_text = host.partition(":")
-        number = port or DEFAULT_PORT
-        if port_text:
-            try:
-                number = int(port_text)
-            except ValueError:
-                raise DjshareError(f"Host {host!r} has a port that is not a number; write it as name:3306.") from None
-        if not 1 <= number <= 65535:
-            raise ConfigurationError(f"Port {number} of {host!r} is out of range: a port is 1 to 65535.")
-        return cls(name or "localhost", number, user, password, use_tls, credentials=credentials)
-
-    @property
-    def label(self) -> str:
-        return f"{self.user}@{self.host}:{self.port}"
-
-
-def translate(error: BaseException, address: ServerAddress, doing: str = "") -> DjshareError:
-    """Turn a PyMySQL error into the djshare error a user can act on. `doing` names the operation."""
-    code = error.args[0] if error.args and isinstance(error.args[0], int) else None
-    server_message = str(error.args[1]) if len(error.args) > 1 else str(error)
-    where = f" while {doing}" if doing else ""
-    if code == 1045:
-        return AuthenticationError(
-            f"Access denied for {address.label}: wrong user name or password. Check "
-            f"{address.credentials or 'the credentials'}."
-        )
-    if code in (2003, 2005, 2002):
-        return ServerUnreachableError(
-            f"Cannot reach the server at {address.host}:{address.port}{where}: {server_message}. "
-            "Check the host name and port, and that the server is running and reachable from here."
-        )
-    if code in (1044, 1142, 1143, 1227, 1370):
-        return MissingPrivilegeError(
-            f"User {address.user} on {address.host}:{address.port} lacks a privilege{where}: {server_message}. "
-            "Ask the server's admin for the grant named there.",
-            grant=server_message,
-        )
-    if code == 1049:
-        return UnknownTableError(f"Schema not found on {address.host}:{address.port}{where}: {server_message}.")
-    if code == 1146:
-        return UnknownTableError(f"Table not found on {address.host}:{address.port}{where}: {server_message}.")
-    if code in (1064, 1054, 1166, 1248, 1241):
-        return RestrictionError(
-            f"The server at {address.host}:{address.port} rejected the query{where}: {server_message}. "
-            "Check the restriction: attribute names and SQL syntax."
-        )
-    if code in (2006, 2013, 2014, 0) or isinstance(error, pymysql.err.InterfaceError):
-        return InterruptedOperation(
-            f"Lost the connection to {address.host}:{address.port}{where}: {server_message}."
-        )
-    if code in (1205, 1213):
-        return LinkBusyError(f"{address.host}:{address.port} timed out waiting for a lock{where}: {server_message}.")
-    if code in (1062, 1451, 1452, 1216, 1217):
-        return IntegrityViolation(f"{address.host}:{address.port} refused a change{where}: {server_message}.")
-    return DjshareError(f"{address.host}:{address.port} reported an error{where}: {server_message}.")
-
-
-@contextlib.contextmanager
-def translated(address: ServerAddress, doing: str = "") -> Iterator[None]:
-    """Translate driver errors raised inside the block."""
-    try:
-        yield
-    except pymysql.err.MySQLError as error:
-        raise translate(error, address, doing) from error
-
-
-class Session:
-    """One PyMySQL connection to one server, with the few operations the link edge needs.
-
-    Runs in UTC with utf8mb4; autocommit is on, and `transaction()` groups statements.
-    """
-
-    def __init__(self, address: ServerAddress, *, connect_timeout: int = 10) -> None:
-        self.address = address
-        ssl: dict[str, Any] | None = {"check_hostname": False} if address.use_tls else None
-        wait = timeout()  # a silent peer fails reads and writes; the server ends a session left idle that long
-        with translated(address, "connecting"):
-            self.connection = pymysql.connect(
-                host=address.host, port=address.port, user=address.user, password=address.password,
-                charset="utf8mb4", autocommit=True, connect_timeout=connect_timeout, ssl=ssl,
-                read_timeout=wait, write_timeout=wait,
-                init_command="SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
-                             f"wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}",
-            )
-        self._streaming: Generator[tuple[Any, ...], None, None] | None = None
-
-    def _settle(self) -> None:
-        """End a stream its reader left part way (an error stopped it): its unbuffered result must be read off the
-        connection before the next statement, or PyMySQL warns and does it itself."""
-        if self._streaming is not None:
-            self._streaming.close()
-            self._streaming = None
-
-    def close(self) -> None:
-        streaming, self._streaming = self._streaming, None
-        with contextlib.suppress(Exception):
-            self.connection.close()
-        if streaming is not None:  # a stream left part way: nothing more to read once the connection is closed
-            with contextlib.suppress(Exception):
-                streaming.close()
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def execute(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> int:
-        """Run one statement; return the number of affected rows."""
-        self._settle()
-        with translated(self.address, doing), self.connection.cursor() as cursor:
-            # bytes are sent as they are (pre-formatted literals), without client-side escaping
-            return int(cursor.execute(statement, args))  # type: ignore[arg-type]
-
-    def rows(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> list[tuple[Any, ...]]:
-        self._settle()
-        with translated(self.address, doing), self.connection.cursor() as cursor:
-            cursor.execute(statement, args)  # type: ignore[arg-type]
-            return list(cursor.fetchall())
-
-    def stream(self, statement: str | bytes, args: Sequence[Any] | None = None,
-               doing: str = "") -> Iterator[tuple[Any, ...]]:
-        """Rows one at a time from a server-side cursor: memory stays bounded for any result size."""
-        self._settle()
-        self._streaming = self._stream(statement, args, doing)
-        return self._streaming
-
-    def _stream(self, statement: str | bytes, args: Sequence[Any] | None,
-                doing: str) -> Generator[tuple[Any, ...], None, None]:
-        with translated(self.address, doing):
-            cursor = pymysql.cursors.SSCursor(self.connection)
-            try:
-                cursor.execute(statement, args)  # type: ignore[arg-type]
-                yield from cursor
-            finally:
-                try:
-                    cursor.close()
-                except Exception:  # noqa: BLE001 - the connection is gone: keep the error that says what happened,
-                    result = getattr(cursor, "_result", None)  # and the result must not read the rest when collected
-                    if result is not None:
-                        result.unbuffered_active = False
-
-    def scalar(self, statement: str | bytes, args: Sequence[Any] | None = None, doing: str = "") -> Any:
-        found = self.rows(statement, args, doing)
-        return found[0][0] if found else None
-
-    @contextlib.contextmanager
-    def transaction(self, doing: str = "") -> Iterator[Session]:
-        """BEGIN ... COMMIT; ROLLBACK on any error (a lost connection rolls back on the server)."""
-        self._settle()
-        with translated(self.address, doing):
-            self.connection.begin()
-        try:
-            yield self
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.connection.rollback()
-            raise
-        with translated(self.address, doing):
-            self.connection.commit()
-
-    def max_allowed_packet(self) -> int:
-        return int(self.scalar("SELECT @@max_allowed_packet"))
-
-
-def quote_name(*parts: str) -> str:
-    """`schema`.`table` with backticks doubled inside names."""
-    return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+__all__ = [
+    "DEFAULT_PORT",
+    "ServerAddress",
+    "translate",
+    "translated",
+    "Session",
+    "quote_name",
+]

@@ -9,14 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.catalog import TableInfo, read_table
+from djshare.backends.mariadb import Session
+from djshare.backends.postgresql import PostgreSQL
 from djshare.errors import DjshareError
-from djshare.sql import postgres
-from djshare.sql.catalog import TableInfo, read_table
-from djshare.sql.connection import Session
 from djshare.sync.actions import Action
 from djshare.sync.segments import Segment, Summary, differing, leaf, split
 from djshare.sync.sources import Query, Rows, Source, Table
-from djshare.sync.sql_side import PostgreSQL, TableSide
+from djshare.sync.sql_side import TableSide
 from djshare.sync.stream import merge, typed
 
 T = TypeVar("T")

@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from djshare.backends import postgresql as postgres
+from djshare.backends.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table
+from djshare.backends.mariadb import Session
+from djshare.backends.mariadb_rows import MariaDB
+from djshare.backends.postgresql import PostgreSQL
 from djshare.errors import DjshareError
-from djshare.sql import postgres
-from djshare.sql.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table
-from djshare.sql.connection import Session
 from djshare.sync.actions import KINDS, Action, Binary
 from djshare.sync.sources import Table
-from djshare.sync.sql_side import MariaDB, PostgreSQL
 
 
 class UnhandledAction(DjshareError):

@@ -13,9 +13,10 @@ from typing import Any
 import pymysql
 from pymysql.constants import FIELD_TYPE
 
+from djshare.backends.address import ServerAddress
+from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.errors import DjshareError
 from djshare.restriction import one_condition
-from djshare.sql.connection import ServerAddress, Session, quote_name, translated
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Query:
                 cursor.close()
 
     def _postgres_rows(self) -> Iterator[dict[str, Any]]:
-        from djshare.sql import postgres
+        from djshare.backends import postgresql as postgres
 
         inner = f"({self.sql.strip().rstrip(';')}) AS djshare_q"
         with postgres.session(self.address) as session:

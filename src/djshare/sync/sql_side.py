@@ -7,34 +7,13 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
-from djshare.sql.catalog import Column, TableInfo
-from djshare.sql.transfer import TEXT_TYPES, key_bound, key_condition, row_literal, split_literal
+from djshare.backends.catalog import INTEGER_TYPES, TableInfo
+from djshare.backends.mariadb_rows import MariaDB, split_literal
+from djshare.backends.postgresql import PostgreSQL
 from djshare.sync.actions import Binary
 from djshare.sync.segments import Segment, Summary
-from djshare.sync.stream import INTEGER_TYPES
 
-ROW_HASH = "CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)"
-
-
-NUMERIC_TYPES = (INTEGER_TYPES - {"bit"}) | {"decimal", "double", "float", "date", "datetime", "timestamp", "time"}
-
-
-def hash_input(columns: Sequence[Column]) -> str:
-    """SQL for the bytes a row is hashed over, built so that no two different rows give the same input: each
-    column's encoding is prefix-free. Numbers, dates and times as their text followed by `,` (which their
-    text never holds), FLOAT widened to DOUBLE (exact); strings and binary values as `<byte length>:<bytes>`
-    (raw bytes: blobs are not hexed); NULL as `N` (numbers) or `-` (strings), which no other encoding of the
-    column starts with."""
-    parts = []
-    for column in columns:
-        ref = f"`{column.name}`"
-        if column.data_type in NUMERIC_TYPES:
-            value = f"CAST({ref} AS DOUBLE)" if column.data_type == "float" else ref
-            parts.append(f"IFNULL(CONCAT({value}, ','), 'N')")
-        else:
-            value = f"CAST({ref} AS BINARY)" if column.data_type == "bit" else ref
-            parts.append(f"IFNULL(CONCAT(LENGTH({value}), ':', {value}), '-')")
-    return "CONCAT(" + ", ".join(parts) + ")"
+__all__ = ["MariaDB", "PostgreSQL", "SqlSession", "TableSide"]  # the dialects live in djshare.backends
 
 
 class SqlSession(Protocol):
@@ -47,111 +26,6 @@ class SqlSession(Protocol):
 
     def stream(self, statement: str | bytes, args: Sequence[Any] | None = None,
                doing: str = "") -> Iterator[tuple[Any, ...]]: ...
-
-
-class MariaDB:
-    """SQL fragments of a diff side on MariaDB."""
-
-    def name(self, column: str) -> str:
-        return f"`{column}`"
-
-    def table(self, info: TableInfo) -> str:
-        return info.full_name
-
-    def key_literal(self, info: TableInfo) -> str:
-        return row_literal(info.key_columns)
-
-    def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
-        return key_bound(info, key, operator)
-
-    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
-        return key_condition(info, keys)
-
-    def row_hash(self, columns: Sequence[Column]) -> str:
-        """A 64-bit hash of each row (unsigned), to XOR over a segment."""
-        return ROW_HASH.format(row=hash_input(columns))
-
-    def row_md5(self, columns: Sequence[Column]) -> str:
-        return f"MD5({hash_input(columns)})"
-
-    def binary_summary(self, column: Column) -> str:
-        ref = self.name(column.name)
-        return f"IF({ref} IS NULL, NULL, CONCAT(LENGTH({ref}), ' ', MD5({ref})))"
-
-    def exact(self, column: Column) -> str:
-        return exact(column)
-
-    def cut_order(self, column: Column) -> str:
-        """ORDER BY term that agrees with `bound`'s comparisons."""
-        return self.name(column.name)
-
-    def python_order(self, column: Column) -> str:
-        """ORDER BY term giving Python's order (text by its bytes)."""
-        ref = self.name(column.name)
-        return f"CAST({ref} AS BINARY)" if column.data_type in TEXT_TYPES else ref
-
-
-class PostgreSQL(MariaDB):
-    """SQL fragments of a diff side on PostgreSQL: text keys compared and ordered `COLLATE "C"` (bytes), on
-    both sides alike whatever the databases' collations; the same prefix-free row encoding as on MariaDB, over
-    PostgreSQL's text forms (so hashes agree between PostgreSQL servers, not with MariaDB: a MariaDB table and a
-    PostgreSQL one are compared by streaming)."""
-
-    def name(self, column: str) -> str:
-        return '"' + column.replace('"', '""') + '"'
-
-    def table(self, info: TableInfo) -> str:
-        return f"{self.name(info.schema)}.{self.name(info.name)}"
-
-    def key_literal(self, info: TableInfo) -> str:
-        parts = " || ',' || ".join(f"quote_nullable({self.name(c.name)})" for c in info.key_columns)
-        return f"convert_to('(' || {parts} || ')', 'UTF8')"
-
-    def _reference(self, column: Column) -> str:
-        return self.python_order(column)
-
-    def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
-        return key_bound(info, key, operator, reference=self._reference)
-
-    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
-        joined = b",".join(keys)
-        if not joined:
-            return b"FALSE"
-        names = ", ".join(self.name(c.name) for c in info.key_columns)
-        return f"({names}) IN (".encode() + joined + b")"
-
-    def _encoding(self, columns: Sequence[Column]) -> str:
-        parts = []
-        for column in columns:
-            ref = self.name(column.name)
-            if column.data_type in NUMERIC_TYPES:
-                parts.append(f"convert_to(coalesce({ref}::text || ',', 'N'), 'UTF8')")
-            elif column.is_binary:
-                parts.append(f"coalesce(convert_to(octet_length({ref})::text || ':', 'UTF8') || {ref}, '\\x2d')")
-            else:
-                parts.append(f"coalesce(convert_to(octet_length({ref}::text)::text || ':' || {ref}::text, 'UTF8'), "
-                             "'\\x2d')")
-        return " || ".join(parts)
-
-    def row_hash(self, columns: Sequence[Column]) -> str:
-        return f"('x' || left(md5({self._encoding(columns)}), 16))::bit(64)::bigint"
-
-    def row_md5(self, columns: Sequence[Column]) -> str:
-        return f"md5({self._encoding(columns)})"
-
-    def binary_summary(self, column: Column) -> str:
-        ref = self.name(column.name)
-        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE octet_length({ref})::text || ' ' || md5({ref}) END"
-
-    def exact(self, column: Column) -> str:
-        return self.name(column.name)  # psycopg gives real and double values exactly
-
-    def cut_order(self, column: Column) -> str:
-        return self.python_order(column)
-
-    def python_order(self, column: Column) -> str:
-        ref = self.name(column.name)
-        return f'{ref} COLLATE "C"' if column.collation == "C" else ref
 
 
 class TableSide:
@@ -273,12 +147,6 @@ class TableSide:
                                        doing=f"reading {self.name}"):
             self.rows_read += 1
             yield dict(zip(names, (_plain(v) for v in row), strict=True))
-
-
-def exact(column: Column) -> str:
-    """The column as a SELECT expression whose value reaches Python exactly: MariaDB sends FLOAT as text with
-    six significant digits, so FLOAT is widened to DOUBLE (exact) on the server."""
-    return f"CAST(`{column.name}` AS DOUBLE)" if column.data_type == "float" else f"`{column.name}`"
 
 
 def _first_int(key: bytes) -> int:

@@ -15,12 +15,11 @@ import uuid
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from djshare.backends.catalog import BINARY_TYPES, INTEGER_TYPES
 from djshare.errors import DjshareError
 from djshare.sync.actions import Action
 
-INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint", "bit", "year"})
 FLOAT_TYPES = frozenset({"float", "double"})
-BINARY_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
 
 Row = Mapping[str, Any]
 

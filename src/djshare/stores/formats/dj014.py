@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from djshare.backends.catalog import Column
+from djshare.backends.mariadb import quote_name
 from djshare.errors import IntegrityViolation
-from djshare.sql.catalog import Column
-from djshare.sql.connection import quote_name
 from djshare.stores.objects import ObjectStore, Spooled
 from djshare.stores.spec import StoreSpec
 

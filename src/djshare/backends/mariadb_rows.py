@@ -1,0 +1,245 @@
+"""Batched copy of rows between servers, as SQL literals formatted by the source server.
+
+The source server turns each row into the text of a SQL row literal (`('a',0x..,1.5)`), so Python only
+joins bytes into multi-row INSERT statements: nothing is decoded, blobs travel as hex, FLOAT columns
+are widened to DOUBLE text (which round-trips exactly; FLOAT text does not), and each INSERT stays below
+the target server's `max_allowed_packet`. The same literals identify keys across servers.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from pymysql.converters import escape_string
+
+from djshare.backends.catalog import INTEGER_TYPES, Column, TableInfo
+from djshare.backends.mariadb import Session, quote_name
+from djshare.errors import DjshareError
+
+TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"})
+STATEMENT_CAP = 16 * 1024 * 1024  # bytes; larger INSERTs save few round trips and cost memory
+
+
+def literal(value: str) -> bytes:
+    """A Python string as a quoted SQL string literal (utf8mb4 bytes)."""
+    return ("'" + escape_string(value) + "'").encode("utf8")
+
+
+def literal_expression(column: Column, qualifier: str = "") -> str:
+    """SQL that makes the server format `column` as a SQL literal (the word NULL for NULL)."""
+    ref = f"{qualifier}{quote_name(column.name)}"
+    if column.is_binary:
+        return f"IF({ref} IS NULL,'NULL',CONCAT('X''',HEX({ref}),''''))"
+    if column.data_type == "float":
+        return f"QUOTE(CAST({ref} AS DOUBLE))"
+    if column.data_type == "bit":
+        return f"IF({ref} IS NULL,'NULL',CONCAT('b''',BIN({ref}),''''))"
+    if column.data_type in TEXT_TYPES:
+        return f"CONVERT(QUOTE({ref}) USING utf8mb4)"
+    return f"QUOTE({ref})"
+
+
+def row_literal(columns: Sequence[Column], qualifier: str = "") -> str:
+    """SQL for one bytes value per row: `(v1,v2,...)` in utf8mb4 (returned as bytes, not decoded)."""
+    parts = ",',',".join(literal_expression(c, qualifier) for c in columns)
+    return f"CAST(CONCAT('(',{parts},')') AS BINARY)"
+
+
+def column_list(columns: Sequence[Column], qualifier: str = "") -> str:
+    return ",".join(qualifier + quote_name(c.name) for c in columns)
+
+
+def key_condition(table: TableInfo, keys: Iterable[bytes], qualifier: str = "") -> bytes:
+    """`(k1,k2) IN ((..),(..))` for key literals made by `row_literal(table.key_columns)`."""
+    joined = b",".join(keys)
+    if not joined:
+        return b"FALSE"
+    return f"({column_list(table.key_columns, qualifier)}) IN (".encode() + joined + b")"
+
+
+def present_keys(session: Session, table: TableInfo, keys: list[bytes]) -> set[bytes]:
+    """Which of `keys` (literals from `row_literal(table.key_columns)`) have a row in `table` on `session`."""
+    found = session.rows(
+        f"SELECT {row_literal(table.key_columns)} FROM {table.full_name} WHERE ".encode() + key_condition(table, keys),
+        doing=f"reading {table.full_name}",
+    )
+    return {bytes(row[0]) for row in found}
+
+
+def split_literal(key: bytes) -> list[bytes]:
+    """The column parts of a key literal made by `row_literal`: `('a\\'b',X'00',NULL)` -> [b"'a\\'b'", b"X'00'",
+    b"NULL"]. Parts are NULL, or quoted strings with backslash escapes, optionally prefixed (X, b)."""
+    parts: list[bytes] = []
+    body, start, index, quoted = key[1:-1], 0, 0, False
+    while index < len(body):
+        char = body[index:index + 1]
+        if quoted:
+            if char == b"\\":
+                index += 1
+            elif char == b"'":
+                quoted = False
+        elif char == b"'":
+            quoted = True
+        elif char == b",":
+            parts.append(body[start:index])
+            start = index + 1
+        index += 1
+    parts.append(body[start:])
+    return parts
+
+
+def key_bound(table: TableInfo, key: bytes, operator: str, qualifier: str = "",
+              reference: Callable[[Column], str] | None = None) -> bytes:
+    """`(k1, k2) <operator> key` written so that the server can use the primary key as a range (MariaDB does
+    not for row-constructor comparisons): k1 > v1 OR (k1 = v1 AND k2 > v2) ... for `>`, and likewise for
+    `>=`, `<`, `<=`. A `key` with fewer parts than the primary key is a prefix: it compares the leading
+    columns only (`(k1, k2) >= ('7')` is `k1 >= '7'`). `reference` writes a column as SQL (another dialect's
+    quoting, a collation)."""
+    strict = operator.rstrip("=")
+    values = split_literal(key)
+    refer = reference or (lambda column: qualifier + quote_name(column.name))
+    names = [refer(c) for c in table.key_columns][:len(values)]
+    terms = []
+    for i in range(len(names)):
+        equal = [names[j].encode() + b" = " + values[j] for j in range(i)]
+        last = f"{names[i]} {strict if i < len(names) - 1 or operator == strict else operator} ".encode() + values[i]
+        terms.append(b"(" + b" AND ".join([*equal, last]) + b")")
+    return b"(" + b" OR ".join(terms) + b")"
+
+
+def statement_limit(target: Session) -> int:
+    """Largest INSERT to send to `target`: below its max_allowed_packet, with room for the header (a quarter of a
+    small packet, 64 KiB of a large one)."""
+    packet = target.max_allowed_packet()
+    return min(packet - min(64 * 1024, packet // 4), STATEMENT_CAP)
+
+
+def statements(literals: Iterable[bytes], limit: int, overhead: int, too_big: str) -> Iterator[list[bytes]]:
+    """Group row literals into lists whose joined size plus `overhead` stays within `limit` bytes.
+
+    A single row too large for `limit` raises DjshareError(`too_big`, with the row's size).
+    """
+    chunk: list[bytes] = []
+    size = overhead
+    for literal in literals:
+        if overhead + len(literal) > limit:
+            raise DjshareError(too_big.format(size=len(literal), limit=limit))
+        if chunk and size + len(literal) + 1 > limit:
+            yield chunk
+            chunk, size = [], overhead
+        chunk.append(literal)
+        size += len(literal) + 1
+    if chunk:
+        yield chunk
+
+
+def copy_rows(source: Session, target: Session, table: TableInfo, target_name: str, where: bytes,
+              limit: int, on_rows: Callable[[int], None] | None = None, keep_existing: bool = False,
+              update_existing: bool = False) -> int:
+    """Stream the rows of `table` matching `where` from `source` into `target_name` on `target`.
+
+    Runs in whatever transaction `target` has open; returns the number of rows sent. With
+    `keep_existing`, a row whose key is already there is left as it is (not an error); with
+    `update_existing`, its other columns are set to the source's values in place (no delete, so rows that
+    reference it stay valid).
+    """
+    select = f"SELECT {row_literal(table.columns)} FROM {table.full_name} WHERE ".encode() + where
+    header = f"INSERT INTO {target_name} ({column_list(table.columns)}) VALUES ".encode()
+    first = quote_name(table.columns[0].name)
+    values = [quote_name(c.name) for c in table.columns if c.name not in table.primary_key]
+    trailer = b""
+    if update_existing:
+        trailer = (" ON DUPLICATE KEY UPDATE " + ", ".join(f"{v} = VALUES({v})" for v in values or [first])).encode()
+    elif keep_existing:
+        trailer = f" ON DUPLICATE KEY UPDATE {first} = {first}".encode()
+    too_big = (f"A row of {table.full_name} is {{size:,}} bytes as SQL, more than the {{limit:,}} bytes the server at "
+               f"{target.address.host}:{target.address.port} accepts in one statement (max_allowed_packet). Ask its "
+               "admin to raise max_allowed_packet.")
+    copied = 0
+    rows = (bytes(row[0]) for row in source.stream(select, doing=f"reading {table.full_name}"))
+    for chunk in statements(rows, limit, len(header) + len(trailer), too_big):
+        target.execute(header + b",".join(chunk) + trailer, doing=f"inserting into {target_name}")
+        copied += len(chunk)
+        if on_rows:
+            on_rows(len(chunk))
+    return copied
+
+
+def float32(value: float) -> float:
+    """`value` rounded to the nearest single-precision float (how a FLOAT / real column holds it)."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+# --- diff: the SQL fragments of a diff side on MariaDB (djshare.sync.sql_side.TableSide) ---
+
+ROW_HASH = "CAST(CONV(LEFT(MD5({row}), 16), 16, 10) AS UNSIGNED)"
+
+
+NUMERIC_TYPES = (INTEGER_TYPES - {"bit"}) | {"decimal", "double", "float", "date", "datetime", "timestamp", "time"}
+
+
+def hash_input(columns: Sequence[Column]) -> str:
+    """SQL for the bytes a row is hashed over, built so that no two different rows give the same input: each
+    column's encoding is prefix-free. Numbers, dates and times as their text followed by `,` (which their
+    text never holds), FLOAT widened to DOUBLE (exact); strings and binary values as `<byte length>:<bytes>`
+    (raw bytes: blobs are not hexed); NULL as `N` (numbers) or `-` (strings), which no other encoding of the
+    column starts with."""
+    parts = []
+    for column in columns:
+        ref = f"`{column.name}`"
+        if column.data_type in NUMERIC_TYPES:
+            value = f"CAST({ref} AS DOUBLE)" if column.data_type == "float" else ref
+            parts.append(f"IFNULL(CONCAT({value}, ','), 'N')")
+        else:
+            value = f"CAST({ref} AS BINARY)" if column.data_type == "bit" else ref
+            parts.append(f"IFNULL(CONCAT(LENGTH({value}), ':', {value}), '-')")
+    return "CONCAT(" + ", ".join(parts) + ")"
+
+
+class MariaDB:
+    """SQL fragments of a diff side on MariaDB."""
+
+    def name(self, column: str) -> str:
+        return f"`{column}`"
+
+    def table(self, info: TableInfo) -> str:
+        return info.full_name
+
+    def key_literal(self, info: TableInfo) -> str:
+        return row_literal(info.key_columns)
+
+    def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
+        return key_bound(info, key, operator)
+
+    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
+        return key_condition(info, keys)
+
+    def row_hash(self, columns: Sequence[Column]) -> str:
+        """A 64-bit hash of each row (unsigned), to XOR over a segment."""
+        return ROW_HASH.format(row=hash_input(columns))
+
+    def row_md5(self, columns: Sequence[Column]) -> str:
+        return f"MD5({hash_input(columns)})"
+
+    def binary_summary(self, column: Column) -> str:
+        ref = self.name(column.name)
+        return f"IF({ref} IS NULL, NULL, CONCAT(LENGTH({ref}), ' ', MD5({ref})))"
+
+    def exact(self, column: Column) -> str:
+        return exact(column)
+
+    def cut_order(self, column: Column) -> str:
+        """ORDER BY term that agrees with `bound`'s comparisons."""
+        return self.name(column.name)
+
+    def python_order(self, column: Column) -> str:
+        """ORDER BY term giving Python's order (text by its bytes)."""
+        ref = self.name(column.name)
+        return f"CAST({ref} AS BINARY)" if column.data_type in TEXT_TYPES else ref
+
+
+def exact(column: Column) -> str:
+    """The column as a SELECT expression whose value reaches Python exactly: MariaDB sends FLOAT as text with
+    six significant digits, so FLOAT is widened to DOUBLE (exact) on the server."""
+    return f"CAST(`{column.name}` AS DOUBLE)" if column.data_type == "float" else f"`{column.name}`"
