@@ -198,22 +198,47 @@ def hash_input(columns: Sequence[Column]) -> str:
 
 
 class MariaDB:
-    """SQL fragments of a diff side on MariaDB."""
+    """The SQL MariaDB speaks, for link and diff alike: names, literals, keys named by the server (`key_literal`),
+    found (`in_keys`) and paged (`after`, `key_order`), and the fragments of a diff side. PostgreSQL subclasses it;
+    MySQL 8 would too."""
+
+    name_of = "mariadb"
 
     def name(self, column: str) -> str:
-        return f"`{column}`"
+        return self.quote(column)
+
+    def quote(self, *parts: str) -> str:
+        """`schema`.`table` (any number of parts), quotes doubled inside names."""
+        return quote_name(*parts)
+
+    def text(self, value: str) -> str:
+        """A string as a SQL literal."""
+        return literal(value).decode()
 
     def table(self, info: TableInfo) -> str:
-        return info.full_name
+        return self.quote(info.schema, info.name)
 
-    def key_literal(self, info: TableInfo) -> str:
-        return row_literal(info.key_columns)
+    def key_literal(self, info: TableInfo, qualifier: str = "") -> str:
+        """SQL for one bytes value per row naming its key, formatted by the server (the entity's identity)."""
+        return row_literal(info.key_columns, qualifier)
+
+    def key_names(self, info: TableInfo, qualifier: str = "") -> str:
+        return ", ".join(qualifier + self.quote(c.name) for c in info.key_columns)
 
     def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
         return key_bound(info, key, operator)
 
-    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
-        return key_condition(info, keys)
+    def in_keys(self, info: TableInfo, keys: Sequence[bytes], qualifier: str = "") -> bytes:
+        """`(k1, k2) IN (...)` for key literals from `key_literal` (FALSE for none)."""
+        return key_condition(info, keys, qualifier)
+
+    def after(self, info: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
+        """Keys after `key` in paging order (TRUE without one)."""
+        return b"TRUE" if key is None else key_bound(info, key, ">", qualifier)
+
+    def key_order(self, info: TableInfo, qualifier: str = "") -> str:
+        """The key columns in paging order (the order `after` compares in)."""
+        return self.key_names(info, qualifier)
 
     def row_hash(self, columns: Sequence[Column]) -> str:
         """A 64-bit hash of each row (unsigned), to XOR over a segment."""
@@ -237,6 +262,9 @@ class MariaDB:
         """ORDER BY term giving Python's order (text by its bytes)."""
         ref = self.name(column.name)
         return f"CAST({ref} AS BINARY)" if column.data_type in TEXT_TYPES else ref
+
+
+MARIADB = MariaDB()  # stateless: one for everyone
 
 
 def exact(column: Column) -> str:

@@ -300,15 +300,16 @@ class PostgreSQL(MariaDB):
     PostgreSQL's text forms (so hashes agree between PostgreSQL servers, not with MariaDB: a MariaDB table and a
     PostgreSQL one are compared by streaming)."""
 
-    def name(self, column: str) -> str:
-        return '"' + column.replace('"', '""') + '"'
+    name_of = "postgresql"
 
-    def table(self, info: TableInfo) -> str:
-        return f"{self.name(info.schema)}.{self.name(info.name)}"
+    def quote(self, *parts: str) -> str:
+        return name(*parts)
 
-    def key_literal(self, info: TableInfo) -> str:
-        parts = " || ',' || ".join(f"quote_nullable({self.name(c.name)})" for c in info.key_columns)
-        return f"convert_to('(' || {parts} || ')', 'UTF8')"
+    def text(self, value: str) -> str:
+        return text(value)
+
+    def key_literal(self, info: TableInfo, qualifier: str = "") -> str:
+        return key_literal(info.key_columns, qualifier)
 
     def _reference(self, column: Column) -> str:
         return self.python_order(column)
@@ -316,12 +317,14 @@ class PostgreSQL(MariaDB):
     def bound(self, info: TableInfo, key: bytes, operator: str) -> bytes:
         return key_bound(info, key, operator, reference=self._reference)
 
-    def in_keys(self, info: TableInfo, keys: Sequence[bytes]) -> bytes:
-        joined = b",".join(keys)
-        if not joined:
-            return b"FALSE"
-        names = ", ".join(self.name(c.name) for c in info.key_columns)
-        return f"({names}) IN (".encode() + joined + b")"
+    def in_keys(self, info: TableInfo, keys: Sequence[bytes], qualifier: str = "") -> bytes:
+        return key_condition(info, keys, qualifier)
+
+    def after(self, info: TableInfo, key: bytes | None, qualifier: str = "") -> bytes:
+        return after(info, key, qualifier)
+
+    def key_order(self, info: TableInfo, qualifier: str = "") -> str:
+        return key_order(info, qualifier)
 
     def _encoding(self, columns: Sequence[Column]) -> str:
         parts = []
@@ -355,3 +358,6 @@ class PostgreSQL(MariaDB):
     def python_order(self, column: Column) -> str:
         ref = self.name(column.name)
         return f'{ref} COLLATE "C"' if column.collation == "C" else ref
+
+
+POSTGRESQL = PostgreSQL()  # stateless: one for everyone

@@ -67,7 +67,6 @@ from djshare.link.pull import (
     PullReport,
     checked_options,
     checked_subscriber,
-    count_candidates,
 )
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
@@ -315,7 +314,7 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
         tables = rt.tables
         self._check_definition(rt)
         with rt.locked() as (source, local):
-            total = count_candidates(source, tables, where)
+            total = MariaDBSource(source, tables).count_candidates(where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
                 report = run_pull(MariaDBSource(source, tables), MariaDBLocal(source, local, tables), where,
                                   batch_size=size or rt.link.batch_size,

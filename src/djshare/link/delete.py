@@ -62,21 +62,16 @@ def refresh(source: Session, local: Session, tables: LinkTables) -> int:
     Returns the number of requests added. Touches the local server only (reads the source).
     """
     added = 0
-    after: bytes | None = None
     names = ", ".join(f"`{c}`" for c in tables.local.primary_key)
     join = " AND ".join(f"d.`{c}` = m.`{c}`" for c in tables.local.primary_key)
-    while True:
-        page = outbound.keys_page(source, tables.outbound, tables.subscriber, after, BATCH,
-                                  states=[Outbound.DELETION_REQUESTED])
-        if not page:
-            return added
-        after = page[-1]
+    for page in MariaDBSource(source, tables).held_pages("", BATCH, (Outbound.DELETION_REQUESTED,)):
         added += local.execute(
             f"INSERT INTO {tables.deletion_requested_name} ({names}) SELECT {names} FROM {tables.local.full_name} AS m "
             f"WHERE NOT EXISTS (SELECT 1 FROM {tables.deletion_requested_name} AS d WHERE {join}) AND ".encode()
             + key_condition(tables.local, page, "m."),
             doing=f"recording deletion requests in {tables.deletion_requested_name}",
         )
+    return added
 
 
 def _subscriber_condition(subscriber: str | None, alias: str = "") -> bytes:

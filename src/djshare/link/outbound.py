@@ -1,18 +1,21 @@
 """The outbound table on the source server: one row per (subscriber, pulled entity), with a foreign key
 to the source table so that a held row cannot be deleted from the source.
 
-Each function here is one protocol step or one read, run as one statement (or one transaction) on the
-source server; every UPDATE and DELETE carries the step's guard (`protocol.STEP_GUARD`) in its WHERE.
+`OutboundSource` is a link's source side on any backend: each method is one protocol step or one read, run as
+one statement on the source server; every UPDATE and DELETE carries the step's guard (`protocol.STEP_GUARD`) in
+its WHERE. The table's declaration is the backend's own (MariaDB here, PostgreSQL in `link.pg`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from djshare.backends.catalog import TableInfo, read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import column_list, key_bound, key_condition, literal, row_literal
+from djshare.backends.mariadb_rows import MariaDB, column_list
 from djshare.errors import ConfigurationError, MissingPrivilegeError
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 
@@ -95,62 +98,126 @@ def declare(session: Session, outbound: OutboundTable) -> None:
         )
 
 
-def _guard(step: Step) -> str:
-    states = [s.value for s in STEP_GUARD[step] if s is not None]
-    return "`state` IN (" + ",".join(f"'{s}'" for s in states) + ")"
-
-
-def observe(session: Session, outbound: OutboundTable, subscriber: str, keys: Sequence[bytes]) -> dict[bytes, Outbound]:
-    """Outbound state of each key that has an outbound row for `subscriber` (others are absent)."""
-    found = session.rows(
-        f"SELECT {row_literal(outbound.source.key_columns)}, `state` FROM {outbound.full_name} "
-        "WHERE `subscriber` = ".encode() + literal(subscriber) + b" AND " + key_condition(outbound.source, keys),
-        doing=f"reading {outbound.full_name}",
-    )
-    return {bytes(row[0]): Outbound(row[1]) for row in found}
-
-
-def record(session: Session, outbound: OutboundTable, subscriber: str, keys: Sequence[bytes], state: Outbound) -> int:
-    """RECORD_PULLING / ADOPT: insert outbound rows for source rows that exist (a vanished one is skipped)."""
-    if not keys:
-        return 0
-    names = outbound.key_names
-    return session.execute(
-        f"INSERT INTO {outbound.full_name} (`subscriber`, {names}, `state`) SELECT ".encode()
-        + literal(subscriber) + f", {names}, '{state.value}' FROM {outbound.source.full_name} WHERE ".encode()
-        + key_condition(outbound.source, keys),
-        doing=f"recording entities in {outbound.full_name}",
-    )
-
-
 UPDATES: dict[Step, Outbound] = {
     Step.MARK_PULLED: Outbound.PULLED,
     Step.REQUEST_DELETION: Outbound.DELETION_REQUESTED,
     Step.APPROVE_DELETION: Outbound.DELETION_APPROVED,
     Step.REVERT_TO_REQUESTED: Outbound.DELETION_REQUESTED,
 }
+HELD = (Outbound.PULLED, Outbound.DELETION_REQUESTED)  # states in which a subscriber holds an entity
 
 
-def update(session: Session, outbound: OutboundTable, subscriber: str, keys: Sequence[bytes], step: Step) -> int:
-    """MARK_PULLED, APPROVE_DELETION, REVERT_TO_REQUESTED, REQUEST_DELETION for `keys`, under the step's guard."""
-    if not keys:
-        return 0
-    return session.execute(
-        f"UPDATE {outbound.full_name} SET `state` = '{UPDATES[step].value}' WHERE `subscriber` = ".encode()
-        + literal(subscriber) + f" AND {_guard(step)} AND ".encode() + key_condition(outbound.source, keys),
-        doing=f"updating {outbound.full_name} ({step.value})",
-    )
+class OutboundSource:
+    """A link's source side on any backend (`sql`: its dialect): the source table and one subscriber's outbound
+    rows. Each method is one protocol step or one read, run as one statement; every UPDATE and DELETE carries the
+    step's guard (`protocol.STEP_GUARD`) in its WHERE."""
 
+    def __init__(self, session: Any, sql: MariaDB, outbound: OutboundTable, subscriber: str) -> None:
+        self.session, self.sql, self.table, self.subscriber = session, sql, outbound, subscriber
+        self.source = outbound.source
+        self.name = sql.quote(self.source.schema, self.source.name)
+        self.outbound = sql.quote(outbound.schema, outbound.name)
+        self.mine = f"{sql.quote('subscriber')} = {sql.text(subscriber)}"
 
-def remove(session: Session, outbound: OutboundTable, subscriber: str, keys: Sequence[bytes]) -> int:
-    """REMOVE_OUTBOUND: delete outbound rows of entities no longer held locally (pulling or pulled only)."""
-    if not keys:
-        return 0
-    return session.execute(
-        f"DELETE FROM {outbound.full_name} WHERE `subscriber` = ".encode() + literal(subscriber)
-        + f" AND {_guard(Step.REMOVE_OUTBOUND)} AND ".encode() + key_condition(outbound.source, keys),
-        doing=f"removing rows from {outbound.full_name}",
-    )
+    def transaction(self, doing: str) -> AbstractContextManager[Any]:
+        return self.session.transaction(doing)
+
+    def check_where(self, where: str) -> None:
+        """Let the server parse the restriction before anything changes (one round trip, reads no rows)."""
+        self.session.rows(f"SELECT 1 FROM {self.name}{where} LIMIT 0", doing=f"checking the restriction on {self.name}")
+
+    def _candidates(self, where: str) -> str:
+        """Keys matching the restriction that this subscriber does not hold yet (or is part way through)."""
+        q, keys = self.sql.quote, self.sql.key_names(self.source)
+        join = " AND ".join(f"o.{q(c)} = s.{q(c)}" for c in self.source.primary_key)
+        pulling = self.sql.text(Outbound.PULLING.value)
+        return (f"FROM (SELECT {keys} FROM {self.name}{where}) AS s LEFT JOIN {self.outbound} AS o ON o.{self.mine} "
+                f"AND {join} WHERE (o.{q('state')} IS NULL OR o.{q('state')} = {pulling})")
+
+    def candidates(self, where: str, after: bytes | None, size: int) -> list[tuple[bytes, str | None]]:
+        sql, source = self.sql, self.source
+        return [(bytes(key), state) for key, state in self.session.rows(
+            f"SELECT {sql.key_literal(source, 's.')}, o.{sql.quote('state')} {self._candidates(where)} AND ".encode()
+            + sql.after(source, after, "s.") + f" ORDER BY {sql.key_order(source, 's.')} LIMIT {int(size)}".encode(),
+            doing=f"selecting entities to pull from {self.name}")]
+
+    def count_candidates(self, where: str) -> int:
+        return int(self.session.scalar(f"SELECT COUNT(*) {self._candidates(where)}",
+                                       doing=f"counting entities to pull from {self.name}"))
+
+    def _guard(self, step: Step) -> str:
+        states = ", ".join(self.sql.text(s.value) for s in STEP_GUARD[step] if s is not None)
+        return f"{self.sql.quote('state')} IN ({states})"
+
+    def observe(self, keys: Sequence[bytes]) -> dict[bytes, Outbound]:
+        """Outbound state of each key that has an outbound row for this subscriber (others are absent)."""
+        return {bytes(key): Outbound(state) for key, state in self.session.rows(
+            f"SELECT {self.sql.key_literal(self.source)}, {self.sql.quote('state')} FROM {self.outbound} WHERE "
+            f"{self.mine} AND ".encode() + self.sql.in_keys(self.source, keys), doing=f"reading {self.outbound}")}
+
+    def record(self, keys: Sequence[bytes], state: Outbound) -> int:
+        """RECORD_PULLING / ADOPT: insert outbound rows for source rows that exist (a vanished one is skipped)."""
+        if not keys:
+            return 0
+        q, names = self.sql.quote, self.sql.key_names(self.source)
+        return int(self.session.execute(
+            f"INSERT INTO {self.outbound} ({q('subscriber')}, {names}, {q('state')}) SELECT "
+            f"{self.sql.text(self.subscriber)}, {names}, {self.sql.text(state.value)} FROM {self.name} WHERE ".encode()
+            + self.sql.in_keys(self.source, keys), doing=f"recording entities in {self.outbound}"))
+
+    def update(self, keys: Sequence[bytes], step: Step) -> int:
+        """MARK_PULLED, APPROVE_DELETION, REVERT_TO_REQUESTED, REQUEST_DELETION for `keys`, under the step's guard."""
+        if not keys:
+            return 0
+        q = self.sql.quote
+        return int(self.session.execute(
+            f"UPDATE {self.outbound} SET {q('state')} = {self.sql.text(UPDATES[step].value)}, "
+            f"{q('changed_at')} = CURRENT_TIMESTAMP(6) WHERE {self.mine} AND {self._guard(step)} AND ".encode()
+            + self.sql.in_keys(self.source, keys), doing=f"updating {self.outbound} ({step.value})"))
+
+    def remove(self, keys: Sequence[bytes]) -> int:
+        """REMOVE_OUTBOUND: delete outbound rows of entities no longer held locally (pulling or pulled only)."""
+        if not keys:
+            return 0
+        return int(self.session.execute(
+            f"DELETE FROM {self.outbound} WHERE {self.mine} AND {self._guard(Step.REMOVE_OUTBOUND)} AND ".encode()
+            + self.sql.in_keys(self.source, keys), doing=f"removing rows from {self.outbound}"))
+
+    def present(self, keys: Sequence[bytes]) -> set[bytes]:
+        """Which of `keys` have a row in the source table."""
+        return {bytes(row[0]) for row in self.session.rows(
+            f"SELECT {self.sql.key_literal(self.source)} FROM {self.name} WHERE ".encode()
+            + self.sql.in_keys(self.source, keys), doing=f"reading {self.name}")}
+
+    def pages(self, condition: str, size: int) -> Iterator[list[bytes]]:
+        """This subscriber's outbound keys matching `condition` (SQL on the outbound table), a page at a time in
+        key order (keyset pagination)."""
+        after: bytes | None = None
+        sql = self.sql
+        while page := [bytes(row[0]) for row in self.session.rows(
+                f"SELECT {sql.key_literal(self.source)} FROM {self.outbound} WHERE {self.mine}{condition} AND "
+                .encode() + sql.after(self.source, after) + f" ORDER BY {sql.key_order(self.source)} "
+                f"LIMIT {int(size)}".encode(), doing=f"reading {self.outbound}")]:
+            yield page
+            after = page[-1]
+
+    def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
+        return self.pages("", size)
+
+    def held_pages(self, where: str, size: int, states: Sequence[Outbound] = HELD) -> Iterator[list[bytes]]:
+        """Held keys (pulled, or asked to delete) whose source rows match `where`."""
+        held = ", ".join(self.sql.text(s.value) for s in states)
+        condition = f" AND {self.sql.quote('state')} IN ({held})"
+        if where.strip():
+            keys = self.sql.key_names(self.source)
+            condition += f" AND ({keys}) IN (SELECT {keys} FROM {self.name}{where})"
+        return self.pages(condition, size)
+
+    def counts(self) -> dict[str, int]:
+        q = self.sql.quote
+        return {str(state): int(count) for state, count in self.session.rows(
+            f"SELECT {q('state')}, COUNT(*) FROM {self.outbound} WHERE {self.mine} GROUP BY {q('state')}",
+            doing=f"reading {self.outbound}")}
 
 
 def counts(session: Session, outbound: OutboundTable) -> dict[str, dict[str, int]]:
@@ -166,22 +233,6 @@ def _counts(session: Session, full_name: str) -> dict[str, dict[str, int]]:
     ):
         result.setdefault(str(subscriber), {})[str(state)] = int(count)
     return result
-
-
-def keys_page(session: Session, outbound: OutboundTable, subscriber: str, after: bytes | None, size: int,
-              states: Sequence[Outbound] | None = None) -> list[bytes]:
-    """One page of this subscriber's outbound keys in key order, after `after` (keyset pagination)."""
-    condition = b"`subscriber` = " + literal(subscriber)
-    if states:
-        condition += (" AND `state` IN (" + ",".join(f"'{s.value}'" for s in states) + ")").encode()
-    if after is not None:
-        condition += b" AND " + key_bound(outbound.source, after, ">")
-    found = session.rows(
-        f"SELECT {row_literal(outbound.source.key_columns)} FROM {outbound.full_name} WHERE ".encode() + condition
-        + f" ORDER BY {outbound.key_names} LIMIT {int(size)}".encode(),
-        doing=f"reading {outbound.full_name}",
-    )
-    return [bytes(row[0]) for row in found]
 
 
 def schema_counts(session: Session, outbound_schema: str) -> list[tuple[str, str, dict[str, int]]]:

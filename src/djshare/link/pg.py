@@ -41,9 +41,9 @@ from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.postgresql import (
+    POSTGRESQL,
     PgSession,
     advisory_lock,
-    after,
     enum_labels,
     key_condition,
     key_literal,
@@ -62,11 +62,10 @@ from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link.delete import FinishReport
 from djshare.link.gc import GcReport
 from djshare.link.local import differences
-from djshare.link.outbound import COMMENT_PREFIX, OutboundTable
+from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
-from djshare.link.stale import HELD
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.stores.copying import CopyJob, copy_checked, folder_jobs, full_path
 from djshare.stores.formats import format_of_schema
@@ -251,88 +250,12 @@ def link_lock(pg: PgSession, tables: LinkTables, timeout: float) -> contextlib.A
                          "it to finish and try again.")
 
 
-class PostgresSource:
+class PostgresSource(OutboundSource):
     """A link's source side on PostgreSQL: the source table and the outbound rows of one subscriber."""
 
     def __init__(self, pg: PgSession, tables: LinkTables) -> None:
+        super().__init__(pg, POSTGRESQL, tables.outbound, tables.subscriber)
         self.pg, self.tables = pg, tables
-        self.source = tables.source
-        self.name = name(self.source.schema, self.source.name)
-        self.outbound = name(tables.outbound.schema, tables.outbound.name)
-        self.mine = f"subscriber = {text(tables.subscriber)}"
-
-    def transaction(self, doing: str) -> contextlib.AbstractContextManager[PgSession]:
-        return self.pg.transaction(doing)
-
-    def check_where(self, where: str) -> None:
-        self.pg.rows(f"SELECT 1 FROM {self.name}{where} LIMIT 0", doing=f"checking the restriction on {self.name}")
-
-    def _candidates(self, where: str) -> str:
-        join = " AND ".join(f"o.{name(c)} = s.{name(c)}" for c in self.source.primary_key)
-        return (f"FROM (SELECT {key_names(self.source)} FROM {self.name}{where}) AS s LEFT JOIN {self.outbound} AS o "
-                f"ON o.{self.mine} AND {join} WHERE (o.state IS NULL OR o.state = {text(Outbound.PULLING.value)})")
-
-    def candidates(self, where: str, after_key: bytes | None, size: int) -> list[tuple[bytes, str | None]]:
-        return [(bytes(k), s) for k, s in self.pg.rows(
-            f"SELECT {key_literal(self.source.key_columns, 's.')}, o.state {self._candidates(where)} AND ".encode()
-            + after(self.source, after_key, "s.") + f" ORDER BY {key_order(self.source, 's.')} LIMIT {int(size)}"
-            .encode(), doing=f"selecting entities to pull from {self.name}")]
-
-    def count_candidates(self, where: str) -> int:
-        return int(self.pg.scalar(f"SELECT count(*) {self._candidates(where)}",
-                                  doing=f"counting entities to pull from {self.name}"))
-
-    def observe(self, keys: list[bytes]) -> dict[bytes, Outbound]:
-        return {bytes(k): Outbound(s) for k, s in self.pg.rows(
-            f"SELECT {key_literal(self.source.key_columns)}, state FROM {self.outbound} WHERE {self.mine} AND "
-            .encode() + key_condition(self.source, keys), doing=f"reading {self.outbound}")}
-
-    def record(self, keys: list[bytes], state: Outbound) -> int:
-        if not keys:
-            return 0
-        return self.pg.execute(
-            f"INSERT INTO {self.outbound} (subscriber, {key_names(self.source)}, state) SELECT "
-            f"{text(self.tables.subscriber)}, {key_names(self.source)}, {text(state.value)} FROM {self.name} WHERE "
-            .encode() + key_condition(self.source, keys), doing=f"recording entities in {self.outbound}")
-
-    def _guard(self, step: Step) -> str:
-        return "state IN (" + ", ".join(text(s.value) for s in STEP_GUARD[step] if s is not None) + ")"
-
-    def update(self, keys: list[bytes], step: Step) -> int:
-        if not keys:
-            return 0
-        state = {Step.MARK_PULLED: Outbound.PULLED, Step.REQUEST_DELETION: Outbound.DELETION_REQUESTED,
-                 Step.APPROVE_DELETION: Outbound.DELETION_APPROVED,
-                 Step.REVERT_TO_REQUESTED: Outbound.DELETION_REQUESTED}[step]
-        return self.pg.execute(
-            f"UPDATE {self.outbound} SET state = {text(state.value)}, changed_at = now() WHERE {self.mine} AND "
-            f"{self._guard(step)} AND ".encode() + key_condition(self.source, keys),
-            doing=f"updating {self.outbound} ({step.value})")
-
-    def remove(self, keys: list[bytes]) -> int:
-        if not keys:
-            return 0
-        return self.pg.execute(
-            f"DELETE FROM {self.outbound} WHERE {self.mine} AND {self._guard(Step.REMOVE_OUTBOUND)} AND ".encode()
-            + key_condition(self.source, keys), doing=f"removing rows from {self.outbound}")
-
-    def present(self, keys: list[bytes]) -> set[bytes]:
-        return {bytes(r[0]) for r in self.pg.rows(
-            f"SELECT {key_literal(self.source.key_columns)} FROM {self.name} WHERE ".encode()
-            + key_condition(self.source, keys), doing=f"reading {self.name}")}
-
-    def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
-        return paged_keys(self.pg, self.source, self.outbound, self.mine, size)
-
-    def held_pages(self, where: str, size: int) -> Iterator[list[bytes]]:
-        keys = key_names(self.source)
-        held = (f"{self.mine} AND state IN ({', '.join(text(state) for state in HELD)}) AND ({keys}) IN "
-                f"(SELECT {keys} FROM {name(self.source.schema, self.source.name)}{where})")
-        return paged_keys(self.pg, self.source, self.outbound, held, size)
-
-    def counts(self) -> dict[str, int]:
-        return {str(s): int(n) for s, n in self.pg.rows(
-            f"SELECT state, count(*) FROM {self.outbound} WHERE {self.mine} GROUP BY state")}
 
 
 def schema_counts(pg: PgSession, outbound_schema: str) -> list[tuple[str, str, dict[str, int]]]:

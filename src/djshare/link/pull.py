@@ -16,20 +16,20 @@ from typing import Any
 from djshare.backends.catalog import TableInfo
 from djshare.backends.mariadb import Session
 from djshare.backends.mariadb_rows import (
+    MARIADB,
     copy_rows,
     key_bound,
     key_condition,
-    literal,
     present_keys,
     row_literal,
     statement_limit,
 )
 from djshare.errors import ConfigurationError, DjshareError
-from djshare.link import objects, outbound
+from djshare.link import objects
 from djshare.link.lock import objects_lock
+from djshare.link.outbound import OutboundSource
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
-from djshare.restriction import check_where
 from djshare.stores.formats.dj014 import external_table
 
 DEFAULT_BATCH = 2000
@@ -71,86 +71,12 @@ class PullReport:
     refreshed: int = 0  # pull(refresh_changed=True): entities whose changed source rows were brought over
 
 
-def _candidates_sql(tables: LinkTables, where: str, after: bytes | None) -> bytes:
-    """Keys matching the restriction that this subscriber does not hold yet (or is part way through)."""
-    source, ob = tables.source, tables.outbound
-    keys = ", ".join(f"`{c}`" for c in source.primary_key)
-    join = " AND ".join(f"o.`{c}` = s.`{c}`" for c in source.primary_key)
-    sql = (
-        f"FROM (SELECT {keys} FROM {source.full_name}{where}) AS s LEFT JOIN {ob.full_name} AS o "
-        f"ON o.`subscriber` = ".encode() + literal(tables.subscriber) + f" AND {join} "
-        f"WHERE (o.`state` IS NULL OR o.`state` = '{Outbound.PULLING.value}')".encode()
-    )
-    if after is not None:
-        sql += b" AND " + key_bound(source, after, ">", "s.")
-    return sql
-
-
-class MariaDBSource:
+class MariaDBSource(OutboundSource):
     """A link's source side on MariaDB: the source table and the outbound table of one subscriber."""
 
     def __init__(self, session: Session, tables: LinkTables) -> None:
-        self.session, self.tables = session, tables
-        self.name = tables.source.full_name
-
-    def transaction(self, doing: str) -> contextlib.AbstractContextManager[Session]:
-        return self.session.transaction(doing)
-
-    def check_where(self, where: str) -> None:
-        check_where(self.session, self.name, where)
-
-    def candidates(self, where: str, after: bytes | None, size: int) -> list[tuple[bytes, str | None]]:
-        order = ", ".join(f"s.`{c}`" for c in self.tables.source.primary_key)
-        return [(bytes(key), state) for key, state in self.session.rows(
-            f"SELECT {row_literal(self.tables.source.key_columns, 's.')}, o.`state` ".encode()
-            + _candidates_sql(self.tables, where, after) + f" ORDER BY {order} LIMIT {int(size)}".encode(),
-            doing=f"selecting entities to pull from {self.name}")]
-
-    def count_candidates(self, where: str) -> int:
-        return count_candidates(self.session, self.tables, where)
-
-    def observe(self, keys: list[bytes]) -> dict[bytes, Outbound]:
-        return outbound.observe(self.session, self.tables.outbound, self.tables.subscriber, keys)
-
-    def record(self, keys: list[bytes], state: Outbound) -> int:
-        return outbound.record(self.session, self.tables.outbound, self.tables.subscriber, keys, state)
-
-    def update(self, keys: list[bytes], step: Step) -> int:
-        return outbound.update(self.session, self.tables.outbound, self.tables.subscriber, keys, step)
-
-    def remove(self, keys: list[bytes]) -> int:
-        return outbound.remove(self.session, self.tables.outbound, self.tables.subscriber, keys)
-
-    def present(self, keys: list[bytes]) -> set[bytes]:
-        return present_keys(self.session, self.tables.source, keys)
-
-    def outbound_pages(self, size: int) -> Iterator[list[bytes]]:
-        after: bytes | None = None
-        while page := outbound.keys_page(self.session, self.tables.outbound, self.tables.subscriber, after, size):
-            yield page
-            after = page[-1]
-
-    def held_pages(self, where: str, size: int) -> Iterator[list[bytes]]:
-        after: bytes | None = None
-        held = [Outbound.PULLED, Outbound.DELETION_REQUESTED]
-        while page := outbound.keys_page(self.session, self.tables.outbound, self.tables.subscriber, after, size,
-                                         held):
-            after = page[-1]
-            condition = where.strip().removeprefix("WHERE").strip()
-            if condition and page:  # the held keys whose source rows match
-                matching = {bytes(r[0]) for r in self.session.rows(
-                    f"SELECT {row_literal(self.tables.source.key_columns)} FROM {self.name} WHERE ({condition}) AND "
-                    .encode() + key_condition(self.tables.source, page), doing=f"reading keys of {self.name}")}
-                page = [k for k in page if k in matching]
-            yield page
-
-    def counts(self) -> dict[str, int]:
-        return outbound.counts(self.session, self.tables.outbound).get(self.tables.subscriber, {})
-
-
-def count_candidates(source: Session, tables: LinkTables, where: str) -> int:
-    return int(source.scalar(b"SELECT COUNT(*) " + _candidates_sql(tables, where, None),
-                             doing=f"counting entities to pull from {tables.source.full_name}"))
+        super().__init__(session, MARIADB, tables.outbound, tables.subscriber)
+        self.tables = tables
 
 
 def pull(source: SourceSide, local: LocalSide, where: str, *, batch_size: int = DEFAULT_BATCH,
