@@ -375,6 +375,49 @@ def test_a_least_privileged_link_user_and_a_missing_grant(world: World) -> None:
     assert world.same_rows("session") and world.same_rows("session__trace")
 
 
+def test_finish_deletion_cascades_into_dependent_tables_as_on_mariadb(world: World) -> None:
+    """One semantics on every backend: finishing a deletion removes the entity's part rows and the rows of other
+    tables that depend on it, as DataJoint's delete would, unless one of them is held through another link: then
+    that batch changes nothing and says why."""
+    schema = dj.Schema(world.source_schema, connection=connect(world.source))
+
+    @schema
+    class Note(dj.Manual):
+        definition = """
+        -> world.Session
+        note_id : int16
+        ---
+        text : varchar(32)
+        """
+
+    del Note  # declared for its foreign key; filled in SQL
+    world.source.execute(f'INSERT INTO "{world.source_schema}".note SELECT subject, session, 1, \'n\' FROM '
+                         f'"{world.source_schema}".session')
+    assert world.link().pull(progress=False).pulled == 12
+    held_note = PgLink("Note", world.schema(world.source, world.source_schema),
+                       world.schema(world.local, world.local_schema + "_notes"), outbound=world.outbound)
+    assert held_note.pull("subject = 'm1'", progress=False).pulled == 4
+    source = PgSourceLink("Session", world.schema(world.source, world.source_schema), outbound=world.outbound)
+    assert source.request_deletion("session = 0") == 3
+    world.local.execute(f'DELETE FROM "{world.local_schema}".session__trace WHERE session = 0',
+                        f'DELETE FROM "{world.local_schema}".session WHERE session = 0')
+    assert world.link().repair(progress=False).steps == {"approve_deletion": 3}
+    before = world.source.query(f'SELECT count(*) FROM "{world.source_schema}".session')
+    with pytest.raises(IntegrityViolation, match="still held through an outbound table.*changed nothing"):
+        source.finish_deletion()  # m1's note of session 0 is held by the Note link
+    assert world.source.query(f'SELECT count(*) FROM "{world.source_schema}".session') == before
+    assert len(source.approved()) == 3  # nothing changed: still approved
+    notes = PgSourceLink("Note", world.schema(world.source, world.source_schema), outbound=world.outbound)
+    assert notes.request_deletion("session = 0") == 1  # the Note link's subscriber lets its note go
+    world.local.execute(f'DELETE FROM "{world.local_schema}_notes".note WHERE session = 0')
+    assert held_note.repair(progress=False).steps == {"approve_deletion": 1}
+    assert notes.finish_deletion().source_rows == 1
+    report = source.finish_deletion()
+    assert (report.outbound_rows, report.source_rows, report.dependent_rows) == (3, 3, 3 * 2 + 2)  # traces, notes
+    assert world.source.query(f'SELECT count(*) FROM "{world.source_schema}".note WHERE session = 0') == [(0,)]
+    assert len(world.Session & "session = 0") == 0
+
+
 def test_the_deletion_handshake(world: World) -> None:
     """The source asks; one subscriber deletes locally and `repair` approves; the source deletes what no one holds
     any more and keeps what another subscriber still holds."""

@@ -292,7 +292,7 @@ def test_a_refused_batch_whose_undo_fails_is_left_to_repair(make_store_lab: Any,
         raise InterruptedOperation("Lost the connection (test)")
 
     with monkeypatch.context() as patched, pytest.raises(MissingObjectError):
-        patched.setattr(djshare.link.outbound, "remove", lost)
+        patched.setattr(djshare.link.outbound.OutboundSource, "remove", lost)
         Sample().pull()
     assert outbound_rows(world) > 0 and len(Sample()) == 0
     Sample().repair()

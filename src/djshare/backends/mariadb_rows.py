@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from pymysql.converters import escape_string
 
-from djshare.backends.catalog import INTEGER_TYPES, Column, TableInfo
+from djshare.backends.catalog import INTEGER_TYPES, Column, ForeignKey, TableInfo, foreign_keys_to
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import DjshareError
 
@@ -239,6 +240,17 @@ class MariaDB:
     def key_order(self, info: TableInfo, qualifier: str = "") -> str:
         """The key columns in paging order (the order `after` compares in)."""
         return self.key_names(info, qualifier)
+
+    def foreign_keys(self, session: Any) -> list[ForeignKey]:
+        """Every foreign key the server shows this user."""
+        return foreign_keys_to(session)
+
+    def commented(self, session: Any, prefix: str, schema: str | None = None) -> list[tuple[str, str, str]]:
+        """(schema, table, comment) of the tables whose comment starts with `prefix` (in `schema`, or anywhere)."""
+        return [(str(a), str(b), str(c)) for a, b, c in session.rows(
+            "SELECT table_schema, table_name, table_comment FROM information_schema.tables WHERE table_comment LIKE %s"
+            + (" AND table_schema = %s" if schema else "") + " ORDER BY table_schema, table_name",
+            (prefix + "%", *([schema] if schema else [])), doing="listing tables by their comments")]
 
     def row_hash(self, columns: Sequence[Column]) -> str:
         """A 64-bit hash of each row (unsigned), to XOR over a segment."""

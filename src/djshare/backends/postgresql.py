@@ -22,6 +22,7 @@ from djshare.errors import (
     AuthenticationError,
     ConfigurationError,
     DjshareError,
+    IntegrityViolation,
     InterruptedOperation,
     LinkBusyError,
     MissingPrivilegeError,
@@ -65,6 +66,8 @@ def translate(error: Exception, address: ServerAddress, doing: str = "") -> Djsh
     if state == "42501":
         return MissingPrivilegeError(f"User {address.user} on {address.host}:{address.port} lacks a privilege{where}: "
                                      f"{message}. Ask the server's admin for it.", grant=message)
+    if state in ("23503", "23505"):  # foreign_key_violation, unique_violation
+        return IntegrityViolation(f"{address.host}:{address.port} refused a change{where}: {message}.")
     if state.startswith("42"):
         return RestrictionError(f"The server at {address.host}:{address.port} rejected the query{where}: {message}. "
                                 "Check the restriction: column names and SQL syntax.")
@@ -193,8 +196,8 @@ class PgSession:
             raise translate(error, self.address, doing) from None
 
 
-def foreign_keys(session: PgSession, schemas: list[str]) -> list[ForeignKey]:
-    """The foreign keys whose child tables are in `schemas`."""
+def foreign_keys(session: PgSession, schemas: list[str] | None = None) -> list[ForeignKey]:
+    """The foreign keys whose child tables are in `schemas` (every one the database has, without)."""
     rows = session.rows(  # the catalog: information_schema hides constraints from SELECT-only users
         "SELECT cn.nspname, c.relname, con.conname, a.attname, pn.nspname, p.relname, pa.attname "
         "FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid "
@@ -203,7 +206,8 @@ def foreign_keys(session: PgSession, schemas: list[str]) -> list[ForeignKey]:
         "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child, parent, position) "
         "JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.child "
         "JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent "
-        "WHERE con.contype = 'f' AND cn.nspname = ANY(%s) ORDER BY 1, 2, 3, k.position", [schemas],
+        "WHERE con.contype = 'f' AND (%s::text[] IS NULL OR cn.nspname = ANY(%s)) ORDER BY 1, 2, 3, k.position",
+        [schemas, schemas],
         doing="reading foreign keys")
     grouped: dict[tuple[str, str, str], list[tuple[str, str, str, str]]] = {}
     for schema, table, name, column, parent_schema, parent_table, parent_column in rows:
@@ -325,6 +329,16 @@ class PostgreSQL(MariaDB):
 
     def key_order(self, info: TableInfo, qualifier: str = "") -> str:
         return key_order(info, qualifier)
+
+    def foreign_keys(self, session: Any) -> list[ForeignKey]:
+        return foreign_keys(session)
+
+    def commented(self, session: Any, prefix: str, schema: str | None = None) -> list[tuple[str, str, str]]:
+        return [(str(a), str(b), str(c)) for a, b, c in session.rows(
+            "SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "
+            "n.oid = c.relnamespace WHERE c.relkind = 'r' AND obj_description(c.oid, 'pg_class') LIKE %s"
+            + (" AND n.nspname = %s" if schema else "") + " ORDER BY 1, 2",
+            (prefix + "%", *([schema] if schema else [])), doing="listing tables by their comments")]
 
     def _encoding(self, columns: Sequence[Column]) -> str:
         parts = []

@@ -8,7 +8,7 @@ foreign key then refuses the DELETE, and the whole batch rolls back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from djshare.backends.catalog import ForeignKey
 from djshare.backends.mariadb import quote_name
@@ -39,9 +39,10 @@ def descendants(root: Table, foreign_keys: Iterable[ForeignKey], excluded: set[T
     return list(reversed(order))
 
 
-def deletions(root: Table, root_condition: bytes, foreign_keys: Iterable[ForeignKey],
-              excluded: set[Table]) -> list[tuple[str, bytes]]:
-    """(table, WHERE condition) for every DELETE of the cascade, children before parents."""
+def deletions(root: Table, root_condition: bytes, foreign_keys: Iterable[ForeignKey], excluded: set[Table],
+              quote: Callable[..., str] = quote_name) -> list[tuple[str, bytes]]:
+    """(table, WHERE condition) for every DELETE of the cascade, children before parents (`quote`: the backend's
+    quoting of names)."""
     keys = list(foreign_keys)
     tables = descendants(root, keys, excluded)
     inside = set(tables)
@@ -50,9 +51,9 @@ def deletions(root: Table, root_condition: bytes, foreign_keys: Iterable[Foreign
         parts = []
         for fk in keys:
             if fk.child == table and fk.parent in inside and fk.parent in conditions:
-                mine = ", ".join(f"`{c}`" for c, _ in fk.columns)
-                theirs = ", ".join(f"`{p}`" for _, p in fk.columns)
-                parts.append(f"({mine}) IN (SELECT {theirs} FROM {quote_name(*fk.parent)} WHERE ".encode()
+                mine = ", ".join(quote(c) for c, _ in fk.columns)
+                theirs = ", ".join(quote(p) for _, p in fk.columns)
+                parts.append(f"({mine}) IN (SELECT {theirs} FROM {quote(*fk.parent)} WHERE ".encode()
                              + conditions[fk.parent] + b")")
         conditions[table] = b"(" + b" OR ".join(parts) + b")"
-    return [(quote_name(*table), conditions[table]) for table in reversed(tables)]
+    return [(quote(*table), conditions[table]) for table in reversed(tables)]

@@ -15,7 +15,7 @@ from typing import Any
 
 from djshare.backends.catalog import TableInfo, read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import MariaDB, column_list
+from djshare.backends.mariadb_rows import MARIADB, MariaDB, column_list
 from djshare.errors import ConfigurationError, MissingPrivilegeError
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 
@@ -220,30 +220,24 @@ class OutboundSource:
             doing=f"reading {self.outbound}")}
 
 
-def counts(session: Session, outbound: OutboundTable) -> dict[str, dict[str, int]]:
+def counts(session: Any, outbound: OutboundTable, sql: MariaDB = MARIADB) -> dict[str, dict[str, int]]:
     """Per subscriber, the number of outbound rows in each state."""
-    return _counts(session, outbound.full_name)
+    return _counts(session, sql.quote(outbound.schema, outbound.name), sql)
 
 
-def _counts(session: Session, full_name: str) -> dict[str, dict[str, int]]:
+def _counts(session: Any, full_name: str, sql: MariaDB = MARIADB) -> dict[str, dict[str, int]]:
     result: dict[str, dict[str, int]] = {}
+    q = sql.quote
     for subscriber, state, count in session.rows(
-        f"SELECT `subscriber`, `state`, COUNT(*) FROM {full_name} GROUP BY `subscriber`, `state` "
-        "ORDER BY `subscriber`, `state`"
+        f"SELECT {q('subscriber')}, {q('state')}, COUNT(*) FROM {full_name} GROUP BY {q('subscriber')}, {q('state')} "
+        f"ORDER BY {q('subscriber')}, {q('state')}"
     ):
         result.setdefault(str(subscriber), {})[str(state)] = int(count)
     return result
 
 
-def schema_counts(session: Session, outbound_schema: str) -> list[tuple[str, str, dict[str, int]]]:
+def schema_counts(session: Any, outbound_schema: str, sql: MariaDB = MARIADB) -> list[tuple[str, str, dict[str, int]]]:
     """(source table, subscriber, rows per state) for every djshare outbound table in `outbound_schema`."""
-    found = session.rows(
-        "SELECT table_name, table_comment FROM information_schema.tables WHERE table_schema = %s "
-        "AND table_comment LIKE %s ORDER BY table_name",
-        (outbound_schema, COMMENT_PREFIX + "%"),
-    )
-    result = []
-    for name, comment in found:
-        for subscriber, states in _counts(session, quote_name(outbound_schema, str(name))).items():
-            result.append((str(comment)[len(COMMENT_PREFIX):], subscriber, states))
-    return result
+    return [(comment[len(COMMENT_PREFIX):], subscriber, states)
+            for schema, table, comment in sql.commented(session, COMMENT_PREFIX, outbound_schema)
+            for subscriber, states in _counts(session, sql.quote(schema, table), sql).items()]

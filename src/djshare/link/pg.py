@@ -59,11 +59,12 @@ from djshare.errors import (
     MissingPrivilegeError,
 )
 from djshare.formats.lineage import LINEAGE_TABLE, localized
-from djshare.link.delete import FinishReport
+from djshare.link.delete import SourceCommands, listed
 from djshare.link.gc import GcReport
 from djshare.link.local import differences
 from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
-from djshare.link.protocol import STEP_GUARD, Outbound, Step
+from djshare.link.outbound import schema_counts as outbound_schema_counts
+from djshare.link.protocol import Outbound
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
@@ -260,19 +261,7 @@ class PostgresSource(OutboundSource):
 
 def schema_counts(pg: PgSession, outbound_schema: str) -> list[tuple[str, str, dict[str, int]]]:
     """(source table, subscriber, rows per state) for every djshare outbound table in `outbound_schema`."""
-    found = pg.rows("SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "
-                    "n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r' AND "
-                    "obj_description(c.oid, 'pg_class') LIKE %s ORDER BY c.relname",
-                    (outbound_schema, COMMENT_PREFIX + "%"), doing=f"listing outbound tables in {outbound_schema}")
-    result: list[tuple[str, str, dict[str, int]]] = []
-    for table, comment in found:
-        counts: dict[str, dict[str, int]] = {}
-        for subscriber, state, count in pg.rows(f"SELECT subscriber, state, count(*) FROM "
-                                                f"{name(outbound_schema, str(table))} GROUP BY subscriber, state "
-                                                "ORDER BY subscriber"):
-            counts.setdefault(str(subscriber), {})[str(state)] = int(count)
-        result += [(str(comment)[len(COMMENT_PREFIX):], subscriber, states) for subscriber, states in counts.items()]
-    return result
+    return outbound_schema_counts(pg, outbound_schema, POSTGRESQL)
 
 
 def subscriber_id(pg: PgSession, schema: str) -> str:
@@ -624,7 +613,8 @@ class PgLink(LinkRunner):
         approves the deletions (the source then finishes them)."""
         ready = self._setup()
         with postgres.session(self.source.address) as source:
-            return listed(source, ready.tables.outbound, Outbound.DELETION_REQUESTED, ready.tables.subscriber)
+            return listed(source, ready.tables.outbound, Outbound.DELETION_REQUESTED, ready.tables.subscriber,
+                          sql=POSTGRESQL)
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:
@@ -635,97 +625,28 @@ class PgLink(LinkRunner):
                 "tables to match (or drop them after saving their rows, and let djshare declare them again).")
 
 
-def listed(pg: PgSession, outbound: OutboundTable, state: Outbound,
-           subscriber: str | None = None) -> list[dict[str, Any]]:
-    """Outbound rows in `state` (subscriber and key values), for display."""
-    keys = key_names(outbound.source)
-    rows = pg.rows(f"SELECT subscriber, {keys} FROM {name(outbound.schema, outbound.name)} WHERE state = "
-                   f"{text(state.value)}" + (f" AND subscriber = {text(subscriber)}" if subscriber else "")
-                   + f" ORDER BY subscriber, {key_order(outbound.source)}")
-    names = ("subscriber", *outbound.source.primary_key)
-    return [dict(zip(names, row, strict=True)) for row in rows]
-
-
-class PgSourceLink:
+class PgSourceLink(SourceCommands):
     """The source lab's side of PostgreSQL links of one table: ask subscribers to delete entities they hold, see
-    their answers, and delete the source rows once no one holds them (the outbound table's foreign key keeps
-    every held row)."""
+    their answers, and delete the source rows once no one holds them, with their parts and dependent rows (the
+    outbound table's foreign key keeps every held row). Restrictions are SQL conditions on the source table."""
+
+    sql = POSTGRESQL
 
     def __init__(self, table: str, source: PostgresSchema, *, outbound: str | None = None) -> None:
-        self.table, self.source, self.outbound = table, source, outbound
+        super().__init__(source.name, table, lambda: postgres.session(source.address),
+                         lambda: outbound_schema_name(outbound))
+        self.source, self.outbound = source, outbound
 
-    @contextlib.contextmanager
-    def _open(self) -> Iterator[tuple[PgSession, TableInfo, tuple[TableInfo, ...], OutboundTable]]:
-        with postgres.session(self.source.address) as pg:
-            table = table_name(pg, self.source, self.table)
-            info = postgres.read_table(pg, self.source.name, table)
-            outbound = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
-            if (outbound.schema, outbound.name) not in {(s, t) for s, t in pg.rows(
-                    "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = %s",
-                    (outbound.schema,))}:
-                raise ConfigurationError(f"No subscriber has pulled {self.source.name}.{table} (no outbound table "
-                                         f"{outbound.schema}.{outbound.name}): nothing to ask or finish.")
-            yield pg, info, part_tables(pg, self.source.name, table), outbound
+    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
+        return sql_where(restrictions)
 
-    def request_deletion(self, *restrictions: Any, subscriber: str | None = None, dry_run: bool = False) -> int:
-        """Flag held entities of the source rows matching all `restrictions` (SQL) for deletion; returns how many
-        outbound rows (entities x subscribers) were (or would be) flagged."""
-        where = sql_where(restrictions)
-        with self._open() as (pg, info, _, outbound):
-            join = " AND ".join(f"o.{name(c)} = s.{name(c)}" for c in info.primary_key)
-            guard = ", ".join(text(s.value) for s in STEP_GUARD[Step.REQUEST_DELETION] if s is not None)
-            source = f"(SELECT {key_names(info)} FROM {name(info.schema, info.name)}{where}) AS s"
-            condition = f"{join} AND o.state IN ({guard})" + (f" AND o.subscriber = {text(subscriber)}"
-                                                                if subscriber else "")
-            table = name(outbound.schema, outbound.name)
-            if dry_run:
-                return int(pg.scalar(f"SELECT count(*) FROM {table} AS o JOIN {source} ON {condition}"))
-            with pg.transaction("requesting deletion"):
-                return pg.execute(f"UPDATE {table} AS o SET state = {text(Outbound.DELETION_REQUESTED.value)}, "
-                                  f"changed_at = now() FROM {source} WHERE {condition}",
-                                  doing=f"requesting deletion in {table}")
+    def _read(self, source: Any) -> TableInfo:
+        return postgres.read_table(source, self.source.name, table_name(source, self.source, self.table))
 
-    def requested(self, subscriber: str | None = None) -> list[dict[str, Any]]:
-        with self._open() as (pg, _, _, outbound):
-            return listed(pg, outbound, Outbound.DELETION_REQUESTED, subscriber)
-
-    def approved(self, subscriber: str | None = None) -> list[dict[str, Any]]:
-        with self._open() as (pg, _, _, outbound):
-            return listed(pg, outbound, Outbound.DELETION_APPROVED, subscriber)
-
-    def finish_deletion(self, subscriber: str | None = None, dry_run: bool = False) -> FinishReport:
-        """Remove approved outbound rows, then delete the source rows no subscriber holds any more, with their
-        part rows, in one transaction (source rows locked first). Rows of other tables that reference them stop
-        it with the reason, and nothing changes."""
-        report = FinishReport(dry_run=dry_run)
-        with self._open() as (pg, info, parts, outbound):
-            table = name(outbound.schema, outbound.name)
-            approved = f"state = {text(Outbound.DELETION_APPROVED.value)}" + (
-                f" AND subscriber = {text(subscriber)}" if subscriber else "")
-            with pg.transaction("finishing deletions"):
-                keys = [bytes(r[0]) for r in pg.rows(
-                    f"SELECT DISTINCT {key_literal(info.key_columns)} FROM {table} WHERE {approved}")]
-                if not keys:
-                    return report
-                where = key_condition(info, keys)
-                pg.rows(f"SELECT 1 FROM {name(info.schema, info.name)} WHERE ".encode() + where + b" FOR UPDATE")
-                held = {bytes(r[0]) for r in pg.rows(
-                    f"SELECT {key_literal(info.key_columns)} FROM {table} WHERE NOT ({approved}) AND ".encode()
-                    + where)}
-                gone = sorted(set(keys) - held)
-                report.outbound_rows, report.kept, report.source_rows = len(keys), len(held), len(gone)
-                if dry_run:
-                    return report
-                pg.execute(f"DELETE FROM {table} WHERE {approved} AND ".encode() + where)
-                if gone:
-                    doomed = key_condition(info, gone)
-                    for part in parts:
-                        report.dependent_rows += pg.execute(f"DELETE FROM {name(part.schema, part.name)} WHERE "
-                                                            .encode() + doomed, doing=f"deleting from {part.name}")
-                    pg.execute(f"DELETE FROM {name(info.schema, info.name)} WHERE ".encode() + doomed,
-                               doing=f"deleting from {info.schema}.{info.name} (rows of other tables that "
-                               "reference these must go first)")
-        return report
+    def _check_outbound(self, source: Any, ob: OutboundTable) -> None:
+        if ob.name not in _tables(source, ob.schema):
+            raise ConfigurationError(f"No subscriber has pulled {ob.source.schema}.{ob.source.name} (no outbound "
+                                     f"table {ob.schema}.{ob.name}): nothing to ask or finish.")
 
 
 def _references(local: PgSession, schema: str) -> dict[str, set[str]]:
