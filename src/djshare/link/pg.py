@@ -59,7 +59,7 @@ from djshare.errors import (
     MissingPrivilegeError,
 )
 from djshare.formats.lineage import LINEAGE_TABLE, localized
-from djshare.link.delete import SourceCommands, listed
+from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport
 from djshare.link.local import differences
 from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
@@ -552,6 +552,8 @@ class PgLink(LinkRunner):
     `stores` maps local store names to source store names where they differ; store settings come from each
     side's `PostgresSchema(stores=...)` (default: DataJoint's settings)."""
 
+    source_sql = POSTGRESQL
+
     def __init__(self, table: str, source: PostgresSchema, local: PostgresSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, stores: Mapping[str, str] | None = None,
                  batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
@@ -598,23 +600,12 @@ class PgLink(LinkRunner):
     def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
         return postgres.session(self.source.address)
 
-    def _source_name(self, tables: LinkTables) -> str:
-        return name(tables.source.schema, tables.source.name)
-
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)
 
     def gc(self, dry_run: bool = False) -> GcReport:
         """`gc` of the local schema (see there)."""
         return gc(self.local, dry_run)
-
-    def requested(self) -> list[dict[str, Any]]:
-        """This subscriber's entities the source asked to delete. Delete them locally, then `repair()`: that
-        approves the deletions (the source then finishes them)."""
-        ready = self._setup()
-        with postgres.session(self.source.address) as source:
-            return listed(source, ready.tables.outbound, Outbound.DELETION_REQUESTED, ready.tables.subscriber,
-                          sql=POSTGRESQL)
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:

@@ -43,7 +43,7 @@ from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import Column, TableInfo, read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.backends.mariadb_rows import float32
-from djshare.backends.postgresql import PgSession, key_condition, key_literal, name
+from djshare.backends.postgresql import POSTGRESQL, PgSession, key_condition, key_literal, name
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
 from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link.dj2 import LAYOUTS, MariaDBSchema
@@ -559,6 +559,8 @@ class PgToMariaDBLink(LinkRunner):
     `stores` maps local store names to source store names where they differ; `local_stores`: the local side's
     store settings (default DataJoint's)."""
 
+    source_sql = POSTGRESQL
+
     def __init__(self, table: str, source: PostgresSchema, local: MariaDBSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, stores: Mapping[str, str] | None = None,
                  local_stores: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = DEFAULT_BATCH,
@@ -629,9 +631,6 @@ class PgToMariaDBLink(LinkRunner):
 
     def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
         return postgres.session(self.source.address)
-
-    def _source_name(self, tables: LinkTables) -> str:
-        return name(tables.source.schema, tables.source.name)
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         return sql_where(restrictions)

@@ -13,7 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from djshare.backends.mariadb_rows import MARIADB, MariaDB
 from djshare.errors import ConfigurationError
+from djshare.link.delete import listed
 from djshare.link.protocol import Outbound
 from djshare.link.pull import PullReport, checked_options, checked_subscriber
 from djshare.link.pull import pull as run_pull
@@ -50,7 +52,10 @@ def outbound_schema_name(explicit: str | None) -> str:
 
 
 class LinkRunner:
-    """The commands of one link. Subclasses implement `_setup`, `_sides`, `_where` and `_check_declared`."""
+    """The commands of one link. Subclasses implement `_setup`, `_sides`, `_where` and `_check_declared`, and say
+    which backend the source is on (`source_sql`)."""
+
+    source_sql: MariaDB = MARIADB
 
     def __init__(self, table: str, *, outbound: str | None, subscriber: str | None, batch_size: int,
                  lock_timeout: float, stores: Mapping[str, str] | None = None) -> None:
@@ -71,7 +76,7 @@ class LinkRunner:
 
     def _source_name(self, tables: LinkTables) -> str:
         """The source table's name as the source server's SQL writes it."""
-        return tables.source.full_name
+        return self.source_sql.table(tables.source)
 
     def _checked(self, restrictions: tuple[Any, ...], dry_run: bool) -> tuple[str, Ready]:
         """The WHERE clause of `restrictions`, checked by the source server, and the link set up; for a dry run of
@@ -170,6 +175,16 @@ class LinkRunner:
     def _stranded(self, local: LocalSide) -> list[bytes]:
         """Local rows the local side found without a source row (besides those repair finds itself)."""
         return []
+
+    def requested(self) -> list[dict[str, Any]]:
+        """This subscriber's entities whose deletion the source asked for (their key values). Delete them locally,
+        then `repair()`: that approves the deletions, and the source then finishes them."""
+        ready = self._setup(create=False)
+        if not ready.linked:
+            return []
+        with self._source_session() as source:
+            return listed(source, ready.tables.outbound, Outbound.DELETION_REQUESTED, ready.tables.subscriber,
+                          sql=self.source_sql)
 
     def status(self) -> dict[str, int]:
         """This subscriber's outbound rows by state, and the local row count."""
