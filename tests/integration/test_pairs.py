@@ -241,11 +241,22 @@ class Gap(Exception):
     """A step today's code does not do on this pair (the message is the `EXPECTED` entry)."""
 
 
+def run_steps(steps: list[tuple[str, Callable[[], None]]], outcome: dict[str, str]) -> None:
+    """Run the scenario's steps in order, recording "ok" or the gap of each; a refused pull ends the scenario."""
+    for name, step in steps:
+        try:
+            step()
+            outcome[name] = OK
+        except Gap as gap:
+            outcome[name] = str(gap)
+            if name == "pull":
+                return
+
+
 def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
     """The scenario; `outcome` gets each step's result as it runs (a refused first step ends it)."""
     source, local = pair.source, pair.local
     per_subject = SESSIONS
-    steps: list[tuple[str, Callable[[], None]]] = []
 
     def pull() -> None:
         try:
@@ -313,16 +324,7 @@ def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
     steps = [("pull", pull), ("crash and repair", crash_and_repair), ("stale", stale),
              ("stale shows changes", shows_changes), ("refresh changed", refresh_changed),
              ("requested", requested), ("finish deletion", finish_deletion), ("gc", gc), ("status", status)]
-    for name, step in steps:
-        try:
-            step()
-            outcome[name] = OK
-        except Gap as gap:
-            outcome[name] = str(gap)
-            if name == "pull":
-                return
-            if name == "requested":  # the request was made: carry on with it
-                continue
+    run_steps(steps, outcome)
 
 
 def catalog(side: Side, source_schema: str) -> dict[str, Any]:
@@ -519,14 +521,7 @@ def run_cli_scenario(cli: Cli, outcome: dict[str, str]) -> None:
     steps = [("pull", pull), ("repair", repair), ("stale", stale), ("stale shows changes", shows_changes),
              ("refresh changed", refresh_changed), ("requested", requested), ("finish deletion", finish_deletion),
              ("gc", gc), ("status", status)]
-    for name, step in steps:
-        try:
-            step()
-            outcome[name] = OK
-        except Gap as gap:
-            outcome[name] = str(gap)
-            if name == "pull":
-                return
+    run_steps(steps, outcome)
 
 
 @pytest.mark.parametrize("source_name,local_name", list(itertools.product(SIDES, SIDES)))
