@@ -85,3 +85,26 @@ def test_errors_are_one_line_without_secrets(lab: Lab) -> None:
     debug = djshare(lab, "--debug", "pull", "nodot", "-l", lab.local_schema)
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "SCHEMA.ClassName" in debug.stderr
     assert "needs at least one --where" in djshare(lab, "request-deletion", f"{lab.source_schema}.Scan").stderr
+
+
+def test_the_format_of_a_new_local_schema_is_chosen_and_refusals_change_nothing(lab: Lab) -> None:
+    fill_pipeline(lab.pipeline)
+    table = f"{lab.source_schema}.Scan"
+
+    def refused(*args: str) -> str:
+        done = djshare(lab, "pull", table, *args)
+        assert done.returncode == 1 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done
+        assert lab.local.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                               (lab.local_schema,)) == [(0,)]
+        assert lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                                (lab.outbound_schema,)) == [(0,)]
+        return " ".join(done.stderr.split())
+
+    assert "DataJoint 0.14 has no format on PostgreSQL" in refused(
+        "-l", "postgresql://localhost:1/db/collab", "--format", "dj014")
+    assert "into DataJoint 2.x on MariaDB is not built yet" in refused("-l", lab.local_schema, "--format", "dj2")
+    assert "is not a schema name" in refused("-l", f"{lab.local.address}/{lab.local_schema}")
+    wrong = djshare(lab, "pull", table, "-l", lab.local_schema, "--format", "dj3")
+    assert wrong.returncode == 2 and "'dj3' is not one of" in wrong.stderr.replace("\"", "'"), wrong.stderr
+    done = djshare(lab, "pull", table, "-l", lab.local_schema, "--format", "dj014", "-w", "subject='s0'")
+    assert done.returncode == 0 and "pulled 5 entities" in done.stdout, done.stderr

@@ -17,7 +17,6 @@ as arguments.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -31,7 +30,7 @@ import pymysql
 from datajoint.expression import QueryExpression
 from datajoint.user_tables import TableMeta, UserTable
 
-from djshare.backends.address import ServerAddress
+from djshare.backends.address import ServerAddress, read_credentials
 from djshare.backends.catalog import (
     TableInfo,
     find_table,
@@ -77,8 +76,6 @@ from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import check_where, where_clause
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
-
-ENV_USER, ENV_PASSWORD = "LINK_USER", "LINK_PASS"
 
 
 class TimedConnection(dj.Connection):
@@ -133,15 +130,7 @@ class LazySchema:
     def _read_address(self) -> ServerAddress:
         use_tls = bool(self._use_tls if self._use_tls is not None else dj.config.get("database.use_tls") or False)
         if self.host is not None:
-            user = self._user or os.environ.get(ENV_USER)
-            password = self._password if self._password is not None else os.environ.get(ENV_PASSWORD)
-            if not user or password is None:
-                missing = [n for n, v in ((ENV_USER, user), (ENV_PASSWORD, password)) if not v and v != ""]
-                raise ConfigurationError(
-                    f"No credentials for the source server {self.host}: set {' and '.join(missing)} to the link "
-                    "user's name and password there (or pass user= and password= to LazySchema)."
-                )
-            given = "the user and password given to LazySchema" if self._user else f"{ENV_USER} and {ENV_PASSWORD}"
+            user, password, given = read_credentials("link", self.host, self._user, self._password, "LazySchema")
             return ServerAddress.parse(self.host, user, password, self._port, use_tls, credentials=given)
         user = self._user or dj.config.get("database.user")
         password = self._password if self._password is not None else dj.config.get("database.password")

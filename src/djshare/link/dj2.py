@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from djshare.backends.address import ServerAddress
+from djshare.backends.address import ServerAddress, read_credentials
 from djshare.backends.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import ConfigurationError, DefinitionMismatchError
@@ -59,23 +59,16 @@ class MariaDBSchema:
     def source(cls, name: str, *, host: str, user: str | None = None, password: str | None = None,
                port: int | None = None) -> MariaDBSchema:
         """A source schema: user and password from LINK_USER / LINK_PASS unless given."""
-        user = user or os.environ.get("LINK_USER")
-        password = password if password is not None else os.environ.get("LINK_PASS")
-        if not user or password is None:
-            raise ConfigurationError(f"No credentials for the source server {host}: set LINK_USER and LINK_PASS "
-                                     "to the link user's name and password there.")
-        return cls(name, ServerAddress.parse(host, user, password, port, credentials="LINK_USER and LINK_PASS"))
+        user, password, given = read_credentials("link", host, user, password, "MariaDBSchema.source")
+        return cls(name, ServerAddress.parse(host, user, password, port, credentials=given))
 
     @classmethod
     def local(cls, name: str, *, host: str | None = None, user: str | None = None, password: str | None = None,
               port: int | None = None) -> MariaDBSchema:
         """A local schema: host, user and password from DJ_HOST / DJ_USER / DJ_PASS unless given."""
         host = host or os.environ.get("DJ_HOST") or "localhost"
-        user = user or os.environ.get("DJ_USER")
-        password = password if password is not None else os.environ.get("DJ_PASS")
-        if not user or password is None:
-            raise ConfigurationError("No user for the local server: set DJ_USER and DJ_PASS.")
-        return cls(name, ServerAddress.parse(host, user, password, port, credentials="DJ_USER and DJ_PASS"))
+        user, password, given = read_credentials("local", host, user, password, "MariaDBSchema.local")
+        return cls(name, ServerAddress.parse(host, user, password, port, credentials=given))
 
     def session(self) -> Session:
         return Session(self.address)
@@ -94,8 +87,8 @@ class MariaDBSchema:
         if found is not None and found != layout:
             raise ConfigurationError(
                 f"The local schema `{self.name}` is in DataJoint {'2.x' if found == 'dj2' else '0.14'}'s layout, not "
-                f"the link's ({'2.x' if layout == 'dj2' else '0.14'}): pass layout={found!r} (CLI: the "
-                "layout follows the local schema), or use another local schema. Nothing was changed.")
+                f"the link's ({'2.x' if layout == 'dj2' else '0.14'}): pass layout={found!r} (CLI: "
+                f"--format {found}, or leave it out), or use another local schema. Nothing was changed.")
 
 
 def refuse_in_store(tables: tuple[TableInfo, ...]) -> None:
@@ -215,9 +208,10 @@ class Dj2Link(LinkRunner):
             name = find_table(source, schema, self.table) if self.table[:1].isupper() else self.table
             if format_of_schema(source, schema) != "dj2":
                 raise ConfigurationError(
-                    f"Schema `{schema}` is in DataJoint 0.14's layout: link it with djshare's DataJoint 0.14 link "
-                    "(`pip install 'djshare[dj014]'`; `djshare pull` there), or into DataJoint 2.x on PostgreSQL "
-                    "with `-l postgresql://...`.")
+                    f"Schema `{schema}` is in DataJoint 0.14's layout: a link from it into DataJoint 2.x on MariaDB is "
+                    "not built yet. Link it into 0.14's layout with djshare's DataJoint 0.14 link (`pip install "
+                    "'djshare[dj014]'`; `djshare pull` there, into a new schema or one that holds 0.14 tables), or "
+                    "into DataJoint 2.x on PostgreSQL with `-l postgresql://...`.")
             info = read_table(source, schema, name)
             parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
             refuse_in_store((info, *parts))

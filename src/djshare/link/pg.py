@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.backends import postgresql as postgres
-from djshare.backends.address import ServerAddress
+from djshare.backends.address import ServerAddress, read_credentials
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.postgresql import (
     POSTGRESQL,
@@ -100,18 +100,18 @@ class PostgresSchema:
     def __init__(self, name: str, *, host: str, database: str, user: str | None = None,
                  password: str | None = None, port: int | None = None,
                  stores: Mapping[str, Mapping[str, Any]] | None = None,
-                 credentials: tuple[str, str] = ("DJ_USER", "DJ_PASS")) -> None:
+                 role: str = "local") -> None:
         self.name, self.host, self.database = name, host, database
         self._user, self._password, self._port = user, password, port
         self._stores = stores
-        self._credentials = credentials
+        self._role = role
 
     @classmethod
     def source(cls, name: str, *, host: str, database: str, user: str | None = None, password: str | None = None,
                port: int | None = None, stores: Mapping[str, Mapping[str, Any]] | None = None) -> PostgresSchema:
         """A source schema: user and password from LINK_USER / LINK_PASS unless given."""
         return cls(name, host=host, database=database, user=user, password=password, port=port, stores=stores,
-                   credentials=("LINK_USER", "LINK_PASS"))
+                   role="link")
 
     @property
     def stores(self) -> Mapping[str, Mapping[str, Any]]:
@@ -124,14 +124,10 @@ class PostgresSchema:
 
     @property
     def address(self) -> ServerAddress:
-        user_variable, password_variable = self._credentials
-        user = self._user or os.environ.get(user_variable)
-        password = self._password if self._password is not None else os.environ.get(password_variable)
-        if not user or password is None:
-            raise ConfigurationError(f"No credentials for the PostgreSQL server {self.host}: set {user_variable} and "
-                                     f"{password_variable} (or pass user= and password= to PostgresSchema).")
+        user, password, given = read_credentials(self._role, f"postgresql://{self.host}/{self.database}",
+                                                 self._user, self._password, "PostgresSchema")
         address = ServerAddress.parse(self.host, user, password, self._port or postgres.DEFAULT_PORT,
-                                      credentials=f"{user_variable} and {password_variable}")
+                                      credentials=given)
         return replace(address, backend="postgresql", database=self.database)
 
 

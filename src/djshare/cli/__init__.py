@@ -2,7 +2,8 @@
 
 Settings come from the environment, as in the library:
   local server   DJ_HOST (host or host:port), DJ_USER, DJ_PASS (or a DataJoint config file)
-  source server  LINK_HOST (host or host:port; or --source-host), LINK_USER, LINK_PASS
+  source server  LINK_HOST (host[:port], or postgresql://host[:port]/db; or --source-host), LINK_USER, LINK_PASS
+  sides          parsed in `djshare.cli.sides`; users and passwords read by `backends.address.read_credentials`
   outbound       LINK_OUTBOUND (the schema on the source server that holds outbound tables)
   stores         local: the DataJoint config (dj_local_conf.json); source: --source-stores FILE.json
 """
@@ -16,7 +17,8 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -29,6 +31,8 @@ from djshare import __version__
 from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress
 from djshare.backends.mariadb import Session
+from djshare.cli import sides
+from djshare.cli.sides import split_table
 from djshare.defaults import CAPTURE_SCHEMA as DEFAULT_SCHEMA
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
 from djshare.export import capture2
@@ -78,7 +82,6 @@ SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HO
 LinkSource = Annotated[str | None, typer.Option(
     "--source-host", envvar="LINK_HOST",
     help="Source server, host or host:port, or postgresql://HOST[:PORT]/DB for a DataJoint 2.x schema there.")]
-LocalSchema = Annotated[str, typer.Option("--local-schema", "-l", help="Schema of the local table (local server).")]
 LocalTarget = Annotated[str, typer.Option("--local-schema", "-l", help=(
     "Schema of the local table (local server), or postgresql://HOST[:PORT]/DB/SCHEMA for a DataJoint 2.x "
     "schema on PostgreSQL."))]
@@ -113,18 +116,9 @@ def run(action: Callable[[], T], code: int = 1) -> T:
         raise typer.Exit(code) from None
 
 
-def split_table(table: str) -> tuple[str, str]:
-    schema, dot, name = table.rpartition(".")
-    if not dot or not schema or not name:
-        raise ConfigurationError(f"{table!r} is not SCHEMA.ClassName (for example lab.Session).")
-    return schema, name
-
-
 def source_schema(table: str, host: str | None) -> tuple[LazySchema, str]:  # source side commands
     schema, name = split_table(table)
-    if not host:
-        raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
-    return LazySchema(schema, host=host), name
+    return LazySchema(schema, host=sides.link_source(host).host), name
 
 
 @dataclass
@@ -134,52 +128,53 @@ class StoreOptions:
     copy_objects: bool = True
 
 
-def linked(table: str, host: str | None, local_schema: str,
-           options: StoreOptions | None = None) -> LinkedTable | LinkRunner:
-    """The link of `table` into `local_schema`, by what the schemas hold. Nothing is declared until a command
-    needs it: a dry run, a bad restriction or a repair of a link not made yet change nothing."""
+class LocalFormat(StrEnum):
+    dj014 = "dj014"
+    dj2 = "dj2"
+
+
+def linked(table: str, host: str | None, local_schema: str, options: StoreOptions | None = None,
+           format: str | None = None) -> LinkedTable | LinkRunner:
+    """The link of `table` into `local_schema`, by what the schemas hold: the local format is `format` for a new
+    local schema (default: the source's; 0.14's from PostgreSQL into MariaDB), else the one the local schema holds.
+    Nothing is declared until a command needs it: a dry run, a bad restriction or a repair of a link not made yet
+    change nothing."""
     options = options or StoreOptions()
     schema_name, name = split_table(table)
-    if not host:
-        raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
-    if host.startswith("postgresql://"):
-        server, _, database = host.removeprefix("postgresql://").partition("/")
-        if not server or not database or "/" in database:
-            raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
-        pg_source = PostgresSchema.source(schema_name, host=server, database=database)
-        if not local_schema.startswith("postgresql://"):  # into MariaDB: 0.14's layout, or an existing schema's
-            local = mariadb_local(local_schema)
-            return PgToMariaDBLink(name, pg_source, local, layout=local.layout() or "dj014")
-        return PgLink(name, pg_source, postgres_schema(local_schema))
-    if not local_schema.startswith("postgresql://"):
-        source_schema = MariaDBSchema.source(schema_name, host=host)
+    source, local = sides.link_source(host), sides.local_schema(local_schema)
+    if local.postgres and format == "dj014":
+        raise ConfigurationError("DataJoint 0.14 has no format on PostgreSQL: a local schema there is in 2.x's "
+                                 "format (leave out --format, or give a MariaDB schema for 0.14's).")
+    if source.postgres:
+        pg_source = PostgresSchema.source(schema_name, host=source.host, database=source.database)
+        if local.postgres:
+            return PgLink(name, pg_source, postgres_schema(local))
+        maria = mariadb_local(local.path)
+        return PgToMariaDBLink(name, pg_source, maria, layout=format or maria.layout() or "dj014")
+    if not local.postgres:
+        source_schema = MariaDBSchema.source(schema_name, host=source.host)
         with source_schema.session() as session:
-            layout = format_of_schema(session, schema_name)
-        if layout == "dj2":
-            local = mariadb_local(local_schema)
-            return Dj2Link(name, source_schema, local, layout=local.layout() or "dj2")
+            source_format = format_of_schema(session, schema_name)
+        maria = mariadb_local(local.path)
+        local_format = format or maria.layout() or source_format
+        if "dj2" in (source_format, local_format):  # the 2.x link on MariaDB (refusing 0.14 sources: not built yet)
+            return Dj2Link(name, source_schema, maria, layout=local_format)
+        maria.check_layout("dj014")
     if WRONG_LINE is not None:
         raise WRONG_LINE
     stores = None
     if options.source_stores is not None:
-        try:
-            stores = json.loads(options.source_stores.read_text())
-        except (OSError, ValueError) as error:
-            raise ConfigurationError(f"Cannot read source store settings from {options.source_stores}: {error}.") \
-                from None
-        if not isinstance(stores, dict):
-            raise ConfigurationError(f"{options.source_stores} holds a JSON {type(stores).__name__}; store settings "
-                                     "are an object of store names to settings, as dj.config['stores'].")
+        stores = _stores(options.source_stores)
     mapping = {}
     for item in options.store or []:
         local_store, equals, source_store = item.partition("=")
         if not equals or not local_store or not source_store:
             raise ConfigurationError(f"--store {item!r} is not LOCAL=SOURCE (for example --store raw=lab_raw).")
         mapping[local_store] = source_store
-    source = LazySchema(schema_name, host=host, stores=stores)
-    if local_schema.startswith("postgresql://"):
-        return CrossLink(name, source, postgres_schema(local_schema), stores=mapping)
-    cls = Link(LazySchema(local_schema), source, stores=mapping, copy_objects=options.copy_objects)(
+    lazy_source = LazySchema(schema_name, host=source.host, stores=stores)
+    if local.postgres:
+        return CrossLink(name, lazy_source, postgres_schema(local), stores=mapping)
+    cls = Link(LazySchema(local.path), lazy_source, stores=mapping, copy_objects=options.copy_objects)(
         type(name, (), {"__doc__": f"Local copy of {table}."}))
     return cls()
 
@@ -190,24 +185,10 @@ def mariadb_local(schema: str) -> MariaDBSchema:
     return MariaDBSchema.local(schema) if WRONG_LINE is not None else MariaDBSchema(schema, LazySchema(schema).address)
 
 
-def mariadb_linked(table: str, host: str | None, local_schema: str, command: str,
-                   options: StoreOptions | None = None) -> LinkedTable:
-    """`linked` for commands built for MariaDB local tables only."""
-    found = linked(table, host, local_schema, options)
-    if isinstance(found, LinkRunner):
-        raise ConfigurationError(f"`djshare {command}` is built for links of DataJoint 0.14 tables into MariaDB only "
-                                 "(pull and repair work for the others); compare the tables with `djshare diff`.")
-    return found
-
-
-def postgres_schema(url: str) -> PostgresSchema:
-    """postgresql://HOST[:PORT]/DATABASE/SCHEMA as a local side in DataJoint 2.x's layout (user and password:
-    DJ_USER and DJ_PASS; stores: DataJoint's settings)."""
-    host, _, rest = url.removeprefix("postgresql://").partition("/")
-    database, _, schema = rest.partition("/")
-    if not (host and database and schema) or "/" in schema:
-        raise ConfigurationError(f"{url!r} is not postgresql://HOST[:PORT]/DATABASE/SCHEMA.")
-    return PostgresSchema(schema, host=host, database=database)
+def postgres_schema(local: sides.Location) -> PostgresSchema:
+    """A local schema on PostgreSQL in DataJoint 2.x's layout (user and password: DJ_USER and DJ_PASS; stores:
+    DataJoint's settings)."""
+    return PostgresSchema(local.path, host=local.host, database=local.database)
 
 
 def _print_version(value: bool) -> None:
@@ -235,13 +216,16 @@ def pull(table: TableArg, local_schema: LocalTarget, where: Where = None, source
          batch_size: Annotated[int, typer.Option(help="Entities per batch (one transaction per server).")] = 2000,
          dry_run: DryRun = False, source_stores: SourceStores = None, store: StoreMap = None,
          copy_objects: CopyObjects = True,
+         format: Annotated[LocalFormat | None, typer.Option(
+             "--format", help="DataJoint format of a new local schema: dj014 (0.14) or dj2 (2.x). Default: the "
+             "source's (0.14's from PostgreSQL into MariaDB); a schema that holds tables keeps its own.")] = None,
          refresh_changed: Annotated[bool, typer.Option(
              "--refresh-changed", help="Also bring over source rows that changed after they were pulled "
              "(see `djshare diff --link`), updated in place.")] = False) -> None:
     """Pull source entities (with part rows and external objects) not yet in the local table; creates the
     local table if needed."""
     options = StoreOptions(source_stores, store, copy_objects)
-    report = run(lambda: linked(table, source_host, local_schema, options).pull(
+    report = run(lambda: linked(table, source_host, local_schema, options, format and format.value).pull(
         *(where or []), batch_size=batch_size, dry_run=dry_run, refresh_changed=refresh_changed))
     if dry_run:
         out.print(f"would pull {report.would_pull} entities; would record {report.adopted} local rows")
@@ -271,11 +255,19 @@ def repair(table: TableArg, local_schema: LocalTarget, source_host: LinkSource =
 
 
 @app.command()
-def refresh(table: TableArg, local_schema: LocalSchema, source_host: SourceHost = None,
+def refresh(table: TableArg, local_schema: LocalTarget, source_host: LinkSource = None,
             source_stores: SourceStores = None, store: StoreMap = None) -> None:
-    """Copy the source's deletion requests into the local DeletionRequested part table."""
+    """The source's deletion requests for this link: copied into the local DeletionRequested part table (DataJoint
+    0.14 local tables), else listed here. Delete the entities locally, then `djshare repair` approves them."""
     options = StoreOptions(source_stores, store)
-    added = run(lambda: mariadb_linked(table, source_host, local_schema, "refresh", options).refresh())
+    found = run(lambda: linked(table, source_host, local_schema, options))
+    if isinstance(found, LinkRunner):  # no DeletionRequested table on this local side: list them
+        keys = run(found.requested)
+        _print_keys(keys, "no open deletion requests")
+        if keys:
+            out.print(f"{len(keys)} open deletion requests: delete them locally, then `djshare repair`")
+        return
+    added = run(found.refresh)
     out.print(f"{added} new deletion requests")
 
 
@@ -285,14 +277,15 @@ def garbage_collect(local_schema: LocalTarget, dry_run: DryRun = False) -> None:
     (never objects djshare did not write). Local store settings come from the DataJoint config."""
 
     def collect() -> GcReport:
-        if local_schema.startswith("postgresql://"):
-            return pg_gc(postgres_schema(local_schema), dry_run=dry_run)
+        local = sides.local_schema(local_schema)
+        if local.postgres:
+            return pg_gc(postgres_schema(local), dry_run=dry_run)
         if WRONG_LINE is None:
-            return gc(LazySchema(local_schema), dry_run=dry_run)
+            return gc(LazySchema(local.path), dry_run=dry_run)
         # without DataJoint 0.14: the server from DJ_HOST / DJ_USER / DJ_PASS, the stores from the DataJoint
         # installed here (2.x reads the same config files), if any
-        with MariaDBSchema.local(local_schema).session() as session:
-            return collect_garbage(session, local_schema, _installed_stores(), dry_run=dry_run)
+        with MariaDBSchema.local(local.path).session() as session:
+            return collect_garbage(session, local.path, _installed_stores(), dry_run=dry_run)
 
     report = run(collect)
     for path in report.deleted:
@@ -321,16 +314,11 @@ def status(source_host: SourceHost = None,
     def collect() -> list[tuple[str, str, dict[str, int]]]:
         if not outbound:
             raise ConfigurationError("No outbound schema: pass --outbound or set LINK_OUTBOUND.")
-        host = source_host or _require_host()
-        if host.startswith("postgresql://"):  # a PostgreSQL source: LINK_USER / LINK_PASS
-            server, _, database = host.removeprefix("postgresql://").partition("/")
-            if not server or not database or "/" in database:
-                raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
-            with postgres.session(PostgresSchema.source(outbound, host=server, database=database).address) as pg:
+        source = sides.link_source(source_host)
+        if source.postgres:  # a PostgreSQL source: LINK_USER / LINK_PASS
+            with postgres.session(source.address("link")) as pg:
                 return pg_schema_counts(pg, outbound)
-        address = MariaDBSchema.source(outbound, host=host).address if WRONG_LINE is not None else \
-            LazySchema(outbound, host=host).address
-        with Session(address) as session:
+        with Session(source.address("link")) as session:
             return schema_counts(session, outbound)
 
     rows = run(collect)
@@ -344,29 +332,18 @@ def _refuse(message: str) -> None:
     raise ConfigurationError(message)
 
 
-def _require_host() -> str:
-    host = os.environ.get("LINK_HOST")
-    if not host:
-        raise ConfigurationError("No source server: pass --source-host or set LINK_HOST (host or host:port).")
-    return host
-
-
 def _source_link(table: str, host: str | None) -> SourceLink | Dj2SourceLink | PgSourceLink:
-    host = host or _require_host()
-    if host.startswith("postgresql://"):
-        server, _, database = host.removeprefix("postgresql://").partition("/")
-        if not server or not database or "/" in database:
-            raise ConfigurationError(f"Source {host!r} is not postgresql://HOST[:PORT]/DATABASE.")
-        schema_name, name = split_table(table)
-        return PgSourceLink(name, PostgresSchema.source(schema_name, host=server, database=database))
+    source = sides.link_source(host or os.environ.get("LINK_HOST"))
     schema_name, name = split_table(table)
-    dj2_source = MariaDBSchema.source(schema_name, host=host)
+    if source.postgres:
+        return PgSourceLink(name, PostgresSchema.source(schema_name, host=source.host, database=source.database))
+    dj2_source = MariaDBSchema.source(schema_name, host=source.host)
     with dj2_source.session() as session:
         if format_of_schema(session, schema_name) == "dj2":
             return Dj2SourceLink(name, dj2_source)
     if WRONG_LINE is not None:
         raise WRONG_LINE
-    schema, name = source_schema(table, host)
+    schema, name = source_schema(table, source.host)
     return SourceLink(schema, name)
 
 
@@ -421,30 +398,13 @@ def _side(spec: str, role: str, key: list[str] | None, where: str, null: str | N
         if not key:
             raise ConfigurationError(f"{spec} is a CSV file: name its key columns with --key.")
         return csv_file(spec, key, null=null), Path(spec).stem
-    postgresql = spec.startswith("postgresql://")
-    host, slash, table = spec.removeprefix("postgresql://").partition("/")
-    database = ""
-    if postgresql:
-        database, _, table = table.partition("/")
-    schema, dot, name = table.partition(".")
-    if not (slash and dot and host and schema and name) or (postgresql and not database):
+    found = sides.table(spec)
+    if found is None:
         raise ConfigurationError(f"{spec!r} is neither HOST[:PORT]/SCHEMA.TABLE (e.g. db.lab:3306/lab.session, "
                                  "the table's SQL name), postgresql://HOST[:PORT]/DATABASE/SCHEMA.TABLE, nor a .csv "
                                  "file.")
-    return Table(_address(host, database if postgresql else None, role), schema, name, where), name
-
-
-def _address(host: str, database: str | None, role: str) -> ServerAddress:
-    """A server (PostgreSQL when `database` is given), with DJSHARE_<ROLE>_USER / _PASS (default DJ_USER, DJ_PASS)."""
-    upper = role.upper()
-    user = os.environ.get(f"DJSHARE_{upper}_USER") or os.environ.get("DJ_USER")
-    password = os.environ.get(f"DJSHARE_{upper}_PASS", os.environ.get("DJ_PASS"))
-    if not user or password is None:
-        raise ConfigurationError(f"No credentials for the {role} server: set DJSHARE_{upper}_USER and "
-                                 f"DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS).")
-    address = ServerAddress.parse(host, user, password, port=5432 if database is not None else None,
-                                  credentials=f"DJSHARE_{upper}_USER and DJSHARE_{upper}_PASS (or DJ_USER and DJ_PASS)")
-    return replace(address, backend="postgresql", database=database) if database is not None else address
+    location, schema, name = found
+    return Table(location.address(role), schema, name, where), name
 
 
 def _handler(name: str, right: Source, dry_run: bool) -> Handler:
@@ -577,13 +537,11 @@ Target = Annotated[str, typer.Option("--to", help="Target server, host or host:p
 
 
 def _target(host: str) -> ServerAddress:
-    user = os.environ.get("DJSHARE_TARGET_USER") or os.environ.get("DJ_USER")
-    password = os.environ.get("DJSHARE_TARGET_PASS", os.environ.get("DJ_PASS"))
-    if not user or password is None:
-        raise ConfigurationError("No credentials for the target server: set DJSHARE_TARGET_USER and "
-                                 "DJSHARE_TARGET_PASS (or DJ_USER and DJ_PASS).")
-    return ServerAddress.parse(host, user, password,
-                               credentials="DJSHARE_TARGET_USER and DJSHARE_TARGET_PASS (or DJ_USER and DJ_PASS)")
+    target = sides.server(host, "Target")
+    if target.postgres:
+        raise ConfigurationError("`djshare export` writes DataJoint 0.14 tables, which live on MariaDB: give "
+                                 "--to HOST[:PORT] (for DataJoint 2.x schemas on PostgreSQL: `djshare tables`).")
+    return target.address("target")
 
 
 @export_app.command("start")
@@ -715,11 +673,7 @@ StoresFile = Annotated[Path | None, typer.Option(help="JSON file with store sett
 
 def _server(spec: str, role: str) -> ServerAddress:
     """HOST[:PORT] or postgresql://HOST[:PORT]/DATABASE, with DJSHARE_<ROLE>_USER / _PASS (default DJ_USER, DJ_PASS)."""
-    postgresql = spec.startswith("postgresql://")
-    host, _, database = spec.removeprefix("postgresql://").partition("/")
-    if not host or (postgresql and (not database or "/" in database)) or (not postgresql and database):
-        raise ConfigurationError(f"{spec!r} is neither HOST[:PORT] nor postgresql://HOST[:PORT]/DATABASE.")
-    return _address(host, database if postgresql else None, role)
+    return sides.server(spec).address(role)
 
 
 def _restrictions(rows: list[str] | None, source: ServerAddress | None = None, paper: str | None = None,
