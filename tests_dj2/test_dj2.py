@@ -132,7 +132,8 @@ def test_the_command_line_under_dj2(world: tuple[PostgresServer, MariaDBServer, 
     pg, maria, _ = world
     env = dict(os.environ, DJSHARE_LEFT_USER=pg.admin_user, DJSHARE_LEFT_PASS=pg.admin_password,
                DJSHARE_RIGHT_USER=maria.admin_user, DJSHARE_RIGHT_PASS=maria.admin_password,
-               DJ_USER=maria.admin_user, DJ_PASS=maria.admin_password, LINK_HOST=maria.address, COLUMNS="300",
+               DJ_HOST=maria.address, DJ_USER=maria.admin_user, DJ_PASS=maria.admin_password, LINK_HOST=maria.address,
+               COLUMNS="300",
                LINK_USER=maria.admin_user, LINK_PASS=maria.admin_password)
 
     def djshare(*args: str) -> subprocess.CompletedProcess[str]:

@@ -540,8 +540,10 @@ def test_stale_entities_are_found_inside_the_servers(world: World, s3: S3Server)
     done = subprocess.run([sys.executable, "-m", "djshare", "diff", "--link", f"{world.source_schema}.Session", "-l",
                            f"postgresql://{world.local.address}/{world.local.database}/{world.local_schema}"],
                           env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "~ ('m1','1')" in done.stdout, done.stderr  # 1: stale entities found
-    assert "2 stale entities; 1 on one side only" in done.stderr
+    assert done.returncode == 1, done.stderr  # 1: stale entities found
+    assert "~ session (subject='m1', session=1)\n    note: " in done.stdout and "-> 'changed'" in done.stdout
+    assert "~ session__trace (subject='M2', session=2, trace=1)\n    values: " in done.stdout, done.stdout
+    assert "2 stale entities (2 changed rows); 1 on one side only" in done.stderr
     # references to objects name the local side, yet an unchanged entity is not stale
     objects = Objects(world, store("file", world.tmp / "source-store", s3, ""),
                       store("file", world.tmp / "local-store", s3, ""))
@@ -549,7 +551,9 @@ def test_stale_entities_are_found_inside_the_servers(world: World, s3: S3Server)
     assert objects.link().stale().stale == []
     world.source.execute(f'UPDATE "{world.source_schema}".sample SET signal = (SELECT signal FROM '
                          f'"{world.source_schema}".sample WHERE sample = 0) WHERE sample = 2')
-    assert objects.link().stale().stale == [b"('2')"]
+    report = objects.link().stale()
+    assert report.stale == [b"('2')"]
+    assert [(a.kind, a.key, sorted(a.changes)) for a in report.changes] == [("changed", {"sample": 2}, ["signal"])]
 
 
 def test_refresh_changed_brings_source_changes_in_place(world: World) -> None:

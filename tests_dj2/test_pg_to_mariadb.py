@@ -251,6 +251,9 @@ def test_changed_source_rows_are_found_and_refreshed(reverse: Reverse) -> None:
     report = link.stale(batch_size=4)
     # three sessions 1, M2's session 3 (a float32), m1's session 2 (a dropped part), M2's session 0 (a new part)
     assert len(report.stale) == 6 and report.out_of_step == 1
+    kinds = sorted((a.kind, a.branch, sorted(a.changes)) for a in report.changes)
+    assert ("changed", "session", ["gain"]) in kinds and ("added", "session__trace", []) in kinds
+    assert ("removed", "session__trace", []) in kinds  # a part row the source added, one it dropped
     with pytest.raises(Crash):  # the first batch of two is refreshed, then the process dies
         link.pull(progress=False, refresh_changed=True, batch_size=2, checkpoint=crash_at("refresh_local"))
     assert len(link.stale().stale) == 4
@@ -267,8 +270,9 @@ def test_changed_source_rows_are_found_and_refreshed(reverse: Reverse) -> None:
                            reverse.local_schema, "--source-host",
                            f"postgresql://{world.source.address}/{world.source.database}"],
                           env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "~ ('M2','2')" in done.stdout, done.stderr  # 1: stale entities found
-    assert "1 stale entities; 1 on one side only" in done.stderr
+    assert done.returncode == 1, done.stderr  # 1: stale entities found
+    assert "~ session (subject='M2', session=2)\n    note: " in done.stdout and "-> 'again'" in done.stdout, done.stdout
+    assert "1 stale entities (1 changed rows); 1 on one side only" in done.stderr
 
 
 def test_into_a_dj2_schema_on_mariadb_that_datajoint_2_reads(reverse: Reverse, s3: S3Server) -> None:

@@ -90,21 +90,27 @@ def test_errors_are_one_line_without_secrets(lab: Lab) -> None:
 def test_the_format_of_a_new_local_schema_is_chosen_and_refusals_change_nothing(lab: Lab) -> None:
     fill_pipeline(lab.pipeline)
     table = f"{lab.source_schema}.Scan"
+    v2 = f"{lab.local_schema}_v2"
 
     def refused(*args: str) -> str:
         done = djshare(lab, "pull", table, *args)
         assert done.returncode == 1 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done
         assert lab.local.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
                                (lab.local_schema,)) == [(0,)]
-        assert lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
-                                (lab.outbound_schema,)) == [(0,)]
         return " ".join(done.stderr.split())
 
     assert "DataJoint 0.14 has no format on PostgreSQL" in refused(
         "-l", "postgresql://localhost:1/db/collab", "--format", "dj014")
-    assert "into DataJoint 2.x on MariaDB is not built yet" in refused("-l", lab.local_schema, "--format", "dj2")
     assert "is not a schema name" in refused("-l", f"{lab.local.address}/{lab.local_schema}")
+    assert lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                            (lab.outbound_schema,)) == [(0,)]
     wrong = djshare(lab, "pull", table, "-l", lab.local_schema, "--format", "dj3")
     assert wrong.returncode == 2 and "'dj3' is not one of" in wrong.stderr.replace("\"", "'"), wrong.stderr
+    # 0.14 into 2.x's format on MariaDB, then the schema keeps its format: later commands need no --format
+    done = djshare(lab, "pull", table, "-l", v2, "--format", "dj2", "-w", "subject='s0'")
+    assert done.returncode == 0 and "pulled 5 entities" in done.stdout, done.stderr
+    assert lab.local.query(f"SELECT COUNT(*) FROM `{v2}`.`~lineage`")[0][0] > 0
+    assert "pulled 0 entities" in djshare(lab, "pull", table, "-l", v2, "-w", "subject='s0'").stdout
+    assert "is in DataJoint 2.x's layout, not the link's (0.14)" in refused("-l", v2, "--format", "dj014")
     done = djshare(lab, "pull", table, "-l", lab.local_schema, "--format", "dj014", "-w", "subject='s0'")
     assert done.returncode == 0 and "pulled 5 entities" in done.stdout, done.stderr

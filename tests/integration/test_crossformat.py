@@ -23,6 +23,7 @@ import pytest
 
 from djshare.errors import AuthenticationError, ConfigurationError, RestrictionError
 from djshare.link.crossformat import CrossLink, PostgresSchema
+from djshare.link.dj2 import Dj2Link, MariaDBSchema
 from djshare.link.pg import gc as pg_gc
 from djshare.sql.connection import ServerAddress
 from djshare.stores.formats.dj2 import Reference, content_hash
@@ -31,7 +32,7 @@ from djshare.sync.sources import Table
 from tests.conftest import Lab, fill_pipeline
 from tests.crash import Crash, crash_at
 from tests.integration.test_stores import MAPPING, StoreLab, make_store_lab, s3  # noqa: F401 - fixtures
-from tests.servers import PostgresServer, postgres_server
+from tests.servers import MariaDBServer, PostgresServer, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DJ2_PYTHON = ROOT / ".venv2" / "bin" / "python"
@@ -289,6 +290,12 @@ def test_changed_source_rows_are_found_and_refreshed(lab: Lab, postgres: Postgre
                        f"UPDATE `{source}`.`__scan` SET `result` = `result` + 1 WHERE `recording` = 0",
                        f"DELETE FROM `{source}`.`__scan__channel` WHERE `recording` = 1 AND `channel` = 1")
     assert len(recording.stale().stale) == 1 and len(scan.stale().stale) == 2
+    # what changed, in one shape for every link kind: a changed master, a changed master, a part row the source dropped
+    assert sorted((a.kind, a.branch, sorted(a.changes)) for a in recording.stale().changes) == [
+        ("changed", "recording", ["note", "weight"])]
+    assert sorted((a.kind, a.branch, a.key.get("channel"), sorted(a.changes))
+                  for a in scan.stale().changes) == [("changed", "__scan", None, ["result"]),
+                                                     ("removed", "__scan__channel", 1, [])]
     assert len(scan.stale("recording = 1").stale) == 1
     with pytest.raises(Crash):  # the first batch is refreshed, then the process dies
         scan.pull(progress=False, refresh_changed=True, batch_size=1, checkpoint=crash_at("refresh_local"))
@@ -364,10 +371,12 @@ def test_a_mapping_to_a_store_the_source_does_not_have_is_refused(make_store_lab
         == [(0,)]
 
 
-def university_queries(pg: PostgresServer, schema: str, output: Path, fill: bool = False) -> Any:
+def university_queries(pg: PostgresServer | MariaDBServer, schema: str, output: Path, fill: bool = False) -> Any:
     """DataJoint 2.x's university queries on `schema` (`fill`: declared and filled by 2.x itself first)."""
+    on_postgres = isinstance(pg, PostgresServer)
     settings = {"host": pg.host, "port": pg.port, "user": pg.admin_user, "password": pg.admin_password,
-                "database": pg.database, "schema": schema, "output": str(output), "fill": fill}
+                "database": pg.database if on_postgres else "", "schema": schema, "output": str(output),
+                "fill": fill, "backend": "postgresql" if on_postgres else "mysql"}
     done = subprocess.run([str(DJ2_PYTHON), str(ROOT / "tests" / "university_queries.py"), json.dumps(settings)],
                           capture_output=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert done.returncode == 0, done.stderr.decode()[-3000:]
@@ -390,3 +399,25 @@ def test_tables_linked_one_by_one_answer_dj2s_own_university_queries(lab: Lab, p
     lineage = dict(((t, a), o) for t, a, o in postgres.query(f'SELECT * FROM "{schema}"."~lineage"'))
     assert lineage[("current_term", "term")] == f"{schema}.term.term"  # a non-key attribute, through a foreign key
     assert lineage[("grade", "grade")] == f"{schema}.#letter_grade.grade"
+
+
+def test_a_014_pipeline_linked_into_dj2_on_mariadb_answers_dj2s_university_queries(lab: Lab, tmp_path: Path) -> None:
+    """The university pipeline declared and filled by 0.14, linked table by table (children first) into a 2.x
+    schema on MariaDB: 0.14's statements with 2.x's comments and `~lineage` derived from the foreign keys, so
+    DataJoint 2.x's own queries give on the copy what they give on a copy 2.x declared and filled itself."""
+    from tests.university import TABLES, declare, fill, nonempty
+
+    fill(declare(dj.Schema(lab.source_schema, connection=lab.pipeline["Subject"].connection), dj, "dj014"))
+    schema = f"v2_{lab.local_schema}"
+    source = MariaDBSchema(lab.source_schema, ServerAddress.parse(lab.source.address, lab.users.link_user,
+                                                                  lab.users.link_password))
+    local = MariaDBSchema(schema, ServerAddress.parse(lab.local.address, lab.local.admin_user,
+                                                      lab.local.admin_password))
+    for name, _, _ in reversed(TABLES):
+        assert Dj2Link(name, source, local).pull(progress=False).pulled > 0
+    native = university_queries(lab.local, f"native_{lab.local_schema}", tmp_path / "native.pickle", fill=True)
+    assert nonempty(native) and university_queries(lab.local, schema, tmp_path / "copy.pickle") == native
+    lineage = dict(((t, a), o) for t, a, o in lab.local.query(f"SELECT * FROM `{schema}`.`~lineage`"))
+    assert lineage[("current_term", "term")] == f"{schema}.term.term"  # a non-key attribute, through a foreign key
+    assert lineage[("grade", "grade")] == f"{schema}.#letter_grade.grade"
+    assert Dj2Link("Grade", source, local).stale(progress=False).stale == []  # the same bytes on both servers

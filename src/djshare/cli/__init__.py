@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -156,10 +156,11 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
         with source_schema.session() as session:
             source_format = format_of_schema(session, schema_name)
         maria = mariadb_local(local.path)
+        if format is not None:
+            maria.check_layout(format)  # a schema is never filled in the other format
         local_format = format or maria.layout() or source_format
-        if "dj2" in (source_format, local_format):  # the 2.x link on MariaDB (refusing 0.14 sources: not built yet)
+        if "dj2" in (source_format, local_format):  # the 2.x link on MariaDB (from 0.14 into 2.x's format too)
             return Dj2Link(name, source_schema, maria, layout=local_format)
-        maria.check_layout("dj014")
     if WRONG_LINE is not None:
         raise WRONG_LINE
     stores = None
@@ -499,20 +500,7 @@ def _stale(table: str, local_schema: str | None, source_host: str | None, where:
     if not local_schema:
         raise typer.BadParameter("--link needs --local-schema (-l): the schema of the local table.")
     found = run(lambda: linked(table, source_host, local_schema), code=2)
-    if isinstance(found, LinkRunner) and not isinstance(found, Dj2Link):  # entities by key
-        report = run(lambda: found.stale(*([where] if where else [])), code=2)
-        if not only_counts:
-            for key in report.stale:
-                out.print(json.dumps({"stale": key.decode()}) if as_json else f"~ {key.decode()}", markup=False,
-                          highlight=False)
-        (out if only_counts else err).print(
-            f"{len(report.stale)} stale entities" + (f"; {report.out_of_step} on one side only (run `djshare "
-                                                     "repair`)" if report.out_of_step else ""), highlight=False)
-        if report.stale:
-            raise typer.Exit(1)
-        return
-    linked_table = cast("LinkedTable", found)
-    report = run(lambda: linked_table.stale(*([where] if where else [])), code=2)
+    report = run(lambda: found.stale(*([where] if where else [])), code=2)
     if not only_counts:
         for action in report.changes:
             out.print(action.json() if as_json else action.text(), markup=False, highlight=False, soft_wrap=True)

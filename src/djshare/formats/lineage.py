@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from djshare.backends.catalog import ForeignKey
+from djshare.backends.mariadb import quote_name
 
 LINEAGE_TABLE = "~lineage"
 Row = tuple[str, str, str]  # (table name, attribute name, origin)
@@ -50,3 +51,12 @@ def derived(schema: str, keys: Mapping[str, Sequence[str]], foreign_keys: Iterab
         columns = set(key) | {c for s, t, c in parent if (s, t) == (schema, table)}
         found |= {(table, c, origin((schema, table, c))) for c in columns if not c.startswith("_")}
     return sorted(found)
+
+
+def lineage_declaration(schema: str) -> str:
+    """`~lineage` as DataJoint 2.x declares it on MariaDB."""
+    return (f"CREATE TABLE IF NOT EXISTS {quote_name(schema, LINEAGE_TABLE)} (\n"
+            "  `table_name` varchar(64) NOT NULL COMMENT 'table name within the schema',\n"
+            "  `attribute_name` varchar(64) NOT NULL COMMENT 'attribute name',\n"
+            "  `lineage` varchar(255) NOT NULL COMMENT 'origin: schema.table.attribute',\n"
+            "  PRIMARY KEY (`table_name`, `attribute_name`)\n) ENGINE=InnoDB")

@@ -11,6 +11,11 @@ foreign keys to other tables dropped (their attributes stay, as plain attributes
 key to its master, and `~lineage` rows naming the local tables as the origin of their keys; DataJoint 2.x
 reads the local schema as its own. Rows are copied as the source server formats them (`MariaDBLocal`).
 
+A DataJoint 0.14 source is linked into 2.x's layout the same way (`layout="dj2"`): its statements with the column
+comments 2.x writes (a serialized blob is `:<blob>:`, 0.14's `:attach:` is `:<attach>:`: the stored bytes are the
+same), and `~lineage` derived from its foreign keys as 2.x's `rebuild_lineage()` derives it. Its external objects
+(`blob@`, `attach@`, `filepath@`) would be in-store codecs, which 2.3.5 cannot insert on MariaDB: refused.
+
 DataJoint 2.3.5 on MariaDB stores only in-table types (`<blob>`, `<attach>`, uuid, json, ...); its in-store
 types fail on insert there, and djshare refuses a source column with an in-store codec (`<blob@store>`,
 `<attach@store>`, `<object@store>`, `<filepath@store>`, `<hash@store>`) before changing anything.
@@ -21,19 +26,28 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from djshare.backends.address import ServerAddress, read_credentials
-from djshare.backends.catalog import TableInfo, find_table, part_names, read_table, schema_exists, table_names
+from djshare.backends.catalog import (
+    Column,
+    TableInfo,
+    find_table,
+    foreign_keys_up,
+    part_names,
+    read_table,
+    schema_exists,
+    table_names,
+)
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import ConfigurationError, DefinitionMismatchError
-from djshare.formats.lineage import LINEAGE_TABLE, localized
+from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, lineage_declaration, localized
 from djshare.link import outbound
 from djshare.link import stale as staleness
 from djshare.link.delete import SourceCommands
-from djshare.link.local import differences, subscriber_id
+from djshare.link.local import DELETION_REQUESTED, differences, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport
@@ -46,6 +60,12 @@ from djshare.stores.formats import format_of_schema
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
 COMMENT = re.compile(r"COMMENT '(?P<text>(?:[^'\\]|''|\\.)*)'")  # a column's comment in SHOW CREATE TABLE
 LAYOUTS = ("dj2", "dj014")
+BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})  # a serialized blob in 0.14 without a type label
+# the core type labels DataJoint 2.x's own migration (`datajoint.migrate.analyze_columns`) writes on 0.14 columns;
+# unsigned integers widen to the next signed type that holds their range, as there
+CORE_LABELS = {"tinyint unsigned": "int16", "smallint unsigned": "int32", "mediumint unsigned": "int32",
+               "int unsigned": "int64", "bigint unsigned": "int64", "tinyint": "int8", "smallint": "int16",
+               "mediumint": "int32", "int": "int32", "bigint": "int64", "float": "float32", "double": "float64"}
 
 
 @dataclass(frozen=True)
@@ -124,9 +144,36 @@ def dj014_comment(text: str, column: str, table: str) -> str:
     return rest
 
 
-def local_statement(session: Session, table: TableInfo, master: TableInfo | None, layout: str = "dj2") -> str:
+def dj2_comment(text: str, column: Column, table: str) -> str:
+    """A 0.14 column comment (SQL-quoted text) as DataJoint 2.x's migration writes it: a serialized blob (a longblob
+    without a type label in 0.14) is `:<blob>:`, 0.14's `:attach:` is `:<attach>:` (both store the same bytes),
+    integers and floats get their core type label (`:int32:`, `:float64:`), uuid stays. Raises ConfigurationError
+    for what DataJoint 2.3.5 cannot hold on MariaDB (0.14's external objects would be in-store codecs) or cannot
+    read (adapted types, whose adapter lives in the source lab's code)."""
+    label = re.match(r"^:(?P<type>[^:]+):", text)
+    if label is None:
+        native = re.sub(r"\(\d+\)", "", column.column_type.lower()).replace(" zerofill", "").strip()
+        core = "<blob>" if column.data_type in BLOBS else CORE_LABELS.get(native)
+        return f":{core}:{text}" if core else text
+    kind, rest = label["type"], text[label.end():]
+    if kind == "attach":
+        return ":<attach>:" + rest
+    if kind == "uuid":
+        return text
+    where = f"Column `{column.name}` of {table}"
+    if "@" in kind:
+        raise ConfigurationError(
+            f"{where} is `{kind}`, an external object: in DataJoint 2.x that is an in-store codec, which DataJoint "
+            "2.3.5 cannot insert on MariaDB. Link the table into DataJoint 2.x on PostgreSQL (-l postgresql://...) "
+            "or into 0.14's layout. Nothing was changed.")
+    raise ConfigurationError(f"{where} has the type `{kind}` (an adapted type, whose adapter lives in the source "
+                             "lab's code), which djshare cannot carry into DataJoint 2.x. Nothing was changed.")
+
+
+def local_statement(session: Session, table: TableInfo, master: TableInfo | None, layout: str = "dj2",
+                    source_format: str = "dj2") -> str:
     """The source's CREATE TABLE for `table`, as IF NOT EXISTS, keeping only a part's foreign key to `master`;
-    with `layout="dj014"`, column comments as DataJoint 0.14 writes them."""
+    column comments as DataJoint writes them in `layout` (`source_format`: the source's)."""
     create = str(session.rows(f"SHOW CREATE TABLE {table.full_name}")[0][1])
     head, *lines = create.split("\n")
     kept = []
@@ -136,33 +183,53 @@ def local_statement(session: Session, table: TableInfo, master: TableInfo | None
                               and (reference.group(1) in (None, f"`{table.schema}`."))):
             continue
         column = re.match(r"\s*`(?P<name>[^`]*)` ", line)
-        if layout == "dj014" and column:
+        if column and layout != source_format:
             comment = COMMENT.search(line)
+            text = comment["text"] if comment else ""
+            if layout == "dj014":
+                text = dj014_comment(text, column["name"], table.full_name)
+            else:
+                text = dj2_comment(text, next(c for c in table.columns if c.name == column["name"]), table.full_name)
             if comment:
-                text = dj014_comment(comment["text"], column["name"], table.full_name)
                 line = line[:comment.start()] + f"COMMENT '{text}'" + line[comment.end():]
+            elif text:  # SHOW CREATE TABLE leaves an empty comment out
+                body, comma = (line[:-1], ",") if line.endswith(",") else (line, "")
+                line = f"{body} COMMENT '{text}'{comma}"
         kept.append(line)
     body = "\n".join(kept)
     body = re.sub(r",\n\)", "\n)", body)  # a dropped last constraint leaves a trailing comma
     return head.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1) + "\n" + body
 
 
-def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str) -> dict[str, str]:
+def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str,
+                     source_format: str = "dj2") -> dict[str, str]:
     """CREATE TABLE statements of the local master and parts, by table name (refusing what `layout` cannot hold)."""
-    return {t.name: local_statement(source, t, None if t is info else info, layout) for t in (info, *parts)}
+    return {t.name: local_statement(source, t, None if t is info else info, layout, source_format)
+            for t in (info, *parts)}
+
+
+def source_lineage(source: Session, tables: LinkTables, source_format: str) -> list[Row]:
+    """The `~lineage` rows of the linked tables in the local schema: the source's own (2.x), or derived from the
+    source's foreign keys as DataJoint 2.x derives them (0.14)."""
+    schema, names = tables.source.schema, [t.name for t in (tables.source, *tables.source_parts)]
+    if source_format == "dj014":
+        rows: Iterable[Sequence[Any]] = derived(schema, {t.name: t.primary_key for t in (tables.source,
+                                                                                           *tables.source_parts)},
+                                                foreign_keys_up(source, schema))
+    elif LINEAGE_TABLE in table_names(source, schema):
+        rows = source.rows(f"SELECT table_name, attribute_name, lineage FROM {quote_name(schema, LINEAGE_TABLE)}")
+    else:
+        rows = []
+    return localized(rows, schema, tables.local_schema, names)
 
 
 def declare_local(source: Session, local: Session, tables: LinkTables, statements: dict[str, str],
-                  layout: str = "dj2") -> list[str]:
+                  layout: str = "dj2", source_format: str = "dj2") -> list[str]:
     """Create the local tables and (2.x layout) lineage where missing; return how existing local tables differ
     from the source (empty when they match)."""
     schema = tables.local_schema
     existing = set(table_names(local, schema))
-    names = {t.name for t in (tables.source, *tables.source_parts)}
-    lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
-                                    f"{quote_name(tables.source.schema, LINEAGE_TABLE)}"),
-                        tables.source.schema, schema, names) \
-        if layout == "dj2" and LINEAGE_TABLE in table_names(source, tables.source.schema) else []
+    lineage = source_lineage(source, tables, source_format) if layout == "dj2" else []
     with local.transaction(f"declaring the local tables in `{schema}`"):
         local.execute(f"USE {quote_name(schema)}")
         for name, statement in statements.items():
@@ -170,7 +237,7 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
                 local.execute(statement, doing=f"creating the local table `{schema}`.`{name}`")
         if lineage:
             if LINEAGE_TABLE not in existing:
-                local.execute(local_statement(source, read_table(source, tables.source.schema, LINEAGE_TABLE), None))
+                local.execute(lineage_declaration(schema), doing=f"declaring `{schema}`.`~lineage`")
             for row in lineage:
                 local.execute(f"INSERT INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
                               "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)", row)
@@ -183,7 +250,8 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
 
 class Dj2Link(LinkRunner):
     """A link from a DataJoint 2.x table on MariaDB (`table`: its class name or SQL name) to a schema on
-    another MariaDB server. Restrictions are SQL conditions on the source table.
+    another MariaDB server, or from a DataJoint 0.14 table into 2.x's layout there. Restrictions are SQL
+    conditions on the source table.
 
     `layout`: "dj2" (default) declares the local tables as the source has them; "dj014" as DataJoint 0.14 would
     declare them (`<blob>` as a plain longblob, `<attach>` as `:attach:`, no type labels, no `~lineage`), for a
@@ -206,16 +274,17 @@ class Dj2Link(LinkRunner):
         schema = self.source.name
         with self.source.session() as source, self.local.session() as local:
             name = find_table(source, schema, self.table) if self.table[:1].isupper() else self.table
-            if format_of_schema(source, schema) != "dj2":
+            source_format = format_of_schema(source, schema)
+            if source_format != "dj2" and self.layout != "dj2":
                 raise ConfigurationError(
-                    f"Schema `{schema}` is in DataJoint 0.14's layout: a link from it into DataJoint 2.x on MariaDB is "
-                    "not built yet. Link it into 0.14's layout with djshare's DataJoint 0.14 link (`pip install "
-                    "'djshare[dj014]'`; `djshare pull` there, into a new schema or one that holds 0.14 tables), or "
-                    "into DataJoint 2.x on PostgreSQL with `-l postgresql://...`.")
+                    f"Schema `{schema}` is in DataJoint 0.14's layout: into 0.14's layout it is linked by djshare's "
+                    "DataJoint 0.14 link (`djshare.Link`, `pip install 'djshare[dj014]'`; `djshare pull` there), "
+                    "which keeps its external objects. Nothing was changed.")
             info = read_table(source, schema, name)
-            parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name))
+            parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name)
+                          if p != f"{name}__{DELETION_REQUESTED}")  # a 0.14 copy's own requests stay there
             refuse_in_store((info, *parts))
-            statements = local_statements(source, info, parts, self.layout)
+            statements = local_statements(source, info, parts, self.layout, source_format)
             self.local.check_layout(self.layout)
             ob = OutboundTable.for_source(info, outbound_schema)
             if not create and not table_exists(local, self.local.name, info.name):
@@ -226,7 +295,7 @@ class Dj2Link(LinkRunner):
                               doing=f"creating schema `{self.local.name}`")
             subscriber = self.subscriber or subscriber_id(local, self.local.name)
             tables = LinkTables(info, parts, self.local.name, ob, subscriber)
-            mismatch = declare_local(source, local, tables, statements, self.layout)
+            mismatch = declare_local(source, local, tables, statements, self.layout, source_format)
         self._ready = Ready(tables, mismatch)
         return self._ready
 

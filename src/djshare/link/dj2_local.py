@@ -41,10 +41,12 @@ from djshare.formats.lineage import LINEAGE_TABLE, Row
 from djshare.link import objects
 from djshare.link.pg import journal, objects_lock
 from djshare.link.pull import PullReport
+from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
 from djshare.stores.formats.dj014 import ExternalRow, object_path
 from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
 from djshare.stores.objects import ObjectStore, Spooled, open_store
+from djshare.sync.actions import Action
 
 SPECIAL = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
 SIGNED = {"tinyint": ("smallint", "int8"), "smallint": ("smallint", "int16"), "mediumint": ("integer", "int32"),
@@ -407,7 +409,7 @@ class PostgresLocal:
                 else:
                     report.part_rows += copied
 
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
         """The two servers hold different types, so these entities' rows are read from both and compared in the
         local form (float32 by its bits, json by value, objects by their MD5)."""
         source = self.tables.source
@@ -437,7 +439,9 @@ class PostgresLocal:
                                                                      strict=True))))
         mine = {k: v for k, v in mine.items() if any(r[0] == source.name for r in v)}
         differ = [k for k in keys if k in mine and sorted(mine[k], key=repr) != sorted(theirs.get(k, []), key=repr)]
-        return differ, sum(1 for k in keys if k not in mine)
+        columns = {t.source.name: ([c.name for c in t.columns], t.source.primary_key) for t in self.local}
+        return differ, sum(1 for k in keys if k not in mine), [
+            change for k in differ for change in entity_changes(columns, theirs.get(k, []), mine[k])]
 
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Bring these entities' current source rows over: objects first, then in one local transaction rows

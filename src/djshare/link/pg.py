@@ -67,6 +67,7 @@ from djshare.link.outbound import schema_counts as outbound_schema_counts
 from djshare.link.protocol import Outbound
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
+from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.stores.copying import CopyJob, copy_checked, folder_jobs, full_path
 from djshare.stores.formats import format_of_schema
@@ -84,6 +85,7 @@ from djshare.stores.formats.dj2 import (
 )
 from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
+from djshare.sync.actions import Action
 
 JOURNAL_TABLE = "~djshare_objects"  # objects djshare wrote into the local stores (what gc may delete)
 SUBSCRIBER_TABLE = "~djshare_subscriber"
@@ -351,23 +353,39 @@ class Objects:
     specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None
 
 
-def _row_text(table: TableInfo) -> str:
-    """SQL for a row's text, equal on both sides of a link: hash-addressed objects by their content hash,
+def _comparable(column: Column) -> str:
+    """SQL for a column's value as both sides of a link compare it: hash-addressed objects by their content hash,
     path-addressed ones by their reference without the store and (schema-addressed) with the file name of the
-    path only (a new object gets a new token)."""
-    parts = []
-    for column in table.columns:
-        codec, ref = codec_of(column.comment), f"{name(column.name)}::jsonb"
-        if codec is None or codec[1] is None:
-            parts.append(f"quote_nullable({name(column.name)})")
-        elif codec[0] in HASHED_CODECS:
-            parts.append(f"quote_nullable({ref} ->> 'hash')")
-        elif codec[0] in SCHEMA_CODECS:
-            parts.append(f"quote_nullable(({ref} - 'store' - 'path' || jsonb_build_object('file', "
-                         f"regexp_replace({ref} ->> 'path', '^.*/', '')))::text)")
-        else:
-            parts.append(f"quote_nullable(({ref} - 'store')::text)")
-    return " || ',' || ".join(parts)
+    path only (a new object gets a new token); other columns as they are."""
+    codec, ref = codec_of(column.comment), f"{name(column.name)}::jsonb"
+    if codec is None or codec[1] is None:
+        return name(column.name)
+    if codec[0] in HASHED_CODECS:
+        return f"({ref} ->> 'hash')"
+    if codec[0] in SCHEMA_CODECS:
+        return (f"({ref} - 'store' - 'path' || jsonb_build_object('file', regexp_replace({ref} ->> 'path', '^.*/', "
+                "'')))::text")
+    return f"({ref} - 'store')::text"
+
+
+def _row_text(table: TableInfo) -> str:
+    """SQL for a row's text, equal on both sides of a link (see `_comparable`)."""
+    return " || ',' || ".join(f"quote_nullable({_comparable(c)})" for c in table.columns)
+
+
+def entity_rows(pg: PgSession, schema: str, tables: LinkTables, keys: list[bytes]) -> dict[bytes, list[Any]]:
+    """Per master key literal: its master and part rows as (table name, *comparable values), read on the server
+    holding `schema` (source or local), for what `stale` reports as changed."""
+    master = tables.source
+    where = key_condition(master, keys)
+    found: dict[bytes, list[Any]] = {}
+    for table in (master, *tables.source_parts):
+        values = ", ".join(_comparable(c) for c in table.columns)
+        for row in pg.rows(f"SELECT {key_literal(master.key_columns)}, {values} FROM {name(schema, table.name)} "
+                           "WHERE ".encode() + where,
+                           doing=f"reading rows of {schema}.{table.name}"):
+            found.setdefault(bytes(row[0]), []).append((table.name, *row[1:]))
+    return found
 
 
 def digests(pg: PgSession, schema: str, tables: LinkTables, keys: list[bytes]) -> dict[bytes, tuple[str, ...]]:
@@ -490,12 +508,22 @@ class PostgresCopy:
                 else:
                     report.part_rows += copied
 
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
         """Each side hashes these entities' rows inside its server (objects by their content hash, since paths,
-        stores and schemas differ by design) and the digests are compared."""
+        stores and schemas differ by design) and the digests are compared; only the rows of entities that differ
+        are read, to say what changed."""
         theirs = digests(self.source, self.tables.source.schema, self.tables, keys)
         mine = digests(self.local, self.tables.local_schema, self.tables, keys)
-        return [k for k in keys if k in mine and mine[k] != theirs.get(k)], sum(1 for k in keys if k not in mine)
+        differ = [k for k in keys if k in mine and mine[k] != theirs.get(k)]
+        changes: list[Action] = []
+        if differ:
+            source_rows = entity_rows(self.source, self.tables.source.schema, self.tables, differ)
+            local_rows = entity_rows(self.local, self.tables.local_schema, self.tables, differ)
+            columns = {t.name: ([c.name for c in t.columns], t.primary_key)
+                       for t in (self.tables.source, *self.tables.source_parts)}
+            changes = [change for k in differ
+                       for change in entity_changes(columns, source_rows.get(k, []), local_rows.get(k, []))]
+        return differ, sum(1 for k in keys if k not in mine), changes
 
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Bring the source's current rows of entities held here: objects first, then in one local transaction

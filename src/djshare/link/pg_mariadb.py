@@ -45,7 +45,7 @@ from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.backends.mariadb_rows import float32
 from djshare.backends.postgresql import POSTGRESQL, PgSession, key_condition, key_literal, name
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
-from djshare.formats.lineage import LINEAGE_TABLE, localized
+from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, localized
 from djshare.link.dj2 import LAYOUTS, MariaDBSchema
 from djshare.link.local import subscriber_id
 from djshare.link.lock import objects_lock
@@ -54,6 +54,7 @@ from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, PostgresSource, declare_outbound, link_lock, part_tables, table_name
 from djshare.link.pull import DEFAULT_BATCH, PullReport
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
+from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.stores.copying import full_path
 from djshare.stores.formats import format_of_schema
@@ -61,6 +62,7 @@ from djshare.stores.formats.dj014 import ExternalRow, external_table, object_pat
 from djshare.stores.formats.dj2 import Reference, codec_of, digest_of
 from djshare.stores.objects import Spooled, open_store
 from djshare.stores.spec import StoreSpec
+from djshare.sync.actions import Action
 
 LABEL = re.compile(r"^:(?P<label>[^:<][^:]*):(?P<comment>.*)$", re.DOTALL)
 CORE = {"int8": "tinyint", "int16": "smallint", "int32": "int", "int64": "bigint", "float32": "float",
@@ -198,15 +200,6 @@ def local_tables(tables: LinkTables, stores: Mapping[str, str], layout: str = "d
 
     return tuple(LocalTable(t, tables.local_schema, tuple(column(c, t) for c in t.columns))
                  for t in (tables.source, *tables.source_parts))
-
-
-def lineage_declaration(schema: str) -> str:
-    """`~lineage` as DataJoint 2.x declares it on MariaDB."""
-    return (f"CREATE TABLE IF NOT EXISTS {quote_name(schema, LINEAGE_TABLE)} (\n"
-            "  `table_name` varchar(64) NOT NULL COMMENT 'table name within the schema',\n"
-            "  `attribute_name` varchar(64) NOT NULL COMMENT 'attribute name',\n"
-            "  `lineage` varchar(255) NOT NULL COMMENT 'origin: schema.table.attribute',\n"
-            "  PRIMARY KEY (`table_name`, `attribute_name`)\n) ENGINE=InnoDB")
 
 
 def external_declaration(schema: str, store: str) -> str:
@@ -400,11 +393,14 @@ class MariaDBCopy:
         return ({k: sorted(v, key=repr) for k, v in theirs.items()},
                 {k: sorted(v, key=repr) for k, v in mine.items() if self._has_master(v)})
 
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
         """The two servers hold different types, so these entities' rows are read from both and compared in the
         local form (float32 by its bits, json by value, objects by their MD5)."""
         theirs, mine = self.entities(keys)
-        return [k for k in keys if k in mine and mine[k] != theirs.get(k)], sum(1 for k in keys if k not in mine)
+        differ = [k for k in keys if k in mine and mine[k] != theirs.get(k)]
+        columns = {t.source.name: ([c.name for c in t.columns], t.source.primary_key) for t in self.declared}
+        return differ, sum(1 for k in keys if k not in mine), [
+            change for k in differ for change in entity_changes(columns, theirs.get(k, []), mine[k])]
 
     def _has_master(self, rows: list[Any]) -> bool:
         return any(r[0] == self.tables.source.name for r in rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,25 +136,31 @@ class LinkRunner:
                         advance(len(stale[start:start + size]))
             return report
 
-    def stale(self, *restrictions: Any, batch_size: int | None = None) -> StaleReport:
+    def stale(self, *restrictions: Any, batch_size: int | None = None, progress: bool = True) -> StaleReport:
         """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
-        pull (how each kind of local side compares them: see its `stale_keys`); entities held but not here are
-        counted in `out_of_step` (`repair`'s business)."""
+        pull, with what changed in which rows (`changes`; how each kind of local side compares them: see its
+        `stale_keys`); entities held but not here are counted in `out_of_step` (`repair`'s business)."""
         where, ready = self._checked(restrictions, dry_run=False)
         self._check_declared(ready)
         with self._sides(ready) as (source, local):
             if not isinstance(local, Refreshable):
                 raise ConfigurationError("Stale checks (`djshare diff --link`) are not built for this kind of link "
                                          "yet; compare the tables with `djshare diff`.")
-            return self._stale(source, local, where, batch_size or self.batch_size)
+            counts = source.counts() if progress else {}
+            held = sum(counts.get(state.value, 0) for state in (Outbound.PULLED, Outbound.DELETION_REQUESTED))
+            with progress_bar(f"compare {ready.tables.source.name}", held, progress) as advance:
+                return self._stale(source, local, where, batch_size or self.batch_size, advance)
 
     @staticmethod
-    def _stale(source: SourceSide, local: Refreshable, where: str, size: int) -> StaleReport:
+    def _stale(source: SourceSide, local: Refreshable, where: str, size: int,
+               advance: Callable[[int], None] = lambda n: None) -> StaleReport:
         report = StaleReport()
         for page in source.held_pages(where, size):
-            stale, missing = local.stale_keys(page)
+            stale, missing, changes = local.stale_keys(page)
             report.stale += stale
             report.out_of_step += missing
+            report.changes += changes
+            advance(len(page))
         return report
 
     def repair(self, dry_run: bool = False, progress: bool = True,

@@ -10,7 +10,7 @@ a local row not held, is not staleness: `repair` handles those, and they are cou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
 from djshare.sync.actions import Action
 from djshare.sync.diff import diff
 from djshare.sync.sql_side import TableSide
+from djshare.sync.stream import merge
 
 HELD = (Outbound.PULLED.value, Outbound.DELETION_REQUESTED.value)
 BATCH = 500
@@ -44,6 +45,22 @@ def _held(tables: LinkTables, where: str) -> str:
     condition = (f"({keys}) IN (SELECT {keys} FROM {tables.outbound.full_name} WHERE `subscriber` = "
                  f"{literal(tables.subscriber).decode()} AND `state` IN ({held}))")
     return f"{condition} AND ({where})" if where else condition
+
+
+def entity_changes(columns: Mapping[str, tuple[Sequence[str], Sequence[str]]], theirs: Iterable[Sequence[Any]],
+                   mine: Iterable[Sequence[Any]]) -> list[Action]:
+    """What differs between one entity's rows at the source (`theirs`) and here (`mine`), for link kinds that
+    compare rows in Python: rows are (table name, *values), with `columns[table]` = (column names, key names) and
+    values in one comparable form on both sides. Part rows only the source has are "added", only here "removed"."""
+    theirs, mine = list(theirs), list(mine)
+    found: list[Action] = []
+    for table, (names, key) in columns.items():
+        def rows(side: list[Sequence[Any]], names: Sequence[str] = names, key: Sequence[str] = key,
+                 table: str = table) -> list[dict[str, Any]]:
+            return sorted((dict(zip(names, row[1:], strict=True)) for row in side if row[0] == table),
+                          key=lambda row: tuple(row[k] for k in key))
+        found += merge(rows(theirs), rows(mine), key, table)
+    return found
 
 
 def _sides(source: Session, local: Session, tables: LinkTables, table: TableInfo, where: str) -> tuple[TableSide,

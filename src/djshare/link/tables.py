@@ -13,6 +13,7 @@ from djshare.link.local import DELETION_REQUESTED
 from djshare.link.outbound import OutboundTable
 from djshare.stores.formats.dj014 import ExternalColumn
 from djshare.stores.spec import StoreSpec
+from djshare.sync.actions import Action
 
 if TYPE_CHECKING:
     from djshare.link.protocol import Outbound, Step
@@ -92,9 +93,10 @@ class Refreshable(LocalSide, Protocol):
     """A local side that can tell which held entities changed at the source and bring them over (stale checks
     and `pull --refresh-changed` of the DataJoint-free link kinds)."""
 
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int]:
-        """Of these held entities: those whose source rows differ from the local ones, and how many have no
-        local master row (out of step: `repair`'s business)."""
+    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
+        """Of these held entities: those whose source rows differ from the local ones, how many have no local
+        master row (out of step: `repair`'s business), and what differs in the rows of the first (one action per
+        master or part row)."""
         ...
 
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
