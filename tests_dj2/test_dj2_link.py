@@ -240,11 +240,15 @@ def test_what_cannot_be_linked_is_refused_before_any_change(world: World) -> Non
                    "`signal` json NOT NULL COMMENT ':<blob@main>:', PRIMARY KEY (`id`))")
     with pytest.raises(ConfigurationError, match="<blob@main>.*in-table types only"):
         world.link("Stored").pull(progress=False)
-    source.execute("CREATE DATABASE old_layout", "CREATE TABLE old_layout.scan (id int NOT NULL PRIMARY KEY)")
+    source.execute("CREATE DATABASE old_layout", "CREATE TABLE old_layout.scan (id int NOT NULL PRIMARY KEY, "
+                   "`signal` binary(16) NOT NULL COMMENT ':blob@main:')")
     users = LinkUsers()
     old = MariaDBSchema.source("old_layout", host=source.address, user=source.admin_user,
                                password=source.admin_password)
-    with pytest.raises(ConfigurationError, match="DataJoint 0.14's layout.*djshare\\[dj014\\]"):
+    with pytest.raises(ConfigurationError, match="DataJoint 0.14's layout.*djshare\\[dj014\\]"):  # 0.14 into 0.14
+        Dj2Link("Scan", old, world.schema(world.local, world.local_schema), outbound=world.outbound,
+                layout="dj014").pull()
+    with pytest.raises(ConfigurationError, match="`blob@main`, an external object.*cannot insert on MariaDB"):
         Dj2Link("Scan", old, world.schema(world.local, world.local_schema), outbound=world.outbound).pull()
     wrong = MariaDBSchema.source(world.source_schema, host=source.address, user=users.link_user, password="wrong")
     with pytest.raises(Exception, match="wrong user name or password"):

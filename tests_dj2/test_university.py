@@ -13,6 +13,7 @@ from typing import Any
 import datajoint as dj
 import pytest
 
+from djshare.link.crossformat import CrossLink
 from djshare.link.dj2 import Dj2Link, MariaDBSchema
 from djshare.link.pg import PgLink, PostgresSchema
 from djshare.link.pg_mariadb import PgToMariaDBLink
@@ -109,3 +110,16 @@ def test_mariadb_into_mariadb(mariadb: MariaDBServer) -> None:
                 outbound=f"out_{source}").pull(progress=False)
     assert queries(dj.VirtualModule("copy", local, connection=connect_mariadb(mariadb)),
                    grouped_with_ellipsis=False) == expected
+
+
+def test_mariadb_into_postgres(mariadb: MariaDBServer, postgres: PostgresServer) -> None:
+    """2.x on MariaDB into 2.x on PostgreSQL (CrossLink with a MariaDBSchema source, no DataJoint 0.14): the type
+    labels name the same core types there and the source's `~lineage` is kept, so all the queries run, the
+    grouped aggregation MariaDB cannot run included."""
+    source, _ = university(connect_mariadb(mariadb), "uni", mariadb=True)
+    native, expected = university(connect_postgres(postgres), "native")
+    local = source.replace("uni", "pguni")
+    for table in CHILDREN_FIRST:
+        assert CrossLink(table, mariadb_side(mariadb, source), postgres_side(postgres, local),
+                         outbound=f"out_{source}").pull(progress=False).pulled > 0
+    assert queries(dj.VirtualModule("copy", local, connection=connect_postgres(postgres))) == expected

@@ -231,12 +231,23 @@ def test_what_cannot_be_converted_is_refused_before_any_change(make_store_lab: A
         CrossLink("Sample", world.lab.source_lazy(stores=world.source_stores), wrong, stores=MAPPING).pull()
 
 
-def test_a_dj2_source_is_refused_with_the_way_around(lab: Lab, postgres: PostgresServer) -> None:
+def test_each_source_format_is_given_as_its_own_side_and_a_mistake_changes_nothing(lab: Lab,
+                                                                                    postgres: PostgresServer) -> None:
+    """A 2.x source is a MariaDBSchema (no DataJoint needed), a 0.14 one a LazySchema (its store settings)."""
+    local = target(postgres, f"v2_{lab.local_schema}")
+    as_dj2 = MariaDBSchema.source(lab.source_schema, host=lab.source.address, user=lab.users.link_user,
+                                  password=lab.users.link_password)
+    with pytest.raises(ConfigurationError, match="0.14's layout: give the source as LazySchema"):
+        CrossLink("Scan", as_dj2, local).pull()
     lab.source.execute(f"CREATE TABLE `{lab.source_schema}`.`~lineage` (table_name varchar(64) NOT NULL, "
                        "attribute_name varchar(64) NOT NULL, lineage varchar(255) NOT NULL, "
                        "PRIMARY KEY (table_name, attribute_name))")
-    with pytest.raises(ConfigurationError, match="holds DataJoint 2.x tables.*djshare diff"):
-        CrossLink("Scan", lab.source_lazy(), target(postgres, f"v2_{lab.local_schema}")).pull()
+    with pytest.raises(ConfigurationError, match="holds DataJoint 2.x tables: give the source as MariaDBSchema"):
+        CrossLink("Scan", lab.source_lazy(), local).pull()
+    assert postgres.query("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                          (local.name,)) == [(0,)]
+    assert lab.source.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s",
+                            (lab.outbound_schema,)) == [(0,)]
 
 
 def test_pull_into_postgres_from_the_command_line(lab: Lab, postgres: PostgresServer) -> None:

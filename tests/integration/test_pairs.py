@@ -55,7 +55,7 @@ EXPECTED: dict[tuple[str, str], dict[str, str]] = {
     ("dj014-mariadb", "dj2-postgresql"): dict.fromkeys(STEPS, OK),
     ("dj2-mariadb", "dj014-mariadb"): dict.fromkeys(STEPS, OK),
     ("dj2-mariadb", "dj2-mariadb"): dict.fromkeys(STEPS, OK),
-    ("dj2-mariadb", "dj2-postgresql"): {"pull": MISSING},
+    ("dj2-mariadb", "dj2-postgresql"): dict.fromkeys(STEPS, OK),
     ("dj2-postgresql", "dj014-mariadb"): dict.fromkeys(STEPS, OK),
     ("dj2-postgresql", "dj2-mariadb"): dict.fromkeys(STEPS, OK),
     ("dj2-postgresql", "dj2-postgresql"): dict.fromkeys(STEPS, OK),
@@ -178,11 +178,8 @@ class Pair:
                                 outbound=source.outbound)
         elif source.name == "dj2-mariadb" and not local.postgres:
             self.link = Dj2Link("Session", maria_source, maria_local, outbound=source.outbound, layout=local.format)
-        elif kind == ("dj2-mariadb", "dj2-postgresql"):  # the missing pair: the link into PostgreSQL refuses it
-            self.link = CrossLink("Session", LazySchema(source.schema, host=source.server.address,
-                                                        user=source.users.link_user,
-                                                        password=source.users.link_password), pg_local,
-                                  outbound=source.outbound)
+        elif kind == ("dj2-mariadb", "dj2-postgresql"):  # the link into PostgreSQL, from a 2.x source
+            self.link = CrossLink("Session", maria_source, pg_local, outbound=source.outbound)
         elif source.postgres and local.postgres:
             self.link = PgLink("Session", pg_source, pg_local, outbound=source.outbound)
         else:
@@ -406,7 +403,7 @@ EXPECTED_CLI: dict[tuple[str, str], dict[str, str]] = {
     ("dj014-mariadb", "dj2-postgresql"): CLI_OK,
     ("dj2-mariadb", "dj014-mariadb"): CLI_OK,
     ("dj2-mariadb", "dj2-mariadb"): CLI_OK,
-    ("dj2-mariadb", "dj2-postgresql"): {"pull": MISSING},
+    ("dj2-mariadb", "dj2-postgresql"): CLI_OK,
     ("dj2-postgresql", "dj014-mariadb"): CLI_OK,
     ("dj2-postgresql", "dj2-mariadb"): CLI_OK,
     ("dj2-postgresql", "dj2-postgresql"): CLI_OK,

@@ -38,6 +38,7 @@ from djshare.errors import ConfigurationError, DjshareError, InterruptedOperatio
 from djshare.export import capture2
 from djshare.export import pg as pg_export
 from djshare.export import tables as sql_export
+from djshare.link.crossformat import CrossLink
 from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
@@ -57,7 +58,6 @@ from djshare.sync.sources import Source, Table, csv_file
 try:  # links and exports need DataJoint 0.14; diff works with either line
     from djshare import export
     from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
-    from djshare.link.crossformat import CrossLink
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
     WRONG_LINE = error
@@ -151,10 +151,12 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
             return PgLink(name, pg_source, postgres_schema(local))
         maria = mariadb_local(local.path)
         return PgToMariaDBLink(name, pg_source, maria, layout=format or maria.layout() or "dj014")
+    source_schema = MariaDBSchema.source(schema_name, host=source.host)
+    with source_schema.session() as session:
+        source_format = format_of_schema(session, schema_name)
+    if local.postgres and source_format == "dj2":  # no DataJoint needed
+        return CrossLink(name, source_schema, postgres_schema(local))
     if not local.postgres:
-        source_schema = MariaDBSchema.source(schema_name, host=source.host)
-        with source_schema.session() as session:
-            source_format = format_of_schema(session, schema_name)
         maria = mariadb_local(local.path)
         if format is not None:
             maria.check_layout(format)  # a schema is never filled in the other format

@@ -1,6 +1,6 @@
-"""Links across formats and backends: a DataJoint 0.14 source table on MariaDB pulled into a DataJoint 2.x schema
-on PostgreSQL (tables and objects in 2.x's layout, see `dj2_local`). The source side is the same as for any
-link (outbound table, lock, protocol); only the local side differs.
+"""Links across backends: a source table on MariaDB, DataJoint 0.14 or 2.x, pulled into a DataJoint 2.x schema on
+PostgreSQL (tables and objects in 2.x's layout, see `dj2_local`). The source side is the same as for any link
+(outbound table, lock, protocol); only the local side differs.
 
     source = LazySchema("lab", host="db.lab.org:3306")                       # LINK_USER / LINK_PASS
     target = PostgresSchema("lab_v2", host="pg.lab.org", database="lab",     # DJ_USER / DJ_PASS
@@ -9,7 +9,9 @@ link (outbound table, lock, protocol); only the local side differs.
     scan.pull("session_date > '2024-01-01'")
 
 DataJoint 2.x then reads `lab_v2` as its own schema (`dj.VirtualModule` or classes with the same definitions).
-A 2.x source is refused here (see `reverse_refusal`); `dj2.Dj2Link` links 2.x sources on MariaDB.
+A DataJoint 2.x source on MariaDB is given as `dj2.MariaDBSchema.source(...)` (no DataJoint needed; restrictions
+as SQL text): its tables hold in-table types only (DataJoint 2.3.5 cannot insert in-store codecs on MariaDB), its
+type labels name the same core types on PostgreSQL, and its `~lineage` rows are kept.
 """
 
 from __future__ import annotations
@@ -17,36 +19,39 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from djshare.backends import postgresql as postgres
-from djshare.backends.catalog import TableInfo, find_table, foreign_keys_up, part_names, read_table, table_names
+from djshare.backends.catalog import TableInfo, find_table, part_names, read_table, table_names
 from djshare.backends.mariadb import Session
 from djshare.errors import ConfigurationError
-from djshare.formats.lineage import derived, localized
 from djshare.link import outbound
-from djshare.link.api import LazySchema
+from djshare.link.dj2 import MariaDBSchema, refuse_in_store, source_lineage
 from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local_tables
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, subscriber_id
 from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
-from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
 from djshare.stores.formats import dj014, format_of_schema
 from djshare.stores.spec import StoreSpec
 
+if TYPE_CHECKING:
+    from djshare.link.api import LazySchema
+
 
 class CrossLink(LinkRunner):
-    """A link from a DataJoint 0.14 source table (`table`: its class name or SQL name) to a 2.x schema on
-    PostgreSQL. `stores` maps local store names to source store names where they differ."""
+    """A link from a source table on MariaDB (`table`: its class name or SQL name) to a 2.x schema on PostgreSQL:
+    a DataJoint 0.14 schema (`source`: a `LazySchema` with host=) or a 2.x one (a `MariaDBSchema`). `stores` maps
+    local store names to source store names where they differ (0.14 sources: their external objects)."""
 
-    def __init__(self, table: str, source: LazySchema, target: PostgresSchema, *, outbound: str | None = None,
-                 subscriber: str | None = None, stores: Mapping[str, str] | None = None,
+    def __init__(self, table: str, source: LazySchema | MariaDBSchema, target: PostgresSchema, *,
+                 outbound: str | None = None, subscriber: str | None = None, stores: Mapping[str, str] | None = None,
                  batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0) -> None:
-        if not source.is_source:
+        if not isinstance(source, MariaDBSchema) and not source.is_source:
             raise ConfigurationError(f"The source schema {source.name!r} needs host= (the source server).")
         super().__init__(table, outbound=outbound, subscriber=subscriber, stores=stores, batch_size=batch_size,
                          lock_timeout=lock_timeout)
@@ -58,29 +63,36 @@ class CrossLink(LinkRunner):
         outbound_schema = outbound_schema_name(self.outbound)
         schema = self.source.name
         with self.source.session() as source, postgres.session(self.target.address) as pg:
-            if format_of_schema(source, schema) != "dj014":
-                raise ConfigurationError(reverse_refusal(schema))
+            source_format = format_of_schema(source, schema)
+            if source_format == "dj2" and not isinstance(self.source, MariaDBSchema):
+                raise ConfigurationError(
+                    f"Schema `{schema}` holds DataJoint 2.x tables: give the source as MariaDBSchema.source(...) "
+                    "(djshare.link.dj2; restrictions as SQL text). Nothing was changed.")
+            if source_format == "dj014" and isinstance(self.source, MariaDBSchema):
+                raise ConfigurationError(
+                    f"Schema `{schema}` is in DataJoint 0.14's layout: give the source as LazySchema(..., host=...), "
+                    "whose store settings say where its external objects are. Nothing was changed.")
             name = self.table if not self.table[:1].isupper() else find_table(source, schema, self.table)
             info = read_table(source, schema, name)
             parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name)
                           if p != f"{name}__{DELETION_REQUESTED}")
-            stores = self._stores(source, info, parts)
+            if source_format == "dj2":
+                refuse_in_store((info, *parts))
+            stores = self._stores(source, info, parts) if source_format == "dj014" else LinkStores()
             ob = OutboundTable.for_source(info, outbound_schema)
             tables = LinkTables(info, parts, self.target.name, ob, "", stores)
-            local = local_tables(tables, self.store_map)  # refuses what 2.x cannot hold, before any change
+            local = local_tables(tables, self.store_map, source_format)  # refuses what 2.x cannot hold
             if not create and not table_exists(pg, self.target.name, info.name):
                 return Ready(tables, [], local, linked=False)
             outbound.declare(source, ob)
             subscriber = self.subscriber or subscriber_id(pg, self.target.name)
             tables = replace(tables, subscriber=subscriber)
-            lineage = localized(derived(schema, {t.name: t.primary_key for t in (info, *parts)},
-                                        foreign_keys_up(source, schema)), schema, self.target.name,
-                                (t.name for t in (info, *parts)))
-            mismatch = declare(pg, tables, local, lineage)
+            mismatch = declare(pg, tables, local, source_lineage(source, tables, source_format))
         self._ready = Ready(tables, mismatch, local)
         return self._ready
 
     def _stores(self, source: Session, info: TableInfo, parts: tuple[TableInfo, ...]) -> LinkStores:
+        assert not isinstance(self.source, MariaDBSchema)
         columns = tuple(found for table in (info, *parts) for column in table.columns
                         if (found := dj014.external_column(table.name, column)) is not None)
         check_store_map(self.store_map, (n.removeprefix("~external_") for n in table_names(source, info.schema)
@@ -102,6 +114,8 @@ class CrossLink(LinkRunner):
         return self.source.session()
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
+        if isinstance(self.source, MariaDBSchema):
+            return sql_where(restrictions)
         return where_clause(self.source.connection, self._setup(create=False).tables.source.full_name, restrictions)
 
     def _check_declared(self, ready: Ready) -> None:
@@ -109,10 +123,3 @@ class CrossLink(LinkRunner):
 
     def _stranded(self, local: LocalSide) -> list[bytes]:
         return [repr(k).encode() for k in local.stranded] if isinstance(local, PostgresLocal) else []
-
-
-def reverse_refusal(schema: str) -> str:
-    return (f"Schema `{schema}` holds DataJoint 2.x tables: from MariaDB, links into PostgreSQL take DataJoint 0.14 "
-            "sources only so far. Link it into a MariaDB schema instead (`djshare pull` with a schema name for -l: "
-            "2.x's layout, or 0.14's for a schema that holds 0.14 tables), or compare and copy the tables with "
-            "`djshare diff ... --apply table`.")

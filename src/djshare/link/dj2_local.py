@@ -27,7 +27,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.backends.catalog import Column, TableInfo
@@ -39,6 +39,7 @@ from djshare.backends.postgresql import translate as pg_translate
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
 from djshare.formats.lineage import LINEAGE_TABLE, Row
 from djshare.link import objects
+from djshare.link.dj2 import dj014_comment
 from djshare.link.pg import journal, objects_lock
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
@@ -198,9 +199,31 @@ class LocalTable:
         return tuple(c for c in self.columns if c.name in self.source.primary_key)
 
 
-def local_tables(tables: LinkTables, stores: Mapping[str, str]) -> tuple[LocalTable, ...]:
-    """The master, then the parts, as PostgreSQL tables in the local schema."""
-    return tuple(LocalTable(t, tables.local_schema, tuple(target_column(c, stores, t.full_name) for c in t.columns))
+def dj2_target(column: Column, table: str) -> Target:
+    """The PostgreSQL column for a DataJoint 2.x column on MariaDB: 2.x's core types name the same values on both
+    servers, so the type label decides (read through `target_column` as the 0.14 column with the same bytes),
+    with `bool`, `json` and `bytes`, which 0.14 lacks, as 2.x declares them on PostgreSQL."""
+    label = SPECIAL.match(column.comment)
+    kind, rest = (label["type"], label["comment"]) if label else ("", column.comment)
+    native = {"bool": ("boolean", "bool"), "json": ("jsonb", "json"), "bytes": ("bytea", "bytes")}
+    if kind in native:
+        sql_type, core = native[kind]
+        default = _default(column, sql_type)
+        if kind == "bool" and default in ("0", "1"):
+            default = "false" if default == "0" else "true"
+        return Target(column.name, sql_type, core, rest, column.nullable, default)
+    return target_column(replace(column, comment=dj014_comment(column.comment, column.name, table)), {}, table)
+
+
+def local_tables(tables: LinkTables, stores: Mapping[str, str], source_format: str = "dj014"
+                 ) -> tuple[LocalTable, ...]:
+    """The master, then the parts, as PostgreSQL tables in the local schema (`source_format`: the source's
+    DataJoint format on MariaDB, "dj014" or "dj2")."""
+    def target(column: Column, table: TableInfo) -> Target:
+        return dj2_target(column, table.full_name) if source_format == "dj2" else \
+            target_column(column, stores, table.full_name)
+
+    return tuple(LocalTable(t, tables.local_schema, tuple(target(c, t) for c in t.columns))
                  for t in (tables.source, *tables.source_parts))
 
 
