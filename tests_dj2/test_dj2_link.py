@@ -314,6 +314,11 @@ def test_the_deletion_handshake_beside_datajoint_2(world: World) -> None:
                            "-w", "session = 3"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "requested deletion of 3 held entities" in done.stdout, done.stderr
     assert world.link().status()["deletion_requested"] == 3
+    local_env = dict(env, DJ_HOST=world.local.address, DJ_USER=world.local.admin_user,
+                     DJ_PASS=world.local.admin_password)  # the subscriber's side lists them, without DataJoint 0.14
+    done = subprocess.run([sys.executable, "-m", "djshare", "refresh", f"{world.source_schema}.Session", "-l",
+                           world.local_schema], env=local_env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "3 open deletion requests" in done.stdout, done.stderr
 
 
 @pytest.mark.parametrize("layout", ["dj2", "dj014"])
