@@ -29,6 +29,7 @@ from djshare.errors import (
     IntegrityViolation,
     LinkBusyError,
     MissingPrivilegeError,
+    RestrictionError,
 )
 from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.sql.connection import ServerAddress
@@ -201,8 +202,10 @@ def test_what_cannot_be_linked_is_refused_before_any_change(world: World) -> Non
                            user=world.source.admin_user, password="wrong")
     with pytest.raises(Exception, match="password"):
         PgLink("Session", wrong, world.schema(world.local, world.local_schema), outbound=world.outbound).pull()
-    with pytest.raises(ConfigurationError, match="not SQL text"):
-        world.link().pull({"subject": "m1"})
+    with pytest.raises(RestrictionError, match="names subjct, which .* does not have"):
+        world.link().pull({"subjct": "m1"})  # DataJoint 0.14 would silently match every row
+    with pytest.raises(RestrictionError, match="neither SQL text, a dict"):
+        world.link().pull(3)
     assert world.source.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",
                               (world.outbound,)) == [(0,)]
     assert world.local.query("SELECT count(*) FROM information_schema.schemata WHERE schema_name = %s",

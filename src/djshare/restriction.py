@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from djshare.backends.catalog import TableInfo
 from djshare.backends.mariadb import Session
 from djshare.errors import RestrictionError
+
+if TYPE_CHECKING:
+    from djshare.backends.mariadb_rows import MariaDB
 
 if TYPE_CHECKING:
     import datajoint as dj
@@ -79,3 +83,31 @@ def where_clause(connection: dj.Connection, full_name: str, restrictions: Sequen
 def check_where(session: Session, full_name: str, where: str) -> None:
     """Let the server parse the restriction before anything changes (one round trip, reads no rows)."""
     session.rows(f"SELECT 1 FROM {full_name}{where} LIMIT 0", doing=f"checking the restriction on {full_name}")
+
+
+def sql_restriction(restrictions: Sequence[Any], table: TableInfo, sql: MariaDB) -> str:
+    """" WHERE ..." (or "") for `table` on the backend `sql` restricted by every one of `restrictions` (AND), as
+    DataJoint takes them, without DataJoint: SQL text (one condition; the server parses it), a dict of attribute
+    values (equal; None is IS NULL), or a list or tuple of these (OR; an empty one matches nothing). A dict naming an
+    attribute the table does not have is refused (DataJoint 0.14 would silently ignore it and match every row)."""
+    names = [c.name for c in table.columns]
+
+    def condition(item: Any) -> str:
+        if isinstance(item, str):
+            return one_condition(item) if item.strip() else "TRUE"
+        if isinstance(item, Mapping):
+            unknown = sorted(set(item) - set(names))
+            if unknown:
+                raise RestrictionError(
+                    f"Restriction {dict(item)!r} names {', '.join(unknown)}, which {table.schema}.{table.name} "
+                    f"does not have (its attributes: {', '.join(names)}). Nothing was changed.")
+            return " AND ".join(f"{sql.quote(k)} IS NULL" if v is None else f"{sql.quote(k)} = {sql.value(v)}"
+                                for k, v in item.items()) or "TRUE"
+        if isinstance(item, list | tuple):
+            return " OR ".join(f"({condition(i)})" for i in item) or "FALSE"
+        raise RestrictionError(f"Restriction {item!r} is neither SQL text, a dict of attribute values, nor a list "
+                               "of these: this link takes restrictions as DataJoint does, without DataJoint "
+                               "classes, e.g. \"subject = 'm1'\" or {\"subject\": \"m1\"}.")
+
+    conditions = [condition(r) for r in restrictions if not (isinstance(r, str) and not r.strip())]
+    return " WHERE " + " AND ".join(f"({c})" for c in conditions) if conditions else ""

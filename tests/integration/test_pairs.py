@@ -256,7 +256,7 @@ def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
 
     def pull() -> None:
         try:
-            report = pair.pull("subject <> 's3'")
+            report = pair.pull([{"subject": "s1"}, {"subject": "s2"}])  # dicts, OR: as DataJoint takes them
         except DjshareError as error:
             assert local.postgres or not local.query(
                 "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (local.schema,)), \
@@ -302,7 +302,7 @@ def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
     where = "subject = 's2' AND session = 1"
 
     def requested() -> None:
-        assert pair.source_link.request_deletion(where) == 1
+        assert pair.source_link.request_deletion({"subject": "s2", "session": 1}) == 1
         assert pair.requested() == {("s2", 1)}
 
     def finish_deletion() -> None:

@@ -9,10 +9,11 @@ the target server's `max_allowed_packet`. The same literals identify keys across
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from pymysql.converters import escape_string
+from pymysql.converters import escape_item, escape_string
 
 from djshare.backends.catalog import INTEGER_TYPES, Column, ForeignKey, TableInfo, foreign_keys_to
 from djshare.backends.mariadb import Session, quote_name
@@ -215,6 +216,14 @@ class MariaDB:
     def text(self, value: str) -> str:
         """A string as a SQL literal."""
         return literal(value).decode()
+
+    def value(self, value: Any) -> str:
+        """A Python value (str, number, bytes, date, datetime, decimal, uuid, None) as a SQL literal."""
+        if isinstance(value, uuid.UUID):
+            value = value.bytes
+        if isinstance(value, bytes | bytearray | memoryview):
+            return f"X'{bytes(value).hex()}'"  # not a string in the connection's character set
+        return str(escape_item(value, "utf8mb4"))
 
     def table(self, info: TableInfo) -> str:
         return self.quote(info.schema, info.name)

@@ -312,6 +312,9 @@ class PostgreSQL(MariaDB):
     def text(self, value: str) -> str:
         return text(value)
 
+    def value(self, value: Any) -> str:
+        return str(_psycopg().sql.Literal(value).as_string(None))
+
     def key_literal(self, info: TableInfo, qualifier: str = "") -> str:
         return key_literal(info.key_columns, qualifier)
 

@@ -542,5 +542,5 @@ class SourceLink(deletion.SourceCommands):
         self.source_schema = source_schema
         super().__init__(source_schema.name, table, source_schema.session, lambda: outbound_schema_name(outbound))
 
-    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
-        return where_clause(self.source_schema.connection, full_name, restrictions)
+    def _where(self, restrictions: tuple[Any, ...], table: TableInfo) -> str:
+        return where_clause(self.source_schema.connection, self.sql.table(table), restrictions)

@@ -9,9 +9,9 @@ PostgreSQL (tables and objects in 2.x's layout, see `dj2_local`). The source sid
     scan.pull("session_date > '2024-01-01'")
 
 DataJoint 2.x then reads `lab_v2` as its own schema (`dj.VirtualModule` or classes with the same definitions).
-A DataJoint 2.x source on MariaDB is given as `dj2.MariaDBSchema.source(...)` (no DataJoint needed; restrictions
-as SQL text): its tables hold in-table types only (DataJoint 2.3.5 cannot insert in-store codecs on MariaDB), its
-type labels name the same core types on PostgreSQL, and its `~lineage` rows are kept.
+A DataJoint 2.x source on MariaDB is given as `dj2.MariaDBSchema.source(...)` (no DataJoint needed): its tables
+hold in-table types only (DataJoint 2.3.5 cannot insert in-store codecs on MariaDB), its type labels name the same
+core types on PostgreSQL, and its `~lineage` rows are kept.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, subscriber_id
 from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
-from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
 from djshare.restriction import where_clause
 from djshare.stores.formats import dj014, format_of_schema
@@ -67,7 +67,7 @@ class CrossLink(LinkRunner):
             if source_format == "dj2" and not isinstance(self.source, MariaDBSchema):
                 raise ConfigurationError(
                     f"Schema `{schema}` holds DataJoint 2.x tables: give the source as MariaDBSchema.source(...) "
-                    "(djshare.link.dj2; restrictions as SQL text). Nothing was changed.")
+                    "(djshare.link.dj2). Nothing was changed.")
             if source_format == "dj014" and isinstance(self.source, MariaDBSchema):
                 raise ConfigurationError(
                     f"Schema `{schema}` is in DataJoint 0.14's layout: give the source as LazySchema(..., host=...), "
@@ -115,7 +115,7 @@ class CrossLink(LinkRunner):
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
         if isinstance(self.source, MariaDBSchema):
-            return sql_where(restrictions)
+            return super()._where(restrictions)
         return where_clause(self.source.connection, self._setup(create=False).tables.source.full_name, restrictions)
 
     def _check_declared(self, ready: Ready) -> None:

@@ -29,6 +29,7 @@ from djshare.link.protocol import STEP_GUARD, Outbound, Step
 from djshare.link.pull import MariaDBLocal, MariaDBSource
 from djshare.link.repair import BATCH, RepairReport, repair_keys
 from djshare.link.tables import Checkpoint, LinkTables, no_checkpoint
+from djshare.restriction import sql_restriction
 
 
 def local_keys(local: Session, tables: LinkTables, where: str) -> list[bytes]:
@@ -206,8 +207,9 @@ class SourceCommands:
         self._session, self._outbound_schema = session, outbound_schema
         self._resolved: OutboundTable | None = None
 
-    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
-        raise NotImplementedError
+    def _where(self, restrictions: tuple[Any, ...], table: TableInfo) -> str:
+        """" WHERE ..." for `table` restricted by `restrictions` (SQL text, dicts, lists of these: OR)."""
+        return sql_restriction(restrictions, table, self.sql)
 
     def _read(self, source: Any) -> TableInfo:
         """The source table; its outbound table must exist (a link was made)."""
@@ -230,7 +232,7 @@ class SourceCommands:
         with self._session() as source:
             ob = self._resolve(source)
             name = self.sql.table(ob.source)
-            where = self._where(restrictions, name)
+            where = self._where(restrictions, ob.source)
             source.rows(f"SELECT 1 FROM {name}{where} LIMIT 0", doing=f"checking the restriction on {name}")
             return request_deletion(source, ob, where, subscriber, dry_run, self.sql)
 

@@ -51,7 +51,7 @@ from djshare.link.local import DELETION_REQUESTED, differences, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport
-from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, sql_where, table_exists
+from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, table_exists
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
@@ -250,8 +250,8 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
 
 class Dj2Link(LinkRunner):
     """A link from a DataJoint 2.x table on MariaDB (`table`: its class name or SQL name) to a schema on
-    another MariaDB server, or from a DataJoint 0.14 table into 2.x's layout there. Restrictions are SQL
-    conditions on the source table.
+    another MariaDB server, or from a DataJoint 0.14 table into 2.x's layout there. Restrictions: SQL text,
+    dicts, lists (OR).
 
     `layout`: "dj2" (default) declares the local tables as the source has them; "dj014" as DataJoint 0.14 would
     declare them (`<blob>` as a plain longblob, `<attach>` as `:attach:`, no type labels, no `~lineage`), for a
@@ -308,9 +308,6 @@ class Dj2Link(LinkRunner):
     def _source_session(self) -> contextlib.AbstractContextManager[Session]:
         return self.source.session()
 
-    def _where(self, restrictions: tuple[Any, ...]) -> str:
-        return sql_where(restrictions)
-
     def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
              checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
         """Pull every source entity matching all `restrictions` not held yet; with `refresh_changed`, also bring
@@ -350,10 +347,8 @@ class Dj2Link(LinkRunner):
 
 
 class Dj2SourceLink(SourceCommands):
-    """The source lab's deletion commands for a DataJoint 2.x table on MariaDB (restrictions as SQL text)."""
+    """The source lab's deletion commands for a DataJoint 2.x table on MariaDB."""
 
     def __init__(self, table: str, source: MariaDBSchema, *, outbound: str | None = None) -> None:
         super().__init__(source.name, table, source.session, lambda: outbound_schema_name(outbound))
 
-    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
-        return sql_where(restrictions)

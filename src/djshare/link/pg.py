@@ -66,7 +66,7 @@ from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
 from djshare.link.outbound import schema_counts as outbound_schema_counts
 from djshare.link.protocol import Outbound
 from djshare.link.pull import DEFAULT_BATCH, PullReport
-from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.stores.copying import CopyJob, copy_checked, folder_jobs, full_path
@@ -572,7 +572,7 @@ class PostgresCopy:
 
 class PgLink(LinkRunner):
     """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) to a schema on
-    another PostgreSQL server, in the same layout. Restrictions are SQL conditions on the source table.
+    another PostgreSQL server, in the same layout. Restrictions: SQL text, dicts, lists (see `sql_restriction`).
     `stores` maps local store names to source store names where they differ; store settings come from each
     side's `PostgresSchema(stores=...)` (default: DataJoint's settings)."""
 
@@ -624,9 +624,6 @@ class PgLink(LinkRunner):
     def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
         return postgres.session(self.source.address)
 
-    def _where(self, restrictions: tuple[Any, ...]) -> str:
-        return sql_where(restrictions)
-
     def gc(self, dry_run: bool = False) -> GcReport:
         """`gc` of the local schema (see there)."""
         return gc(self.local, dry_run)
@@ -643,7 +640,7 @@ class PgLink(LinkRunner):
 class PgSourceLink(SourceCommands):
     """The source lab's side of PostgreSQL links of one table: ask subscribers to delete entities they hold, see
     their answers, and delete the source rows once no one holds them, with their parts and dependent rows (the
-    outbound table's foreign key keeps every held row). Restrictions are SQL conditions on the source table."""
+    outbound table's foreign key keeps every held row). Restrictions: SQL text, dicts, lists (OR)."""
 
     sql = POSTGRESQL
 
@@ -651,9 +648,6 @@ class PgSourceLink(SourceCommands):
         super().__init__(source.name, table, lambda: postgres.session(source.address),
                          lambda: outbound_schema_name(outbound))
         self.source, self.outbound = source, outbound
-
-    def _where(self, restrictions: tuple[Any, ...], full_name: str) -> str:
-        return sql_where(restrictions)
 
     def _read(self, source: Any) -> TableInfo:
         return postgres.read_table(source, self.source.name, table_name(source, self.source, self.table))

@@ -53,7 +53,7 @@ from djshare.link.objects import declare_journal, journal_name
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, PostgresSource, declare_outbound, link_lock, part_tables, table_name
 from djshare.link.pull import DEFAULT_BATCH, PullReport
-from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, sql_where, table_exists
+from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.stores.copying import full_path
@@ -551,7 +551,7 @@ class MariaDBCopy:
 
 class PgToMariaDBLink(LinkRunner):
     """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) into a MariaDB schema
-    in DataJoint 0.14's layout (`layout="dj2"`: 2.x's). Restrictions are SQL conditions on the source table.
+    in DataJoint 0.14's layout (`layout="dj2"`: 2.x's). Restrictions: SQL text, dicts, lists (OR).
     `stores` maps local store names to source store names where they differ; `local_stores`: the local side's
     store settings (default DataJoint's)."""
 
@@ -627,9 +627,6 @@ class PgToMariaDBLink(LinkRunner):
 
     def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
         return postgres.session(self.source.address)
-
-    def _where(self, restrictions: tuple[Any, ...]) -> str:
-        return sql_where(restrictions)
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:

@@ -24,7 +24,7 @@ from djshare.link.repair import repair as run_repair
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, Refreshable, SourceSide, no_checkpoint
 from djshare.progress import progress_bar
-from djshare.restriction import one_condition
+from djshare.restriction import sql_restriction
 
 
 @dataclass
@@ -99,9 +99,10 @@ class LinkRunner:
         raise NotImplementedError
 
     def _where(self, restrictions: tuple[Any, ...]) -> str:
-        """" WHERE ..." (or "") for the source table restricted by every one of `restrictions`; called before
-        `_setup`, so that a malformed restriction changes nothing where it can be found without the tables."""
-        raise NotImplementedError
+        """" WHERE ..." (or "") for the source table restricted by every one of `restrictions`: SQL text, dicts of
+        attribute values, lists of these (OR), as `restriction.sql_restriction` takes them. Reads only: a
+        malformed restriction changes nothing."""
+        return sql_restriction(restrictions, self._setup(create=False).tables.source, self.source_sql)
 
     def _check_declared(self, ready: Ready) -> None:
         """Raise DefinitionMismatchError if existing local tables no longer match the source."""
@@ -218,14 +219,4 @@ def table_exists(session: Any, schema: str, table: str) -> bool:
     """Whether `schema`.`table` exists (a MariaDB or a PostgreSQL session: both have information_schema)."""
     return bool(session.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
                                "table_name = %s", (schema, table), doing=f"looking for table {schema}.{table}"))
-
-
-def sql_where(restrictions: tuple[Any, ...]) -> str:
-    """" WHERE (r1) AND (r2) ..." for SQL restrictions given as strings (the server checks them)."""
-    for restriction in restrictions:
-        if not isinstance(restriction, str):
-            raise ConfigurationError(f"Restriction {restriction!r} is not SQL text: this link takes restrictions "
-                                     "as SQL conditions on the source table, e.g. \"subject = 'm1'\".")
-    conditions = [one_condition(r) for r in restrictions if r.strip()]
-    return " WHERE " + " AND ".join(f"({r})" for r in conditions) if conditions else ""
 
