@@ -31,7 +31,7 @@ import pytest
 from djshare.errors import DjshareError
 from djshare.sql.connection import ServerAddress
 from tests.crash import Crash, crash_at
-from tests.pairs_pipeline import SESSIONS, SUBJECTS, TRACES, declare, fill
+from tests.pairs_pipeline import IMAGES, SESSIONS, SUBJECTS, TRACES, declare, fill
 from tests.servers import LinkUsers, MariaDBServer, PostgresServer, create_link_users, postgres_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,17 +48,22 @@ NO_REQUESTED = "gap: the local side cannot list deletion requests"
 NO_STALE = "gap: no stale check on this link"
 NO_REFRESH = "gap: no refresh-changed on this link"
 
-# today's outcome of every step on every pair (source side, local side); see the module docstring
+IN_STORE_ON_MARIADB = "refused: DataJoint 2.3.5 cannot insert in-store codecs on MariaDB"
+OBJECTS = {"objects pull": OK, "objects gc": OK}  # sources with an Image table (external objects in a file store)
+NO_OBJECTS = {"objects pull": IN_STORE_ON_MARIADB}  # ... into DataJoint 2.x on MariaDB
+
+# today's outcome of every step on every pair (source side, local side); see the module docstring. A 2.x source on
+# MariaDB has no Image table (2.3.5 cannot insert in-store codecs there), so no object steps.
 EXPECTED: dict[tuple[str, str], dict[str, str]] = {
-    ("dj014-mariadb", "dj014-mariadb"): dict.fromkeys(STEPS, OK),
-    ("dj014-mariadb", "dj2-mariadb"): dict.fromkeys(STEPS, OK),
-    ("dj014-mariadb", "dj2-postgresql"): dict.fromkeys(STEPS, OK),
+    ("dj014-mariadb", "dj014-mariadb"): {**dict.fromkeys(STEPS, OK), **OBJECTS},
+    ("dj014-mariadb", "dj2-mariadb"): {**dict.fromkeys(STEPS, OK), **NO_OBJECTS},
+    ("dj014-mariadb", "dj2-postgresql"): {**dict.fromkeys(STEPS, OK), **OBJECTS},
     ("dj2-mariadb", "dj014-mariadb"): dict.fromkeys(STEPS, OK),
     ("dj2-mariadb", "dj2-mariadb"): dict.fromkeys(STEPS, OK),
     ("dj2-mariadb", "dj2-postgresql"): dict.fromkeys(STEPS, OK),
-    ("dj2-postgresql", "dj014-mariadb"): dict.fromkeys(STEPS, OK),
-    ("dj2-postgresql", "dj2-mariadb"): dict.fromkeys(STEPS, OK),
-    ("dj2-postgresql", "dj2-postgresql"): dict.fromkeys(STEPS, OK),
+    ("dj2-postgresql", "dj014-mariadb"): {**dict.fromkeys(STEPS, OK), **OBJECTS},
+    ("dj2-postgresql", "dj2-mariadb"): {**dict.fromkeys(STEPS, OK), **NO_OBJECTS},
+    ("dj2-postgresql", "dj2-postgresql"): {**dict.fromkeys(STEPS, OK), **OBJECTS},
 }
 
 
@@ -77,6 +82,12 @@ class Side:
     schema: str
     outbound: str = ""
     users: LinkUsers = field(default_factory=LinkUsers)
+    store: Path | None = None  # the directory of this side's file store `pairs` (a source: with an Image table)
+
+    @property
+    def stores(self) -> dict[str, dict[str, Any]]:
+        """This side's store settings (dj.config["stores"] form)."""
+        return {"pairs": {"protocol": "file", "location": str(self.store)}} if self.store else {}
 
     @property
     def postgres(self) -> bool:
@@ -106,19 +117,29 @@ class Side:
                              **({"backend": "postgresql", "database": server.database} if self.postgres else {}))
 
 
-def make_source(name: str, mariadb: MariaDBServer, postgres: PostgresServer) -> Side:
+def make_source(name: str, mariadb: MariaDBServer, postgres: PostgresServer, store: Path | None = None) -> Side:
+    """A filled source; with `store` (and not 2.x on MariaDB), also an Image table with objects in that store."""
     number = next(NUMBERS) + os.getpid() % 1000 * 1000
     side = Side(name, postgres if name.endswith("postgresql") else mariadb, f"pairsrc{number}", f"pairout{number}",
-                LinkUsers(link_user=f"pairlink{number}", regular_user=f"pairsci{number}"))
+                LinkUsers(link_user=f"pairlink{number}", regular_user=f"pairsci{number}"),
+                store if name != "dj2-mariadb" else None)
+    if side.store:
+        side.store.mkdir(parents=True, exist_ok=True)
     if side.format == "dj014":
         connection = dj.Connection(mariadb.address, mariadb.admin_user, mariadb.admin_password, use_tls=False)
-        fill(declare(dj.Schema(side.schema, connection=connection), dj, "dj014"))
+        stores = dict(dj.config.get("stores") or {})
+        dj.config["stores"] = side.stores  # where DataJoint 0.14 writes the source's objects
+        try:
+            fill(declare(dj.Schema(side.schema, connection=connection), dj, "dj014", objects=bool(side.store)))
+        finally:
+            dj.config["stores"] = stores
     else:
         assert DJ2_PYTHON.exists(), "the DataJoint 2.x environment is missing: run `make venv` (make test builds it)"
         server = side.server
         settings = {"backend": "postgresql" if side.postgres else "mysql", "host": server.host, "port": server.port,
                     "user": server.admin_user, "password": server.admin_password,
-                    "database": getattr(server, "database", ""), "schema": side.schema}
+                    "database": getattr(server, "database", ""), "schema": side.schema,
+                    "store": str(side.store) if side.store else ""}
         done = subprocess.run([str(DJ2_PYTHON), str(ROOT / "tests" / "pairs_pipeline.py"), json.dumps(settings)],
                               capture_output=True, timeout=300, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         assert done.returncode == 0, done.stderr.decode()[-3000:]
@@ -128,10 +149,11 @@ def make_source(name: str, mariadb: MariaDBServer, postgres: PostgresServer) -> 
 
 
 class Pair:
-    """Today's API for one pair: the local link and the source's deletion commands, behind the scenario's verbs."""
+    """Today's API for one pair: the local link of `table` and the source's deletion commands, behind the
+    scenario's verbs. Store settings: the source's and the local side's `stores`."""
 
-    def __init__(self, source: Side, local: Side) -> None:
-        self.source, self.local = source, local
+    def __init__(self, source: Side, local: Side, table: str = "Session") -> None:
+        self.source, self.local, self.table = source, local, table
         self.link: Any = None
         self.source_link: Any = None
         self._make()
@@ -144,47 +166,49 @@ class Pair:
         from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
         from djshare.link.pg_mariadb import PgToMariaDBLink
 
-        source, local = self.source, self.local
+        source, local, table = self.source, self.local, self.table
         kind = (source.name, local.name)
         if source.format == "dj014":
             lazy = LazySchema(source.schema, host=source.server.address, user=source.users.link_user,
-                              password=source.users.link_password)
+                              password=source.users.link_password, stores=source.stores)
             self.source_link = SourceLink(LazySchema(source.schema, host=source.server.address,
                                                      user=source.server.admin_user,
                                                      password=source.server.admin_password),
-                                          "Session", outbound=source.outbound)
+                                          table, outbound=source.outbound)
         elif source.postgres:
             pg_source = PostgresSchema(source.schema, host=source.server.address, database=source.server.database,
-                                       user=source.server.admin_user, password=source.server.admin_password)
-            self.source_link = PgSourceLink("Session", pg_source, outbound=source.outbound)
+                                       user=source.server.admin_user, password=source.server.admin_password,
+                                       stores=source.stores)
+            self.source_link = PgSourceLink(table, pg_source, outbound=source.outbound)
         else:
             maria_source = MariaDBSchema(source.schema, source.address(admin=False))
-            self.source_link = Dj2SourceLink("Session", MariaDBSchema(source.schema, source.address()),
+            self.source_link = Dj2SourceLink(table, MariaDBSchema(source.schema, source.address()),
                                              outbound=source.outbound)
         pg_local = PostgresSchema(local.schema, host=local.server.address, database=local.server.database,
-                                  user=local.server.admin_user, password=local.server.admin_password) \
-            if local.postgres else None
+                                  user=local.server.admin_user, password=local.server.admin_password,
+                                  stores=local.stores) if local.postgres else None
         maria_local = MariaDBSchema(local.schema, local.address())
         if kind == ("dj014-mariadb", "dj014-mariadb"):
             dj.config["database.host"] = local.server.address
             dj.config["database.user"], dj.config["database.password"] = local.server.admin_user, \
                 local.server.admin_password
-            cls = type("Session", (), {"__doc__": "The local table."})
+            dj.config["stores"] = {**(dj.config.get("stores") or {}), **local.stores}  # the facade: DataJoint's
+            cls = type(table, (), {"__doc__": "The local table."})
             self.link = Link(LazySchema(local.schema), lazy, outbound=source.outbound)(cls)
         elif kind == ("dj014-mariadb", "dj2-postgresql"):
-            self.link = CrossLink("Session", lazy, pg_local, outbound=source.outbound)
+            self.link = CrossLink(table, lazy, pg_local, outbound=source.outbound)
         elif kind == ("dj014-mariadb", "dj2-mariadb"):  # the 2.x link on MariaDB, from a 0.14 source
-            self.link = Dj2Link("Session", MariaDBSchema(source.schema, source.address(admin=False)), maria_local,
+            self.link = Dj2Link(table, MariaDBSchema(source.schema, source.address(admin=False)), maria_local,
                                 outbound=source.outbound)
         elif source.name == "dj2-mariadb" and not local.postgres:
-            self.link = Dj2Link("Session", maria_source, maria_local, outbound=source.outbound, layout=local.format)
+            self.link = Dj2Link(table, maria_source, maria_local, outbound=source.outbound, layout=local.format)
         elif kind == ("dj2-mariadb", "dj2-postgresql"):  # the link into PostgreSQL, from a 2.x source
-            self.link = CrossLink("Session", maria_source, pg_local, outbound=source.outbound)
+            self.link = CrossLink(table, maria_source, pg_local, outbound=source.outbound)
         elif source.postgres and local.postgres:
-            self.link = PgLink("Session", pg_source, pg_local, outbound=source.outbound)
+            self.link = PgLink(table, pg_source, pg_local, outbound=source.outbound)
         else:
-            self.link = PgToMariaDBLink("Session", pg_source, maria_local, outbound=source.outbound,
-                                        layout=local.format)
+            self.link = PgToMariaDBLink(table, pg_source, maria_local, outbound=source.outbound,
+                                        layout=local.format, local_stores=local.stores)
 
     @property
     def facade(self) -> bool:
@@ -211,26 +235,30 @@ class Pair:
             raise Gap(NO_REQUESTED)
         return {(r["subject"], int(r["session"])) for r in self.link.requested()}
 
-    def delete_local(self, where: str) -> None:
+    def delete_local(self, where: str, requested: bool = True) -> None:
+        """Delete the local rows of entities matching `where` (parts first) as the lab would, then `repair`."""
         if self.facade:
             (self.link() & where).delete()
             return
-        self.local.execute(f"DELETE FROM {self.local.table('session__trace')} WHERE {where}",
-                           f"DELETE FROM {self.local.table('session')} WHERE {where}")
-        assert self.repair().steps == {"approve_deletion": 1}
+        table = self.table.lower()
+        self.local.execute(*(f"DELETE FROM {self.local.table(t)} WHERE {where}"
+                             for t in ((f"{table}__trace", table) if table == "session" else (table,))))
+        steps = self.repair().steps
+        assert not requested or steps == {"approve_deletion": 1}, steps
 
-    def gc(self) -> Any:
+    def gc(self, dry_run: bool = True) -> Any:
         """The gc a lab has for the local side's server: `djshare.gc` (MariaDB) or `djshare.link.pg.gc`."""
         from djshare import LazySchema, gc
         from djshare.link.pg import PostgresSchema
         from djshare.link.pg import gc as pg_gc
 
-        server = self.local.server
+        server, stores = self.local.server, self.local.stores
         if self.local.postgres:
             return pg_gc(PostgresSchema(self.local.schema, host=server.address, database=server.database,
-                                        user=server.admin_user, password=server.admin_password), dry_run=True)
+                                        user=server.admin_user, password=server.admin_password, stores=stores),
+                         dry_run=dry_run)
         return gc(LazySchema(self.local.schema, host=server.address, user=server.admin_user,
-                             password=server.admin_password), dry_run=True)
+                             password=server.admin_password, stores=stores), dry_run=dry_run)
 
 
 class Gap(Exception):
@@ -245,12 +273,18 @@ def run_steps(steps: list[tuple[str, Callable[[], None]]], outcome: dict[str, st
             outcome[name] = OK
         except Gap as gap:
             outcome[name] = str(gap)
-            if name == "pull":
+            if name in ("pull", "objects pull"):  # what follows needs what it would have pulled
                 return
 
 
-def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
-    """The scenario; `outcome` gets each step's result as it runs (a refused first step ends it)."""
+def stored(store: Path | None) -> int:
+    """Objects in a file store (temporaries of killed copies left out)."""
+    return sum(1 for p in store.rglob("*") if p.is_file() and ".djshare-" not in p.name) if store else 0
+
+
+def run_scenario(pair: Pair, outcome: dict[str, str], images: Pair | None = None) -> None:
+    """The scenario; `outcome` gets each step's result as it runs (a refused first step ends it). `images`: the
+    link of the source's Image table (external objects), where the source has one."""
     source, local = pair.source, pair.local
     per_subject = SESSIONS
 
@@ -319,9 +353,35 @@ def run_scenario(pair: Pair, outcome: dict[str, str]) -> None:
         assert pair.status() == {"pulling": 0, "pulled": held, "deletion_requested": 0, "deletion_approved": 0,
                                  "local": held}
 
+    def objects_pull() -> None:
+        assert images is not None
+        objects = len(SUBJECTS) * IMAGES
+        try:
+            report = images.pull()
+        except DjshareError as error:
+            assert "cannot insert" in str(error) and "MariaDB" in str(error), error
+            assert not images.local.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                                          (images.local.schema,)), "a refused link created the local schema"
+            raise Gap(IN_STORE_ON_MARIADB) from error
+        assert (report.pulled, report.objects) == (objects, objects)
+        assert stored(images.local.store) == objects and images.local.count("image") == objects
+
+    def objects_gc() -> None:
+        assert images is not None
+        objects = len(SUBJECTS) * IMAGES
+        images.delete_local("subject = 's1' AND image = 0", requested=False)  # repair releases the entity
+        assert len(images.gc(dry_run=True).deleted) == 1 and stored(images.local.store) == objects
+        report = images.gc(dry_run=False)
+        assert len(report.deleted) == 1 and stored(images.local.store) == objects - 1, report
+        again = images.pull()  # the released entity comes back, with its object
+        assert (again.pulled, again.objects) == (1, 1) and stored(images.local.store) == objects
+        assert images.gc(dry_run=False).deleted == []  # every object is referenced again
+
     steps = [("pull", pull), ("crash and repair", crash_and_repair), ("stale", stale),
              ("stale shows changes", shows_changes), ("refresh changed", refresh_changed),
              ("requested", requested), ("finish deletion", finish_deletion), ("gc", gc), ("status", status)]
+    if images is not None:
+        steps += [("objects pull", objects_pull), ("objects gc", objects_gc)]
     run_steps(steps, outcome)
 
 
@@ -373,17 +433,22 @@ def check_golden(pair: Pair) -> None:
 
 @pytest.mark.parametrize("source_name,local_name", list(itertools.product(SIDES, SIDES)))
 def test_the_scenario_on_every_pair(source_name: str, local_name: str, servers: list[MariaDBServer],
-                                    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> None:
+                                    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+                                    tmp_path: Path) -> None:
     monkeypatch.setitem(dj.config, "database.use_tls", False)
     monkeypatch.setitem(dj.config, "safemode", False)
     for key in ("database.host", "database.user", "database.password"):
         monkeypatch.setitem(dj.config, key, dj.config[key])
-    source = make_source(source_name, servers[0], postgres)
-    local = Side(local_name, postgres if local_name.endswith("postgresql") else servers[1],
-                 source.schema.replace("pairsrc", "pairlocal" + local_name.split("-")[0]))
+    monkeypatch.setitem(dj.config, "stores", dict(dj.config.get("stores") or {}))
+    source = make_source(source_name, servers[0], postgres, tmp_path / "source-store")
+    server = postgres if local_name.endswith("postgresql") else servers[1]
+    local = Side(local_name, server, source.schema.replace("pairsrc", "pairlocal" + local_name.split("-")[0]))
+    (tmp_path / "local-store").mkdir()
+    images = Pair(source, Side(local_name, server, local.schema + "img", store=tmp_path / "local-store"),
+                  "Image") if source.store else None
     pair = Pair(source, local)
     outcome: dict[str, str] = {}
-    run_scenario(pair, outcome)
+    run_scenario(pair, outcome, images)
     assert outcome == EXPECTED[(source_name, local_name)]
     if outcome["pull"] == OK:
         check_golden(pair)
@@ -398,26 +463,29 @@ CLI_OK = dict.fromkeys(CLI_STEPS, OK)
 # today's outcome from the command line: `-l` names a schema and `--format` the format of the new local schema;
 # `djshare refresh` copies requests into 0.14's DeletionRequested table, and lists them for the other kinds
 EXPECTED_CLI: dict[tuple[str, str], dict[str, str]] = {
-    ("dj014-mariadb", "dj014-mariadb"): CLI_OK,
-    ("dj014-mariadb", "dj2-mariadb"): CLI_OK,
-    ("dj014-mariadb", "dj2-postgresql"): CLI_OK,
+    ("dj014-mariadb", "dj014-mariadb"): {**CLI_OK, **OBJECTS},
+    ("dj014-mariadb", "dj2-mariadb"): {**CLI_OK, **NO_OBJECTS},
+    ("dj014-mariadb", "dj2-postgresql"): {**CLI_OK, **OBJECTS},
     ("dj2-mariadb", "dj014-mariadb"): CLI_OK,
     ("dj2-mariadb", "dj2-mariadb"): CLI_OK,
     ("dj2-mariadb", "dj2-postgresql"): CLI_OK,
-    ("dj2-postgresql", "dj014-mariadb"): CLI_OK,
-    ("dj2-postgresql", "dj2-mariadb"): CLI_OK,
-    ("dj2-postgresql", "dj2-postgresql"): CLI_OK,
+    ("dj2-postgresql", "dj014-mariadb"): {**CLI_OK, **OBJECTS},
+    ("dj2-postgresql", "dj2-mariadb"): {**CLI_OK, **NO_OBJECTS},
+    ("dj2-postgresql", "dj2-postgresql"): {**CLI_OK, **OBJECTS},
 }
 
 
 class Cli:
     """`djshare` commands for a pair, with the environment a lab sets (LINK_* for the source, DJ_* for the local)."""
 
-    def __init__(self, source: Side, local: Side) -> None:
-        self.source, self.local = source, local
+    def __init__(self, source: Side, local: Side, table: str = "Session", settings: Path | None = None) -> None:
+        """`settings`: a directory for the files a lab keeps store settings in (the local side's in
+        dj_local_conf.json, DataJoint's own, read from the working directory; the source's in a JSON file named by
+        LINK_SOURCE_STORES)."""
+        self.source, self.local, self.cwd = source, local, settings
         server = source.server
         self.host = f"postgresql://{server.address}/{server.database}" if source.postgres else server.address
-        self.table = f"{source.schema}.Session"
+        self.table = f"{source.schema}.{table}"
         self.local_schema = f"postgresql://{local.server.address}/{local.server.database}/{local.schema}" \
             if local.postgres else local.schema
         user, password = (server.admin_user, server.admin_password) if source.postgres else \
@@ -425,11 +493,16 @@ class Cli:
         self.env = dict(os.environ, LINK_HOST=self.host, LINK_USER=user, LINK_PASS=password,
                         LINK_OUTBOUND=source.outbound, DJ_HOST=local.server.address, DJ_USER=local.server.admin_user,
                         DJ_PASS=local.server.admin_password, COLUMNS="300")
+        if settings is not None:
+            settings.mkdir(parents=True, exist_ok=True)
+            (settings / "dj_local_conf.json").write_text(json.dumps({"stores": local.stores}))
+            (settings / "source_stores.json").write_text(json.dumps(source.stores))
+            self.env["LINK_SOURCE_STORES"] = str(settings / "source_stores.json")
         self.source_admin = dict(self.env, LINK_USER=server.admin_user, LINK_PASS=server.admin_password)
 
     def __call__(self, *args: str, admin: bool = False) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "djshare", *args], capture_output=True, text=True,
-                              timeout=300, env=self.source_admin if admin else self.env)
+                              timeout=300, env=self.source_admin if admin else self.env, cwd=self.cwd)
 
     def local_side(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self(*args, self.table, "-l", self.local_schema)
@@ -444,7 +517,7 @@ def local_format(local: Side) -> str:
     return "dj2" if "~lineage" in names else "dj014"
 
 
-def run_cli_scenario(cli: Cli, outcome: dict[str, str]) -> None:
+def run_cli_scenario(cli: Cli, outcome: dict[str, str], images: Cli | None = None) -> None:
     source, local = cli.source, cli.local
     per_subject = SESSIONS
     where = "subject = 's2' AND session = 1"
@@ -520,21 +593,50 @@ def run_cli_scenario(cli: Cli, outcome: dict[str, str]) -> None:
                 if re.search(r"[`\"]session[`\"] ", line)]
         assert [row[2:] for row in rows] == [["0", str(held), "0", "0"]], text
 
+    def objects_pull() -> None:
+        assert images is not None
+        objects = len(SUBJECTS) * IMAGES
+        done = images.local_side("pull", "--format", images.local.format)
+        if done.returncode != 0:
+            assert "cannot insert" in done.stderr and "MariaDB" in done.stderr, done.stderr
+            assert not images.local.query("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                                          (images.local.schema,)), "a refused link created the local schema"
+            raise Gap(IN_STORE_ON_MARIADB)
+        assert f"pulled {objects} entities (0 part rows, {objects} objects)" in done.stdout, done.stdout
+        assert stored(images.local.store) == objects
+
+    def objects_gc() -> None:
+        assert images is not None
+        objects = len(SUBJECTS) * IMAGES
+        images.local.execute(f"DELETE FROM {images.local.table('image')} WHERE subject = 's1' AND image = 0")
+        ok(images.local_side("repair"))  # releases the entity deleted outside djshare
+        assert "would delete 1 objects" in ok(images("gc", "-l", images.local_schema, "--dry-run"))
+        assert "deleted 1 objects" in ok(images("gc", "-l", images.local_schema))
+        assert stored(images.local.store) == objects - 1
+        assert "pulled 1 entities (0 part rows, 1 objects)" in ok(images.local_side("pull"))  # back, with its object
+        assert "deleted 0 objects" in ok(images("gc", "-l", images.local_schema))
+        assert stored(images.local.store) == objects
+
     steps = [("pull", pull), ("repair", repair), ("stale", stale), ("stale shows changes", shows_changes),
              ("refresh changed", refresh_changed), ("requested", requested), ("finish deletion", finish_deletion),
              ("gc", gc), ("status", status)]
+    if images is not None:
+        steps += [("objects pull", objects_pull), ("objects gc", objects_gc)]
     run_steps(steps, outcome)
 
 
 @pytest.mark.parametrize("source_name,local_name", list(itertools.product(SIDES, SIDES)))
 def test_the_scenario_on_every_pair_from_the_command_line(source_name: str, local_name: str,
                                                           servers: list[MariaDBServer],
-                                                          postgres: PostgresServer) -> None:
-    source = make_source(source_name, servers[0], postgres)
-    local = Side(local_name, postgres if local_name.endswith("postgresql") else servers[1],
-                 source.schema.replace("pairsrc", "paircli" + local_name.split("-")[0]))
+                                                          postgres: PostgresServer, tmp_path: Path) -> None:
+    source = make_source(source_name, servers[0], postgres, tmp_path / "source-store")
+    server = postgres if local_name.endswith("postgresql") else servers[1]
+    local = Side(local_name, server, source.schema.replace("pairsrc", "paircli" + local_name.split("-")[0]))
+    (tmp_path / "local-store").mkdir()
+    images = Cli(source, Side(local_name, server, local.schema + "img", store=tmp_path / "local-store"), "Image",
+                 tmp_path / "settings") if source.store else None
     outcome: dict[str, str] = {}
-    run_cli_scenario(Cli(source, local), outcome)
+    run_cli_scenario(Cli(source, local), outcome, images)
     assert outcome == EXPECTED_CLI[(source_name, local_name)]
     if outcome["pull"] == OK:
         assert catalog(local, source.schema) == json.loads(

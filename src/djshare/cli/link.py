@@ -48,7 +48,7 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Say what would change; 
 Subscriber = Annotated[str | None, typer.Option("--subscriber", help="Only this subscriber (default: all).")]
 SourceStores = Annotated[Path | None, typer.Option(
     "--source-stores", envvar="LINK_SOURCE_STORES",
-    help="JSON file with the source side's store settings (dj.config['stores'] form).")]
+    help="JSON file with the source side's store settings (dj.config['stores'] form), for every kind of source.")]
 StoreMap = Annotated[list[str] | None, typer.Option(
     "--store", help="LOCAL=SOURCE: local store that receives a source store's objects; repeat per store.")]
 CopyObjects = Annotated[bool, typer.Option(
@@ -84,12 +84,19 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
     if local.postgres and format == "dj014":
         raise ConfigurationError("DataJoint 0.14 has no format on PostgreSQL: a local schema there is in 2.x's "
                                  "format (leave out --format, or give a MariaDB schema for 0.14's).")
-    if source.postgres:
-        pg_source = PostgresSchema.source(schema_name, host=source.host, database=source.database)
+    stores = stores_file(options.source_stores) if options.source_stores is not None else None
+    mapping = {}
+    for item in options.store or []:
+        local_store, equals, source_store = item.partition("=")
+        if not equals or not local_store or not source_store:
+            raise ConfigurationError(f"--store {item!r} is not LOCAL=SOURCE (for example --store raw=lab_raw).")
+        mapping[local_store] = source_store
+    if source.postgres:  # its stores: --source-stores (default: DataJoint's settings here)
+        pg_source = PostgresSchema.source(schema_name, host=source.host, database=source.database, stores=stores)
         if local.postgres:
-            return PgLink(name, pg_source, postgres_schema(local))
+            return PgLink(name, pg_source, postgres_schema(local), stores=mapping)
         maria = mariadb_local(local.path)
-        return PgToMariaDBLink(name, pg_source, maria, layout=format or maria.layout() or "dj014")
+        return PgToMariaDBLink(name, pg_source, maria, layout=format or maria.layout() or "dj014", stores=mapping)
     source_schema = MariaDBSchema.source(schema_name, host=source.host)
     with source_schema.session() as session:
         source_format = format_of_schema(session, schema_name)
@@ -104,15 +111,6 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
             return Dj2Link(name, source_schema, maria, layout=local_format)
     if WRONG_LINE is not None:
         raise WRONG_LINE
-    stores = None
-    if options.source_stores is not None:
-        stores = stores_file(options.source_stores)
-    mapping = {}
-    for item in options.store or []:
-        local_store, equals, source_store = item.partition("=")
-        if not equals or not local_store or not source_store:
-            raise ConfigurationError(f"--store {item!r} is not LOCAL=SOURCE (for example --store raw=lab_raw).")
-        mapping[local_store] = source_store
     lazy_source = LazySchema(schema_name, host=source.host, stores=stores)
     if local.postgres:
         return CrossLink(name, lazy_source, postgres_schema(local), stores=mapping)
