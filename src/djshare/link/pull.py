@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from djshare.backends.catalog import TableInfo
@@ -29,7 +28,7 @@ from djshare.link import objects
 from djshare.link.lock import objects_lock
 from djshare.link.outbound import OutboundSource
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
+from djshare.link.tables import Checkpoint, LinkTables, LocalSide, PullReport, SourceSide, no_checkpoint
 from djshare.stores.formats.dj014 import external_table
 
 DEFAULT_BATCH = 2000
@@ -55,20 +54,6 @@ def checked_subscriber(subscriber: str | None) -> str | None:
         raise ConfigurationError(f"subscriber={subscriber!r}: a subscriber name is 1 to 64 printable ASCII "
                                  "characters (or leave it out: djshare makes one per local schema).")
     return subscriber
-
-
-@dataclass
-class PullReport:
-    pulled: int = 0  # entities copied into the local table
-    adopted: int = 0  # local rows that had no outbound row, now recorded
-    finished: int = 0  # entities of an interrupted pull that only needed marking
-    part_rows: int = 0
-    objects: int = 0  # external objects copied into local stores
-    batches: int = 0
-    would_pull: int = 0  # dry run: entities a real run would copy
-    dry_run: bool = False
-    notes: dict[str, int] = field(default_factory=dict)
-    refreshed: int = 0  # pull(refresh_changed=True): entities whose changed source rows were brought over
 
 
 class MariaDBSource(OutboundSource):

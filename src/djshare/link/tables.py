@@ -17,7 +17,23 @@ from djshare.sync.actions import Action
 
 if TYPE_CHECKING:
     from djshare.link.protocol import Outbound, Step
-    from djshare.link.pull import PullReport
+
+
+@dataclass
+class PullReport:
+    """What a pull did (or, as a dry run, would do)."""
+
+    pulled: int = 0  # entities copied into the local table
+    adopted: int = 0  # local rows that had no outbound row, now recorded
+    finished: int = 0  # entities of an interrupted pull that only needed marking
+    part_rows: int = 0
+    objects: int = 0  # external objects copied into local stores
+    batches: int = 0
+    would_pull: int = 0  # dry run: entities a real run would copy
+    dry_run: bool = False
+    notes: dict[str, int] = field(default_factory=dict)
+    refreshed: int = 0  # pull(refresh_changed=True): entities whose changed source rows were brought over
+
 
 Checkpoint = Callable[[str], None]  # called after each committed step group; fault-injection tests raise in it
 
