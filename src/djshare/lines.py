@@ -23,7 +23,9 @@ def require_dj014() -> None:
     if version is None or not version.startswith("0.14."):
         installed = f"DataJoint {version} is installed" if version else "DataJoint is not installed"
         raise ConfigurationError(
-            f"djshare links and exports work on DataJoint 0.14 schemas and need DataJoint 0.14 ({installed}): use "
-            "an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x: `djshare diff` and sync, "
-            "`djshare pull` / `repair` of 2.x schemas on MariaDB and PostgreSQL, and exports by SQL restrictions "
-            "(`djshare.export.tables`); the other link and export commands need DataJoint 0.14.")
+            f"Links from DataJoint 0.14 schemas into 0.14's format or into PostgreSQL, and exports of 0.14 "
+            "captures, need DataJoint 0.14 "
+            f"({installed}): use an environment with `pip install 'djshare[dj014]'`. With DataJoint 2.x (or none): "
+            "`djshare diff` and sync, every link of 2.x schemas on MariaDB and PostgreSQL, a 0.14 schema linked into "
+            "2.x's format on MariaDB (`djshare pull --format dj2`), and exports by SQL restrictions "
+            "(`djshare tables`, `djshare.export.tables`).")
