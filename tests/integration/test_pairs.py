@@ -225,7 +225,7 @@ class Pair:
         return (self.link() if self.facade else self.link).stale(progress=False)
 
     def status(self) -> dict[str, int]:
-        return self.link().link_status() if self.facade else self.link.status()
+        return dict((self.link() if self.facade else self.link).status())
 
     def requested(self) -> set[tuple[str, int]]:
         if self.facade:
@@ -247,18 +247,8 @@ class Pair:
         assert not requested or steps == {"approve_deletion": 1}, steps
 
     def gc(self, dry_run: bool = True) -> Any:
-        """The gc a lab has for the local side's server: `djshare.gc` (MariaDB) or `djshare.link.pg.gc`."""
-        from djshare import LazySchema, gc
-        from djshare.link.pg import PostgresSchema
-        from djshare.link.pg import gc as pg_gc
-
-        server, stores = self.local.server, self.local.stores
-        if self.local.postgres:
-            return pg_gc(PostgresSchema(self.local.schema, host=server.address, database=server.database,
-                                        user=server.admin_user, password=server.admin_password, stores=stores),
-                         dry_run=dry_run)
-        return gc(LazySchema(self.local.schema, host=server.address, user=server.admin_user,
-                             password=server.admin_password, stores=stores), dry_run=dry_run)
+        """The link's own gc, the same verb on every kind."""
+        return (self.link() if self.facade else self.link).gc(dry_run=dry_run)
 
 
 class Gap(Exception):
@@ -346,7 +336,7 @@ def run_scenario(pair: Pair, outcome: dict[str, str], images: Pair | None = None
         assert source.count("session", where) == 0 and source.count("session__trace", where) == 0
 
     def gc() -> None:
-        assert pair.gc().deleted == []  # no external objects in this pipeline: nothing to delete
+        assert pair.gc().deleted == []  # the Session tables hold no external objects (the Image steps do)
 
     def status() -> None:
         held = len(SUBJECTS) * per_subject - 1

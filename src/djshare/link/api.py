@@ -372,6 +372,14 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
         with rt.source_schema.session() as source, rt.local_schema.session() as local:
             return deletion.refresh(source, local, rt.tables)
 
+    def status(self) -> dict[str, int]:
+        """This subscriber's outbound rows by state, and the local row count (as every link kind's `status()`)."""
+        return self.link_status()
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """`djshare.gc` of the local schema: objects djshare copied there that no row references any more."""
+        return gc(self._link.local_schema, dry_run)
+
     def link_status(self) -> dict[str, int]:
         """This subscriber's outbound rows by state, and the local row count."""
         rt = self._rt()

@@ -28,10 +28,12 @@ from djshare.errors import ConfigurationError
 from djshare.link import outbound
 from djshare.link.dj2 import MariaDBSchema, refuse_in_store, source_lineage
 from djshare.link.dj2_local import PostgresLocal, check_declared, declare, local_tables
+from djshare.link.gc import GcReport
 from djshare.link.local import DELETION_REQUESTED
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, subscriber_id
+from djshare.link.pg import gc as pg_gc
 from djshare.link.pull import DEFAULT_BATCH, MariaDBSource
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.tables import LinkStores, LinkTables, LocalSide, SourceSide, StorePair
@@ -120,6 +122,9 @@ class CrossLink(LinkRunner):
 
     def _check_declared(self, ready: Ready) -> None:
         check_declared(ready.mismatch, ready.tables)
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        return pg_gc(self.target, dry_run)
 
     def _stranded(self, local: LocalSide) -> list[bytes]:
         return [repr(k).encode() for k in local.stranded] if isinstance(local, PostgresLocal) else []

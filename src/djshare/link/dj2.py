@@ -47,6 +47,8 @@ from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, lineage_declara
 from djshare.link import outbound
 from djshare.link import stale as staleness
 from djshare.link.delete import SourceCommands
+from djshare.link.gc import GcReport
+from djshare.link.gc import gc as collect_garbage
 from djshare.link.local import DELETION_REQUESTED, differences, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
@@ -307,6 +309,11 @@ class Dj2Link(LinkRunner):
 
     def _source_session(self) -> contextlib.AbstractContextManager[Session]:
         return self.source.session()
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """These links copy in-table types only, so there is nothing of theirs to collect; the journal says so."""
+        with self.local.session() as local:
+            return collect_garbage(local, self.local.name, {}, dry_run)
 
     def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
              checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:

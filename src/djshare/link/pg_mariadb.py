@@ -47,6 +47,8 @@ from djshare.backends.postgresql import POSTGRESQL, PgSession, key_condition, ke
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
 from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, localized
 from djshare.link.dj2 import LAYOUTS, MariaDBSchema
+from djshare.link.gc import GcReport
+from djshare.link.gc import gc as collect_garbage
 from djshare.link.local import subscriber_id
 from djshare.link.lock import objects_lock
 from djshare.link.objects import declare_journal, journal_name
@@ -627,6 +629,11 @@ class PgToMariaDBLink(LinkRunner):
 
     def _source_session(self) -> contextlib.AbstractContextManager[PgSession]:
         return postgres.session(self.source.address)
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """`djshare.link.gc` of the local schema with the local store settings (`local_stores`)."""
+        with self.local.session() as local:
+            return collect_garbage(local, self.local.name, self.local_stores, dry_run)
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:

@@ -16,6 +16,7 @@ from typing import Any
 from djshare.backends.mariadb_rows import MARIADB, MariaDB
 from djshare.errors import ConfigurationError
 from djshare.link.delete import listed
+from djshare.link.gc import GcReport
 from djshare.link.protocol import Outbound
 from djshare.link.pull import PullReport, checked_options, checked_subscriber
 from djshare.link.pull import pull as run_pull
@@ -192,6 +193,11 @@ class LinkRunner:
         with self._source_session() as source:
             return listed(source, ready.tables.outbound, Outbound.DELETION_REQUESTED, ready.tables.subscriber,
                           sql=self.source_sql)
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """Delete the objects djshare copied into the local stores that no local row references any more (never
+        objects it did not write); see `djshare.link.gc` (MariaDB) and `djshare.link.pg.gc` (PostgreSQL)."""
+        raise NotImplementedError
 
     def status(self) -> dict[str, int]:
         """This subscriber's outbound rows by state, and the local row count."""
