@@ -159,78 +159,70 @@ class Pair:
         self._make()
 
     def _make(self) -> None:
-        from djshare import LazySchema, Link
+        """Each side as a lab gives it (0.14: a LazySchema with its settings; 2.x: MariaDBSchema or PostgresSchema),
+        the link opened by `open_link` from what the schemas hold."""
+        from djshare import LazySchema
         from djshare.link.api import SourceLink
-        from djshare.link.crossformat import CrossLink
-        from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
-        from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
-        from djshare.link.pg_mariadb import PgToMariaDBLink
+        from djshare.link.dj2 import Dj2SourceLink, MariaDBSchema
+        from djshare.link.pg import PgSourceLink, PostgresSchema
+        from djshare.link.setup import open_link
 
         source, local, table = self.source, self.local, self.table
-        kind = (source.name, local.name)
+        source_side: Any
         if source.format == "dj014":
-            lazy = LazySchema(source.schema, host=source.server.address, user=source.users.link_user,
-                              password=source.users.link_password, stores=source.stores)
+            source_side = LazySchema(source.schema, host=source.server.address, user=source.users.link_user,
+                                     password=source.users.link_password, stores=source.stores)
             self.source_link = SourceLink(LazySchema(source.schema, host=source.server.address,
                                                      user=source.server.admin_user,
                                                      password=source.server.admin_password),
                                           table, outbound=source.outbound)
         elif source.postgres:
-            pg_source = PostgresSchema(source.schema, host=source.server.address, database=source.server.database,
-                                       user=source.server.admin_user, password=source.server.admin_password,
-                                       stores=source.stores)
-            self.source_link = PgSourceLink(table, pg_source, outbound=source.outbound)
+            source_side = PostgresSchema(source.schema, host=source.server.address, database=source.server.database,
+                                         user=source.server.admin_user, password=source.server.admin_password,
+                                         stores=source.stores)
+            self.source_link = PgSourceLink(table, source_side, outbound=source.outbound)
         else:
-            maria_source = MariaDBSchema(source.schema, source.address(admin=False))
+            source_side = MariaDBSchema(source.schema, source.address(admin=False))
             self.source_link = Dj2SourceLink(table, MariaDBSchema(source.schema, source.address()),
                                              outbound=source.outbound)
-        pg_local = PostgresSchema(local.schema, host=local.server.address, database=local.server.database,
-                                  user=local.server.admin_user, password=local.server.admin_password,
-                                  stores=local.stores) if local.postgres else None
-        maria_local = MariaDBSchema(local.schema, local.address())
-        if kind == ("dj014-mariadb", "dj014-mariadb"):
+        local_side: Any
+        if local.postgres:
+            local_side = PostgresSchema(local.schema, host=local.server.address, database=local.server.database,
+                                        user=local.server.admin_user, password=local.server.admin_password,
+                                        stores=local.stores)
+        elif (source.format, local.format) == ("dj014", "dj014"):  # the facade: DataJoint's own settings
             dj.config["database.host"] = local.server.address
             dj.config["database.user"], dj.config["database.password"] = local.server.admin_user, \
                 local.server.admin_password
-            dj.config["stores"] = {**(dj.config.get("stores") or {}), **local.stores}  # the facade: DataJoint's
-            cls = type(table, (), {"__doc__": "The local table."})
-            self.link = Link(LazySchema(local.schema), lazy, outbound=source.outbound)(cls)
-        elif kind == ("dj014-mariadb", "dj2-postgresql"):
-            self.link = CrossLink(table, lazy, pg_local, outbound=source.outbound)
-        elif kind == ("dj014-mariadb", "dj2-mariadb"):  # the 2.x link on MariaDB, from a 0.14 source
-            self.link = Dj2Link(table, MariaDBSchema(source.schema, source.address(admin=False)), maria_local,
-                                outbound=source.outbound)
-        elif source.name == "dj2-mariadb" and not local.postgres:
-            self.link = Dj2Link(table, maria_source, maria_local, outbound=source.outbound, layout=local.format)
-        elif kind == ("dj2-mariadb", "dj2-postgresql"):  # the link into PostgreSQL, from a 2.x source
-            self.link = CrossLink(table, maria_source, pg_local, outbound=source.outbound)
-        elif source.postgres and local.postgres:
-            self.link = PgLink(table, pg_source, pg_local, outbound=source.outbound)
+            dj.config["stores"] = {**(dj.config.get("stores") or {}), **local.stores}
+            local_side = LazySchema(local.schema)
         else:
-            self.link = PgToMariaDBLink(table, pg_source, maria_local, outbound=source.outbound,
-                                        layout=local.format, local_stores=local.stores)
+            local_side = MariaDBSchema(local.schema, local.address(), local.stores)
+        self.link = open_link(table, source_side, local_side, format=local.format, outbound=source.outbound)
 
     @property
     def facade(self) -> bool:
-        return isinstance(self.link, type)
+        from djshare.link.api import LinkedTable
+
+        return isinstance(self.link, LinkedTable)
 
     def pull(self, *restrictions: str, **options: Any) -> Any:
-        target = self.link() if self.facade else self.link
+        target = self.link
         return target.pull(*restrictions, progress=False, **options)
 
     def repair(self) -> Any:
-        return (self.link() if self.facade else self.link).repair(progress=False)
+        return (self.link).repair(progress=False)
 
     def stale(self) -> Any:
-        return (self.link() if self.facade else self.link).stale(progress=False)
+        return (self.link).stale(progress=False)
 
     def status(self) -> dict[str, int]:
-        return dict((self.link() if self.facade else self.link).status())
+        return dict((self.link).status())
 
     def requested(self) -> set[tuple[str, int]]:
         if self.facade:
-            self.link().refresh()
-            return {(r["subject"], int(r["session"])) for r in self.link().DeletionRequested().fetch(as_dict=True)}
+            self.link.refresh()
+            return {(r["subject"], int(r["session"])) for r in self.link.DeletionRequested().fetch(as_dict=True)}
         if not hasattr(self.link, "requested"):
             raise Gap(NO_REQUESTED)
         return {(r["subject"], int(r["session"])) for r in self.link.requested()}
@@ -238,7 +230,7 @@ class Pair:
     def delete_local(self, where: str, requested: bool = True) -> None:
         """Delete the local rows of entities matching `where` (parts first) as the lab would, then `repair`."""
         if self.facade:
-            (self.link() & where).delete()
+            (self.link & where).delete()
             return
         table = self.table.lower()
         self.local.execute(*(f"DELETE FROM {self.local.table(t)} WHERE {where}"
@@ -248,7 +240,7 @@ class Pair:
 
     def gc(self, dry_run: bool = True) -> Any:
         """The link's own gc, the same verb on every kind."""
-        return (self.link() if self.facade else self.link).gc(dry_run=dry_run)
+        return (self.link).gc(dry_run=dry_run)
 
 
 class Gap(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import ast
 from pathlib import Path
 
 import networkx as nx
@@ -11,13 +11,15 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "djshare"
 
 
 def imports(package: str) -> nx.DiGraph:
-    """Module -> module imports inside `djshare.<package>` (type-checking imports included)."""
+    """Module -> module imports inside `djshare.<package>`, read from the code (type-checking imports included)."""
     graph = nx.DiGraph()
+    prefix = f"djshare.{package}"
     for path in (SRC / package).glob("*.py"):
         graph.add_node(path.stem)
-        for found in re.finditer(rf"^\s*from djshare\.{package}(?:\.(\w+))? import ([^\n(]+|\([^)]*\))",
-                                 path.read_text(), flags=re.MULTILINE):
-            names = [found[1]] if found[1] else re.findall(r"\b(\w+)\b(?!\s+as)", found[2])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(prefix):
+                continue
+            names = [node.module.split(".")[2]] if node.module != prefix else [a.name for a in node.names]
             graph.add_edges_from((path.stem, name) for name in names if (SRC / package / f"{name}.py").exists())
     return graph
 

@@ -17,21 +17,20 @@ from djshare.cli import sides
 from djshare.cli.app import WRONG_LINE, app, err, out, run, stores_file
 from djshare.cli.sides import split_table
 from djshare.errors import ConfigurationError
-from djshare.link.crossformat import CrossLink
-from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
+from djshare.link.dj2 import Dj2SourceLink, MariaDBSchema
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
 from djshare.link.outbound import schema_counts
-from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
+from djshare.link.pg import PgSourceLink, PostgresSchema
 from djshare.link.pg import gc as pg_gc
 from djshare.link.pg import schema_counts as pg_schema_counts
-from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.link.protocol import Outbound
 from djshare.link.runner import LinkRunner
+from djshare.link.setup import open_link
 from djshare.stores.formats import format_of_schema
 
 if WRONG_LINE is None:  # DataJoint 0.14's link facade (its commands are refused without it)
-    from djshare.link.api import LazySchema, Link, LinkedTable, SourceLink, gc
+    from djshare.link.api import LazySchema, LinkedTable, SourceLink, gc
 
 TableArg = Annotated[str, typer.Argument(help="The source table as SCHEMA.ClassName, e.g. lab.Session.")]
 SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HOST",
@@ -74,16 +73,12 @@ class LocalFormat(StrEnum):
 
 def linked(table: str, host: str | None, local_schema: str, options: StoreOptions | None = None,
            format: str | None = None) -> LinkedTable | LinkRunner:
-    """The link of `table` into `local_schema`, by what the schemas hold: the local format is `format` for a new
-    local schema (default: the source's; 0.14's from PostgreSQL into MariaDB), else the one the local schema holds.
-    Nothing is declared until a command needs it: a dry run, a bad restriction or a repair of a link not made yet
-    change nothing."""
+    """The link of `table` into `local_schema` (`open_link` picks it by what the schemas hold), with the sides a
+    lab's settings name: the source from --source-host / LINK_*, the local side from DJ_* (and, where DataJoint 0.14
+    is installed, its settings). Nothing is declared until a command needs it."""
     options = options or StoreOptions()
     schema_name, name = split_table(table)
     source, local = sides.link_source(host), sides.local_schema(local_schema)
-    if local.postgres and format == "dj014":
-        raise ConfigurationError("DataJoint 0.14 has no format on PostgreSQL: a local schema there is in 2.x's "
-                                 "format (leave out --format, or give a MariaDB schema for 0.14's).")
     stores = stores_file(options.source_stores) if options.source_stores is not None else None
     mapping = {}
     for item in options.store or []:
@@ -91,38 +86,20 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
         if not equals or not local_store or not source_store:
             raise ConfigurationError(f"--store {item!r} is not LOCAL=SOURCE (for example --store raw=lab_raw).")
         mapping[local_store] = source_store
+    source_side: LazySchema | MariaDBSchema | PostgresSchema
     if source.postgres:  # its stores: --source-stores (default: DataJoint's settings here)
-        pg_source = PostgresSchema.source(schema_name, host=source.host, database=source.database, stores=stores)
-        if local.postgres:
-            return PgLink(name, pg_source, postgres_schema(local), stores=mapping)
-        maria = mariadb_local(local.path)
-        return PgToMariaDBLink(name, pg_source, maria, layout=format or maria.layout() or "dj014", stores=mapping)
-    source_schema = MariaDBSchema.source(schema_name, host=source.host)
-    with source_schema.session() as session:
-        source_format = format_of_schema(session, schema_name)
-    if local.postgres and source_format == "dj2":  # no DataJoint needed
-        return CrossLink(name, source_schema, postgres_schema(local))
-    if not local.postgres:
-        maria = mariadb_local(local.path)
-        if format is not None:
-            maria.check_layout(format)  # a schema is never filled in the other format
-        local_format = format or maria.layout() or source_format
-        if "dj2" in (source_format, local_format):  # the 2.x link on MariaDB (from 0.14 into 2.x's format too)
-            return Dj2Link(name, source_schema, maria, layout=local_format)
-    if WRONG_LINE is not None:
-        raise WRONG_LINE
-    lazy_source = LazySchema(schema_name, host=source.host, stores=stores)
+        source_side = PostgresSchema.source(schema_name, host=source.host, database=source.database, stores=stores)
+    elif WRONG_LINE is None:  # DataJoint 0.14's settings (TLS) for the source, as its link reads them
+        source_side = LazySchema(schema_name, host=source.host, stores=stores)
+    else:
+        source_side = MariaDBSchema.source(schema_name, host=source.host)
+    local_side: LazySchema | MariaDBSchema | PostgresSchema
     if local.postgres:
-        return CrossLink(name, lazy_source, postgres_schema(local), stores=mapping)
-    cls = Link(LazySchema(local.path), lazy_source, stores=mapping, copy_objects=options.copy_objects)(
-        type(name, (), {"__doc__": f"Local copy of {table}."}))
-    return cls()
-
-
-def mariadb_local(schema: str) -> MariaDBSchema:
-    """A local MariaDB schema for the DataJoint-free link kinds (DJ_HOST, DJ_USER, DJ_PASS; under 0.14 also
-    DataJoint's settings)."""
-    return MariaDBSchema.local(schema) if WRONG_LINE is not None else MariaDBSchema(schema, LazySchema(schema).address)
+        local_side = postgres_schema(local)
+    else:
+        local_side = LazySchema(local.path) if WRONG_LINE is None else MariaDBSchema.local(local.path)
+    return open_link(name, source_side, local_side, format=format, stores=mapping, source_stores=stores,
+                     copy_objects=options.copy_objects)
 
 
 def postgres_schema(local: sides.Location) -> PostgresSchema:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +72,12 @@ CORE_LABELS = {"tinyint unsigned": "int16", "smallint unsigned": "int32", "mediu
 
 @dataclass(frozen=True)
 class MariaDBSchema:
-    """A schema on a MariaDB server, named by its address (no DataJoint needed)."""
+    """A schema on a MariaDB server, named by its address (no DataJoint needed). `stores`: the side's store settings
+    in dj.config["stores"] form (None: DataJoint's settings, where a link needs them)."""
 
     name: str
     address: ServerAddress
+    stores: Mapping[str, Mapping[str, Any]] | None = None
 
     @classmethod
     def source(cls, name: str, *, host: str, user: str | None = None, password: str | None = None,

@@ -573,9 +573,12 @@ class PgToMariaDBLink(LinkRunner):
 
     @property
     def local_stores(self) -> Mapping[str, Mapping[str, Any]]:
-        """`local_stores=` if given, else DataJoint's settings (dj.config["stores"])."""
+        """`local_stores=` if given, else the local side's (`MariaDBSchema(stores=...)`), else DataJoint's settings
+        (dj.config["stores"])."""
         if self._local_stores is not None:
             return self._local_stores
+        if self.local.stores is not None:
+            return self.local.stores
         import datajoint as dj
 
         return dict(dj.config.get("stores") or {})
