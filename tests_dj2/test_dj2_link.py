@@ -360,3 +360,29 @@ def test_changed_source_rows_are_found_and_refreshed(world: World, layout: str) 
 def test_a_dry_run_a_bad_restriction_and_a_repair_of_a_new_link_change_nothing(world: World) -> None:
     check_a_new_link_changes_nothing(world.link(), lambda: tables_in(world.local, world.local_schema) == 0
                                      and tables_in(world.source, world.outbound) == 0)
+
+
+def test_a_014_schema_is_linked_and_its_source_commands_run_beside_datajoint_2(world: World) -> None:
+    """No DataJoint 0.14 here: a 0.14 table links into 2.x's format (--format dj2) and the source lab's commands
+    run on it (open_source picks the DataJoint-free ones for a MariaDB side)."""
+    schema = f"{world.source_schema}_old"
+    world.source.execute(f"CREATE DATABASE `{schema}`",
+                         f"CREATE TABLE `{schema}`.`scan` (id int NOT NULL PRIMARY KEY, data longblob NOT NULL)",
+                         f"INSERT INTO `{schema}`.`scan` VALUES (1, 'x'), (2, 'y')")
+    env = dict(os.environ, LINK_HOST=world.source.address, LINK_USER=world.source.admin_user,
+               LINK_PASS=world.source.admin_password, LINK_OUTBOUND=world.outbound, DJ_HOST=world.local.address,
+               DJ_USER=world.local.admin_user, DJ_PASS=world.local.admin_password, COLUMNS="300")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", *args], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    done = djshare("pull", f"{schema}.scan", "-l", f"{world.local_schema}_v2", "--format", "dj2")
+    assert done.returncode == 0 and "pulled 2 entities" in done.stdout, done.stderr
+    assert world.local.query(f"SELECT column_comment FROM information_schema.columns WHERE table_schema = "
+                             f"'{world.local_schema}_v2' AND table_name = 'scan' ORDER BY ordinal_position") == [
+        (":int32:",), (":<blob>:",)]
+    done = djshare("request-deletion", f"{schema}.scan", "-w", "id = 1")
+    assert done.returncode == 0 and "requested deletion of 1 held entities" in done.stdout, done.stderr
+    done = djshare("requested", f"{schema}.scan")
+    assert done.returncode == 0 and "1" in done.stdout and "no open" not in done.stdout, done.stderr

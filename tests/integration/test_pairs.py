@@ -162,29 +162,26 @@ class Pair:
         """Each side as a lab gives it (0.14: a LazySchema with its settings; 2.x: MariaDBSchema or PostgresSchema),
         the link opened by `open_link` from what the schemas hold."""
         from djshare import LazySchema
-        from djshare.link.api import SourceLink
-        from djshare.link.dj2 import Dj2SourceLink, MariaDBSchema
-        from djshare.link.pg import PgSourceLink, PostgresSchema
-        from djshare.link.setup import open_link
+        from djshare.link.dj2 import MariaDBSchema
+        from djshare.link.pg import PostgresSchema
+        from djshare.link.setup import open_link, open_source
 
         source, local, table = self.source, self.local, self.table
         source_side: Any
+        admin: Any  # the source lab's own account, for its deletion commands
         if source.format == "dj014":
             source_side = LazySchema(source.schema, host=source.server.address, user=source.users.link_user,
                                      password=source.users.link_password, stores=source.stores)
-            self.source_link = SourceLink(LazySchema(source.schema, host=source.server.address,
-                                                     user=source.server.admin_user,
-                                                     password=source.server.admin_password),
-                                          table, outbound=source.outbound)
+            admin = LazySchema(source.schema, host=source.server.address, user=source.server.admin_user,
+                               password=source.server.admin_password)
         elif source.postgres:
-            source_side = PostgresSchema(source.schema, host=source.server.address, database=source.server.database,
-                                         user=source.server.admin_user, password=source.server.admin_password,
-                                         stores=source.stores)
-            self.source_link = PgSourceLink(table, source_side, outbound=source.outbound)
+            source_side = admin = PostgresSchema(
+                source.schema, host=source.server.address, database=source.server.database,
+                user=source.server.admin_user, password=source.server.admin_password, stores=source.stores)
         else:
             source_side = MariaDBSchema(source.schema, source.address(admin=False))
-            self.source_link = Dj2SourceLink(table, MariaDBSchema(source.schema, source.address()),
-                                             outbound=source.outbound)
+            admin = MariaDBSchema(source.schema, source.address())
+        self.source_link = open_source(table, admin, outbound=source.outbound)
         local_side: Any
         if local.postgres:
             local_side = PostgresSchema(local.schema, host=local.server.address, database=local.server.database,

@@ -17,20 +17,20 @@ from djshare.cli import sides
 from djshare.cli.app import WRONG_LINE, app, err, out, run, stores_file
 from djshare.cli.sides import split_table
 from djshare.errors import ConfigurationError
-from djshare.link.dj2 import Dj2SourceLink, MariaDBSchema
+from djshare.link.delete import SourceCommands
+from djshare.link.dj2 import MariaDBSchema
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
 from djshare.link.outbound import schema_counts
-from djshare.link.pg import PgSourceLink, PostgresSchema
+from djshare.link.pg import PostgresSchema
 from djshare.link.pg import gc as pg_gc
 from djshare.link.pg import schema_counts as pg_schema_counts
 from djshare.link.protocol import Outbound
 from djshare.link.runner import LinkRunner
-from djshare.link.setup import open_link
-from djshare.stores.formats import format_of_schema
+from djshare.link.setup import open_link, open_source
 
 if WRONG_LINE is None:  # DataJoint 0.14's link facade (its commands are refused without it)
-    from djshare.link.api import LazySchema, LinkedTable, SourceLink, gc
+    from djshare.link.api import LazySchema, LinkedTable, gc
 
 TableArg = Annotated[str, typer.Argument(help="The source table as SCHEMA.ClassName, e.g. lab.Session.")]
 SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HOST",
@@ -52,11 +52,6 @@ StoreMap = Annotated[list[str] | None, typer.Option(
     "--store", help="LOCAL=SOURCE: local store that receives a source store's objects; repeat per store.")]
 CopyObjects = Annotated[bool, typer.Option(
     "--copy-objects/--no-copy-objects", help="Copy external objects, or read them where the source keeps them.")]
-
-
-def source_schema(table: str, host: str | None) -> tuple[LazySchema, str]:  # source side commands
-    schema, name = split_table(table)
-    return LazySchema(schema, host=sides.link_source(host).host), name
 
 
 @dataclass
@@ -229,19 +224,18 @@ def _refuse(message: str) -> None:
     raise ConfigurationError(message)
 
 
-def _source_link(table: str, host: str | None) -> SourceLink | Dj2SourceLink | PgSourceLink:
+def _source_link(table: str, host: str | None) -> SourceCommands:
+    """The source-side commands of `table` on --source-host / LINK_HOST (`open_source` picks them by the format)."""
     source = sides.link_source(host or os.environ.get("LINK_HOST"))
     schema_name, name = split_table(table)
+    side: LazySchema | MariaDBSchema | PostgresSchema
     if source.postgres:
-        return PgSourceLink(name, PostgresSchema.source(schema_name, host=source.host, database=source.database))
-    dj2_source = MariaDBSchema.source(schema_name, host=source.host)
-    with dj2_source.session() as session:
-        if format_of_schema(session, schema_name) == "dj2":
-            return Dj2SourceLink(name, dj2_source)
-    if WRONG_LINE is not None:
-        raise WRONG_LINE
-    schema, name = source_schema(table, source.host)
-    return SourceLink(schema, name)
+        side = PostgresSchema.source(schema_name, host=source.host, database=source.database)
+    elif WRONG_LINE is None:  # DataJoint 0.14's settings (TLS), as its link reads them
+        side = LazySchema(schema_name, host=source.host)
+    else:
+        side = MariaDBSchema.source(schema_name, host=source.host)
+    return open_source(name, side)
 
 
 @app.command("request-deletion")

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from djshare.errors import ConfigurationError
 from djshare.lines import require_dj014
 from djshare.link.crossformat import CrossLink
-from djshare.link.dj2 import Dj2Link, MariaDBSchema
-from djshare.link.pg import PgLink, PostgresSchema
+from djshare.link.delete import SourceCommands
+from djshare.link.dj2 import Dj2Link, Dj2SourceLink, MariaDBSchema
+from djshare.link.pg import PgLink, PgSourceLink, PostgresSchema
 from djshare.link.pg_mariadb import PgToMariaDBLink
 from djshare.link.runner import LinkRunner
 from djshare.stores.formats import format_of_schema
@@ -99,3 +100,20 @@ def _local_format(local: MariaDBSchema, format: str | None, default: str) -> str
         local.check_layout(format)
         return format
     return local.layout() or default
+
+
+def open_source(table: str, source: LazySchema | MariaDBSchema | PostgresSchema, *,
+                outbound: str | None = None) -> SourceCommands:
+    """The source lab's deletion commands for `table` (request, requested, approved, finish, status). A 0.14 schema
+    given as a `LazySchema` takes restrictions as DataJoint does (`SourceLink`); every other side takes SQL text,
+    dicts and lists without DataJoint, a 0.14 schema on MariaDB included."""
+    if isinstance(source, PostgresSchema):
+        return PgSourceLink(table, source, outbound=outbound)
+    maria = source if isinstance(source, MariaDBSchema) else MariaDBSchema(source.name, source.address)
+    with maria.session() as session:
+        source_format = format_of_schema(session, maria.name)
+    if source_format == "dj014" and not isinstance(source, MariaDBSchema):
+        from djshare.link.api import SourceLink
+
+        return SourceLink(source, table, outbound=outbound)
+    return Dj2SourceLink(table, maria, outbound=outbound)
