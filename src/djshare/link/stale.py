@@ -55,12 +55,14 @@ def entity_changes(columns: Mapping[str, tuple[Sequence[str], Sequence[str]]], t
     theirs, mine = list(theirs), list(mine)
     found: list[Action] = []
     for table, (names, key) in columns.items():
-        def rows(side: list[Sequence[Any]], names: Sequence[str] = names, key: Sequence[str] = key,
-                 table: str = table) -> list[dict[str, Any]]:
-            return sorted((dict(zip(names, row[1:], strict=True)) for row in side if row[0] == table),
-                          key=lambda row: tuple(row[k] for k in key))
-        found += merge(rows(theirs), rows(mine), key, table)
+        found += merge(_rows_of(theirs, table, names, key), _rows_of(mine, table, names, key), key, table)
     return found
+
+
+def _rows_of(rows: list[Sequence[Any]], table: str, names: Sequence[str], key: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of `table` among (table name, *values) rows, as dicts in key order (what `merge` takes)."""
+    return sorted((dict(zip(names, row[1:], strict=True)) for row in rows if row[0] == table),
+                  key=lambda row: tuple(row[k] for k in key))
 
 
 def _sides(source: Session, local: Session, tables: LinkTables, table: TableInfo, where: str) -> tuple[TableSide,
