@@ -24,13 +24,14 @@ from typing import Any
 from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress
 from djshare.backends.catalog import TableInfo
-from djshare.backends.postgresql import PgSession, key_names, key_order, name, text
+from djshare.backends.postgresql import PgSession, enum_labels, key_names, key_order, name, text
 from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
 from djshare.export.bundle import FILES, check_files, file_checksums, new_directory
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
-from djshare.link.pg import local_declaration, object_columns, object_jobs
+from djshare.formats.declare import postgresql_copy
+from djshare.link.pg import object_columns, object_jobs
 from djshare.progress import progress_bar
 from djshare.stores.copying import CopyJob, copy_checked
 from djshare.stores.formats.dj2 import HASH_PREFIX, digest_of
@@ -129,7 +130,7 @@ def _insert(pg: PgSession, temp: str, query: str) -> int:
 def _declaration(selection: Selection, table: Table) -> list[str]:
     """The table as the source declares it, with its foreign keys to the other exported tables."""
     info = selection.info[table]
-    statements = local_declaration(selection.session, info, None, table[0], {})
+    statements = postgresql_copy(info, None, table[0], {}, lambda kind: enum_labels(selection.session, kind))
     foreign = [f"ALTER TABLE {name(*table)} ADD FOREIGN KEY ({', '.join(name(c) for c, _ in fk.columns)}) REFERENCES "
                f"{name(*fk.parent)} ({', '.join(name(p) for _, p in fk.columns)}) ON UPDATE CASCADE ON DELETE RESTRICT"
                for fk in selection.graph.edges if fk.child == table]

@@ -14,6 +14,7 @@ from typing import Any
 
 from djshare.backends.catalog import ForeignKey
 from djshare.backends.mariadb import quote_name
+from djshare.backends.postgresql import name
 
 LINEAGE_TABLE = "~lineage"
 Row = tuple[str, str, str]  # (table name, attribute name, origin)
@@ -53,10 +54,23 @@ def derived(schema: str, keys: Mapping[str, Sequence[str]], foreign_keys: Iterab
     return sorted(found)
 
 
-def lineage_declaration(schema: str) -> str:
-    """`~lineage` as DataJoint 2.x declares it on MariaDB."""
+def lineage_declaration(schema: str, backend: str = "mariadb") -> str:
+    """`~lineage` as DataJoint 2.x declares it on MariaDB or PostgreSQL."""
+    if backend == "postgresql":
+        return (f"CREATE TABLE IF NOT EXISTS {name(schema, LINEAGE_TABLE)} (table_name varchar(64) NOT NULL, "
+                "attribute_name varchar(64) NOT NULL, lineage varchar(255) NOT NULL, "
+                "PRIMARY KEY (table_name, attribute_name))")
     return (f"CREATE TABLE IF NOT EXISTS {quote_name(schema, LINEAGE_TABLE)} (\n"
             "  `table_name` varchar(64) NOT NULL COMMENT 'table name within the schema',\n"
             "  `attribute_name` varchar(64) NOT NULL COMMENT 'attribute name',\n"
             "  `lineage` varchar(255) NOT NULL COMMENT 'origin: schema.table.attribute',\n"
             "  PRIMARY KEY (`table_name`, `attribute_name`)\n) ENGINE=InnoDB")
+
+
+def lineage_upsert(schema: str, backend: str = "mariadb") -> str:
+    """The statement recording one `Row` (three %s parameters), replacing the attribute's origin where recorded."""
+    if backend == "postgresql":
+        return (f"INSERT INTO {name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
+                "ON CONFLICT (table_name, attribute_name) DO UPDATE SET lineage = EXCLUDED.lineage")
+    return (f"INSERT INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)")

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from djshare.backends.address import ServerAddress, read_credentials
 from djshare.backends.catalog import (
-    Column,
     TableInfo,
     find_table,
     foreign_keys_up,
@@ -43,13 +41,16 @@ from djshare.backends.catalog import (
 )
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import ConfigurationError, DefinitionMismatchError
-from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, lineage_declaration, localized
+from djshare.formats.convert import LAYOUTS, refuse_in_store
+from djshare.formats.declare import mariadb_copy
+from djshare.formats.heading import differences
+from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, lineage_declaration, lineage_upsert, localized
 from djshare.link import outbound
 from djshare.link import stale as staleness
 from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
-from djshare.link.local import DELETION_REQUESTED, differences, subscriber_id
+from djshare.link.local import DELETION_REQUESTED, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport
@@ -58,16 +59,6 @@ from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
 from djshare.progress import progress_bar, rows_progress
 from djshare.stores.formats import format_of_schema
-
-IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
-COMMENT = re.compile(r"COMMENT '(?P<text>(?:[^'\\]|''|\\.)*)'")  # a column's comment in SHOW CREATE TABLE
-LAYOUTS = ("dj2", "dj014")
-BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})  # a serialized blob in 0.14 without a type label
-# the core type labels DataJoint 2.x's own migration (`datajoint.migrate.analyze_columns`) writes on 0.14 columns;
-# unsigned integers widen to the next signed type that holds their range, as there
-CORE_LABELS = {"tinyint unsigned": "int16", "smallint unsigned": "int32", "mediumint unsigned": "int32",
-               "int unsigned": "int64", "bigint unsigned": "int64", "tinyint": "int8", "smallint": "int16",
-               "mediumint": "int32", "int": "int32", "bigint": "int64", "float": "float32", "double": "float64"}
 
 
 @dataclass(frozen=True)
@@ -115,100 +106,11 @@ class MariaDBSchema:
                 f"--format {found}, or leave it out), or use another local schema. Nothing was changed.")
 
 
-def refuse_in_store(tables: tuple[TableInfo, ...]) -> None:
-    """DataJoint 2.x in-store codecs on MariaDB are not linked (2.3.5 itself cannot insert them there)."""
-    for table in tables:
-        for column in table.columns:
-            found = IN_STORE.match(column.comment)
-            if found:
-                raise ConfigurationError(
-                    f"Column `{column.name}` of {table.full_name} is <{found['codec']}@{found['store']}>: links of "
-                    "DataJoint 2.x schemas on MariaDB copy in-table types only (DataJoint 2.3.5 cannot insert "
-                    "in-store types on MariaDB). Nothing was changed.")
-
-
-def dj014_comment(text: str, column: str, table: str) -> str:
-    """A 2.x column comment (SQL-quoted text) as DataJoint 0.14 writes it: `:<blob>:` is a plain longblob,
-    `:<attach>:` is 0.14's `:attach:` (both store `name + NUL + contents`), uuid stays, core type labels go.
-    Raises ConfigurationError for a 2.x type 0.14 would misread (raw `bytes`, other codecs)."""
-    label = re.match(r"^:(?P<type>[^:]+):", text)
-    if not label:
-        return text
-    kind, rest = label["type"], text[label.end():]
-    if kind == "<attach>":
-        return ":attach:" + rest
-    if kind == "uuid":
-        return ":uuid:" + rest
-    if kind == "<blob>":
-        return rest
-    if kind.startswith("<") or kind == "bytes":
-        why = "0.14 would take raw bytes in a longblob for a serialized blob" if kind == "bytes" else "a 2.x codec"
-        raise ConfigurationError(f"Column `{column}` of {table} is `{kind}`, which DataJoint 0.14 cannot read "
-                                 f"({why}): link this table into a 2.x schema instead. Nothing was changed.")
-    return rest
-
-
-def dj2_comment(text: str, column: Column, table: str) -> str:
-    """A 0.14 column comment (SQL-quoted text) as DataJoint 2.x's migration writes it: a serialized blob (a longblob
-    without a type label in 0.14) is `:<blob>:`, 0.14's `:attach:` is `:<attach>:` (both store the same bytes),
-    integers and floats get their core type label (`:int32:`, `:float64:`), uuid stays. Raises ConfigurationError
-    for what DataJoint 2.3.5 cannot hold on MariaDB (0.14's external objects would be in-store codecs) or cannot
-    read (adapted types, whose adapter lives in the source lab's code)."""
-    label = re.match(r"^:(?P<type>[^:]+):", text)
-    if label is None:
-        native = re.sub(r"\(\d+\)", "", column.column_type.lower()).replace(" zerofill", "").strip()
-        core = "<blob>" if column.data_type in BLOBS else CORE_LABELS.get(native)
-        return f":{core}:{text}" if core else text
-    kind, rest = label["type"], text[label.end():]
-    if kind == "attach":
-        return ":<attach>:" + rest
-    if kind == "uuid":
-        return text
-    where = f"Column `{column.name}` of {table}"
-    if "@" in kind:
-        raise ConfigurationError(
-            f"{where} is `{kind}`, an external object: in DataJoint 2.x that is an in-store codec, which DataJoint "
-            "2.3.5 cannot insert on MariaDB. Link the table into DataJoint 2.x on PostgreSQL (-l postgresql://...) "
-            "or into 0.14's layout. Nothing was changed.")
-    raise ConfigurationError(f"{where} has the type `{kind}` (an adapted type, whose adapter lives in the source "
-                             "lab's code), which djshare cannot carry into DataJoint 2.x. Nothing was changed.")
-
-
-def local_statement(session: Session, table: TableInfo, master: TableInfo | None, layout: str = "dj2",
-                    source_format: str = "dj2") -> str:
-    """The source's CREATE TABLE for `table`, as IF NOT EXISTS, keeping only a part's foreign key to `master`;
-    column comments as DataJoint writes them in `layout` (`source_format`: the source's)."""
-    create = str(session.rows(f"SHOW CREATE TABLE {table.full_name}")[0][1])
-    head, *lines = create.split("\n")
-    kept = []
-    for line in lines:
-        reference = re.search(r"FOREIGN KEY .* REFERENCES (`[^`]*`\.)?`(?P<table>[^`]*)`", line)
-        if reference and not (master is not None and reference["table"] == master.name
-                              and (reference.group(1) in (None, f"`{table.schema}`."))):
-            continue
-        column = re.match(r"\s*`(?P<name>[^`]*)` ", line)
-        if column and layout != source_format:
-            comment = COMMENT.search(line)
-            text = comment["text"] if comment else ""
-            if layout == "dj014":
-                text = dj014_comment(text, column["name"], table.full_name)
-            else:
-                text = dj2_comment(text, next(c for c in table.columns if c.name == column["name"]), table.full_name)
-            if comment:
-                line = line[:comment.start()] + f"COMMENT '{text}'" + line[comment.end():]
-            elif text:  # SHOW CREATE TABLE leaves an empty comment out
-                body, comma = (line[:-1], ",") if line.endswith(",") else (line, "")
-                line = f"{body} COMMENT '{text}'{comma}"
-        kept.append(line)
-    body = "\n".join(kept)
-    body = re.sub(r",\n\)", "\n)", body)  # a dropped last constraint leaves a trailing comma
-    return head.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1) + "\n" + body
-
-
 def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str,
                      source_format: str = "dj2") -> dict[str, str]:
     """CREATE TABLE statements of the local master and parts, by table name (refusing what `layout` cannot hold)."""
-    return {t.name: local_statement(source, t, None if t is info else info, layout, source_format)
+    return {t.name: mariadb_copy(str(source.rows(f"SHOW CREATE TABLE {t.full_name}")[0][1]), t,
+                                 None if t is info else info, layout, source_format)
             for t in (info, *parts)}
 
 
@@ -243,8 +145,7 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
             if LINEAGE_TABLE not in existing:
                 local.execute(lineage_declaration(schema), doing=f"declaring `{schema}`.`~lineage`")
             for row in lineage:
-                local.execute(f"INSERT INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
-                              "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)", row)
+                local.execute(lineage_upsert(schema), row)
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(read_table(local, schema, table.name), table,

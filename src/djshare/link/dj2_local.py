@@ -20,26 +20,25 @@ contents hash) and adapted types; both are refused before anything changes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
-import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.mariadb_rows import float32, key_condition, row_literal
-from djshare.backends.postgresql import PgSession
+from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
-from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError, IntegrityViolation
-from djshare.formats.lineage import LINEAGE_TABLE, Row
+from djshare.errors import DefinitionMismatchError, DjshareError, IntegrityViolation
+from djshare.formats.convert import attribute_converter
+from djshare.formats.declare import postgresql_table
+from djshare.formats.heading import Attribute, Heading, headings, mismatch
+from djshare.formats.lineage import Row, lineage_declaration, lineage_upsert
 from djshare.link import objects
-from djshare.link.dj2 import dj014_comment
 from djshare.link.pg import journal, objects_lock
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
@@ -49,241 +48,31 @@ from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
 from djshare.stores.objects import ObjectStore, Spooled, open_store
 from djshare.sync.actions import Action
 
-SPECIAL = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
-SIGNED = {"tinyint": ("smallint", "int8"), "smallint": ("smallint", "int16"), "mediumint": ("integer", "int32"),
-          "int": ("integer", "int32"), "bigint": ("bigint", "int64")}
-UNSIGNED = {"tinyint": ("smallint", "int16"), "smallint": ("integer", "int32"), "mediumint": ("integer", "int32"),
-            "int": ("bigint", "int64"), "bigint": ("numeric(20,0)", "decimal(20,0)")}
-BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})
-TEXTS = frozenset({"tinytext", "text", "mediumtext", "longtext"})
 WORKERS = 8
 
 
-def pg_name(*parts: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
-
-
-@dataclass(frozen=True)
-class Target:
-    """One column of the local PostgreSQL table."""
-
-    name: str
-    sql_type: str  # PostgreSQL type
-    label: str  # the DataJoint 2.x type written at the start of the comment ("" for native types)
-    comment: str
-    nullable: bool
-    default: str | None  # SQL default expression
-    kind: str = "plain"  # how source values convert: plain, uuid, ref (external object), char (trailing spaces)
-    store: str = ""  # kind "ref": the local store
-    enum_values: tuple[str, ...] = ()
-
-    @property
-    def full_comment(self) -> str:
-        return f":{self.label}:{self.comment}" if self.label else self.comment
-
-
-def _enum_values(column_type: str) -> tuple[str, ...]:
-    return tuple(v.replace("''", "'") for v in re.findall(r"'((?:[^']|'')*)'", column_type))
-
-
-def enum_type_name(values: Sequence[str]) -> str:
-    """The PostgreSQL type DataJoint 2.x declares for an enum (named by a hash of its sorted values)."""
-    return "enum_" + hashlib.md5("_".join(sorted(values)).encode()).hexdigest()[:8]
-
-
-def _default(column: Column, sql_type: str) -> str | None:
-    if column.nullable:
-        return "NULL"
-    default = column.default
-    if default is None or default.upper() == "NULL":
-        return None
-    if re.fullmatch(r"current_timestamp(\(\d*\))?", default, flags=re.IGNORECASE):
-        return "CURRENT_TIMESTAMP"
-    if default.startswith("'"):  # MariaDB quotes string defaults with doubled quotes, as PostgreSQL reads them
-        return default.replace("\\\\", "\\")
-    return f"'{default}'::{sql_type}" if sql_type.startswith("enum_") else default
-
-
-def target_column(column: Column, stores: Mapping[str, str], table: str) -> Target:
-    """The PostgreSQL column and 2.x type for a 0.14 column on MariaDB; `stores` maps source to local stores.
-
-    Raises ConfigurationError for what 2.x cannot hold as it is (filepath, adapted types, bit, set, geometry).
-    """
-    special = SPECIAL.match(column.comment)
-    comment = special["comment"] if special else column.comment
-    kind = special["type"] if special else ""
-    where = f"Column `{column.name}` of {table}"
-
-    def make(sql_type: str, label: str, convert: str = "plain", store: str = "") -> Target:
-        return Target(column.name, sql_type, label, comment, column.nullable, _default(column, sql_type), convert,
-                      store)
-
-    if kind:
-        base, _, store = kind.partition("@")
-        if kind == "uuid":  # as 2.x declares it (2.3.5 itself fails to insert or fetch such columns on PostgreSQL)
-            return make("uuid", "uuid", "uuid")
-        if kind in ("attach", "blob"):
-            return make("bytea", f"<{kind}>")
-        if store and base in ("blob", "attach"):
-            local_store = stores.get(store, store)
-            return make("jsonb", f"<{base}@{local_store}>", "ref", local_store)
-        if base == "filepath":
-            raise ConfigurationError(
-                f"{where} is `{kind}`: DataJoint 2.x's <filepath@store> addresses files inside the store by path, "
-                "with no contents hash, so 0.14 filepaths cannot be converted. Link this table into MariaDB, or "
-                "leave the column out of the source table's shared slice.")
-        if kind.startswith("<"):
-            raise ConfigurationError(f"{where} has the adapted type `{kind}`, whose adapter lives in the source "
-                                     "lab's code; djshare cannot convert it to DataJoint 2.x.")
-        raise ConfigurationError(f"{where} has the DataJoint type `{kind}`, which djshare cannot convert to 2.x.")
-    data_type, column_type = column.data_type, column.column_type.lower()
-    if data_type in SIGNED:
-        sql_type, label = (UNSIGNED if "unsigned" in column_type else SIGNED)[data_type]
-        identity = " GENERATED BY DEFAULT AS IDENTITY" if "auto_increment" in column.extra.lower() else ""
-        return make(sql_type + identity, label)
-    if data_type == "float":
-        return make("real", "float32")
-    if data_type == "double":
-        return make("double precision", "float64")
-    if data_type == "decimal":
-        precision = re.search(r"\((\d+),(\d+)\)", column_type)
-        digits = f"({precision[1]},{precision[2]})" if precision else ""
-        return make(f"numeric{digits}", f"decimal{digits}" if digits else "")
-    if data_type in ("char", "varchar"):
-        size = re.search(r"\(\d+\)", column_type)
-        spelled = f"{data_type}{size[0] if size else ''}"
-        return make(spelled, spelled, "char" if data_type == "char" else "plain")
-    if data_type in TEXTS:
-        return make("text", "")
-    if data_type == "enum":
-        values = _enum_values(column.column_type)
-        target = make(enum_type_name(values), "enum(" + ",".join("'" + v.replace("'", "''") + "'" for v in values)
-                      + ")")
-        return Target(**{**target.__dict__, "enum_values": values})
-    if data_type == "date":
-        return make("date", "date")
-    if data_type == "datetime":
-        fraction = re.search(r"\((\d+)\)", column_type)
-        return make(f"timestamp{fraction[0] if fraction else ''}", f"datetime{fraction[0] if fraction else ''}")
-    if data_type == "timestamp":
-        fraction = re.search(r"\((\d+)\)", column_type)
-        return make(f"timestamp{fraction[0] if fraction else ''}", "")
-    if data_type == "time":
-        return make("interval", "")
-    if data_type == "year":
-        return make("smallint", "")
-    if data_type == "json":
-        return make("jsonb", "json")
-    if data_type in BLOBS:
-        return make("bytea", "<blob>")
-    if data_type in ("binary", "varbinary"):
-        return make("bytea", "")
-    raise ConfigurationError(f"{where} has the MariaDB type `{column.column_type}`, which djshare does not convert "
-                             "to PostgreSQL.")
-
-
-@dataclass(frozen=True)
-class LocalTable:
-    """A local table: its source table and its PostgreSQL columns."""
-
-    source: TableInfo
-    schema: str
-    columns: tuple[Target, ...]
-
-    @property
-    def name(self) -> str:
-        return pg_name(self.schema, self.source.name)
-
-    @property
-    def key(self) -> tuple[Target, ...]:
-        return tuple(c for c in self.columns if c.name in self.source.primary_key)
-
-
-def dj2_target(column: Column, table: str) -> Target:
-    """The PostgreSQL column for a DataJoint 2.x column on MariaDB: 2.x's core types name the same values on both
-    servers, so the type label decides (read through `target_column` as the 0.14 column with the same bytes),
-    with `bool`, `json` and `bytes`, which 0.14 lacks, as 2.x declares them on PostgreSQL."""
-    label = SPECIAL.match(column.comment)
-    kind, rest = (label["type"], label["comment"]) if label else ("", column.comment)
-    native = {"bool": ("boolean", "bool"), "json": ("jsonb", "json"), "bytes": ("bytea", "bytes")}
-    if kind in native:
-        sql_type, core = native[kind]
-        default = _default(column, sql_type)
-        if kind == "bool" and default in ("0", "1"):
-            default = "false" if default == "0" else "true"
-        return Target(column.name, sql_type, core, rest, column.nullable, default)
-    return target_column(replace(column, comment=dj014_comment(column.comment, column.name, table)), {}, table)
-
-
-def local_tables(tables: LinkTables, stores: Mapping[str, str], source_format: str = "dj014"
-                 ) -> tuple[LocalTable, ...]:
+def local_tables(tables: LinkTables, stores: Mapping[str, str], source_format: str = "dj014") -> tuple[Heading, ...]:
     """The master, then the parts, as PostgreSQL tables in the local schema (`source_format`: the source's
     DataJoint format on MariaDB, "dj014" or "dj2")."""
-    def target(column: Column, table: TableInfo) -> Target:
-        return dj2_target(column, table.full_name) if source_format == "dj2" else \
-            target_column(column, stores, table.full_name)
-
-    return tuple(LocalTable(t, tables.local_schema, tuple(target(c, t) for c in t.columns))
-                 for t in (tables.source, *tables.source_parts))
+    return headings(tables.source, tables.source_parts, tables.local_schema,
+                    attribute_converter("mariadb", source_format, "postgresql", "dj2", stores), name)
 
 
-def declaration(table: LocalTable, master: LocalTable | None) -> list[str]:
-    """CREATE statements for one table as DataJoint 2.3 writes them on PostgreSQL (enum types first)."""
-    statements = [
-        f"DO $$ BEGIN CREATE TYPE {pg_name(table.schema, c.sql_type)} AS ENUM ("
-        + ", ".join("'" + v.replace("'", "''") + "'" for v in c.enum_values) + "); "
-        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-        for c in table.columns if c.enum_values
-    ]
-    lines = []
-    for c in table.columns:
-        sql_type = pg_name(table.schema, c.sql_type) if c.enum_values else c.sql_type
-        lines.append(f"{pg_name(c.name)} {sql_type}" + ("" if c.nullable else " NOT NULL")
-                     + (f" DEFAULT {c.default}" if c.default and c.default != "NULL" else ""))
-    lines.append(f"PRIMARY KEY ({', '.join(pg_name(c.name) for c in table.key)})")
-    if master is not None:
-        names = ", ".join(pg_name(c.name) for c in master.key)
-        lines.append(f"FOREIGN KEY ({names}) REFERENCES {master.name} ({names}) ON UPDATE CASCADE ON DELETE RESTRICT")
-    statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (\n  " + ",\n  ".join(lines) + "\n)")
-    if table.source.comment:
-        statements.append(f"COMMENT ON TABLE {table.name} IS {_text(table.source.comment)}")
-    statements += [f"COMMENT ON COLUMN {table.name}.{pg_name(c.name)} IS {_text(c.full_comment)}"
-                   for c in table.columns if c.full_comment and not (master and c.name in master.source.primary_key)]
-    return statements
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def declare(pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...], lineage: Sequence[Row]) -> list[str]:
+def declare(pg: PgSession, tables: LinkTables, local: tuple[Heading, ...], lineage: Sequence[Row]) -> list[str]:
     """Create the local schema and tables where missing and record their `~lineage` rows; return how existing
     tables differ from the source (empty when they match)."""
     master = local[0]
     with pg.transaction(f"declaring the local tables in schema {tables.local_schema}"):
-        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {pg_name(tables.local_schema)}")
+        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(tables.local_schema)}")
         for table in local:
-            for statement in declaration(table, None if table is master else master):
+            for statement in postgresql_table(table, None if table is master else master):
                 pg.execute(statement)
-        pg.execute(f"CREATE TABLE IF NOT EXISTS {pg_name(tables.local_schema, LINEAGE_TABLE)} ("
-                   "table_name varchar(64) NOT NULL, attribute_name varchar(64) NOT NULL, "
-                   "lineage varchar(255) NOT NULL, PRIMARY KEY (table_name, attribute_name))")
+        pg.execute(lineage_declaration(tables.local_schema, "postgresql"))
         for row in lineage:
-            pg.execute(f"INSERT INTO {pg_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
-                       "ON CONFLICT (table_name, attribute_name) DO UPDATE SET lineage = EXCLUDED.lineage", row)
+            pg.execute(lineage_upsert(tables.local_schema, "postgresql"), row)
     found = []
     for table in local:
-        here = pg_read_table(pg, tables.local_schema, table.source.name)
-        columns = {c.name: c for c in here.columns}
-        for target in table.columns:
-            if target.name not in columns:
-                found.append(f"column `{target.name}` of {table.source.name} is missing locally")
-            elif columns[target.name].nullable != target.nullable:
-                found.append(f"column `{target.name}` of {table.source.name} differs in nullability")
-        found += [f"column `{n}` of {table.source.name} is not in the source"
-                  for n in columns.keys() - {t.name for t in table.columns}]
-        if set(here.primary_key) != set(table.source.primary_key):
-            found.append(f"primary key of {table.source.name} differs")
+        found += mismatch(table, pg_read_table(pg, tables.local_schema, table.source.name))
     return found
 
 
@@ -293,7 +82,7 @@ def _select(table: TableInfo, columns: Sequence[Column]) -> str:
                      for c in columns)
 
 
-def _compared(target: Target, value: Any, local: bool = False) -> Any:
+def _compared(target: Attribute, value: Any, local: bool = False) -> Any:
     """A source value (`local`: a local one) in the one form `stale_keys` compares: objects by their MD5."""
     if value is None:
         return None
@@ -314,14 +103,14 @@ def _compared(target: Target, value: Any, local: bool = False) -> Any:
 class PostgresLocal:
     """The local side of a link whose local tables are a DataJoint 2.x schema on PostgreSQL."""
 
-    def __init__(self, source: Session, pg: PgSession, tables: LinkTables, local: tuple[LocalTable, ...],
+    def __init__(self, source: Session, pg: PgSession, tables: LinkTables, local: tuple[Heading, ...],
                  workers: int = WORKERS) -> None:
         self.source, self.pg, self.tables, self.local = source, pg, tables, local
-        self.name = local[0].name
+        self.name = local[0].full_name
         self.workers = workers
         self.stranded: list[tuple[Any, ...]] = []
 
-    def _convert(self, target: Target, value: Any, refs: Mapping[tuple[str, bytes], str]) -> Any:
+    def _convert(self, target: Attribute, value: Any, refs: Mapping[tuple[str, bytes], str]) -> Any:
         if value is None:
             return None
         if target.kind == "uuid":
@@ -347,14 +136,14 @@ class PostgresLocal:
         master = self.local[0]
         if not typed:
             return set()
-        names = ", ".join(pg_name(c.name) for c in master.key)
+        names = ", ".join(name(c.name) for c in master.key)
         row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
         found: set[tuple[Any, ...]] = set()
         for start in range(0, len(typed), 1000):
             chunk = typed[start:start + 1000]
             found |= {self._key_of(r) for r in self.pg.rows(
-                f"SELECT {names} FROM {master.name} WHERE ({names}) IN ({', '.join([row] * len(chunk))})",
-                [v for key in chunk for v in key], doing=f"reading {master.name}")}
+                f"SELECT {names} FROM {master.full_name} WHERE ({names}) IN ({', '.join([row] * len(chunk))})",
+                [v for key in chunk for v in key], doing=f"reading {master.full_name}")}
         return found
 
     def present(self, keys: list[bytes]) -> set[bytes]:
@@ -368,8 +157,9 @@ class PostgresLocal:
         """Local keys as source literals. Keys the source no longer has (no literal can be made for them) are
         collected in `stranded`: their rows stay, for a person to decide on."""
         master, source = self.local[0], self.tables.source
-        names = ", ".join(pg_name(c.name) for c in master.key)
-        rows = self.pg.stream(f"SELECT {names} FROM {master.name} ORDER BY {names}", doing=f"reading {master.name}")
+        names = ", ".join(name(c.name) for c in master.key)
+        rows = self.pg.stream(f"SELECT {names} FROM {master.full_name} ORDER BY {names}",
+                              doing=f"reading {master.full_name}")
         while page := list(itertools.islice(rows, size)):
             typed = [self._key_of(r) for r in page]
             row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
@@ -392,12 +182,12 @@ class PostgresLocal:
             checkpoint("copy_objects")
         return refs
 
-    def _copy_into(self, table: LocalTable, where: bytes, into: str, refs: Mapping[tuple[str, bytes], str]) -> int:
+    def _copy_into(self, table: Heading, where: bytes, into: str, refs: Mapping[tuple[str, bytes], str]) -> int:
         """Stream the source rows of `table` matching `where` into the PostgreSQL table `into` (COPY)."""
         source = table.source
         rows = self.source.stream(f"SELECT {_select(source, source.columns)} FROM {source.full_name} WHERE "
                                   .encode() + where, doing=f"reading {source.full_name}")
-        columns = ", ".join(pg_name(c.name) for c in table.columns)
+        columns = ", ".join(name(c.name) for c in table.columns)
         copied = 0
         try:
             with self.pg.connection.cursor() as cursor, cursor.copy(f"COPY {into} ({columns}) FROM STDIN") as copy:
@@ -407,7 +197,7 @@ class PostgresLocal:
         except DjshareError:
             raise
         except Exception as error:  # psycopg's errors, raised by the COPY
-            raise pg_translate(error, self.pg.address, f"inserting into {table.name}") from None
+            raise pg_translate(error, self.pg.address, f"inserting into {table.full_name}") from None
         return copied
 
     def _objects_lock(self) -> contextlib.AbstractContextManager[None]:
@@ -426,7 +216,7 @@ class PostgresLocal:
         where = key_condition(self.tables.source, keys)
         with self.pg.transaction(f"inserting into {self.name}"):
             for table in self.local:
-                copied = self._copy_into(table, where, table.name, refs)
+                copied = self._copy_into(table, where, table.full_name, refs)
                 if table is self.local[0]:
                     report.pulled += copied
                 else:
@@ -441,7 +231,7 @@ class PostgresLocal:
         theirs: dict[bytes, list[Any]] = {}
         mine: dict[bytes, list[Any]] = {}
         master = self.local[0]
-        names = ", ".join(pg_name(c.name) for c in master.key)
+        names = ", ".join(name(c.name) for c in master.key)
         row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
         for table in self.local:
             for found in self.source.rows(
@@ -452,9 +242,9 @@ class PostgresLocal:
             if not typed:
                 continue
             for found in self.pg.rows(
-                    f"SELECT {names}, {', '.join(pg_name(c.name) for c in table.columns)} FROM {table.name} WHERE "
+                    f"SELECT {names}, {', '.join(name(c.name) for c in table.columns)} FROM {table.full_name} WHERE "
                     f"({names}) IN ({', '.join([row] * len(typed))})", [v for key in typed for v in key],
-                    doing=f"reading {table.name}"):
+                    doing=f"reading {table.full_name}"):
                 literal = typed.get(self._key_of(found[:len(master.key)]))
                 if literal is not None:
                     mine.setdefault(literal, []).append((table.source.name, *(
@@ -480,21 +270,23 @@ class PostgresLocal:
         master = self.local[0]
         with self.pg.transaction(f"refreshing {self.name}"):
             for table in self.local:
-                self.pg.execute(f"CREATE TEMPORARY TABLE djshare_refresh (LIKE {table.name}) ON COMMIT DROP")
+                self.pg.execute(f"CREATE TEMPORARY TABLE djshare_refresh (LIKE {table.full_name}) ON COMMIT DROP")
                 self._copy_into(table, where, "djshare_refresh", refs)
-                keys_sql = ", ".join(pg_name(c.name) for c in table.key)
+                keys_sql = ", ".join(name(c.name) for c in table.key)
                 if table is not master and typed:
-                    names = ", ".join(pg_name(c.name) for c in master.key)
+                    names = ", ".join(name(c.name) for c in master.key)
                     row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
-                    self.pg.execute(f"DELETE FROM {table.name} WHERE ({names}) IN ({', '.join([row] * len(typed))}) "
+                    self.pg.execute(f"DELETE FROM {table.full_name} WHERE ({names}) IN "
+                                    f"({', '.join([row] * len(typed))}) "
                                     f"AND ({keys_sql}) NOT IN (SELECT {keys_sql} FROM djshare_refresh)",
-                                    [v for key in typed for v in key], doing=f"deleting dropped rows of {table.name}")
-                columns = ", ".join(pg_name(c.name) for c in table.columns)
+                                    [v for key in typed for v in key],
+                                    doing=f"deleting dropped rows of {table.full_name}")
+                columns = ", ".join(name(c.name) for c in table.columns)
                 values = [c.name for c in table.columns if c.name not in table.source.primary_key]
-                update = ("DO UPDATE SET " + ", ".join(f"{pg_name(c)} = EXCLUDED.{pg_name(c)}" for c in values)) \
+                update = ("DO UPDATE SET " + ", ".join(f"{name(c)} = EXCLUDED.{name(c)}" for c in values)) \
                     if values else "DO NOTHING"
-                self.pg.execute(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM djshare_refresh "
-                                f"ON CONFLICT ({keys_sql}) {update}", doing=f"refreshing {table.name}")
+                self.pg.execute(f"INSERT INTO {table.full_name} ({columns}) SELECT {columns} FROM djshare_refresh "
+                                f"ON CONFLICT ({keys_sql}) {update}", doing=f"refreshing {table.full_name}")
                 self.pg.execute("DROP TABLE djshare_refresh")
         report.refreshed += len(keys)
 

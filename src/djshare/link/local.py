@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import DefinitionMismatchError, DjshareError
+from djshare.formats.heading import differences  # noqa: F401 (kept importable here for one release)
 
 SPECIAL_TYPE = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
 DELETION_REQUESTED = "deletion_requested"  # the local part table listing the source's deletion requests
@@ -115,19 +116,6 @@ def mismatches(local: TableInfo, source: TableInfo, stores: StoreMap | None = No
         found.append(f"primary key is ({', '.join(local.primary_key)}) locally but "
                      f"({', '.join(source.primary_key)}) in the source")
     return sorted(found)
-
-
-def differences(local: TableInfo, source: TableInfo, signature: Callable[[Column], object]) -> list[str]:
-    """How `local` differs from `source` by each column's `signature` (empty when they match)."""
-    mine = {c.name: signature(c) for c in local.columns}
-    theirs = {c.name: signature(c) for c in source.columns}
-    found = [f"column `{n}` of `{source.name}` differs" for n in sorted(mine.keys() & theirs.keys())
-             if mine[n] != theirs[n]]
-    found += [f"column `{n}` of `{source.name}` is only in the source" for n in sorted(theirs.keys() - mine.keys())]
-    found += [f"column `{n}` of `{source.name}` is only local" for n in sorted(mine.keys() - theirs.keys())]
-    if local.primary_key != source.primary_key:
-        found.append(f"the primary key of `{source.name}` differs")
-    return found
 
 
 def check_matches(local: TableInfo, source: TableInfo, stores: StoreMap | None = None) -> None:

@@ -58,10 +58,11 @@ from djshare.errors import (
     DefinitionMismatchError,
     MissingPrivilegeError,
 )
-from djshare.formats.lineage import LINEAGE_TABLE, localized
+from djshare.formats.declare import postgresql_copy
+from djshare.formats.heading import differences
+from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_upsert, localized
 from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport
-from djshare.link.local import differences
 from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
 from djshare.link.outbound import schema_counts as outbound_schema_counts
 from djshare.link.protocol import Outbound
@@ -272,44 +273,6 @@ def subscriber_id(pg: PgSession, schema: str) -> str:
     return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
 
 
-def local_comment(comment: str, store_map: Mapping[str, str]) -> str:
-    """A source column comment for the local side: a codec's store renamed by `store_map`."""
-    codec = codec_of(comment)
-    if codec is None or codec[1] is None or codec[1] not in store_map:
-        return comment
-    return re.sub(r"@[\w\-]*>", f"@{store_map[codec[1]]}>", comment, count=1)
-
-
-def local_declaration(pg: PgSession, table: TableInfo, master: TableInfo | None, schema: str,
-                      store_map: Mapping[str, str]) -> list[str]:
-    """Statements declaring `table` (read on the source `pg`) in local `schema`: enum types first, then the
-    table with its key, a part's foreign key to its master, and the comments (codec labels included)."""
-    statements, columns = [], []
-    for column in table.columns:
-        kind = column.column_type
-        enum = enum_labels(pg, kind) if column.data_type == "enum" else None
-        if enum is not None:
-            kind = name(schema, enum[0])
-            statements.append(f"DO $$ BEGIN CREATE TYPE {kind} AS ENUM ({', '.join(text(v) for v in enum[1])}); "
-                              "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
-        default = column.default
-        if default is not None and enum is not None:
-            default = re.sub(r"::[^:]*$", f"::{kind}", default)
-        columns.append(f"{name(column.name)} {kind}" + ("" if column.nullable else " NOT NULL")
-                       + (f" DEFAULT {default}" if default is not None and not default.startswith("nextval(") else ""))
-    columns.append(f"PRIMARY KEY ({key_names(table)})")
-    if master is not None:
-        columns.append(f"FOREIGN KEY ({key_names(master)}) REFERENCES {name(schema, master.name)} "
-                       f"({key_names(master)}) ON UPDATE CASCADE ON DELETE RESTRICT")
-    here = name(schema, table.name)
-    statements.append(f"CREATE TABLE {here} ({', '.join(columns)})")
-    if table.comment:
-        statements.append(f"COMMENT ON TABLE {here} IS {text(table.comment)}")
-    statements += [f"COMMENT ON COLUMN {here}.{name(c.name)} IS {text(local_comment(c.comment, store_map))}"
-                   for c in table.columns if c.comment]
-    return statements
-
-
 def _tables(pg: PgSession, schema: str) -> set[str]:
     return {str(r[0]) for r in pg.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
                                        (schema,))}
@@ -321,8 +284,8 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
     schema = tables.local_schema
     existing = _tables(local, schema)
     statements = [s for t in (tables.source, *tables.source_parts) if t.name not in existing
-                  for s in local_declaration(source, t, None if t is tables.source else tables.source, schema,
-                                             store_map)]
+                  for s in postgresql_copy(t, None if t is tables.source else tables.source, schema, store_map,
+                                           lambda kind: enum_labels(source, kind))]
     names = {t.name for t in (tables.source, *tables.source_parts)}
     lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
                                     f"{name(tables.source.schema, LINEAGE_TABLE)}"),
@@ -333,12 +296,9 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
         for statement in statements:
             local.execute(statement)
         if lineage:
-            local.execute(f"CREATE TABLE IF NOT EXISTS {name(schema, LINEAGE_TABLE)} (table_name varchar(64) NOT NULL, "
-                          "attribute_name varchar(64) NOT NULL, lineage varchar(255) NOT NULL, "
-                          "PRIMARY KEY (table_name, attribute_name))")
+            local.execute(lineage_declaration(schema, "postgresql"))
             for row in lineage:
-                local.execute(f"INSERT INTO {name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) ON CONFLICT "
-                              "(table_name, attribute_name) DO UPDATE SET lineage = EXCLUDED.lineage", row)
+                local.execute(lineage_upsert(schema, "postgresql"), row)
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(postgres.read_table(local, schema, table.name), table, lambda c: (c.data_type, c.nullable))

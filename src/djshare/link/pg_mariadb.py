@@ -33,20 +33,21 @@ import contextlib
 import io
 import itertools
 import json
-import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from djshare.backends import postgresql as postgres
-from djshare.backends.catalog import Column, TableInfo, read_table, schema_exists, table_names
+from djshare.backends.catalog import read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.backends.mariadb_rows import float32
 from djshare.backends.postgresql import POSTGRESQL, PgSession, key_condition, key_literal, name
 from djshare.errors import ConfigurationError, DefinitionMismatchError, IntegrityViolation
-from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, localized
-from djshare.link.dj2 import LAYOUTS, MariaDBSchema
+from djshare.formats.convert import LAYOUTS, attribute_converter
+from djshare.formats.declare import external_declaration, mariadb_table
+from djshare.formats.heading import Attribute, Heading, headings, mismatch
+from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_upsert, localized
+from djshare.link.dj2 import MariaDBSchema
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
 from djshare.link.local import subscriber_id
@@ -61,183 +62,19 @@ from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
 from djshare.stores.copying import full_path
 from djshare.stores.formats import format_of_schema
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
-from djshare.stores.formats.dj2 import Reference, codec_of, digest_of
+from djshare.stores.formats.dj2 import Reference, digest_of
 from djshare.stores.objects import Spooled, open_store
 from djshare.stores.spec import StoreSpec
 from djshare.sync.actions import Action
 
-LABEL = re.compile(r"^:(?P<label>[^:<][^:]*):(?P<comment>.*)$", re.DOTALL)
-CORE = {"int8": "tinyint", "int16": "smallint", "int32": "int", "int64": "bigint", "float32": "float",
-        "float64": "double", "bool": "tinyint", "json": "json", "date": "date"}
-NATIVE = {"smallint": "smallint", "int": "int", "bigint": "bigint", "float": "float", "double": "double",
-          "date": "date", "longtext": "longtext", "tinyint": "tinyint", "json": "json"}
 
-
-@dataclass(frozen=True)
-class Target:
-    """One column of the local MariaDB table."""
-
-    name: str
-    sql_type: str
-    comment: str  # as DataJoint 0.14 writes it (`:uuid:`, `:attach:` first where it has a type label)
-    nullable: bool
-    default: str | None  # SQL default expression, None for none
-    kind: str = "plain"  # how source values convert: plain, uuid, json, bool, ref (an object in a store)
-    store: str = ""  # kind ref: the local store
-    source_store: str = ""  # kind ref: the source store
-    codec: str = ""  # kind ref: blob or attach
-
-
-def _default(column: Column) -> str | None:
-    """A PostgreSQL default (`'rest'::"lab".enum_x`, `''::character varying`, `0`) as MariaDB takes it."""
-    if column.nullable:
-        return "NULL"
-    default = (column.default or "").strip()
-    if not default or default.upper() == "NULL":
-        return None
-    if default.upper().startswith(("CURRENT_TIMESTAMP", "NOW()")):
-        return "CURRENT_TIMESTAMP"
-    literal = re.match(r"^('(?:[^']|'')*')(::.*)?$", default, flags=re.DOTALL)
-    if literal:
-        return literal[1].replace("\\", "\\\\")
-    if re.fullmatch(r"-?\d+(\.\d+)?", default):
-        return default
-    if default in ("true", "false"):
-        return "1" if default == "true" else "0"
-    raise ConfigurationError(f"Column `{column.name}` has the default {default!r}, which djshare does not carry "
-                             "into MariaDB.")
-
-
-def dj2_column(column: Column, table: str) -> Target:
-    """The MariaDB column as DataJoint 2.x declares it there: the MySQL type of the 2.x type, the comment as the
-    source has it (type label or codec first). In-store codecs are refused: DataJoint 2.3.5 cannot insert them on
-    MariaDB."""
-    where = f"Column `{column.name}` of {table}"
-    codec = codec_of(column.comment)
-    if codec is not None and codec[1] is not None:
-        raise ConfigurationError(
-            f"{where} is <{codec[0]}@{codec[1]}>: DataJoint 2.3.5 cannot insert in-store codecs on MariaDB. Link the "
-            "table into PostgreSQL, or into 0.14's layout (layout=\"dj014\": <blob@> and <attach@> become 0.14 "
-            "external objects). Nothing was changed.")
-    labelled = LABEL.match(column.comment)
-    if (codec is not None and codec[0] in ("blob", "attach")) or (labelled and labelled["label"].strip() == "bytes"):
-        return Target(column.name, "longblob", column.comment, column.nullable, _default(column))
-    return replace(target_column(column, table, {}), comment=column.comment)
-
-
-def target_column(column: Column, table: str, stores: Mapping[str, str]) -> Target:
-    """The MariaDB column, in DataJoint 0.14's layout, for a 2.x column on PostgreSQL (`stores`: source store ->
-    local store). Raises ConfigurationError for what 0.14 cannot hold from this link (path-addressed codecs,
-    `<hash@>`, raw bytes, other codecs, unknown types)."""
-    where = f"Column `{column.name}` of {table}"
-    codec = codec_of(column.comment)
-    labelled = LABEL.match(column.comment) if codec is None else None
-    comment = column.comment.split(":", 2)[2] if codec or labelled else column.comment
-
-    def make(sql_type: str, kind: str = "plain", label: str = "") -> Target:
-        return Target(column.name, sql_type, f":{label}:{comment}" if label else comment, column.nullable,
-                      _default(column), kind)
-
-    if codec is not None:
-        kind, store = codec
-        if store is not None and kind in ("blob", "attach"):
-            local_store = stores.get(store or "", store or "")
-            return Target(column.name, "binary(16)", f":{kind}@{local_store}:{comment}", column.nullable,
-                          "NULL" if column.nullable else None, "ref", local_store, store, kind)
-        if store is not None:
-            raise ConfigurationError(
-                f"{where} is <{kind}@{store}>, which has no DataJoint 0.14 equivalent (0.14 knows blob@, attach@ "
-                "and filepath@ with ~external tables). Link the table into PostgreSQL (PgLink) or leave the column "
-                "out of the shared slice. Nothing was changed.")
-        if kind == "blob":
-            return make("longblob")
-        if kind == "attach":
-            return make("longblob", label="attach")
-        raise ConfigurationError(f"{where} has the codec <{kind}>, which DataJoint 0.14 does not know. "
-                                 "Nothing was changed.")
-    label = labelled["label"].strip() if labelled else ""
-    base = re.sub(r"\s*\(.*$", "", label, flags=re.DOTALL)
-    if label == "uuid" or column.data_type == "uuid":
-        return make("binary(16)", "uuid", "uuid")
-    if label == "bytes" or (not label and column.data_type == "longblob"):
-        raise ConfigurationError(f"{where} holds raw bytes, which DataJoint 0.14 would read as a serialized blob. "
-                                 "Nothing was changed.")
-    if base in ("varchar", "char", "decimal", "datetime", "enum"):
-        return make(label.replace('"', "'"), "plain")
-    if label in CORE:
-        return make(CORE[label], "bool" if label == "bool" else "json" if label == "json" else "plain")
-    if not label and column.labels:  # an enum 2.x inherited through a foreign key: no comment, labels in the catalog
-        return make("enum(" + ",".join("'" + v.replace("'", "''") + "'" for v in column.labels) + ")")
-    if not label and column.data_type in NATIVE:
-        return make(NATIVE[column.data_type], "bool" if column.column_type == "boolean" else
-                    "json" if column.data_type == "json" else "plain")
-    if not label and column.data_type in ("varchar", "char", "datetime", "decimal"):
-        size = re.search(r"\(.*\)", column.column_type)
-        spelled = {"datetime": "datetime", "decimal": "decimal"}.get(column.data_type, column.data_type)
-        return make(spelled + (size[0] if size else ""))
-    raise ConfigurationError(f"{where} has the type {label or column.column_type!r}, which djshare does not carry "
-                             "into DataJoint 0.14 on MariaDB. Nothing was changed.")
-
-
-@dataclass(frozen=True)
-class LocalTable:
-    source: TableInfo
-    schema: str
-    columns: tuple[Target, ...]
-
-    @property
-    def full_name(self) -> str:
-        return quote_name(self.schema, self.source.name)
-
-    @property
-    def key(self) -> tuple[Target, ...]:
-        return tuple(next(c for c in self.columns if c.name == k) for k in self.source.primary_key)
-
-
-def local_tables(tables: LinkTables, stores: Mapping[str, str], layout: str = "dj014") -> tuple[LocalTable, ...]:
+def local_tables(tables: LinkTables, stores: Mapping[str, str], layout: str = "dj014") -> tuple[Heading, ...]:
     """The master, then the parts, as MariaDB tables in the local schema, in DataJoint 0.14's or 2.x's layout."""
-    def column(c: Column, t: TableInfo) -> Target:
-        where = f"{t.schema}.{t.name}"
-        return dj2_column(c, where) if layout == "dj2" else target_column(c, where, stores)
-
-    return tuple(LocalTable(t, tables.local_schema, tuple(column(c, t) for c in t.columns))
-                 for t in (tables.source, *tables.source_parts))
+    return headings(tables.source, tables.source_parts, tables.local_schema,
+                    attribute_converter("postgresql", "dj2", "mariadb", layout, stores), quote_name)
 
 
-def external_declaration(schema: str, store: str) -> str:
-    """`~external_<store>` as DataJoint 0.14 declares it."""
-    return (f"CREATE TABLE IF NOT EXISTS {external_table(schema, store)} (\n"
-            "  `hash` binary(16) NOT NULL COMMENT ':uuid:hash of contents (blob), of filename + contents (attach), "
-            "or relative filepath (filepath)',\n"
-            "  `size` bigint unsigned NOT NULL COMMENT 'size of object in bytes',\n"
-            "  `attachment_name` varchar(255) DEFAULT NULL COMMENT 'the filename of an attachment',\n"
-            "  `filepath` varchar(1000) DEFAULT NULL COMMENT 'relative filepath or attachment filename',\n"
-            "  `contents_hash` binary(16) DEFAULT NULL COMMENT ':uuid:used for the filepath datatype',\n"
-            "  `timestamp` timestamp NOT NULL DEFAULT current_timestamp() COMMENT 'automatic timestamp',\n"
-            "  PRIMARY KEY (`hash`)\n) ENGINE=InnoDB COMMENT='external storage tracking'")
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def declaration(table: LocalTable, master: LocalTable | None) -> str:
-    """CREATE TABLE as DataJoint 0.14 writes it on MariaDB (text columns byte-ordered, as the source's "C")."""
-    lines = [f"{quote_name(c.name)} {c.sql_type}" + ("" if c.nullable else " NOT NULL")
-             + (f" DEFAULT {c.default}" if c.default and c.default != "NULL" else "")
-             + (" DEFAULT NULL" if c.nullable else "") + f" COMMENT {_text(c.comment)}" for c in table.columns]
-    lines.append(f"PRIMARY KEY ({', '.join(quote_name(c.name) for c in table.key)})")
-    if master is not None:
-        names = ", ".join(quote_name(c.name) for c in master.key)
-        lines.append(f"FOREIGN KEY ({names}) REFERENCES {master.full_name} ({names}) ON UPDATE CASCADE "
-                     "ON DELETE RESTRICT")
-    lines += [f"FOREIGN KEY ({quote_name(c.name)}) REFERENCES {external_table(table.schema, c.store)} (`hash`)"
-              for c in table.columns if c.kind == "ref"]
-    return (f"CREATE TABLE IF NOT EXISTS {table.full_name} (\n  " + ",\n  ".join(lines) + "\n) ENGINE=InnoDB "
-            f"DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT={_text(table.source.comment)}")
-
-
-def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...],
+def declare(local: Session, tables: LinkTables, declared: tuple[Heading, ...],
             lineage: Sequence[tuple[str, str, str]] = ()) -> list[str]:
     """Create the local tables (and, for 2.x's layout, `~lineage` rows) where missing; return how existing ones
     differ (empty when they match)."""
@@ -246,27 +83,19 @@ def declare(local: Session, tables: LinkTables, declared: tuple[LocalTable, ...]
     if lineage:
         local.execute(lineage_declaration(tables.local_schema), doing="declaring ~lineage")
         for row in lineage:
-            local.execute(f"INSERT INTO {quote_name(tables.local_schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
-                          "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)", row, doing="recording ~lineage")
+            local.execute(lineage_upsert(tables.local_schema), row, doing="recording ~lineage")
     for store in sorted({c.store for t in declared for c in t.columns if c.kind == "ref"}):
         local.execute(external_declaration(tables.local_schema, store), doing=f"declaring ~external_{store}")
     for table in declared:
         if table.source.name not in present:
-            local.execute(declaration(table, None if table is declared[0] else declared[0]),
+            local.execute(mariadb_table(table, None if table is declared[0] else declared[0]),
                           doing=f"declaring {table.full_name}")
             continue
-        here = {c.name: c for c in read_table(local, tables.local_schema, table.source.name).columns}
-        for target in table.columns:
-            if target.name not in here:
-                found.append(f"column `{target.name}` of {table.source.name} is missing locally")
-            elif here[target.name].nullable != target.nullable:
-                found.append(f"column `{target.name}` of {table.source.name} differs in nullability")
-        found += [f"column `{n}` of {table.source.name} is not in the source"
-                  for n in here.keys() - {t.name for t in table.columns}]
+        found += mismatch(table, read_table(local, tables.local_schema, table.source.name))
     return found
 
 
-def _local_value(target: Target, value: Any) -> Any:
+def _local_value(target: Attribute, value: Any) -> Any:
     """A source value as the local MariaDB column takes it."""
     if value is None:
         return None
@@ -281,7 +110,7 @@ def _local_value(target: Target, value: Any) -> Any:
     return value
 
 
-def _comparable(target: Target, value: Any) -> Any:
+def _comparable(target: Attribute, value: Any) -> Any:
     """A key value read from either side, in one form."""
     if value is None:
         return None
@@ -292,7 +121,7 @@ def _comparable(target: Target, value: Any) -> Any:
     return value
 
 
-def _compared(target: Target, value: Any) -> Any:
+def _compared(target: Attribute, value: Any) -> Any:
     """A value as `stale` compares it: the local form of a source value and a local value alike."""
     if value is None:
         return None
@@ -308,7 +137,7 @@ def _compared(target: Target, value: Any) -> Any:
 class MariaDBCopy:
     """The local side: the source's rows copied into MariaDB tables (0.14's or 2.x's layout)."""
 
-    def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[LocalTable, ...],
+    def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[Heading, ...],
                  specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None) -> None:
         self.source, self.local, self.tables, self.declared = source, local, tables, declared
         self.specs = specs or {}  # local store -> (source spec, local spec)
@@ -320,7 +149,7 @@ class MariaDBCopy:
 
     def _source_keys(self, condition: bytes, args: Sequence[Any] | None = None) -> dict[tuple[Any, ...], bytes]:
         source = self.tables.source
-        names = ", ".join(name(k) for k in source.primary_key)
+        names = ", ".join(name(c.name) for c in source.key_columns)
         return {self._key(row[1:]): bytes(row[0]) for row in self.source.rows(
             f"SELECT {key_literal(source.key_columns)}, {names} FROM {name(source.schema, source.name)} WHERE "
             .encode() + condition, args, doing=f"reading keys of {source.schema}.{source.name}")}
@@ -430,7 +259,7 @@ class MariaDBCopy:
                     self._insert(local, table, rows, " ON DUPLICATE KEY UPDATE " + ", ".join(
                         f"{quote_name(n)} = VALUES({quote_name(n)})" for n in updates))
 
-    def _drop_parts(self, local: Session, table: LocalTable, rows: list[list[Any]], keys: list[bytes]) -> None:
+    def _drop_parts(self, local: Session, table: Heading, rows: list[list[Any]], keys: list[bytes]) -> None:
         """Delete the part rows of these entities that the source no longer has."""
         master = self.declared[0]
         positions = [i for i, c in enumerate(table.columns) if c.name in table.source.primary_key]
@@ -450,14 +279,14 @@ class MariaDBCopy:
                     f"{quote_name(c.name)} <=> %s" for c in part_key), list(found),
                     doing=f"deleting a dropped row of {table.full_name}")
 
-    def _source_rows(self, table: LocalTable, where: bytes) -> list[list[Any]]:
+    def _source_rows(self, table: Heading, where: bytes) -> list[list[Any]]:
         source = table.source
         columns = ", ".join(name(c.name) for c in source.columns)
         return [[_local_value(t, v) for t, v in zip(table.columns, row, strict=True)]
                 for row in self.source.rows(f"SELECT {columns} FROM {name(source.schema, source.name)} WHERE "
                                             .encode() + where, doing=f"reading {source.schema}.{source.name}")]
 
-    def _insert(self, local: Session, table: LocalTable, rows: list[list[Any]], suffix: str = "") -> None:
+    def _insert(self, local: Session, table: Heading, rows: list[list[Any]], suffix: str = "") -> None:
         names = ", ".join(quote_name(c.name) for c in table.columns)
         values = ", ".join(["%s"] * len(table.columns))
         with translated(local.address, f"inserting into {table.full_name}"), local.connection.cursor() as cursor:
