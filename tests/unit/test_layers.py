@@ -32,3 +32,15 @@ def test_link_has_no_import_circles() -> None:
 
 def test_the_protocol_imports_nothing_of_the_link_package() -> None:
     assert list(imports("link").successors("protocol")) == []
+
+
+def test_formats_are_below_the_link_package() -> None:
+    """The formats (headings, conversions, declarations, lineage) are read by links and exports alike: they
+    import nothing of either."""
+    found = []
+    for path in (SRC / "formats").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("djshare.link", "djshare.export")):
+                found.append(f"{path.stem} imports {node.module}")
+    assert len(list((SRC / "formats").glob("*.py"))) >= 5  # the package is read at all
+    assert found == []

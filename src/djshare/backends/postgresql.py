@@ -196,6 +196,12 @@ class PgSession:
             raise translate(error, self.address, doing) from None
 
 
+def table_names(session: PgSession, schema: str) -> set[str]:
+    """The names of the tables in `schema` (none for a schema that does not exist)."""
+    return {str(r[0]) for r in session.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))}
+
+
 def foreign_keys(session: PgSession, schemas: list[str] | None = None) -> list[ForeignKey]:
     """The foreign keys whose child tables are in `schemas` (every one the database has, without)."""
     rows = session.rows(  # the catalog: information_schema hides constraints from SELECT-only users

@@ -31,7 +31,7 @@ from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
 from djshare.export.tables import Restriction, parse
 from djshare.formats.declare import postgresql_copy
-from djshare.link.pg import object_columns, object_jobs
+from djshare.formats.dj2_objects import object_columns, object_jobs
 from djshare.progress import progress_bar
 from djshare.stores.copying import CopyJob, copy_checked
 from djshare.stores.formats.dj2 import HASH_PREFIX, digest_of

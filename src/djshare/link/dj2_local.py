@@ -39,7 +39,9 @@ from djshare.formats.declare import postgresql_table
 from djshare.formats.heading import Attribute, Heading, headings, mismatch
 from djshare.formats.lineage import Row, lineage_declaration, lineage_upsert
 from djshare.link import objects
-from djshare.link.pg import journal, objects_lock
+from djshare.link.gc import pg_journal as journal
+from djshare.link.gc import pg_objects_lock as objects_lock
+from djshare.link.keymap import local_key_pages, local_keys
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
@@ -133,18 +135,7 @@ class PostgresLocal:
         return {self._key_of(row[1:]): bytes(row[0]) for row in rows}
 
     def _local_keys(self, typed: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-        master = self.local[0]
-        if not typed:
-            return set()
-        names = ", ".join(name(c.name) for c in master.key)
-        row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
-        found: set[tuple[Any, ...]] = set()
-        for start in range(0, len(typed), 1000):
-            chunk = typed[start:start + 1000]
-            found |= {self._key_of(r) for r in self.pg.rows(
-                f"SELECT {names} FROM {master.full_name} WHERE ({names}) IN ({', '.join([row] * len(chunk))})",
-                [v for key in chunk for v in key], doing=f"reading {master.full_name}")}
-        return found
+        return local_keys(self.pg, self.local[0], typed, name, self._key_of)
 
     def present(self, keys: list[bytes]) -> set[bytes]:
         typed = self._typed(keys)
@@ -157,11 +148,8 @@ class PostgresLocal:
         """Local keys as source literals. Keys the source no longer has (no literal can be made for them) are
         collected in `stranded`: their rows stay, for a person to decide on."""
         master, source = self.local[0], self.tables.source
-        names = ", ".join(name(c.name) for c in master.key)
-        rows = self.pg.stream(f"SELECT {names} FROM {master.full_name} ORDER BY {names}",
-                              doing=f"reading {master.full_name}")
-        while page := list(itertools.islice(rows, size)):
-            typed = [self._key_of(r) for r in page]
+
+        def on_source(typed: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], bytes]:
             row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
             found = self.source.rows(
                 f"SELECT {row_literal(source.key_columns)}, {_select(source, source.key_columns)} FROM "
@@ -169,9 +157,9 @@ class PostgresLocal:
                 f"({', '.join([row] * len(typed))})",
                 [v.bytes if isinstance(v, uuid.UUID) else v for key in typed for v in key],
                 doing=f"reading keys of {source.full_name}")
-            known = {self._key_of(r[1:]): bytes(r[0]) for r in found}
-            self.stranded += [k for k in typed if k not in known]
-            yield [known[k] for k in typed if k in known]
+            return {self._key_of(r[1:]): bytes(r[0]) for r in found}
+
+        return local_key_pages(self.pg, master, size, name, self._key_of, on_source, self.stranded)
 
     def _objects(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> dict[tuple[str, bytes], str]:
         """The batch's objects in the local stores (converted, checked): (local store, 0.14 hash) -> reference."""

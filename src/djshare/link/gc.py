@@ -1,4 +1,6 @@
-"""gc: delete external objects that djshare copied into local stores and that no local row references.
+"""gc: delete external objects that djshare copied into local stores and that no local row references, on both
+local backends: `gc` for MariaDB local schemas (0.14's `~external_<store>` rows say what is referenced; 2.x in-table
+schemas there have no objects), `gc_postgresql` for 2.x schemas on PostgreSQL (JSON references in the rows).
 
 Only objects in the `~djshare_objects` journal are candidates: djshare journals an object only when it
 creates it (the local store did not have it). So objects written by DataJoint itself, objects read in
@@ -8,20 +10,29 @@ another server's store (same store and schema name: same paths) are never delete
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import table_names
 from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.postgresql import PgSession, advisory_lock, name
+from djshare.backends.postgresql import table_names as pg_table_names
 from djshare.errors import IntegrityViolation
+from djshare.formats.lineage import LINEAGE_TABLE
+from djshare.link.local import SUBSCRIBER_TABLE
 from djshare.link.lock import objects_lock
 from djshare.link.objects import JOURNAL, journal_name
+from djshare.stores.copying import full_path
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
+from djshare.stores.formats.dj2 import codec_of, is_covered
 from djshare.stores.objects import FileStore, open_store
 from djshare.stores.spec import StoreSpec
 
+PG_JOURNAL = "~djshare_objects"  # on PostgreSQL: (store, path) of each object djshare wrote
 STALE_TEMPORARY = 3600  # seconds: a temporary file untouched this long belongs to a write that was killed
 
 
@@ -105,4 +116,81 @@ def gc(local: Session, schema: str, stores: Mapping[str, Mapping[str, Any]], dry
                         objects.delete(path)  # inside the transaction: if this fails, the rows stay
                 except IntegrityViolation:
                     report.deleted.remove(path)
+    return report
+
+
+def pg_objects_lock(pg: PgSession, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
+    """Object copies of pulls and gc in one local schema, one at a time (a lock on the local server)."""
+    return advisory_lock(pg, f"objects/{schema}", timeout, f"Another djshare pull or gc kept the objects of local "
+                         f"schema {schema} busy for more than {timeout:g} s. Try again when it has finished.")
+
+
+def pg_journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -> None:
+    """Record (store, path) of objects djshare is about to write into the local stores."""
+    table = name(schema, PG_JOURNAL)
+    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (store varchar(64) NOT NULL, path text NOT NULL, "
+               "PRIMARY KEY (store, path))")
+    with pg.connection.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
+
+
+def _pg_references(local: PgSession, schema: str) -> dict[str, set[str]]:
+    """Store -> the object paths that rows of `schema` name (every in-store column, any codec)."""
+    referenced: dict[str, set[str]] = {}
+    for table in sorted(pg_table_names(local, schema) - {PG_JOURNAL, SUBSCRIBER_TABLE, LINEAGE_TABLE}):
+        for found in postgres.read_table(local, schema, table).columns:
+            codec = codec_of(found.comment)
+            if codec is None or codec[1] is None or found.data_type not in ("json", "jsonb"):
+                continue
+            column = name(found.name)
+            for store, path in local.rows(
+                    f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
+                    f"{name(schema, table)} WHERE {column} IS NOT NULL"):
+                referenced.setdefault(str(store), set()).add(str(path))
+    return referenced
+
+
+def _pg_used_elsewhere(local: PgSession, schema: str, store: str, stores: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Object paths in `store`'s place that rows of the database's *other* schemas name: a `<filepath@>` path has
+    no schema in it, so another schema (linked, or DataJoint's own) using the same place may reference the very
+    file this schema's pull wrote."""
+    spec = StoreSpec.from_config(store, stores, "local")
+    found: set[str] = set()
+    for (other,) in local.rows(
+            "SELECT DISTINCT table_schema FROM information_schema.columns WHERE data_type IN ('json', 'jsonb') "
+            "AND table_schema <> %s AND table_schema NOT IN ('pg_catalog', 'information_schema')", (schema,)):
+        for theirs, paths in _pg_references(local, str(other)).items():
+            if theirs in stores and StoreSpec.from_config(theirs, stores, "local").same_place(spec):
+                found |= paths
+    return found
+
+
+def gc_postgresql(local: PgSession, schema: str, stores: Mapping[str, Mapping[str, Any]], dry_run: bool = False
+                  ) -> GcReport:
+    """Delete objects djshare wrote into the stores of local 2.x schema `schema` on PostgreSQL that no row of it
+    references any more (never objects djshare did not write): the journal names them by store and path, and the
+    rows' JSON references say which paths are used. An object that a row of another schema in the database names
+    (same store place, same path) is kept, and leaves the journal: it is no longer this schema's alone."""
+    report = GcReport(dry_run=dry_run)
+    with pg_objects_lock(local, schema):
+        if PG_JOURNAL not in pg_table_names(local, schema):
+            return report
+        referenced = _pg_references(local, schema)
+        elsewhere: dict[str, set[str]] = {}
+        journaled = {(str(s), str(p)) for s, p in local.rows(
+            f"SELECT store, path FROM {name(schema, PG_JOURNAL)}")}
+        for store, path in sorted(journaled):
+            if is_covered(path, referenced.get(store, set())):
+                continue
+            if store not in elsewhere:
+                elsewhere[store] = _pg_used_elsewhere(local, schema, store, stores)
+            shared = is_covered(path, elsewhere[store])  # kept, and no longer this schema's alone
+            if not shared:
+                report.deleted.append(f"{store}:{path}")
+            if not dry_run:
+                if not shared:
+                    spec = StoreSpec.from_config(store, stores, "local")
+                    open_store(spec).delete(full_path(spec, path))
+                local.execute(f"DELETE FROM {name(schema, PG_JOURNAL)} WHERE store = %s AND path = %s",
+                              (store, path))
     return report

@@ -9,9 +9,9 @@ The protocol and the loops are those of every link (`pull.pull`, `repair.repair`
 PostgreSQL SQL. Source side (`PostgresSource`): an outbound table in its own schema with a foreign key to the
 source table, a session-level advisory lock per link and subscriber (released by the server if the process
 dies), keys named by literals the server writes (`quote_nullable` of each key column). Local side
-(`PostgresCopy`): the source's tables declared again (types, defaults, comments with their codec labels, enum
-types, a part's foreign key to its master, `~lineage`), rows streamed with binary `COPY` from the source into
-the local tables, one local transaction per batch.
+(`link.pg_local.PostgresCopy`): the source's tables declared again (types, defaults, comments with their codec
+labels, enum types, a part's foreign key to its master, `~lineage`), rows streamed with binary `COPY` from the
+source into the local tables, one local transaction per batch.
 
 Objects of hash-addressed codecs (`<blob@store>`, `<attach@store>`, `<hash@store>`) follow their rows: before
 a batch's rows, each object goes from the source store (`_hash/{source schema}/{hash}`) to the local store
@@ -21,7 +21,8 @@ are rewritten on the way (path, store, schema). Path-addressed codecs carry no c
 store's `schema_prefix` and the local schema, `<filepath@store>` files keep their path; copies are checked by the
 size the reference gives (a folder: its files, count and total size, and its manifest), and a file already at
 the target path must hold the same bytes. Every object djshare writes is entered in the local `~djshare_objects`
-journal first, so `gc` deletes what it wrote and no row references any more, never the local lab's own files.
+journal first, so `gc` (`link.gc.gc_postgresql`) deletes what it wrote and no row references any more, never the
+local lab's own files.
 
 Deletions (`PgSourceLink`, the source lab's side): flag held entities, read the answers, and delete the source
 rows no subscriber holds any more; a subscriber answers by deleting locally and running `repair`.
@@ -30,27 +31,23 @@ rows no subscriber holds any more; a subscriber answers by deleting locally and 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress, read_credentials
-from djshare.backends.catalog import Column, TableInfo
+from djshare.backends.catalog import TableInfo
 from djshare.backends.postgresql import (
     POSTGRESQL,
     PgSession,
     advisory_lock,
     enum_labels,
-    key_condition,
-    key_literal,
     key_names,
-    key_order,
     name,
-    paged_keys,
+    table_names,
     text,
 )
 from djshare.errors import (
@@ -59,37 +56,22 @@ from djshare.errors import (
     MissingPrivilegeError,
 )
 from djshare.formats.declare import postgresql_copy
+from djshare.formats.dj2_objects import ObjectColumn, object_columns, object_jobs  # noqa: F401
 from djshare.formats.heading import differences
 from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_upsert, localized
 from djshare.link.delete import SourceCommands
-from djshare.link.gc import GcReport
+from djshare.link.gc import PG_JOURNAL as JOURNAL_TABLE  # noqa: F401 (kept importable for one release)
+from djshare.link.gc import GcReport, gc_postgresql
+from djshare.link.local import SUBSCRIBER_TABLE
 from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
 from djshare.link.outbound import schema_counts as outbound_schema_counts
+from djshare.link.pg_local import Objects, PostgresCopy, digests, entity_rows  # noqa: F401 (importable here for one release)
 from djshare.link.protocol import Outbound
-from djshare.link.pull import DEFAULT_BATCH, PullReport
+from djshare.link.pull import DEFAULT_BATCH
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
-from djshare.link.stale import entity_changes
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide
-from djshare.stores.copying import CopyJob, copy_checked, folder_jobs, full_path
+from djshare.link.tables import LinkTables, LocalSide, SourceSide
 from djshare.stores.formats import format_of_schema
-from djshare.stores.formats.dj2 import (
-    HASHED_CODECS,
-    PATH_CODECS,
-    SCHEMA_CODECS,
-    Reference,
-    codec_of,
-    digest_of,
-    hash_path,
-    is_covered,
-    relocated,
-    schema_path_rule,
-)
-from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
-from djshare.sync.actions import Action
-
-JOURNAL_TABLE = "~djshare_objects"  # objects djshare wrote into the local stores (what gc may delete)
-SUBSCRIBER_TABLE = "~djshare_subscriber"
 
 
 class PostgresSchema:
@@ -134,60 +116,6 @@ class PostgresSchema:
         return replace(address, backend="postgresql", database=self.database)
 
 
-@dataclass(frozen=True)
-class ObjectColumn:
-    """A column holding references to objects in a store."""
-
-    table: TableInfo
-    column: Column
-    codec: str  # blob, attach, hash (hash-addressed); object, npy, filepath (path-addressed)
-    store: str  # the source store
-    local_store: str
-
-
-def object_columns(tables: Sequence[TableInfo], store_map: Mapping[str, str]) -> list[ObjectColumn]:
-    """The in-store codec columns of `tables` (`store_map`: source store -> local store)."""
-    found = []
-    for table in tables:
-        for column in table.columns:
-            codec = codec_of(column.comment)
-            if codec is None or codec[1] is None:
-                continue
-            kind, store = codec
-            if kind not in HASHED_CODECS | PATH_CODECS:
-                raise ConfigurationError(
-                    f"Column `{column.name}` of {table.schema}.{table.name} is <{kind}@{store}>, a codec djshare "
-                    f"does not know (it knows {', '.join(sorted(HASHED_CODECS | PATH_CODECS))}). Nothing was changed.")
-            found.append(ObjectColumn(table, column, kind, store or "", store_map.get(store or "", store or "")))
-    return found
-
-
-def object_jobs(column: ObjectColumn, value: str, source: StoreSpec, target: StoreSpec,
-                local_schema: str | None) -> list[CopyJob]:
-    """The copies that bring one reference's object from `source` to `target`: into `local_schema`'s paths
-    (hash-addressed: `_hash/{local schema}/{hash}`; schema-addressed: the target's `schema_prefix` and the local
-    schema), or with `local_schema` None to the same path; filepaths keep theirs. A folder goes as its files."""
-    reference: dict[str, Any] = json.loads(value)
-    path = str(reference.get("path", ""))
-    if column.codec in HASHED_CODECS:
-        hashed = Reference.parse(reference)
-        target_path = path if local_schema is None else hash_path(local_schema, hashed.hash)
-        return [CopyJob(source, path, target, target_path, hashed.size, digest_of(hashed.hash), True)]
-    target_path = path
-    if column.codec in SCHEMA_CODECS and local_schema is not None:
-        rule = schema_path_rule(source.schema_prefix, column.table.schema, target.schema_prefix, local_schema)
-        moved = relocated(path, rule)
-        if moved is None:
-            raise ConfigurationError(
-                f"<{column.codec}@{column.store}> path {path!r} in {column.table.schema}.{column.table.name} does "
-                f"not follow the store's layout ({source.schema_prefix}/{column.table.schema}/...): set "
-                "`schema_prefix` of the source store as the source lab's DataJoint has it. Nothing was changed.")
-        target_path = moved
-    size = reference.get("size")
-    job = CopyJob(source, path, target, target_path, None if size is None else int(size))
-    return folder_jobs(job, reference.get("item_count")) if reference.get("is_dir") else [job]
-
-
 def declare_outbound(pg: PgSession, outbound: OutboundTable) -> None:
     """Create the outbound schema and table if missing; check an existing one belongs to this source. A missing
     privilege is reported with the grants the link user needs."""
@@ -227,21 +155,6 @@ def _declare_outbound(pg: PgSession, outbound: OutboundTable, table: str, commen
                                      f"(its comment says {existing!r}). Use another LINK_OUTBOUND schema.")
 
 
-def objects_lock(pg: PgSession, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
-    """Object copies of pulls and gc in one local schema, one at a time (a lock on the local server)."""
-    return advisory_lock(pg, f"objects/{schema}", timeout, f"Another djshare pull or gc kept the objects of local "
-                         f"schema {schema} busy for more than {timeout:g} s. Try again when it has finished.")
-
-
-def journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -> None:
-    """Record (store, path) of objects djshare is about to write into the local stores."""
-    table = name(schema, JOURNAL_TABLE)
-    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (store varchar(64) NOT NULL, path text NOT NULL, "
-               "PRIMARY KEY (store, path))")
-    with pg.connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
-
-
 def link_lock(pg: PgSession, tables: LinkTables, timeout: float) -> contextlib.AbstractContextManager[None]:
     """One pull or repair of a link and subscriber at a time (an advisory lock on the source server)."""
     return advisory_lock(pg, f"{tables.outbound.schema}.{tables.outbound.name}/{tables.subscriber}", timeout,
@@ -273,16 +186,11 @@ def subscriber_id(pg: PgSession, schema: str) -> str:
     return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
 
 
-def _tables(pg: PgSession, schema: str) -> set[str]:
-    return {str(r[0]) for r in pg.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                                       (schema,))}
-
-
 def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store_map: Mapping[str, str]) -> list[str]:
     """Create the local tables and lineage where missing, in one transaction; return how existing local tables
     differ from the source (empty when they match)."""
     schema = tables.local_schema
-    existing = _tables(local, schema)
+    existing = table_names(local, schema)
     statements = [s for t in (tables.source, *tables.source_parts) if t.name not in existing
                   for s in postgresql_copy(t, None if t is tables.source else tables.source, schema, store_map,
                                            lambda kind: enum_labels(source, kind))]
@@ -290,7 +198,7 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
     lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
                                     f"{name(tables.source.schema, LINEAGE_TABLE)}"),
                         tables.source.schema, schema, names) \
-        if LINEAGE_TABLE in _tables(source, tables.source.schema) else []
+        if LINEAGE_TABLE in table_names(source, tables.source.schema) else []
     with local.transaction(f"declaring the local tables in schema {schema}"):
         local.execute(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}")
         for statement in statements:
@@ -305,69 +213,9 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
     return found
 
 
-@dataclass(frozen=True)
-class Objects:
-    """The object columns of a link and the store settings of both sides (by source store name)."""
-
-    columns: tuple[ObjectColumn, ...] = ()
-    specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None
-
-
-def _comparable(column: Column) -> str:
-    """SQL for a column's value as both sides of a link compare it: hash-addressed objects by their content hash,
-    path-addressed ones by their reference without the store and (schema-addressed) with the file name of the
-    path only (a new object gets a new token); other columns as they are."""
-    codec, ref = codec_of(column.comment), f"{name(column.name)}::jsonb"
-    if codec is None or codec[1] is None:
-        return name(column.name)
-    if codec[0] in HASHED_CODECS:
-        return f"({ref} ->> 'hash')"
-    if codec[0] in SCHEMA_CODECS:
-        return (f"({ref} - 'store' - 'path' || jsonb_build_object('file', regexp_replace({ref} ->> 'path', '^.*/', "
-                "'')))::text")
-    return f"({ref} - 'store')::text"
-
-
-def _row_text(table: TableInfo) -> str:
-    """SQL for a row's text, equal on both sides of a link (see `_comparable`)."""
-    return " || ',' || ".join(f"quote_nullable({_comparable(c)})" for c in table.columns)
-
-
-def entity_rows(pg: PgSession, schema: str, tables: LinkTables, keys: list[bytes]) -> dict[bytes, list[Any]]:
-    """Per master key literal: its master and part rows as (table name, *comparable values), read on the server
-    holding `schema` (source or local), for what `stale` reports as changed."""
-    master = tables.source
-    where = key_condition(master, keys)
-    found: dict[bytes, list[Any]] = {}
-    for table in (master, *tables.source_parts):
-        values = ", ".join(_comparable(c) for c in table.columns)
-        for row in pg.rows(f"SELECT {key_literal(master.key_columns)}, {values} FROM {name(schema, table.name)} "
-                           "WHERE ".encode() + where,
-                           doing=f"reading rows of {schema}.{table.name}"):
-            found.setdefault(bytes(row[0]), []).append((table.name, *row[1:]))
-    return found
-
-
-def digests(pg: PgSession, schema: str, tables: LinkTables, keys: list[bytes]) -> dict[bytes, tuple[str, ...]]:
-    """Per master key literal: the MD5 of its master row and of each part table's rows in key order, computed on
-    the server holding `schema` (source or local)."""
-    master = tables.source
-    where = key_condition(master, keys)
-    found: dict[bytes, tuple[str, ...]] = {bytes(k): (str(d),) for k, d in pg.rows(
-        f"SELECT {key_literal(master.key_columns)}, md5({_row_text(master)}) FROM {name(schema, master.name)} "
-        "WHERE ".encode() + where, doing=f"hashing rows of {schema}.{master.name}")}
-    for part in tables.source_parts:
-        rows = {bytes(k): str(d) for k, d in pg.rows(
-            f"SELECT {key_literal(master.key_columns)}, md5(string_agg({_row_text(part)}, E'\\n' ORDER BY "
-            f"{key_order(part)})) FROM {name(schema, part.name)} WHERE ".encode() + where
-            + f" GROUP BY {key_names(master)}".encode(), doing=f"hashing rows of {schema}.{part.name}")}
-        found = {key: (*value, rows.get(key, "")) for key, value in found.items()}
-    return found
-
-
 def table_name(pg: PgSession, schema: PostgresSchema, table: str) -> str:
     """The SQL name of `table`: a class name (CamelCase, tier prefix found) or the name itself."""
-    present = _tables(pg, schema.name)
+    present = table_names(pg, schema.name)
     if not table[:1].isupper():
         candidates = [table]
     else:
@@ -383,151 +231,8 @@ def table_name(pg: PgSession, schema: PostgresSchema, table: str) -> str:
 
 def part_tables(pg: PgSession, schema: str, master: str) -> tuple[TableInfo, ...]:
     """The part tables of `master` (DataJoint names them master__part)."""
-    return tuple(postgres.read_table(pg, schema, p) for p in sorted(_tables(pg, schema))
+    return tuple(postgres.read_table(pg, schema, p) for p in sorted(table_names(pg, schema))
                  if p.startswith(master + "__") and "__" not in p[len(master) + 2:])
-
-
-class PostgresCopy:
-    """A link's local side on PostgreSQL holding the source's tables as they are (same types): objects first,
-    then rows stream from source to local with binary COPY, references rewritten for the local schema."""
-
-    def __init__(self, source: PgSession, local: PgSession, tables: LinkTables, objects: Objects = Objects()) -> None:
-        self.source, self.local, self.tables, self.objects = source, local, tables, objects
-        self.master = replace(tables.source, schema=tables.local_schema)
-        self.name = name(tables.local_schema, tables.source.name)
-
-    def present(self, keys: list[bytes]) -> set[bytes]:
-        return {bytes(r[0]) for r in self.local.rows(
-            f"SELECT {key_literal(self.master.key_columns)} FROM {self.name} WHERE ".encode()
-            + key_condition(self.master, keys), doing=f"reading {self.name}")}
-
-    def count(self) -> int:
-        return int(self.local.scalar(f"SELECT count(*) FROM {self.name}"))
-
-    def key_pages(self, size: int) -> Iterator[list[bytes]]:
-        return paged_keys(self.local, self.master, self.name, "TRUE", size)
-
-    def _selected(self, table: TableInfo, column: Column) -> str:
-        """The source column as the local table holds it: references to objects rewritten for the local side
-        (store; hash-addressed: path and schema; schema-addressed: path moved to the local schema)."""
-        found = [c for c in self.objects.columns if c.table.name == table.name and c.column.name == column.name]
-        if not found:
-            return name(column.name)
-        objects, schema, ref = found[0], self.tables.local_schema, f"{name(column.name)}::jsonb"
-        changes = {"store": text(objects.local_store)}
-        if objects.codec in HASHED_CODECS:
-            changes |= {"path": f"{text(hash_path(schema, ''))} || ({ref} ->> 'hash')", "schema": text(schema)}
-        elif objects.codec in SCHEMA_CODECS:
-            source, local = (self.objects.specs or {})[objects.store]
-            pattern, replacement = schema_path_rule(source.schema_prefix, table.schema, local.schema_prefix, schema)
-            changes["path"] = f"regexp_replace({ref} ->> 'path', {text(pattern)}, {text(replacement)})"
-        update = "jsonb_build_object(" + ", ".join(f"{text(k)}, {v}" for k, v in changes.items()) + ")"
-        return f"CASE WHEN {name(column.name)} IS NULL THEN NULL ELSE ({ref} || {update})::{column.column_type} END"
-
-    def _bring(self, where: bytes) -> int:
-        """Copy the objects the rows of `where` reference into the local stores (before the rows). Objects the
-        local stores do not have yet are entered in the journal first, so that gc knows djshare wrote them."""
-        jobs: list[CopyJob] = []
-        specs = self.objects.specs or {}
-        for found in self.objects.columns:
-            table, column = found.table, name(found.column.name)
-            source, local = specs[found.store]
-            for (value,) in self.source.rows(
-                    f"SELECT DISTINCT {column}::text FROM {name(table.schema, table.name)} WHERE {column} IS NOT NULL "
-                    "AND ".encode() + where, doing=f"reading references in {table.schema}.{table.name}"):
-                jobs += object_jobs(found, value, source, local, self.tables.local_schema)
-        stores = {job.target.name: open_store(job.target) for job in jobs}
-        new = [(job.target.name, job.target_path) for job in jobs
-               if not stores[job.target.name].exists(full_path(job.target, job.target_path))]
-        if new:
-            journal(self.local, self.tables.local_schema, new)
-        return copy_checked(jobs) if jobs else 0
-
-    def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
-        """Objects first (checked), then master and part rows of `keys` in one local transaction (binary COPY,
-        streamed); gc of the local schema waits meanwhile."""
-        with contextlib.ExitStack() as stack:
-            if self.objects.columns:
-                stack.enter_context(objects_lock(self.local, self.tables.local_schema))
-                report.objects += self._bring(key_condition(self.tables.source, keys))
-                checkpoint("copy_objects")
-            self._copy_rows(keys, report)
-
-    def _copy_rows(self, keys: list[bytes], report: PullReport) -> None:
-        where = key_condition(self.tables.source, keys)
-        with self.local.transaction(f"inserting into {self.name}"):
-            for table in (self.tables.source, *self.tables.source_parts):
-                columns = ", ".join(name(c.name) for c in table.columns)
-                selected = ", ".join(self._selected(table, c) for c in table.columns)
-                target = name(self.tables.local_schema, table.name)
-                copied = self._stream(f"COPY (SELECT {selected} FROM {name(table.schema, table.name)} WHERE "
-                                      .encode() + where + b") TO STDOUT (FORMAT BINARY)",
-                                      f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)", target)
-                if table is self.tables.source:
-                    report.pulled += copied
-                else:
-                    report.part_rows += copied
-
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
-        """Each side hashes these entities' rows inside its server (objects by their content hash, since paths,
-        stores and schemas differ by design) and the digests are compared; only the rows of entities that differ
-        are read, to say what changed."""
-        theirs = digests(self.source, self.tables.source.schema, self.tables, keys)
-        mine = digests(self.local, self.tables.local_schema, self.tables, keys)
-        differ = [k for k in keys if k in mine and mine[k] != theirs.get(k)]
-        changes: list[Action] = []
-        if differ:
-            source_rows = entity_rows(self.source, self.tables.source.schema, self.tables, differ)
-            local_rows = entity_rows(self.local, self.tables.local_schema, self.tables, differ)
-            columns = {t.name: ([c.name for c in t.columns], t.primary_key)
-                       for t in (self.tables.source, *self.tables.source_parts)}
-            changes = [change for k in differ
-                       for change in entity_changes(columns, source_rows.get(k, []), local_rows.get(k, []))]
-        return differ, sum(1 for k in keys if k not in mine), changes
-
-    def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
-        """Bring the source's current rows of entities held here: objects first, then in one local transaction
-        each table's rows are updated in place (rows that reference them stay valid), new part rows inserted and
-        part rows the source dropped deleted. The outbound state does not change."""
-        with objects_lock(self.local, self.tables.local_schema) if self.objects.columns else contextlib.nullcontext():
-            if self.objects.columns:
-                report.objects += self._bring(key_condition(self.tables.source, keys))
-                checkpoint("copy_objects")
-            where = key_condition(self.tables.source, keys)
-            with self.local.transaction(f"refreshing {self.name}"):
-                for table in (self.tables.source, *self.tables.source_parts):
-                    self._refresh_table(table, where)
-            report.refreshed += len(keys)
-
-    def _refresh_table(self, table: TableInfo, where: bytes) -> None:
-        target = name(self.tables.local_schema, table.name)
-        columns = ", ".join(name(c.name) for c in table.columns)
-        selected = ", ".join(self._selected(table, c) for c in table.columns)
-        self.local.execute(f"CREATE TEMPORARY TABLE djshare_refresh (LIKE {target}) ON COMMIT DROP")
-        self._stream(f"COPY (SELECT {selected} FROM {name(table.schema, table.name)} WHERE ".encode() + where
-                     + b") TO STDOUT (FORMAT BINARY)", f"COPY djshare_refresh ({columns}) FROM STDIN (FORMAT BINARY)",
-                     target)
-        keys = key_names(table)
-        if table is not self.tables.source:  # part rows the source no longer has
-            self.local.execute(f"DELETE FROM {target} WHERE ".encode() + where
-                               + f" AND ({keys}) NOT IN (SELECT {keys} FROM djshare_refresh)".encode(),
-                               doing=f"deleting dropped rows of {target}")
-        values = [c.name for c in table.columns if c.name not in table.primary_key]
-        update = ("DO UPDATE SET " + ", ".join(f"{name(c)} = EXCLUDED.{name(c)}" for c in values)) if values \
-            else "DO NOTHING"
-        self.local.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM djshare_refresh "
-                           f"ON CONFLICT ({keys}) {update}", doing=f"refreshing {target}")
-        self.local.execute("DROP TABLE djshare_refresh")
-
-    def _stream(self, out: bytes, into: str, target: str) -> int:
-        try:
-            with self.source.connection.cursor() as reader, self.local.connection.cursor() as writer:
-                with reader.copy(out) as source, writer.copy(into) as sink:
-                    for block in source:
-                        sink.write(block)
-                return int(writer.rowcount)
-        except Exception as error:  # psycopg's errors, from either server
-            raise postgres.translate(error, self.local.address, f"copying rows into {target}") from None
 
 
 class PgLink(LinkRunner):
@@ -613,68 +318,13 @@ class PgSourceLink(SourceCommands):
         return postgres.read_table(source, self.source.name, table_name(source, self.source, self.table))
 
     def _check_outbound(self, source: Any, ob: OutboundTable) -> None:
-        if ob.name not in _tables(source, ob.schema):
+        if ob.name not in table_names(source, ob.schema):
             raise ConfigurationError(f"No subscriber has pulled {ob.source.schema}.{ob.source.name} (no outbound "
                                      f"table {ob.schema}.{ob.name}): nothing to ask or finish.")
 
 
-def _references(local: PgSession, schema: str) -> dict[str, set[str]]:
-    """Store -> the object paths that rows of `schema` name (every in-store column, any codec)."""
-    referenced: dict[str, set[str]] = {}
-    for table in sorted(_tables(local, schema) - {JOURNAL_TABLE, SUBSCRIBER_TABLE, LINEAGE_TABLE}):
-        for found in postgres.read_table(local, schema, table).columns:
-            codec = codec_of(found.comment)
-            if codec is None or codec[1] is None or found.data_type not in ("json", "jsonb"):
-                continue
-            column = name(found.name)
-            for store, path in local.rows(
-                    f"SELECT DISTINCT {column}::jsonb ->> 'store', {column}::jsonb ->> 'path' FROM "
-                    f"{name(schema, table)} WHERE {column} IS NOT NULL"):
-                referenced.setdefault(str(store), set()).add(str(path))
-    return referenced
-
-
-def _used_elsewhere(local: PgSession, schema: str, store: str, stores: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """Object paths in `store`'s place that rows of the database's *other* schemas name: a `<filepath@>` path has
-    no schema in it, so another schema (linked, or DataJoint's own) using the same place may reference the very
-    file this schema's pull wrote."""
-    spec = StoreSpec.from_config(store, stores, "local")
-    found: set[str] = set()
-    for (other,) in local.rows(
-            "SELECT DISTINCT table_schema FROM information_schema.columns WHERE data_type IN ('json', 'jsonb') "
-            "AND table_schema <> %s AND table_schema NOT IN ('pg_catalog', 'information_schema')", (schema,)):
-        for theirs, paths in _references(local, str(other)).items():
-            if theirs in stores and StoreSpec.from_config(theirs, stores, "local").same_place(spec):
-                found |= paths
-    return found
-
-
 def gc(local_schema: PostgresSchema, dry_run: bool = False) -> GcReport:
     """Delete objects djshare wrote into the stores of `local_schema` that no row of it references any more
-    (never objects djshare did not write). An object that a row of another schema in the database names (same
-    store place, same path) is kept, and leaves the journal: it is no longer this schema's alone. Store settings:
-    `PostgresSchema(stores=...)`, default DataJoint's."""
-    schema = local_schema.name
-    report = GcReport(dry_run=dry_run)
-    with postgres.session(local_schema.address) as local, objects_lock(local, schema):
-        if JOURNAL_TABLE not in _tables(local, schema):
-            return report
-        referenced = _references(local, schema)
-        elsewhere: dict[str, set[str]] = {}
-        journaled = {(str(s), str(p)) for s, p in local.rows(
-            f"SELECT store, path FROM {name(schema, JOURNAL_TABLE)}")}
-        for store, path in sorted(journaled):
-            if is_covered(path, referenced.get(store, set())):
-                continue
-            if store not in elsewhere:
-                elsewhere[store] = _used_elsewhere(local, schema, store, local_schema.stores)
-            shared = is_covered(path, elsewhere[store])  # kept, and no longer this schema's alone
-            if not shared:
-                report.deleted.append(f"{store}:{path}")
-            if not dry_run:
-                if not shared:
-                    spec = StoreSpec.from_config(store, local_schema.stores, "local")
-                    open_store(spec).delete(full_path(spec, path))
-                local.execute(f"DELETE FROM {name(schema, JOURNAL_TABLE)} WHERE store = %s AND path = %s",
-                              (store, path))
-    return report
+    (`djshare.link.gc.gc_postgresql`). Store settings: `PostgresSchema(stores=...)`, default DataJoint's."""
+    with postgres.session(local_schema.address) as local:
+        return gc_postgresql(local, local_schema.name, local_schema.stores, dry_run)
