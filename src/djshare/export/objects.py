@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from djshare.backends.mariadb import Session, quote_name
-from djshare.stores.formats.dj014 import ExternalRow, copy_checked, object_path, relative_path, store_of_table
-from djshare.stores.objects import FileStore, ObjectStore, open_store
+from djshare.errors import DjshareError
+from djshare.stores.copying import CopyJob, copy_checked
+from djshare.stores.formats.dj014 import ExternalRow, copy_job, object_path, relative_path, store_of_table
+from djshare.stores.objects import open_store
 from djshare.stores.spec import DEFAULT_SUBFOLDING, StoreSpec
 
 WORKERS = 8
@@ -23,10 +26,19 @@ def external_rows(session: Session, schema: str, table: str, where: str = "") ->
     return [ExternalRow(bytes(r[0]), int(r[1]), r[2], r[3], None if r[4] is None else bytes(r[4])) for r in rows]
 
 
-def _bundle_path(folder: Path, store: str, schema: str, row: ExternalRow) -> str:
-    """The bundle's own layout: the store's relative path with DataJoint's default subfolding, whatever the
-    subfolding of the stores it came from or goes to."""
-    return str(folder / "objects" / store / relative_path(schema, row, DEFAULT_SUBFOLDING))
+def _bundle(folder: Path) -> StoreSpec:
+    """The bundle's objects folder, as a store."""
+    return StoreSpec("bundle", "file", str(folder / "objects"))
+
+
+def _in_bundle(store: str, schema: str, row: ExternalRow) -> str:
+    """The bundle's own layout below its objects folder: the store, then the store's relative path with DataJoint's
+    default subfolding, whatever the subfolding of the stores it came from or goes to."""
+    return f"{store}/{relative_path(schema, row, DEFAULT_SUBFOLDING)}"
+
+
+def _as_it_is(job: CopyJob, error: DjshareError) -> DjshareError:
+    return error
 
 
 def save(session: Session, folder: Path, tables: Iterable[tuple[str, str, str]],
@@ -35,20 +47,17 @@ def save(session: Session, folder: Path, tables: Iterable[tuple[str, str, str]],
     returns the number of objects per store."""
     counts: dict[str, int] = {}
     jobs = []
-    inside = FileStore(StoreSpec("bundle", "file", str(folder / "objects")))
+    inside = _bundle(folder)
     for schema, table, condition in tables:
         store = store_of_table(table)
         if store is None:
             continue
         spec = StoreSpec.from_config(store, stores, "exporting")
-        source = open_store(spec)
         for row in external_rows(session, schema, table, condition):
-            jobs.append((source, object_path(spec, schema, row), inside, _bundle_path(folder, store, schema, row), row))
+            job = copy_job(row, spec, schema, inside, schema)
+            jobs.append(replace(job, target_path=_in_bundle(store, schema, row)))
             counts[store] = counts.get(store, 0) + 1
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: copy_checked(*job), jobs))
-    if jobs:
-        inside.flush()
+    copy_checked(jobs, WORKERS, explain=_as_it_is)
     return counts
 
 
@@ -63,14 +72,9 @@ def transfer(source_session: Session, tables: Iterable[tuple[str, str, str]], so
             continue
         from_spec = StoreSpec.from_config(store, source, "exporting")
         to_spec = StoreSpec.from_config(store, target, "target")
-        origin, destination = open_store(from_spec), open_store(to_spec)
-        for row in external_rows(source_session, schema, table, condition):
-            jobs.append((origin, object_path(from_spec, schema, row), destination, object_path(to_spec, schema, row),
-                         row))
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: copy_checked(*job), jobs))
-    for written in {id(job[2]): job[2] for job in jobs}.values():
-        written.flush()
+        jobs += [copy_job(row, from_spec, schema, to_spec, schema)
+                 for row in external_rows(source_session, schema, table, condition)]
+    copy_checked(jobs, WORKERS, explain=_as_it_is)
     return len(jobs)
 
 
@@ -78,20 +82,15 @@ def put(session: Session, folder: Path, tables: Iterable[tuple[str, str]],
         stores: Mapping[str, Mapping[str, Any]]) -> int:
     """Write the bundle's objects of the restored `~external` tables into the target's stores."""
     jobs = []
-    inside = FileStore(StoreSpec("bundle", "file", str(folder / "objects")))
-    targets: dict[str, ObjectStore] = {}
+    inside = _bundle(folder)
     for schema, table in tables:
         store = store_of_table(table)
         if store is None:
             continue
         spec = StoreSpec.from_config(store, stores, "target")
-        target = targets.setdefault(store, open_store(spec))
-        for row in external_rows(session, schema, table):
-            jobs.append((inside, _bundle_path(folder, store, schema, row), target, object_path(spec, schema, row), row))
-    with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(lambda job: copy_checked(*job), jobs))
-    for target in targets.values():
-        target.flush()
+        jobs += [replace(copy_job(row, inside, schema, spec, schema), path=_in_bundle(store, schema, row))
+                 for row in external_rows(session, schema, table)]
+    copy_checked(jobs, WORKERS, explain=_as_it_is)
     return len(jobs)
 
 

@@ -20,11 +20,9 @@ contents hash) and adapted types; both are refused before anything changes.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from djshare.backends.catalog import Column, TableInfo
@@ -33,7 +31,7 @@ from djshare.backends.mariadb_rows import float32, key_condition, row_literal
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
-from djshare.errors import DefinitionMismatchError, DjshareError, IntegrityViolation
+from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.convert import attribute_converter
 from djshare.formats.declare import postgresql_table
 from djshare.formats.heading import Attribute, Heading, headings, mismatch
@@ -45,9 +43,9 @@ from djshare.link.keymap import local_key_pages, local_keys
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
-from djshare.stores.formats.dj014 import ExternalRow, object_path
+from djshare.stores.copying import CopyJob, copy_checked
+from djshare.stores.formats.dj014 import ExternalRow, relative_path
 from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
-from djshare.stores.objects import ObjectStore, Spooled, open_store
 from djshare.sync.actions import Action
 
 WORKERS = 8
@@ -279,66 +277,30 @@ class PostgresLocal:
         report.refreshed += len(keys)
 
     def _bring(self, found: dict[str, list[ExternalRow]], refs: dict[tuple[str, bytes], str]) -> int:
-        """Put each referenced object into its local store in the 2.x layout; fill `refs` (local store, 0.14
-        hash) -> JSON reference. Raises before any row is written if an object is missing or damaged."""
+        """Put each referenced object into its local store in the 2.x layout (an attachment as `name + NUL +
+        contents`: the MD5 0.14 salted its hash with); fill `refs` (local store, 0.14 hash) -> JSON reference.
+        Raises before any row is written if an object is missing or damaged."""
         schema = self.tables.local_schema
-        jobs: list[tuple[ExternalRow, StorePair, Reference]] = []
+        jobs: dict[CopyJob, tuple[ExternalRow, StorePair]] = {}
         for store, rows in found.items():
             pair = self.tables.stores.pairs[store]
             for row in rows:
-                size = row.size + (len(attachment_prefix(row.attachment_name)) if row.kind == "attach"
-                                   and row.attachment_name is not None else 0)
-                reference = Reference.of(row.hash, size, pair.local.name, schema)
-                refs[(pair.local.name, row.hash)] = reference.to_json()
-                jobs.append((row, pair, reference))
-        stores: dict[str, ObjectStore] = {}
-        for _, pair, _ in jobs:
-            stores.setdefault("s:" + pair.source.name, open_store(pair.source))
-            stores.setdefault("l:" + pair.local.name, open_store(pair.local))
-
-        def target_path(pair: StorePair, reference: Reference) -> str:
-            base = pair.local.location.lstrip("/") if pair.local.protocol == "s3" else pair.local.location
-            return f"{base.rstrip('/')}/{reference.path}" if base else reference.path
-
-        new = [(pair.local.name, reference.path) for _, pair, reference in jobs
-               if not stores["l:" + pair.local.name].exists(target_path(pair, reference))]
-        if new:  # entered before they are written, so that gc knows djshare wrote them
-            journal(self.pg, schema, new)
-
-        def copy(job: tuple[ExternalRow, StorePair, Reference]) -> DjshareError | bool:
-            row, pair, reference = job
-            target, origin = stores["l:" + pair.local.name], stores["s:" + pair.source.name]
-            path = target_path(pair, reference)
-            try:
-                if target.exists(path):
-                    return False
-                source_path = object_path(pair.source, self.tables.source.schema, row)
                 prefix = attachment_prefix(row.attachment_name) if row.kind == "attach" and \
                     row.attachment_name is not None else b""
-                data = Spooled(itertools.chain([prefix], origin.read(source_path)))
-                try:
-                    if data.size != reference.size or data.md5.digest() != row.hash:
-                        raise IntegrityViolation(
-                            f"Object {source_path} in {origin.spec.label} has {data.size - len(prefix)} bytes "
-                            f"and MD5 {data.md5.hexdigest()} (with its attachment name), where its ~external row "
-                            f"says {row.size} bytes and {row.hex}.")
-                    target.write(path, data.buffer, data.size)
-                finally:
-                    data.close()
-            except DjshareError as error:
-                return error
-            return True
+                reference = Reference.of(row.hash, row.size + len(prefix), pair.local.name, schema)
+                refs[(pair.local.name, row.hash)] = reference.to_json()
+                source = str(relative_path(self.tables.source.schema, row, pair.source.subfolding))
+                jobs[CopyJob(pair.source, source, pair.local, reference.path, reference.size, row.hash, True,
+                             prefix=prefix, record="its ~external row")] = (row, pair)
 
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            results = list(pool.map(copy, jobs))
-        for (row, pair, _), result in zip(jobs, results, strict=True):
-            if isinstance(result, DjshareError):
-                entity = objects.entity_of(self.source, self.tables, pair.source.name, row.hash)
-                raise type(result)(f"{result} It belongs to {entity}. Nothing was inserted for this batch; re-run "
-                                   "pull after fixing the store.")
-        for key in {k for k in stores if k.startswith("l:")}:
-            stores[key].flush()
-        return sum(1 for r in results if r is True)
+        def explain(job: CopyJob, error: DjshareError) -> DjshareError:
+            row, pair = jobs[job]
+            entity = objects.entity_of(self.source, self.tables, pair.source.name, row.hash)
+            return type(error)(f"{error} It belongs to {entity}. Nothing was inserted for this batch; re-run pull "
+                               "after fixing the store.")
+
+        return copy_checked(list(jobs), self.workers, explain=explain, journal=lambda absent: journal(
+            self.pg, schema, [(job.target.name, job.target_path) for job in absent]))
 
 
 def check_declared(found: list[str], tables: LinkTables) -> None:

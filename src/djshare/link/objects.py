@@ -19,8 +19,9 @@ from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.mariadb_rows import key_condition, literal
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.link.tables import LinkTables, StorePair
-from djshare.stores.formats.dj014 import ExternalRow, copy_checked, external_table, mismatch, object_path
-from djshare.stores.objects import MissingObjectError, ObjectStore, S3Store, Spooled, open_store
+from djshare.stores.copying import CopyJob, copy_checked
+from djshare.stores.formats.dj014 import ExternalRow, copy_job, external_table, mismatch, object_path
+from djshare.stores.objects import MissingObjectError, ObjectStore, Spooled, open_store
 
 JOURNAL = "~djshare_objects"
 WORKERS = 8
@@ -135,56 +136,24 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
         for job, there in zip(jobs, already, strict=True):
             if there and job.row.kind == "filepath":
                 _check_existing(dst(job), job)
-        missing = [job for job, there in zip(jobs, already, strict=True) if not there]
-        if not missing:
-            return 0
+    missing = {(j.pair.local.name, j.local_path): j for j, there in zip(jobs, already, strict=True) if not there}
+    copies = {copy_job(j.row, j.pair.source, tables.source.schema, j.pair.local, tables.local_schema): j
+              for j in missing.values()}
+
+    def journal(absent: list[CopyJob]) -> None:
         with local.transaction("journaling objects"):
-            for start in range(0, len(missing), 1000):
+            for start in range(0, len(absent), 1000):
                 local.execute(
                     f"INSERT INTO {journal_name(tables.local_schema)} (`store`, `hash`, `path`) VALUES ".encode()
                     + b",".join(b"(" + literal(j.pair.local.name) + b",X'" + j.row.hash.hex().encode() + b"',"
-                                + literal(j.local_path) + b")" for j in missing[start:start + 1000])
+                                + literal(j.local_path) + b")" for j in (copies[c] for c in absent[start:start + 1000]))
                     + b" ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
                     doing="journaling objects",
                 )
 
-        def copy(job: _Job) -> DjshareError | None:
-            try:
-                target, origin = dst(job), src(job)
-                copied = False
-                if job.row.kind != "attach" and isinstance(target, S3Store) and isinstance(origin, S3Store) \
-                        and target.can_copy_from(origin):
-                    etag = target.copy_from(origin, job.source_path, job.local_path)
-                    expected = (job.row.contents_hash if job.row.kind == "filepath" else job.row.hash) or b""
-                    if expected and etag == expected.hex():
-                        return None  # verified by the store: its ETag is the MD5 of the copied bytes
-                    copied = True  # not verifiable that way (multipart ETag) or wrong: check the bytes below
-                try:
-                    copy_checked(origin, job.source_path, target, job.local_path, job.row, write=not copied)
-                except IntegrityViolation:
-                    if copied:  # the server-side copy holds wrong bytes: remove it
-                        target.delete(job.local_path)
-                    raise
-            except DjshareError as error:
-                return error
-            return None
-
-        failures = [(job, error) for job, error in zip(missing, pool.map(copy, missing), strict=True) if error]
-    if failures:
-        _unjournal(local, tables, [j for j, _ in failures if _absent(dst(j), j.local_path)])
-        job, error = failures[0]
-        raise explain(job, error)
-    for job in {j.pair.local.name: j for j in missing}.values():
-        dst(job).flush()
-    return len(missing)
-
-
-def _absent(store: ObjectStore, path: str) -> bool:
-    """Whether `path` is surely not in `store` (False where the store cannot be asked)."""
-    try:
-        return not store.exists(path)
-    except DjshareError:
-        return False
+    return copy_checked(list(copies), workers, check_targets=False, journal=journal,
+                        unjournal=lambda failed: _unjournal(local, tables, [copies[c] for c in failed]),
+                        explain=lambda c, error: explain(copies[c], error))
 
 
 def _unjournal(local: Session, tables: LinkTables, jobs: list[_Job]) -> None:

@@ -29,7 +29,7 @@ from djshare.link.gc import pg_objects_lock as objects_lock
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables
-from djshare.stores.copying import CopyJob, copy_checked, full_path
+from djshare.stores.copying import CopyJob, copy_checked
 from djshare.stores.formats.dj2 import (
     HASHED_CODECS,
     SCHEMA_CODECS,
@@ -37,7 +37,6 @@ from djshare.stores.formats.dj2 import (
     hash_path,
     schema_path_rule,
 )
-from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
 from djshare.sync.actions import Action
 
@@ -151,12 +150,8 @@ class PostgresCopy:
                     f"SELECT DISTINCT {column}::text FROM {name(table.schema, table.name)} WHERE {column} IS NOT NULL "
                     "AND ".encode() + where, doing=f"reading references in {table.schema}.{table.name}"):
                 jobs += object_jobs(found, value, source, local, self.tables.local_schema)
-        stores = {job.target.name: open_store(job.target) for job in jobs}
-        new = [(job.target.name, job.target_path) for job in jobs
-               if not stores[job.target.name].exists(full_path(job.target, job.target_path))]
-        if new:
-            journal(self.local, self.tables.local_schema, new)
-        return copy_checked(jobs) if jobs else 0
+        return copy_checked(jobs, journal=lambda absent: journal(
+            self.local, self.tables.local_schema, [(job.target.name, job.target_path) for job in absent]))
 
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Objects first (checked), then master and part rows of `keys` in one local transaction (binary COPY,

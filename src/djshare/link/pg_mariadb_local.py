@@ -7,7 +7,6 @@ rows with the batch's rows. Keys are typed values read from the source per batch
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,7 +15,6 @@ from typing import Any
 from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.backends.mariadb_rows import float32
 from djshare.backends.postgresql import PgSession, key_condition, key_literal, name
-from djshare.errors import IntegrityViolation
 from djshare.formats.heading import Attribute, Heading
 from djshare.link.keymap import local_key_pages, local_keys
 from djshare.link.lock import objects_lock
@@ -24,10 +22,9 @@ from djshare.link.objects import declare_journal, journal_name
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables
-from djshare.stores.copying import full_path
-from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
-from djshare.stores.formats.dj2 import Reference, digest_of
-from djshare.stores.objects import Spooled, open_store
+from djshare.stores.copying import CopyJob, copy_checked, full_path, read_head
+from djshare.stores.formats.dj014 import ExternalRow, external_table, relative_path
+from djshare.stores.formats.dj2 import Reference, attachment_name, attachment_prefix, digest_of
 from djshare.stores.spec import StoreSpec
 from djshare.sync.actions import Action
 
@@ -251,6 +248,7 @@ class MariaDBCopy:
                     reference = Reference.parse(value)
                     found.setdefault(target.store, {})[digest_of(reference.hash)] = (reference, target.codec)
         rows: dict[str, list[ExternalRow]] = {}
+        jobs: dict[CopyJob, ExternalRow] = {}
         for store, wanted in found.items():
             tracking = external_table(self.tables.local_schema, store)
             hashes = list(wanted)
@@ -258,30 +256,27 @@ class MariaDBCopy:
                 f"SELECT `hash` FROM {tracking} WHERE `hash` IN ({', '.join(['%s'] * len(hashes))})", hashes,
                 doing=f"reading {tracking}")}
             source_spec, local_spec = self.specs[store]
-            origin, destination = open_store(source_spec), open_store(local_spec)
-            declare_journal(self.local, self.tables.local_schema)
             for digest in sorted(set(hashes) - have):
                 reference, kind = wanted[digest]
-                data = Spooled(origin.read(full_path(source_spec, reference.path)))
-                try:
-                    if data.size != reference.size or data.md5.digest() != digest:
-                        raise IntegrityViolation(
-                            f"Object {reference.path} in {source_spec.label} has {data.size} bytes and MD5 "
-                            f"{data.md5.hexdigest()}, where its reference says {reference.size} bytes and hash "
-                            f"{reference.hash}. Nothing was inserted for this batch; re-run after fixing the store.")
-                    content = data.buffer.read()
-                finally:
-                    data.close()
-                attachment, _, content = content.partition(b"\0") if kind == "attach" else (b"", b"", content)
-                row = ExternalRow(digest, len(content), attachment.decode() if kind == "attach" else None, None, None)
-                path = object_path(local_spec, self.tables.local_schema, row)
-                if not destination.exists(path):  # journaled before it is written: gc knows djshare wrote it
-                    self.local.execute(f"INSERT INTO {journal_name(self.tables.local_schema)} (`store`, `hash`, "
-                                       "`path`) VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
-                                       (store, digest, path), doing="journaling objects")
-                    destination.write(path, io.BytesIO(content), len(content))
+                filename = attachment_name(read_head(source_spec, reference.path, b"\0")) if kind == "attach" else None
+                skip = len(attachment_prefix(filename)) if filename is not None else 0
+                row = ExternalRow(digest, reference.size - skip, filename, None, None)
+                job = CopyJob(source_spec, reference.path, local_spec,
+                              str(relative_path(self.tables.local_schema, row, local_spec.subfolding)),
+                              reference.size, digest, True, skip=skip)
+                jobs[job] = row
                 rows.setdefault(store, []).append(row)
-            destination.flush()
+        if jobs:
+            declare_journal(self.local, self.tables.local_schema)
+
+        def journal(absent: list[CopyJob]) -> None:  # before the objects are written: gc knows djshare wrote them
+            for job in absent:
+                self.local.execute(f"INSERT INTO {journal_name(self.tables.local_schema)} (`store`, `hash`, `path`) "
+                                   "VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
+                                   (job.target.name, jobs[job].hash, full_path(job.target, job.target_path)),
+                                   doing="journaling objects")
+
+        copy_checked(list(jobs), journal=journal)
         return rows
 
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:

@@ -17,8 +17,8 @@ from pathlib import PurePosixPath
 
 from djshare.backends.catalog import Column
 from djshare.backends.mariadb import quote_name
-from djshare.errors import IntegrityViolation
-from djshare.stores.objects import ObjectStore, Spooled
+from djshare.stores.copying import CopyJob
+from djshare.stores.objects import Spooled
 from djshare.stores.spec import StoreSpec
 
 EXTERNAL = re.compile(r"^:(?P<kind>blob|attach|filepath)@(?P<store>[a-z][\-\w]*):(?P<comment>.*)$", re.DOTALL)
@@ -112,18 +112,12 @@ def mismatch(row: ExternalRow, data: Spooled) -> str:
     return ""
 
 
-def copy_checked(origin: ObjectStore, source_path: str, target: ObjectStore, target_path: str, row: ExternalRow,
-                 write: bool = True) -> None:
-    """Read an object into a bounded buffer, check it against its `~external` row, then (if `write`) write it.
-
-    Raises IntegrityViolation, naming the object and its store, when the bytes do not match the row.
-    """
-    data = Spooled(origin.read(source_path), salt(row))
-    try:
-        problem = mismatch(row, data)
-        if problem:
-            raise IntegrityViolation(f"Object {source_path} in {origin.spec.label} has {problem}.")
-        if write:
-            target.write(target_path, data.buffer, data.size)
-    finally:
-        data.close()
+def copy_job(row: ExternalRow, source: StoreSpec, source_schema: str, target: StoreSpec, target_schema: str
+             ) -> CopyJob:
+    """The checked copy (`stores.copying`) of `row`'s object from `source` (its tables in `source_schema`) to
+    `target` (in `target_schema`): size and MD5 as the `~external` row names them (an attachment's MD5 salted with
+    its name, a filepath's its contents hash where recorded); blobs and attachments are content-addressed."""
+    return CopyJob(source, str(relative_path(source_schema, row, source.subfolding)), target,
+                   str(relative_path(target_schema, row, target.subfolding)), row.size,
+                   row.contents_hash if row.kind == "filepath" else row.hash,
+                   content_addressed=row.kind != "filepath", salt=salt(row), record="its ~external row")

@@ -21,6 +21,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from djshare.errors import IntegrityViolation
+
 HASH_PREFIX = "_hash"
 CODEC = re.compile(r"^:(?P<codec><(?P<name>[a-z]\w*)(@(?P<store>[\w\-]*))?>):", re.IGNORECASE)
 HASHED_CODECS = frozenset({"blob", "attach", "hash"})  # stored at `_hash/` paths when they name a store
@@ -77,6 +79,15 @@ class Reference:
 def attachment_prefix(name: str) -> bytes:
     """What a 2.x attachment object holds before the file's contents."""
     return name.encode("utf-8") + b"\0"
+
+
+def attachment_name(head: bytes) -> str:
+    """The file name a 2.x attachment object starts with (`head`: its first bytes, up to and with the NUL)."""
+    name, nul, _ = head.partition(b"\0")
+    if not nul:
+        raise IntegrityViolation(f"An <attach> object starts with {head[:40]!r}...: no `name + NUL` before its "
+                                 "contents, so it is not a DataJoint 2.x attachment.")
+    return name.decode("utf-8")
 
 
 def codec_of(comment: str) -> tuple[str, str | None] | None:
