@@ -41,10 +41,11 @@ from djshare.backends.catalog import (
 from djshare.backends.mariadb import Session
 from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError
 from djshare.link import delete as deletion
-from djshare.link import objects, outbound
+from djshare.link import outbound
 from djshare.link import stale as staleness
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as run_gc
+from djshare.link.journal import declare_journal
 from djshare.link.lazy import LazySchema, TimedConnection  # noqa: F401 (TimedConnection: importable here for one release)
 from djshare.link.local import (
     DELETION_REQUESTED,
@@ -364,7 +365,7 @@ class Link:
             schema = self.local_schema.schema  # creates the local schema if missing
             subscriber = self.subscriber or subscriber_id(local, self.local_schema.name)
             if stores.columns:
-                objects.declare_journal(local, self.local_schema.name)
+                declare_journal(local, self.local_schema.name)
         cls.table_name = info.name
         cls.definition = master_definition(info, self.store_map)
         for part in parts:

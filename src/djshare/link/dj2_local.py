@@ -37,8 +37,8 @@ from djshare.formats.declare import postgresql_table
 from djshare.formats.heading import Attribute, Heading, headings, mismatch
 from djshare.formats.lineage import Row, lineage_declaration, lineage_upsert
 from djshare.link import objects
-from djshare.link.gc import pg_journal as journal
-from djshare.link.gc import pg_objects_lock as objects_lock
+from djshare.link.journal import pg_journal as journal
+from djshare.link.journal import pg_objects_lock as objects_lock
 from djshare.link.keymap import local_key_pages, local_keys
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes

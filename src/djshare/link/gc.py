@@ -10,8 +10,7 @@ another server's store (same store and schema name: same paths) are never delete
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,19 @@ from typing import Any
 from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import table_names
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.postgresql import PgSession, advisory_lock, name
+from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import table_names as pg_table_names
 from djshare.errors import IntegrityViolation
 from djshare.formats.lineage import LINEAGE_TABLE
+from djshare.link.journal import JOURNAL, PG_JOURNAL, journal_name, objects_lock, pg_objects_lock
+from djshare.link.journal import pg_journal as pg_journal  # noqa: F401 (kept importable here for one release)
 from djshare.link.local import SUBSCRIBER_TABLE
-from djshare.link.lock import objects_lock
-from djshare.link.objects import JOURNAL, journal_name
 from djshare.stores.copying import full_path
 from djshare.stores.formats.dj014 import ExternalRow, external_table, object_path
 from djshare.stores.formats.dj2 import codec_of, is_covered
 from djshare.stores.objects import FileStore, open_store
 from djshare.stores.spec import StoreSpec
 
-PG_JOURNAL = "~djshare_objects"  # on PostgreSQL: (store, path) of each object djshare wrote
 STALE_TEMPORARY = 3600  # seconds: a temporary file untouched this long belongs to a write that was killed
 
 
@@ -117,21 +115,6 @@ def gc(local: Session, schema: str, stores: Mapping[str, Mapping[str, Any]], dry
                 except IntegrityViolation:
                     report.deleted.remove(path)
     return report
-
-
-def pg_objects_lock(pg: PgSession, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
-    """Object copies of pulls and gc in one local schema, one at a time (a lock on the local server)."""
-    return advisory_lock(pg, f"objects/{schema}", timeout, f"Another djshare pull or gc kept the objects of local "
-                         f"schema {schema} busy for more than {timeout:g} s. Try again when it has finished.")
-
-
-def pg_journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -> None:
-    """Record (store, path) of objects djshare is about to write into the local stores."""
-    table = name(schema, PG_JOURNAL)
-    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (store varchar(64) NOT NULL, path text NOT NULL, "
-               "PRIMARY KEY (store, path))")
-    with pg.connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
 
 
 def _pg_references(local: PgSession, schema: str) -> dict[str, set[str]]:

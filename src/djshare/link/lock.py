@@ -35,10 +35,3 @@ def link_lock(session: Session, outbound: OutboundTable, subscriber: str,
         f"Another djshare run (pull, delete or repair) of {outbound.source.full_name} for subscriber "
         f"{subscriber} held the link's lock for more than {timeout:g} s. Wait for it to finish and try again.",
     )
-
-
-def objects_lock(local: Session, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
-    """Object copies of pulls and `gc` in one local schema, one at a time (lock on the local server)."""
-    return named_lock(local, f"objects/{local.address.host}:{local.address.port}/{schema}", timeout,
-                      f"Another djshare pull or gc kept the objects of local schema `{schema}` busy for more than "
-                      f"{timeout:g} s. Try again when it has finished.")

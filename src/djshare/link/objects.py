@@ -10,34 +10,20 @@ most journaled objects that no row references: `djshare gc` removes them.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import key_condition, literal
+from djshare.backends.mariadb_rows import key_condition
 from djshare.errors import DjshareError, IntegrityViolation
+from djshare.link.journal import JOURNAL, declare_journal, forget, journal_name, record  # noqa: F401 (JOURNAL, declare_journal, journal_name: importable here for one release)
 from djshare.link.tables import LinkTables, StorePair
-from djshare.stores.copying import CopyJob, copy_checked
+from djshare.stores.copying import copy_checked
 from djshare.stores.formats.dj014 import ExternalRow, copy_job, external_table, mismatch, object_path
 from djshare.stores.objects import MissingObjectError, ObjectStore, Spooled, open_store
 
-JOURNAL = "~djshare_objects"
 WORKERS = 8
-
-
-def journal_name(schema: str) -> str:
-    return quote_name(schema, JOURNAL)
-
-
-def declare_journal(local: Session, schema: str) -> None:
-    local.execute(
-        f"CREATE TABLE IF NOT EXISTS {journal_name(schema)} (`store` varchar(64) CHARACTER SET ascii NOT NULL, "
-        "`hash` binary(16) NOT NULL, `path` varchar(1024) NOT NULL, "
-        "`created_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`store`, `hash`)) "
-        "COMMENT='djshare: external objects djshare wrote into local stores (gc deletes unreferenced ones)'"
-    )
 
 
 def hex_list(hashes: Sequence[bytes]) -> bytes:
@@ -140,31 +126,13 @@ def bring(source: Session, local: Session, tables: LinkTables, refs: dict[str, l
     copies = {copy_job(j.row, j.pair.source, tables.source.schema, j.pair.local, tables.local_schema): j
               for j in missing.values()}
 
-    def journal(absent: list[CopyJob]) -> None:
-        with local.transaction("journaling objects"):
-            for start in range(0, len(absent), 1000):
-                local.execute(
-                    f"INSERT INTO {journal_name(tables.local_schema)} (`store`, `hash`, `path`) VALUES ".encode()
-                    + b",".join(b"(" + literal(j.pair.local.name) + b",X'" + j.row.hash.hex().encode() + b"',"
-                                + literal(j.local_path) + b")" for j in (copies[c] for c in absent[start:start + 1000]))
-                    + b" ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
-                    doing="journaling objects",
-                )
-
-    return copy_checked(list(copies), workers, check_targets=False, journal=journal,
-                        unjournal=lambda failed: _unjournal(local, tables, [copies[c] for c in failed]),
-                        explain=lambda c, error: explain(copies[c], error))
-
-
-def _unjournal(local: Session, tables: LinkTables, jobs: list[_Job]) -> None:
-    """Remove the journal rows of a refused batch's objects that were never written (best effort: gc would
-    clear them too, as deleting a missing object changes nothing)."""
-    if not jobs:
-        return
-    with contextlib.suppress(DjshareError), local.transaction("removing journal rows of objects never written"):
-        for job in jobs:
-            local.execute(f"DELETE FROM {journal_name(tables.local_schema)} WHERE `store` = %s AND `path` = %s",
-                          (job.pair.local.name, job.local_path), doing="removing journal rows")
+    return copy_checked(
+        list(copies), workers, check_targets=False,
+        journal=lambda absent: record(local, tables.local_schema, [
+            (copies[c].pair.local.name, copies[c].row.hash, copies[c].local_path) for c in absent]),
+        unjournal=lambda failed: forget(local, tables.local_schema, [
+            (copies[c].pair.local.name, copies[c].local_path) for c in failed]),
+        explain=lambda c, error: explain(copies[c], error))
 
 
 def _probe(job: _Job) -> bool:

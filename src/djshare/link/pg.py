@@ -60,8 +60,8 @@ from djshare.formats.dj2_objects import ObjectColumn, object_columns, object_job
 from djshare.formats.heading import differences
 from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_upsert, localized
 from djshare.link.delete import SourceCommands
-from djshare.link.gc import PG_JOURNAL as JOURNAL_TABLE  # noqa: F401 (kept importable for one release)
 from djshare.link.gc import GcReport, gc_postgresql
+from djshare.link.journal import PG_JOURNAL as JOURNAL_TABLE  # noqa: F401 (kept importable for one release)
 from djshare.link.local import SUBSCRIBER_TABLE
 from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
 from djshare.link.outbound import schema_counts as outbound_schema_counts

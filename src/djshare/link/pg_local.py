@@ -24,8 +24,8 @@ from djshare.backends.postgresql import (
     text,
 )
 from djshare.formats.dj2_objects import ObjectColumn, object_jobs
-from djshare.link.gc import pg_journal as journal
-from djshare.link.gc import pg_objects_lock as objects_lock
+from djshare.link.journal import pg_journal as journal
+from djshare.link.journal import pg_objects_lock as objects_lock
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables

@@ -16,9 +16,8 @@ from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.backends.mariadb_rows import float32
 from djshare.backends.postgresql import PgSession, key_condition, key_literal, name
 from djshare.formats.heading import Attribute, Heading
+from djshare.link.journal import declare_journal, objects_lock, record
 from djshare.link.keymap import local_key_pages, local_keys
-from djshare.link.lock import objects_lock
-from djshare.link.objects import declare_journal, journal_name
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables
@@ -269,14 +268,8 @@ class MariaDBCopy:
         if jobs:
             declare_journal(self.local, self.tables.local_schema)
 
-        def journal(absent: list[CopyJob]) -> None:  # before the objects are written: gc knows djshare wrote them
-            for job in absent:
-                self.local.execute(f"INSERT INTO {journal_name(self.tables.local_schema)} (`store`, `hash`, `path`) "
-                                   "VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
-                                   (job.target.name, jobs[job].hash, full_path(job.target, job.target_path)),
-                                   doing="journaling objects")
-
-        copy_checked(list(jobs), journal=journal)
+        copy_checked(list(jobs), journal=lambda absent: record(self.local, self.tables.local_schema, [
+            (job.target.name, jobs[job].hash, full_path(job.target, job.target_path)) for job in absent]))
         return rows
 
     def copy(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:

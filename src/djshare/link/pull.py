@@ -25,7 +25,7 @@ from djshare.backends.mariadb_rows import (
 )
 from djshare.errors import ConfigurationError, DjshareError
 from djshare.link import objects
-from djshare.link.lock import objects_lock
+from djshare.link.journal import objects_lock
 from djshare.link.outbound import OutboundSource
 from djshare.link.protocol import Command, Facts, Outbound, Step, plan
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, PullReport, SourceSide, no_checkpoint
