@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import djshare.stores.formats.dj014
+import djshare.stores.copying
 from djshare import LazySchema, gc
 from djshare.stores.spec import StoreSpec
 from tests.crash import Crash, crash_at
@@ -58,7 +58,7 @@ def test_failure_part_way_through_the_copies(make_store_lab: Any, monkeypatch: p
                                              tmp_path: Path) -> None:
     """Some objects of a batch are written, then one copy fails: no rows, journal has them all, gc cleans."""
     world = make_store_lab("file", "file")
-    real = djshare.stores.formats.dj014.Spooled
+    real = djshare.stores.copying.Spooled
     calls = {"n": 0}
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -69,7 +69,7 @@ def test_failure_part_way_through_the_copies(make_store_lab: Any, monkeypatch: p
 
     Sample = world.linked()
     with monkeypatch.context() as patch:
-        patch.setattr(djshare.stores.formats.dj014, "Spooled", flaky)
+        patch.setattr(djshare.stores.copying, "Spooled", flaky)
         with pytest.raises(Crash):
             Sample().pull()
     assert len(Sample()) == 0
