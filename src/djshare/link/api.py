@@ -39,10 +39,11 @@ from djshare.backends.catalog import (
     to_camel_case,
 )
 from djshare.backends.mariadb import Session
-from djshare.errors import ConfigurationError, DefinitionMismatchError, DjshareError
+from djshare.errors import ConfigurationError, DjshareError
 from djshare.link import delete as deletion
 from djshare.link import outbound
 from djshare.link import stale as staleness
+from djshare.link.dj014 import Dj014Runner
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as run_gc
 from djshare.link.journal import declare_journal
@@ -57,22 +58,16 @@ from djshare.link.local import (
 )
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
-from djshare.link.protocol import Outbound
 from djshare.link.pull import (
     DEFAULT_BATCH,
-    MariaDBLocal,
-    MariaDBSource,
     PullReport,
     checked_options,
     checked_subscriber,
 )
-from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
-from djshare.link.repair import repair as run_repair
 from djshare.link.runner import check_store_map, outbound_schema_name
 from djshare.link.tables import Checkpoint, LinkStores, LinkTables, StorePair, no_checkpoint
-from djshare.progress import progress_bar, rows_progress
-from djshare.restriction import check_where, where_clause
+from djshare.restriction import where_clause
 from djshare.stores.formats.dj014 import external_column
 from djshare.stores.spec import StoreSpec
 
@@ -187,76 +182,26 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
 
         `checkpoint` is called with a step's name after each step commits (fault-injection tests raise in it).
         """
-        size = checked_options(batch_size)[0] if batch_size is not None else None
-        where, matching = self._checked(restrictions, count=dry_run)
-        if matching is not None:  # a dry run of a link not made yet: nothing is declared
-            return PullReport(dry_run=True, would_pull=matching)
-        rt = self._rt()
-        tables = rt.tables
-        self._check_definition(rt)
-        with rt.locked() as (source, local):
-            total = MariaDBSource(source, tables).count_candidates(where)
-            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
-                report = run_pull(MariaDBSource(source, tables), MariaDBLocal(source, local, tables), where,
-                                  batch_size=size or rt.link.batch_size,
-                                  dry_run=dry_run, on_progress=advance, checkpoint=checkpoint)
-            if refresh_changed and not dry_run:
-                found = staleness.find(source, local, tables, where)
-                with progress_bar(f"refresh {tables.source.name}", len(found.stale), progress) as advance:
-                    staleness.refresh(source, local, tables, found, size or rt.link.batch_size, advance,
-                                      checkpoint)
-                report.refreshed, report.objects = found.refreshed, report.objects + found.objects
-            return report
+        return self._runner().pull(*restrictions, dry_run=dry_run, batch_size=batch_size, progress=progress,
+                                   checkpoint=checkpoint, refresh_changed=refresh_changed)
 
     def stale(self, *restrictions: Any, progress: bool = True) -> staleness.StaleReport:
         """Entities pulled here whose source rows (master or parts) changed after the pull, with what changed;
         compared inside both servers. `pull(refresh_changed=True)` brings them over."""
-        where, _ = self._checked(restrictions)
-        rt = self._rt()
-        self._check_definition(rt)
-        with rt.source_schema.session() as source, rt.local_schema.session() as local, \
-                rows_progress(f"compare {rt.tables.source.name}", progress) as report:
-            return staleness.find(source, local, rt.tables, where, report)
+        return self._runner().stale(*restrictions, progress=progress)
 
     @classmethod
-    def _checked(cls, restrictions: tuple[Any, ...], count: bool = False) -> tuple[str, int | None]:
-        """The WHERE clause of `restrictions`, checked by the source server before anything is declared; with
-        `count`, and if the link is not made yet, also how many source entities it matches (else None)."""
-        plan = _plan(cls)
-        link, full_name = cls._link, plan.info.full_name
-        where = where_clause(link.source_schema.connection, full_name, restrictions)
-        with link.source_schema.session() as source:
-            check_where(source, full_name, where)
-            if not count or "_runtime" in cls.__dict__ or plan.linked:
-                return where, None
-            return where, int(source.scalar(f"SELECT COUNT(*) FROM {full_name}{where}", doing=f"counting {full_name}"))
-
-    @staticmethod
-    def _check_definition(rt: _Runtime) -> None:
-        tables = rt.tables
-        if rt.mismatch:
-            raise DefinitionMismatchError(
-                f"The local table {tables.local.full_name} no longer matches the source table "
-                f"{tables.source.full_name}: {'; '.join(rt.mismatch)}. Nothing was pulled. Alter the local table "
-                "to match (or drop it after saving its rows, and let djshare declare it again)."
-            )
+    def _runner(cls) -> Dj014Runner:
+        """The engine's commands for this class (`link.dj014`), made once."""
+        if "_engine" not in cls.__dict__:
+            cls._engine = Dj014Runner(cls.__name__, cls._link, lambda: _plan(cls), cls._rt,
+                                      lambda: "_runtime" in cls.__dict__ or _plan(cls).linked)
+        return cls.__dict__["_engine"]
 
     def repair(self, dry_run: bool = False, progress: bool = True,
                checkpoint: Checkpoint = no_checkpoint) -> RepairReport:
         """Make the outbound table agree with the local table (after a crash, or deletions outside djshare)."""
-        plan = _plan(type(self))
-        if "_runtime" not in type(self).__dict__ and not plan.linked:
-            raise ConfigurationError(f"Nothing to repair: local schema `{self._link.local_schema.name}` has no linked "
-                                     f"table for {plan.info.full_name} (pull makes it). Nothing was changed.")
-        rt = self._rt()
-        with rt.locked() as (source, local):
-            total = int(source.scalar(f"SELECT COUNT(*) FROM {rt.tables.outbound.full_name} WHERE `subscriber` = %s",
-                                      (rt.tables.subscriber,)))
-            total += int(local.scalar(f"SELECT COUNT(*) FROM {rt.tables.local.full_name}"))
-            with progress_bar(f"repair {rt.tables.source.name}", total, progress) as advance:
-                return run_repair(MariaDBSource(source, rt.tables), MariaDBLocal(source, local, rt.tables),
-                                  dry_run=dry_run,
-                                  on_progress=advance, checkpoint=checkpoint)
+        return self._runner().repair(dry_run=dry_run, progress=progress, checkpoint=checkpoint)
 
     def refresh(self) -> int:
         """Bring the DeletionRequested part up to date with the source's requests; returns how many were added."""
@@ -266,20 +211,15 @@ class LinkedTable(dj.Manual, metaclass=_LinkedMeta):
 
     def status(self) -> dict[str, int]:
         """This subscriber's outbound rows by state, and the local row count (as every link kind's `status()`)."""
-        return self.link_status()
+        return self._runner().status()
 
     def gc(self, dry_run: bool = False) -> GcReport:
         """`djshare.gc` of the local schema: objects djshare copied there that no row references any more."""
-        return gc(self._link.local_schema, dry_run)
+        return self._runner().gc(dry_run)
 
     def link_status(self) -> dict[str, int]:
-        """This subscriber's outbound rows by state, and the local row count."""
-        rt = self._rt()
-        with rt.source_schema.session() as source, rt.local_schema.session() as local:
-            counts = outbound.counts(source, rt.tables.outbound).get(rt.tables.subscriber, {})
-            result = {state.value: counts.get(state.value, 0) for state in Outbound}
-            result["local"] = int(local.scalar(f"SELECT COUNT(*) FROM {rt.tables.local.full_name}"))
-            return result
+        """`status()`, by its first name."""
+        return self.status()
 
     def _delete_then_follow(self, do_delete: Any, checkpoint: Checkpoint) -> Any:
         if getattr(self, "_deleting", False):  # DataJoint's cascade calls delete_quick on this same object

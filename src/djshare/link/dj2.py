@@ -46,18 +46,15 @@ from djshare.formats.declare import mariadb_copy
 from djshare.formats.heading import differences
 from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, lineage_declaration, lineage_upsert, localized
 from djshare.link import outbound
-from djshare.link import stale as staleness
 from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
 from djshare.link.local import DELETION_REQUESTED, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
-from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource, PullReport
+from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource
 from djshare.link.runner import LinkRunner, Ready, outbound_schema_name, table_exists
-from djshare.link.stale import StaleReport
-from djshare.link.tables import Checkpoint, LinkTables, LocalSide, SourceSide, no_checkpoint
-from djshare.progress import progress_bar, rows_progress
+from djshare.link.tables import LinkTables, LocalSide, SourceSide
 from djshare.stores.formats import format_of_schema
 
 
@@ -217,34 +214,6 @@ class Dj2Link(LinkRunner):
         """These links copy in-table types only, so there is nothing of theirs to collect; the journal says so."""
         with self.local.session() as local:
             return collect_garbage(local, self.local.name, {}, dry_run)
-
-    def pull(self, *restrictions: Any, dry_run: bool = False, progress: bool = True, batch_size: int | None = None,
-             checkpoint: Checkpoint = no_checkpoint, refresh_changed: bool = False) -> PullReport:
-        """Pull every source entity matching all `restrictions` not held yet; with `refresh_changed`, also bring
-        over the current rows of held entities whose source rows changed after the pull (see `stale`): updated in
-        place, one local transaction per batch, the outbound state unchanged."""
-        report = super().pull(*restrictions, dry_run=dry_run, progress=progress, batch_size=batch_size,
-                              checkpoint=checkpoint)
-        if refresh_changed and not dry_run:
-            ready = self._setup()
-            tables = ready.tables
-            with self.source.session() as source, self.local.session() as local, \
-                    link_lock(source, tables.outbound, tables.subscriber, self.lock_timeout):
-                found = staleness.find(source, local, tables, self._where(restrictions))
-                with progress_bar(f"refresh {tables.source.name}", len(found.stale), progress) as advance:
-                    staleness.refresh(source, local, tables, found, batch_size or self.batch_size, advance,
-                                      checkpoint)
-            report.refreshed, report.part_rows = found.refreshed, report.part_rows + found.part_rows
-        return report
-
-    def stale(self, *restrictions: Any, batch_size: int | None = None, progress: bool = True) -> StaleReport:
-        """Entities held here (pulled, or asked to delete) whose source master or part rows changed after the
-        pull, with what changed; compared inside both servers by the diff engine (segment checksums)."""
-        where, ready = self._checked(restrictions, dry_run=False)
-        self._check_declared(ready)
-        with self.source.session() as source, self.local.session() as local, \
-                rows_progress(f"compare {ready.tables.source.name}", progress) as report:
-            return staleness.find(source, local, ready.tables, where, report)
 
     def _check_declared(self, ready: Ready) -> None:
         if ready.mismatch:

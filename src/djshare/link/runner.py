@@ -15,16 +15,17 @@ from typing import Any
 
 from djshare.backends.mariadb_rows import MARIADB, MariaDB
 from djshare.errors import ConfigurationError
+from djshare.link import stale as staleness
 from djshare.link.delete import listed
 from djshare.link.gc import GcReport
 from djshare.link.protocol import Outbound
-from djshare.link.pull import PullReport, checked_options, checked_subscriber
+from djshare.link.pull import MariaDBLocal, PullReport, checked_options, checked_subscriber
 from djshare.link.pull import pull as run_pull
 from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, Refreshable, SourceSide, no_checkpoint
-from djshare.progress import progress_bar
+from djshare.progress import progress_bar, rows_progress
 from djshare.restriction import sql_restriction
 
 
@@ -122,21 +123,36 @@ class LinkRunner:
         self._check_declared(ready)
         tables = ready.tables
         with self._sides(ready) as (source, local):
-            if refresh_changed and not isinstance(local, Refreshable):
+            if refresh_changed and not isinstance(local, (Refreshable, MariaDBLocal)):
                 raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind "
                                          "of link yet; find them with `djshare diff` on the two tables.")
             total = source.count_candidates(where)
             with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
                 report = run_pull(source, local, where, batch_size=size, dry_run=dry_run, on_progress=advance,
                                   checkpoint=checkpoint)
-            if refresh_changed and not dry_run and isinstance(local, Refreshable):
-                stale = self._stale(source, local, where, size).stale
-                with progress_bar(f"refresh {tables.source.name}", len(stale), progress) as advance:
-                    for start in range(0, len(stale), size):
-                        local.refresh(stale[start:start + size], report, checkpoint)
-                        checkpoint("refresh_local")
-                        advance(len(stale[start:start + size]))
+            if refresh_changed and not dry_run:
+                self._refresh_changed(source, local, where, size, report, progress, checkpoint)
             return report
+
+    def _refresh_changed(self, source: SourceSide, local: LocalSide, where: str, size: int, report: PullReport,
+                         progress: bool, checkpoint: Checkpoint) -> None:
+        """Bring over the current rows of held entities whose source rows changed, `size` at a time."""
+        name = self._setup().tables.source.name
+        if isinstance(local, MariaDBLocal):  # one backend, one format: the diff engine finds them inside both servers
+            found = staleness.find(local.source, local.session, local.tables, where)
+            with progress_bar(f"refresh {name}", len(found.stale), progress) as advance:
+                staleness.refresh(local.source, local.session, local.tables, found, size, advance, checkpoint)
+            report.refreshed += found.refreshed
+            report.part_rows += found.part_rows
+            report.objects += found.objects
+            return
+        assert isinstance(local, Refreshable)
+        stale = self._stale(source, local, where, size).stale
+        with progress_bar(f"refresh {name}", len(stale), progress) as advance:
+            for start in range(0, len(stale), size):
+                local.refresh(stale[start:start + size], report, checkpoint)
+                checkpoint("refresh_local")
+                advance(len(stale[start:start + size]))
 
     def stale(self, *restrictions: Any, batch_size: int | None = None, progress: bool = True) -> StaleReport:
         """Entities held here (pulled, or asked to delete) whose source rows, master or parts, changed after the
@@ -145,6 +161,9 @@ class LinkRunner:
         where, ready = self._checked(restrictions, dry_run=False)
         self._check_declared(ready)
         with self._sides(ready) as (source, local):
+            if isinstance(local, MariaDBLocal):  # compared inside both servers by the diff engine (segment checksums)
+                with rows_progress(f"compare {ready.tables.source.name}", progress) as report:
+                    return staleness.find(local.source, local.session, local.tables, where, report)
             if not isinstance(local, Refreshable):
                 raise ConfigurationError("Stale checks (`djshare diff --link`) are not built for this kind of link "
                                          "yet; compare the tables with `djshare diff`.")
