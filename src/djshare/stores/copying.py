@@ -121,8 +121,8 @@ def _checked(job: CopyJob, origin: ObjectStore) -> Spooled:
         data.close()
         expected = (f"{job.size} bytes" if job.size is not None else "") + (
             (" and " if job.size is not None else "") + f"MD5 {job.md5.hex()}" if job.md5 is not None else "")
-        raise IntegrityViolation(f"Object {job.path} in {job.source.label} has {data.size} bytes and MD5 "
-                                 f"{data.md5.hexdigest()}, where {job.record} says {expected}.")
+        raise IntegrityViolation(f"Object {full_path(job.source, job.path)} in {job.source.label} has {data.size} "
+                                 f"bytes and MD5 {data.md5.hexdigest()}, where {job.record} says {expected}.")
     return data
 
 
@@ -165,7 +165,7 @@ def _present(job: CopyJob, stores: Stores) -> bool:
     if job.content_addressed or _same_bytes(origin, source_path, target, target_path):
         return True
     raise IntegrityViolation(
-        f"{job.target_path} in {job.target.label} exists with other contents than {job.path} in "
+        f"{target_path} in {job.target.label} exists with other contents than {source_path} in "
         f"{job.source.label}. Move the file there away (or link into another store).")
 
 
