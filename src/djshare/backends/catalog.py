@@ -96,6 +96,21 @@ def read_table(session: Session, schema: str, name: str) -> TableInfo:
     return TableInfo(schema, name, columns, tuple(str(r[0]) for r in key), str(comment or ""))
 
 
+def referencing_columns(session: Session, schema: str, table: str) -> list[tuple[str, str, str]]:
+    """(schema, table, column) of every foreign-key column on the server that references `schema`.`table`."""
+    return [(str(s), str(t), str(c)) for s, t, c in session.rows(
+        "SELECT table_schema, table_name, column_name FROM information_schema.key_column_usage "
+        "WHERE referenced_table_schema = %s AND referenced_table_name = %s", (schema, table))]
+
+
+def tables_named(session: Session, prefix: str, except_schema: str) -> list[tuple[str, str]]:
+    """(schema, table) of the server's tables whose names start with `prefix`, outside `except_schema`."""
+    like = prefix.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "%"
+    return [(str(s), str(t)) for s, t in session.rows(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_name LIKE %s "
+        "AND table_schema <> %s", (like, except_schema))]
+
+
 def to_snake_case(class_name: str) -> str:
     """DataJoint's rule: CamelCase class name -> snake_case table name."""
     if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", class_name):

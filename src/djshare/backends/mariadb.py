@@ -7,6 +7,7 @@ travel unchanged between servers in different zones) with utf8mb4. Nothing here 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
@@ -180,3 +181,17 @@ class Session:
 def quote_name(*parts: str) -> str:
     """`schema`.`table` with backticks doubled inside names."""
     return ".".join("`" + part.replace("`", "``") + "`" for part in parts)
+
+
+@contextlib.contextmanager
+def named_lock(session: Session, key: str, timeout: float, busy: str) -> Iterator[None]:
+    """Hold MariaDB named lock `key` (hashed to fit) on `session`; LinkBusyError(busy) after `timeout` s."""
+    name = "djshare:" + hashlib.sha1(key.encode()).hexdigest()[:40]
+    got = session.scalar("SELECT GET_LOCK(%s, %s)", (name, timeout), doing="waiting for a djshare lock")
+    if got != 1:
+        raise LinkBusyError(busy)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            session.scalar("SELECT RELEASE_LOCK(%s)", (name,))

@@ -202,6 +202,21 @@ def table_names(session: PgSession, schema: str) -> set[str]:
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,))}
 
 
+def json_references(session: PgSession, schema: str, table: str, column: str) -> set[tuple[str, str]]:
+    """(store, path) of the references a JSON column holds (DataJoint 2.x's in-store codecs)."""
+    value = f"{name(column)}::jsonb"
+    return {(str(store), str(path)) for store, path in session.rows(
+        f"SELECT DISTINCT {value} ->> 'store', {value} ->> 'path' FROM {name(schema, table)} "
+        f"WHERE {name(column)} IS NOT NULL", doing=f"reading references in {schema}.{table}")}
+
+
+def schemas_with_json(session: PgSession, except_schema: str) -> list[str]:
+    """The database's user schemas, other than `except_schema`, with a json or jsonb column."""
+    return [str(r[0]) for r in session.rows(
+        "SELECT DISTINCT table_schema FROM information_schema.columns WHERE data_type IN ('json', 'jsonb') "
+        "AND table_schema <> %s AND table_schema NOT IN ('pg_catalog', 'information_schema')", (except_schema,))]
+
+
 def foreign_keys(session: PgSession, schemas: list[str] | None = None) -> list[ForeignKey]:
     """The foreign keys whose child tables are in `schemas` (every one the database has, without)."""
     rows = session.rows(  # the catalog: information_schema hides constraints from SELECT-only users

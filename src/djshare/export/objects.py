@@ -10,20 +10,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb import Session
 from djshare.errors import DjshareError
 from djshare.stores.copying import CopyJob, copy_checked
-from djshare.stores.formats.dj014 import ExternalRow, copy_job, object_path, relative_path, store_of_table
+from djshare.stores.formats.dj014 import (
+    ExternalRow,
+    copy_job,
+    external_rows,
+    object_path,
+    relative_path,
+    store_of_table,
+)
 from djshare.stores.objects import open_store
 from djshare.stores.spec import DEFAULT_SUBFOLDING, StoreSpec
 
 WORKERS = 8
-
-
-def external_rows(session: Session, schema: str, table: str, where: str = "") -> list[ExternalRow]:
-    rows = session.rows(f"SELECT `hash`, `size`, `attachment_name`, `filepath`, `contents_hash` FROM "
-                        f"{quote_name(schema, table)}" + (f" WHERE {where}" if where else ""))
-    return [ExternalRow(bytes(r[0]), int(r[1]), r[2], r[3], None if r[4] is None else bytes(r[4])) for r in rows]
 
 
 def _bundle(folder: Path) -> StoreSpec:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb import Session, named_lock, quote_name
 from djshare.backends.mariadb_rows import literal
-from djshare.backends.postgresql import PgSession, advisory_lock, name
-from djshare.link.lock import named_lock
+from djshare.backends.postgresql import PgSession, advisory_lock, name, table_names
 
 JOURNAL = "~djshare_objects"
 PG_JOURNAL = JOURNAL
@@ -59,6 +58,31 @@ def forget(local: Session, schema: str, entries: Sequence[tuple[str, str]]) -> N
                           doing="removing journal rows")
 
 
+def journaled_stores(local: Session, schema: str) -> list[str]:
+    """The stores of MariaDB schema `schema` that journal entries name."""
+    return [str(r[0]) for r in local.rows(f"SELECT DISTINCT `store` FROM {journal_name(schema)} ORDER BY 1")]
+
+
+def journaled_paths(local: Session, schema: str, store: str) -> list[str]:
+    return [str(r[0]) for r in local.rows(f"SELECT `path` FROM {journal_name(schema)} WHERE `store` = %s", (store,))]
+
+
+def unreferenced(local: Session, schema: str, store: str, references: Sequence[tuple[str, str, str]]
+                 ) -> list[tuple[bytes, str]]:
+    """(hash, path) of the journal entries of `store` that no row names in any of `references` ((schema, table,
+    column) holding object hashes)."""
+    conditions = "".join(f" AND NOT EXISTS (SELECT 1 FROM {quote_name(s, t)} WHERE {quote_name(c)} = j.`hash`)"
+                         for s, t, c in references)
+    rows = local.rows(f"SELECT j.`hash`, j.`path` FROM {journal_name(schema)} AS j WHERE j.`store` = %s{conditions}",
+                      (store,))
+    return [(bytes(h), str(p)) for h, p in rows]
+
+
+def forget_object(local: Session, schema: str, store: str, digest: bytes) -> None:
+    """Remove the journal entry of the object `digest` of `store`."""
+    local.execute(f"DELETE FROM {journal_name(schema)} WHERE `store` = %s AND `hash` = %s", (store, digest))
+
+
 def objects_lock(local: Session, schema: str, timeout: float = 600) -> contextlib.AbstractContextManager[None]:
     """Object copies of pulls and `gc` in one local MariaDB schema, one at a time (lock on the local server)."""
     return named_lock(local, f"objects/{local.address.host}:{local.address.port}/{schema}", timeout,
@@ -79,3 +103,14 @@ def pg_journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -
                "PRIMARY KEY (store, path))")
     with pg.connection.cursor() as cursor:
         cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
+
+
+def pg_entries(pg: PgSession, schema: str) -> set[tuple[str, str]]:
+    """(store, path) of every object journaled in PostgreSQL schema `schema` (none where there is no journal)."""
+    if PG_JOURNAL not in table_names(pg, schema):
+        return set()
+    return {(str(s), str(p)) for s, p in pg.rows(f"SELECT store, path FROM {name(schema, PG_JOURNAL)}")}
+
+
+def pg_forget(pg: PgSession, schema: str, store: str, path: str) -> None:
+    pg.execute(f"DELETE FROM {name(schema, PG_JOURNAL)} WHERE store = %s AND path = %s", (store, path))

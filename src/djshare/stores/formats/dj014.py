@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from djshare.backends.catalog import Column
-from djshare.backends.mariadb import quote_name
+from djshare.backends.mariadb import Session, quote_name
 from djshare.stores.copying import CopyJob
 from djshare.stores.objects import Spooled
 from djshare.stores.spec import StoreSpec
@@ -84,6 +84,14 @@ EXTERNAL_PREFIX = "~external_"
 def store_of_table(table: str) -> str | None:
     """The store an `~external_<store>` table tracks (None for other tables)."""
     return table[len(EXTERNAL_PREFIX):] if table.startswith(EXTERNAL_PREFIX) else None
+
+
+def external_rows(session: Session, schema: str, table: str, where: str = "") -> list[ExternalRow]:
+    """The rows of `~external` table `table` in `schema` (`where`: an SQL condition, or "" for all)."""
+    rows = session.rows(f"SELECT `hash`, `size`, `attachment_name`, `filepath`, `contents_hash` FROM "
+                        f"{quote_name(schema, table)}" + (f" WHERE {where}" if where else ""),
+                        doing=f"reading `{schema}`.`{table}`")
+    return [ExternalRow(bytes(r[0]), int(r[1]), r[2], r[3], None if r[4] is None else bytes(r[4])) for r in rows]
 
 
 def object_path(spec: StoreSpec, schema: str, row: ExternalRow) -> str:
