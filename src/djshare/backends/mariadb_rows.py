@@ -15,7 +15,16 @@ from typing import Any
 
 from pymysql.converters import escape_item, escape_string
 
-from djshare.backends.catalog import INTEGER_TYPES, Column, ForeignKey, TableInfo, foreign_keys_to
+from djshare.backends.catalog import (
+    INTEGER_TYPES,
+    Column,
+    ForeignKey,
+    TableInfo,
+    foreign_keys_to,
+    read_table,
+    schema_exists,
+    table_names,
+)
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import DjshareError
 
@@ -253,6 +262,49 @@ class MariaDB:
     def foreign_keys(self, session: Any) -> list[ForeignKey]:
         """Every foreign key the server shows this user."""
         return foreign_keys_to(session)
+
+    # --- catalog and DDL of a link's outbound table (djshare.link.outbound.declare) ---
+
+    transactional_ddl = False  # a failed CREATE leaves what came before it: clean up by hand
+
+    def schema_exists(self, session: Any, schema: str) -> bool:
+        return schema_exists(session, schema)
+
+    def table_names(self, session: Any, schema: str) -> set[str]:
+        return set(table_names(session, schema))
+
+    def table_comment(self, session: Any, schema: str, table: str) -> str | None:
+        return read_table(session, schema, table).comment
+
+    def create_schema(self, schema: str) -> str:
+        return f"CREATE DATABASE IF NOT EXISTS {self.quote(schema)}"
+
+    def drop_schema(self, schema: str) -> str:
+        return f"DROP DATABASE IF EXISTS {self.quote(schema)}"
+
+    def outbound_grants(self, user: str, source_schema: str, outbound_schema: str) -> str:
+        """What the link user needs on the source server to declare and use an outbound table."""
+        return (f"GRANT SELECT, REFERENCES ON {self.quote(source_schema)}.* TO '{user}'@'%'; "
+                f"GRANT ALL PRIVILEGES ON {self.quote(outbound_schema)}.* TO '{user}'@'%'")
+
+    def outbound_table(self, schema: str, table: str, source: TableInfo, states: Sequence[str],
+                       comment: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """The statements (with their parameters) declaring an outbound table of `source`: one row per subscriber
+        and source key, its state one of `states`, a foreign key to the source table keeping held rows there."""
+        keys = self.key_names(source)
+        columns = ",\n  ".join(f"{self.quote(c.name)} {c.column_type}" + (f" COLLATE {c.collation}" if c.collation
+                                                                          else "") + " NOT NULL"
+                               for c in source.key_columns)
+        state = "enum(" + ",".join(self.text(s) for s in states) + ")"
+        return [(f"CREATE TABLE IF NOT EXISTS {self.quote(schema, table)} (\n"
+                 f"  `subscriber` varchar(64) CHARACTER SET ascii NOT NULL,\n  {columns},\n"
+                 f"  `state` {state} NOT NULL,\n"
+                 "  `changed_at` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),\n"
+                 f"  PRIMARY KEY (`subscriber`, {keys}),\n"
+                 f"  KEY `source_key` ({keys}),\n"
+                 f"  FOREIGN KEY ({keys}) REFERENCES {self.table(source)} ({keys})\n"
+                 "    ON UPDATE RESTRICT ON DELETE RESTRICT\n"
+                 ") ENGINE=InnoDB COMMENT=%s", (comment,))]
 
     def commented(self, session: Any, prefix: str, schema: str | None = None) -> list[tuple[str, str, str]]:
         """(schema, table, comment) of the tables whose comment starts with `prefix` (in `schema`, or anywhere)."""

@@ -357,6 +357,44 @@ class PostgreSQL(MariaDB):
     def foreign_keys(self, session: Any) -> list[ForeignKey]:
         return foreign_keys(session)
 
+    transactional_ddl = True  # a failed CREATE rolls back with its transaction: nothing to clean up
+
+    def schema_exists(self, session: Any, schema: str) -> bool:
+        return bool(session.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)))
+
+    def table_names(self, session: Any, schema: str) -> set[str]:
+        return table_names(session, schema)
+
+    def table_comment(self, session: Any, schema: str, table: str) -> str | None:
+        found = session.scalar("SELECT obj_description(%s::regclass, 'pg_class')", (name(schema, table),))
+        return None if found is None else str(found)
+
+    def create_schema(self, schema: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {name(schema)}"  # needs CREATE on the database
+
+    def drop_schema(self, schema: str) -> str:
+        return f"DROP SCHEMA IF EXISTS {name(schema)}"
+
+    def outbound_grants(self, user: str, source_schema: str, outbound_schema: str) -> str:
+        user = name(user)
+        return (f"GRANT USAGE ON SCHEMA {name(source_schema)} TO {user}; GRANT SELECT, REFERENCES ON ALL TABLES IN "
+                f"SCHEMA {name(source_schema)} TO {user}; CREATE SCHEMA IF NOT EXISTS {name(outbound_schema)} "
+                f"AUTHORIZATION {user}")
+
+    def outbound_table(self, schema: str, table: str, source: TableInfo, states: Sequence[str],
+                       comment: str) -> list[tuple[str, tuple[Any, ...]]]:
+        keys, full_name = key_names(source), name(schema, table)
+        return [
+            (f"CREATE TABLE IF NOT EXISTS {full_name} (subscriber varchar(64) NOT NULL, "
+             + "".join(f"{name(c.name)} {c.column_type} NOT NULL, " for c in source.key_columns)
+             + f"state varchar(24) NOT NULL CHECK (state IN ({', '.join(text(s) for s in states)})), "
+             "changed_at timestamptz NOT NULL DEFAULT now(), "
+             f"PRIMARY KEY (subscriber, {keys}), FOREIGN KEY ({keys}) REFERENCES {name(source.schema, source.name)} "
+             f"({keys}) ON UPDATE RESTRICT ON DELETE RESTRICT)", ()),
+            (f"CREATE INDEX IF NOT EXISTS {name(table[:50] + '_source_key')} ON {full_name} ({keys})", ()),
+            (f"COMMENT ON TABLE {full_name} IS {text(comment)}", ()),
+        ]
+
     def commented(self, session: Any, prefix: str, schema: str | None = None) -> list[tuple[str, str, str]]:
         return [(str(a), str(b), str(c)) for a, b, c in session.rows(
             "SELECT n.nspname, c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON "

@@ -8,19 +8,19 @@ its WHERE. The table's declaration is the backend's own (MariaDB here, PostgreSQ
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from djshare.backends.catalog import TableInfo, read_table, schema_exists, table_names
-from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.catalog import TableInfo
+from djshare.backends.mariadb import quote_name
 from djshare.backends.mariadb_rows import MARIADB, MariaDB, column_list
 from djshare.errors import ConfigurationError, MissingPrivilegeError
 from djshare.link.protocol import STEP_GUARD, Outbound, Step
 
 COMMENT_PREFIX = "djshare outbound of "
-STATE_TYPE = "enum(" + ",".join(f"'{s.value}'" for s in Outbound) + ")"
 MAX_NAME = 64
 
 
@@ -52,50 +52,33 @@ class OutboundTable:
         return column_list(self.source.key_columns)
 
 
-def declare(session: Session, outbound: OutboundTable) -> None:
-    """Create the outbound schema and table if missing; check an existing one belongs to this source."""
-    source = outbound.source
-    grants = (
-        f"GRANT SELECT, REFERENCES ON `{source.schema}`.* TO '{session.address.user}'@'%'; "
-        f"GRANT ALL PRIVILEGES ON `{outbound.schema}`.* TO '{session.address.user}'@'%'"
-    )
+def declare(session: Any, outbound: OutboundTable, sql: MariaDB = MARIADB) -> None:
+    """Create the outbound schema and table on the source server (backend `sql`) if missing; check that an existing
+    one belongs to this source. A missing privilege leaves nothing behind and names the grants the link user needs."""
+    source, table = outbound.source, sql.quote(outbound.schema, outbound.name)
+    comment = COMMENT_PREFIX + sql.table(source)  # the source table as its server names it
+    grants = sql.outbound_grants(session.address.user, source.schema, outbound.schema)
     created_schema = False
     try:
-        if not schema_exists(session, outbound.schema):
-            session.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(outbound.schema)}",
-                            doing=f"creating the outbound schema `{outbound.schema}`")
-            created_schema = True
-        if outbound.name not in table_names(session, outbound.schema):
-            key_columns = ",\n  ".join(
-                f"{quote_name(c.name)} {c.column_type}" + (f" COLLATE {c.collation}" if c.collation else "")
-                + " NOT NULL"
-                for c in source.key_columns
-            )
-            session.execute(
-                f"CREATE TABLE IF NOT EXISTS {outbound.full_name} (\n"
-                f"  `subscriber` varchar(64) CHARACTER SET ascii NOT NULL,\n  {key_columns},\n"
-                f"  `state` {STATE_TYPE} NOT NULL,\n"
-                "  `changed_at` timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),\n"
-                f"  PRIMARY KEY (`subscriber`, {outbound.key_names}),\n"
-                f"  KEY `source_key` ({outbound.key_names}),\n"
-                f"  FOREIGN KEY ({outbound.key_names}) REFERENCES {source.full_name} ({outbound.key_names})\n"
-                "    ON UPDATE RESTRICT ON DELETE RESTRICT\n"
-                f") ENGINE=InnoDB COMMENT=%s",
-                (outbound.comment,),
-                doing=f"creating the outbound table {outbound.full_name}",
-            )
+        with session.transaction(f"creating the outbound table {table}") if sql.transactional_ddl \
+                else contextlib.nullcontext():
+            if not sql.schema_exists(session, outbound.schema):
+                session.execute(sql.create_schema(outbound.schema),
+                                doing=f"creating the outbound schema {sql.quote(outbound.schema)}")
+                created_schema = True
+            if outbound.name not in sql.table_names(session, outbound.schema):
+                for statement, args in sql.outbound_table(outbound.schema, outbound.name, source,
+                                                          [s.value for s in Outbound], comment):
+                    session.execute(statement, args or None, doing=f"creating the outbound table {table}")
+            existing = sql.table_comment(session, outbound.schema, outbound.name)
+            if existing != comment:
+                raise ConfigurationError(
+                    f"{table} exists but is not the outbound table of {sql.table(source)} (its comment says "
+                    f"{existing!r}). Use another LINK_OUTBOUND schema for this link.")
     except MissingPrivilegeError as error:
-        if created_schema:  # leave nothing behind
-            session.execute(f"DROP DATABASE IF EXISTS {quote_name(outbound.schema)}")
-        raise MissingPrivilegeError(
-            f"{error} The link user needs: {grants}", grant=grants
-        ) from error
-    existing = read_table(session, outbound.schema, outbound.name)
-    if existing.comment != outbound.comment:
-        raise ConfigurationError(
-            f"{outbound.full_name} exists but is not the outbound table of {source.full_name} "
-            f"(its comment says {existing.comment!r}). Use another LINK_OUTBOUND schema for this link."
-        )
+        if created_schema and not sql.transactional_ddl:  # leave nothing behind
+            session.execute(sql.drop_schema(outbound.schema))
+        raise MissingPrivilegeError(f"{error} The link user needs: {grants}", grant=grants) from None
 
 
 UPDATES: dict[Step, Outbound] = {

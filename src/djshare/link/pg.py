@@ -45,15 +45,12 @@ from djshare.backends.postgresql import (
     PgSession,
     advisory_lock,
     enum_labels,
-    key_names,
     name,
     table_names,
-    text,
 )
 from djshare.errors import (
     ConfigurationError,
     DefinitionMismatchError,
-    MissingPrivilegeError,
 )
 from djshare.formats.declare import postgresql_copy
 from djshare.formats.dj2_objects import ObjectColumn, object_columns, object_jobs  # noqa: F401
@@ -63,10 +60,9 @@ from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport, gc_postgresql
 from djshare.link.journal import PG_JOURNAL as JOURNAL_TABLE  # noqa: F401 (kept importable for one release)
 from djshare.link.local import SUBSCRIBER_TABLE
-from djshare.link.outbound import COMMENT_PREFIX, OutboundSource, OutboundTable
+from djshare.link.outbound import OutboundSource, OutboundTable, declare
 from djshare.link.outbound import schema_counts as outbound_schema_counts
 from djshare.link.pg_local import Objects, PostgresCopy, digests, entity_rows  # noqa: F401 (importable here for one release)
-from djshare.link.protocol import Outbound
 from djshare.link.pull import DEFAULT_BATCH
 from djshare.link.runner import LinkRunner, Ready, check_store_map, outbound_schema_name, table_exists
 from djshare.link.tables import LinkTables, LocalSide, SourceSide
@@ -117,42 +113,8 @@ class PostgresSchema:
 
 
 def declare_outbound(pg: PgSession, outbound: OutboundTable) -> None:
-    """Create the outbound schema and table if missing; check an existing one belongs to this source. A missing
-    privilege is reported with the grants the link user needs."""
-    source = outbound.source
-    table = name(outbound.schema, outbound.name)
-    comment = COMMENT_PREFIX + name(source.schema, source.name)
-    user = name(pg.address.user)
-    grants = (f"GRANT USAGE ON SCHEMA {name(source.schema)} TO {user}; GRANT SELECT, REFERENCES ON ALL TABLES IN "
-              f"SCHEMA {name(source.schema)} TO {user}; CREATE SCHEMA IF NOT EXISTS {name(outbound.schema)} "
-              f"AUTHORIZATION {user}")
-    try:
-        _declare_outbound(pg, outbound, table, comment)
-    except MissingPrivilegeError as error:  # DDL is transactional here: nothing was left behind
-        raise MissingPrivilegeError(f"{error} The link user needs: {grants}", grant=grants) from None
-
-
-def _declare_outbound(pg: PgSession, outbound: OutboundTable, table: str, comment: str) -> None:
-    source = outbound.source
-    keys = key_names(source)
-    states = ", ".join(text(s.value) for s in Outbound)
-    with pg.transaction(f"creating the outbound table {table}"):
-        if not pg.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (outbound.schema,)):
-            pg.execute(f"CREATE SCHEMA {name(outbound.schema)}")  # needs CREATE on the database
-        pg.execute(
-            f"CREATE TABLE IF NOT EXISTS {table} (subscriber varchar(64) NOT NULL, "
-            + "".join(f"{name(c.name)} {c.column_type} NOT NULL, " for c in source.key_columns)
-            + f"state varchar(24) NOT NULL CHECK (state IN ({states})), "
-            "changed_at timestamptz NOT NULL DEFAULT now(), "
-            f"PRIMARY KEY (subscriber, {keys}), FOREIGN KEY ({keys}) REFERENCES {name(source.schema, source.name)} "
-            f"({keys}) ON UPDATE RESTRICT ON DELETE RESTRICT)")
-        pg.execute(f"CREATE INDEX IF NOT EXISTS {name(outbound.name[:50] + '_source_key')} ON {table} ({keys})")
-        existing = pg.scalar("SELECT obj_description(%s::regclass, 'pg_class')", (table,))
-        if existing is None:
-            pg.execute(f"COMMENT ON TABLE {table} IS {text(comment)}")
-        elif existing != comment:
-            raise ConfigurationError(f"{table} exists but is not the outbound table of {source.schema}.{source.name} "
-                                     f"(its comment says {existing!r}). Use another LINK_OUTBOUND schema.")
+    """`outbound.declare` on PostgreSQL (kept by this name for one release)."""
+    declare(pg, outbound, POSTGRESQL)
 
 
 def link_lock(pg: PgSession, tables: LinkTables, timeout: float) -> contextlib.AbstractContextManager[None]:
