@@ -282,6 +282,15 @@ class MariaDB:
     def drop_schema(self, schema: str) -> str:
         return f"DROP DATABASE IF EXISTS {self.quote(schema)}"
 
+    def subscriber_table(self, schema: str, table: str, subscriber: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """Statements making the one-row table `schema`.`table` hold a subscriber name (`subscriber` unless it holds one
+        already: the fixed key makes concurrent first uses agree on one name)."""
+        full_name = self.quote(schema, table)
+        return [(f"CREATE TABLE IF NOT EXISTS {full_name} (`one` tinyint NOT NULL PRIMARY KEY, "
+                 "`subscriber` varchar(64) CHARACTER SET ascii NOT NULL) "
+                 "COMMENT='djshare: the name this schema uses as a subscriber of source servers'", ()),
+                (f"INSERT IGNORE INTO {full_name} VALUES (1, %s)", (subscriber,))]
+
     def outbound_grants(self, user: str, source_schema: str, outbound_schema: str) -> str:
         """What the link user needs on the source server to declare and use an outbound table."""
         return (f"GRANT SELECT, REFERENCES ON {self.quote(source_schema)}.* TO '{user}'@'%'; "

@@ -375,6 +375,13 @@ class PostgreSQL(MariaDB):
     def drop_schema(self, schema: str) -> str:
         return f"DROP SCHEMA IF EXISTS {name(schema)}"
 
+    def subscriber_table(self, schema: str, table: str, subscriber: str) -> list[tuple[str, tuple[Any, ...]]]:
+        full_name = name(schema, table)
+        return [(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}", ()),
+                (f"CREATE TABLE IF NOT EXISTS {full_name} (one smallint PRIMARY KEY, subscriber varchar(64) NOT NULL)",
+                 ()),
+                (f"INSERT INTO {full_name} VALUES (1, %s) ON CONFLICT DO NOTHING", (subscriber,))]
+
     def outbound_grants(self, user: str, source_schema: str, outbound_schema: str) -> str:
         user = name(user)
         return (f"GRANT USAGE ON SCHEMA {name(source_schema)} TO {user}; GRANT SELECT, REFERENCES ON ALL TABLES IN "

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from djshare.backends.catalog import Column, TableInfo
-from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import MARIADB, MariaDB
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.heading import differences  # noqa: F401 (kept importable here for one release)
 
@@ -129,14 +130,10 @@ def check_matches(local: TableInfo, source: TableInfo, stores: StoreMap | None =
         )
 
 
-def subscriber_id(local: Session, schema: str) -> str:
+def subscriber_id(local: Any, schema: str, sql: MariaDB = MARIADB) -> str:
     """This local schema's name on source servers: `<schema>-<random>`, made once and kept in a one-row
-    hidden table (the fixed key makes concurrent first uses agree on one name)."""
-    table = quote_name(schema, SUBSCRIBER_TABLE)
-    local.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} (`one` tinyint NOT NULL PRIMARY KEY, "
-        "`subscriber` varchar(64) CHARACTER SET ascii NOT NULL) "
-        "COMMENT='djshare: the name this schema uses as a subscriber of source servers'"
-    )
-    local.execute(f"INSERT IGNORE INTO {table} VALUES (1, %s)", (f"{schema[:40]}-{uuid.uuid4().hex[:12]}",))
-    return str(local.scalar(f"SELECT `subscriber` FROM {table} WHERE `one` = 1"))
+    hidden table of the local schema (on the local backend `sql`)."""
+    for statement, args in sql.subscriber_table(schema, SUBSCRIBER_TABLE, f"{schema[:40]}-{uuid.uuid4().hex[:12]}"):
+        local.execute(statement, args or None, doing=f"naming the subscriber of {sql.quote(schema)}")
+    return str(local.scalar(f"SELECT {sql.quote('subscriber')} FROM {sql.quote(schema, SUBSCRIBER_TABLE)} "
+                            f"WHERE {sql.quote('one')} = 1"))

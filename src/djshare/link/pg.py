@@ -31,7 +31,6 @@ rows no subscriber holds any more; a subscriber answers by deleting locally and 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -59,7 +58,7 @@ from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_
 from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport, gc_postgresql
 from djshare.link.journal import PG_JOURNAL as JOURNAL_TABLE  # noqa: F401 (kept importable for one release)
-from djshare.link.local import SUBSCRIBER_TABLE
+from djshare.link.local import subscriber_id as local_subscriber_id
 from djshare.link.outbound import OutboundSource, OutboundTable, declare
 from djshare.link.outbound import schema_counts as outbound_schema_counts
 from djshare.link.pg_local import Objects, PostgresCopy, digests, entity_rows  # noqa: F401 (importable here for one release)
@@ -139,13 +138,8 @@ def schema_counts(pg: PgSession, outbound_schema: str) -> list[tuple[str, str, d
 
 
 def subscriber_id(pg: PgSession, schema: str) -> str:
-    """This local schema's name on source servers, made once and kept in a one-row hidden table."""
-    table = name(schema, SUBSCRIBER_TABLE)
-    pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}")
-    pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (one smallint PRIMARY KEY, subscriber varchar(64) NOT NULL)")
-    pg.execute(f"INSERT INTO {table} VALUES (1, %s) ON CONFLICT DO NOTHING",
-               (f"{schema[:40]}-{os.urandom(6).hex()}",))
-    return str(pg.scalar(f"SELECT subscriber FROM {table} WHERE one = 1"))
+    """`link.local.subscriber_id` on PostgreSQL (kept by this name for one release)."""
+    return local_subscriber_id(pg, schema, POSTGRESQL)
 
 
 def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store_map: Mapping[str, str]) -> list[str]:
