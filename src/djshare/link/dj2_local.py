@@ -20,22 +20,22 @@ contents hash) and adapted types; both are refused before anything changes.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import float32, key_condition, row_literal
+from djshare.backends.mariadb_rows import key_condition, row_literal
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.convert import attribute_converter
 from djshare.formats.declare import postgresql_table
-from djshare.formats.heading import Attribute, Heading, headings, mismatch
+from djshare.formats.heading import Heading, headings, mismatch
 from djshare.formats.lineage import Row, lineage_declaration, lineage_upsert
+from djshare.formats.values import compared_on_postgresql, to_postgresql
 from djshare.link import objects
 from djshare.link.journal import pg_journal as journal
 from djshare.link.journal import pg_objects_lock as objects_lock
@@ -45,7 +45,7 @@ from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
 from djshare.stores.copying import CopyJob, copy_checked
 from djshare.stores.formats.dj014 import ExternalRow, relative_path
-from djshare.stores.formats.dj2 import Reference, attachment_prefix, digest_of
+from djshare.stores.formats.dj2 import Reference, attachment_prefix
 from djshare.sync.actions import Action
 
 WORKERS = 8
@@ -82,24 +82,6 @@ def _select(table: TableInfo, columns: Sequence[Column]) -> str:
                      for c in columns)
 
 
-def _compared(target: Attribute, value: Any, local: bool = False) -> Any:
-    """A source value (`local`: a local one) in the one form `stale_keys` compares: objects by their MD5."""
-    if value is None:
-        return None
-    if target.kind == "ref":
-        return digest_of(str((json.loads(value) if isinstance(value, str) else value)["hash"])) if local \
-            else bytes(value)
-    if target.kind == "uuid":
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(bytes=bytes(value))
-    if target.sql_type == "real":
-        return float32(float(value))
-    if target.label == "json" or target.sql_type == "jsonb":
-        return json.loads(value) if isinstance(value, (str, bytes)) else value
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return value.rstrip(" ") if isinstance(value, str) else value
-
-
 class PostgresLocal:
     """The local side of a link whose local tables are a DataJoint 2.x schema on PostgreSQL."""
 
@@ -110,19 +92,8 @@ class PostgresLocal:
         self.workers = workers
         self.stranded: list[tuple[Any, ...]] = []
 
-    def _convert(self, target: Attribute, value: Any, refs: Mapping[tuple[str, bytes], str]) -> Any:
-        if value is None:
-            return None
-        if target.kind == "uuid":
-            return uuid.UUID(bytes=bytes(value))
-        if target.kind == "ref":
-            return refs[(target.store, bytes(value))]
-        if target.kind == "char":
-            return value.rstrip(" ")
-        return value
-
     def _key_of(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(self._convert(t, v, {}) for t, v in zip(self.local[0].key, values, strict=True))
+        return tuple(to_postgresql(t, v, {}) for t, v in zip(self.local[0].key, values, strict=True))
 
     def _typed(self, keys: list[bytes]) -> dict[tuple[Any, ...], bytes]:
         """Typed key values (as this side holds them) of source key literals."""
@@ -178,7 +149,7 @@ class PostgresLocal:
         try:
             with self.pg.connection.cursor() as cursor, cursor.copy(f"COPY {into} ({columns}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([self._convert(t, v, refs) for t, v in zip(table.columns, row, strict=True)])
+                    copy.write_row([to_postgresql(t, v, refs) for t, v in zip(table.columns, row, strict=True)])
                     copied += 1
         except DjshareError:
             raise
@@ -224,7 +195,8 @@ class PostgresLocal:
                     f"SELECT {row_literal(source.key_columns)}, {_select(table.source, table.source.columns)} FROM "
                     f"{table.source.full_name} WHERE ".encode() + where, doing=f"reading {table.source.full_name}"):
                 theirs.setdefault(bytes(found[0]), []).append(
-                    (table.source.name, *(_compared(t, v) for t, v in zip(table.columns, found[1:], strict=True))))
+                    (table.source.name, *(compared_on_postgresql(t, v)
+                                          for t, v in zip(table.columns, found[1:], strict=True))))
             if not typed:
                 continue
             for found in self.pg.rows(
@@ -234,7 +206,7 @@ class PostgresLocal:
                 literal = typed.get(self._key_of(found[:len(master.key)]))
                 if literal is not None:
                     mine.setdefault(literal, []).append((table.source.name, *(
-                        _compared(t, v, local=True) for t, v in zip(table.columns, found[len(master.key):],
+                        compared_on_postgresql(t, v, local=True) for t, v in zip(table.columns, found[len(master.key):],
                                                                      strict=True))))
         mine = {k: v for k, v in mine.items() if any(r[0] == source.name for r in v)}
         differ = [k for k in keys if k in mine and sorted(mine[k], key=repr) != sorted(theirs.get(k, []), key=repr)]

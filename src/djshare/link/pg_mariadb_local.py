@@ -7,15 +7,14 @@ rows with the batch's rows. Keys are typed values read from the source per batch
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from djshare.backends.mariadb import Session, quote_name, translated
-from djshare.backends.mariadb_rows import float32
 from djshare.backends.postgresql import PgSession, key_condition, key_literal, name
-from djshare.formats.heading import Attribute, Heading
+from djshare.formats.heading import Heading
+from djshare.formats.values import compared_on_mariadb, key_on_mariadb, to_mariadb
 from djshare.link.journal import declare_journal, objects_lock, record
 from djshare.link.keymap import local_key_pages, local_keys
 from djshare.link.pull import PullReport
@@ -26,45 +25,6 @@ from djshare.stores.formats.dj014 import ExternalRow, external_table, relative_p
 from djshare.stores.formats.dj2 import Reference, attachment_name, attachment_prefix, digest_of
 from djshare.stores.spec import StoreSpec
 from djshare.sync.actions import Action
-
-
-def _local_value(target: Attribute, value: Any) -> Any:
-    """A source value as the local MariaDB column takes it."""
-    if value is None:
-        return None
-    if target.kind == "uuid":
-        return value.bytes if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).bytes
-    if target.kind == "json":
-        return json.dumps(value)
-    if target.kind == "bool":
-        return int(value)
-    if target.kind == "ref":
-        return digest_of(str((json.loads(value) if isinstance(value, str) else value)["hash"]))
-    return value
-
-
-def _comparable(target: Attribute, value: Any) -> Any:
-    """A key value read from either side, in one form."""
-    if value is None:
-        return None
-    if target.kind == "uuid":
-        return bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else uuid.UUID(str(value)).bytes
-    if isinstance(value, str):
-        return value.rstrip(" ")  # CHAR: MariaDB drops trailing spaces, PostgreSQL pads
-    return value
-
-
-def _compared(target: Attribute, value: Any) -> Any:
-    """A value as `stale` compares it: the local form of a source value and a local value alike."""
-    if value is None:
-        return None
-    if target.kind == "json":
-        return json.loads(value) if isinstance(value, (str, bytes)) else value
-    if target.sql_type == "float":
-        return float32(float(value))
-    if isinstance(value, (bytearray, memoryview)):
-        return bytes(value)
-    return value.rstrip(" ") if isinstance(value, str) else value
 
 
 class MariaDBCopy:
@@ -78,7 +38,7 @@ class MariaDBCopy:
         self.stranded: list[tuple[Any, ...]] = []
 
     def _key(self, values: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(_comparable(t, v) for t, v in zip(self.declared[0].key, values, strict=True))
+        return tuple(key_on_mariadb(t, v) for t, v in zip(self.declared[0].key, values, strict=True))
 
     def _source_keys(self, condition: bytes, args: Sequence[Any] | None = None) -> dict[tuple[Any, ...], bytes]:
         source = self.tables.source
@@ -127,7 +87,7 @@ class MariaDBCopy:
                                           f"{name(source.schema, source.name)} WHERE ".encode() + where,
                                           doing=f"reading {source.schema}.{source.name}"):
                 theirs.setdefault(bytes(found[0]), []).append(
-                    (source.name, *(_compared(t, _local_value(t, v)) for t, v in zip(table.columns, found[1:],
+                    (source.name, *(compared_on_mariadb(t, to_mariadb(t, v)) for t, v in zip(table.columns, found[1:],
                                                                                      strict=True))))
             if not typed:
                 continue
@@ -140,8 +100,8 @@ class MariaDBCopy:
                 literal = typed.get(self._key(found[:len(self.declared[0].key)]))
                 if literal is not None:
                     mine.setdefault(literal, []).append(
-                        (source.name, *(_compared(t, v) for t, v in zip(table.columns, found[len(self.declared[0]
-                                                                                                .key):], strict=True))))
+                        (source.name, *(compared_on_mariadb(t, v) for t, v in
+                                        zip(table.columns, found[len(self.declared[0].key):], strict=True))))
         return ({k: sorted(v, key=repr) for k, v in theirs.items()},
                 {k: sorted(v, key=repr) for k, v in mine.items() if self._has_master(v)})
 
@@ -184,7 +144,7 @@ class MariaDBCopy:
         """Delete the part rows of these entities that the source no longer has."""
         master = self.declared[0]
         positions = [i for i, c in enumerate(table.columns) if c.name in table.source.primary_key]
-        wanted = {tuple(_comparable(table.columns[i], row[i]) for i in positions) for row in rows}
+        wanted = {tuple(key_on_mariadb(table.columns[i], row[i]) for i in positions) for row in rows}
         typed = list(self._source_keys(key_condition(self.tables.source, keys)))
         if not typed:
             return
@@ -195,7 +155,7 @@ class MariaDBCopy:
         present = local.rows(f"SELECT {names} FROM {table.full_name} WHERE ({master_names}) IN "
                              f"({', '.join([row] * len(typed))})", [v for key in typed for v in key])
         for found in present:
-            if tuple(_comparable(c, v) for c, v in zip(part_key, found, strict=True)) not in wanted:
+            if tuple(key_on_mariadb(c, v) for c, v in zip(part_key, found, strict=True)) not in wanted:
                 local.execute(f"DELETE FROM {table.full_name} WHERE " + " AND ".join(
                     f"{quote_name(c.name)} <=> %s" for c in part_key), list(found),
                     doing=f"deleting a dropped row of {table.full_name}")
@@ -203,7 +163,7 @@ class MariaDBCopy:
     def _source_rows(self, table: Heading, where: bytes) -> list[list[Any]]:
         source = table.source
         columns = ", ".join(name(c.name) for c in source.columns)
-        return [[_local_value(t, v) for t, v in zip(table.columns, row, strict=True)]
+        return [[to_mariadb(t, v) for t, v in zip(table.columns, row, strict=True)]
                 for row in self.source.rows(f"SELECT {columns} FROM {name(source.schema, source.name)} WHERE "
                                             .encode() + where, doing=f"reading {source.schema}.{source.name}")]
 
