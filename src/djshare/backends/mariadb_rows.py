@@ -352,4 +352,4 @@ MARIADB = MariaDB()  # stateless: one for everyone
 def exact(column: Column) -> str:
     """The column as a SELECT expression whose value reaches Python exactly: MariaDB sends FLOAT as text with
     six significant digits, so FLOAT is widened to DOUBLE (exact) on the server."""
-    return f"CAST(`{column.name}` AS DOUBLE)" if column.data_type == "float" else f"`{column.name}`"
+    return f"CAST({quote_name(column.name)} AS DOUBLE)" if column.data_type == "float" else quote_name(column.name)

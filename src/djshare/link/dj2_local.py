@@ -24,9 +24,9 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from djshare.backends.catalog import Column, TableInfo
+from djshare.backends.catalog import Column
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import key_condition, row_literal
+from djshare.backends.mariadb_rows import exact, key_condition, row_literal
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
@@ -76,10 +76,9 @@ def declare(pg: PgSession, tables: LinkTables, local: tuple[Heading, ...], linea
     return found
 
 
-def _select(table: TableInfo, columns: Sequence[Column]) -> str:
-    """Source columns as the driver should send them (FLOAT widened to DOUBLE: its text form is exact)."""
-    return ", ".join(f"CAST({quote_name(c.name)} AS DOUBLE)" if c.data_type == "float" else quote_name(c.name)
-                     for c in columns)
+def _select(columns: Sequence[Column]) -> str:
+    """Source columns as the driver should send them (`backends.mariadb_rows.exact`: FLOAT widened to DOUBLE)."""
+    return ", ".join(exact(c) for c in columns)
 
 
 class PostgresLocal:
@@ -99,7 +98,7 @@ class PostgresLocal:
         """Typed key values (as this side holds them) of source key literals."""
         source = self.tables.source
         rows = self.source.rows(
-            f"SELECT {row_literal(source.key_columns)}, {_select(source, source.key_columns)} FROM {source.full_name} "
+            f"SELECT {row_literal(source.key_columns)}, {_select(source.key_columns)} FROM {source.full_name} "
             "WHERE ".encode() + key_condition(source, keys), doing=f"reading keys of {source.full_name}")
         return {self._key_of(row[1:]): bytes(row[0]) for row in rows}
 
@@ -121,7 +120,7 @@ class PostgresLocal:
         def on_source(typed: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], bytes]:
             row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
             found = self.source.rows(
-                f"SELECT {row_literal(source.key_columns)}, {_select(source, source.key_columns)} FROM "
+                f"SELECT {row_literal(source.key_columns)}, {_select(source.key_columns)} FROM "
                 f"{source.full_name} WHERE ({', '.join(quote_name(c.name) for c in source.key_columns)}) IN "
                 f"({', '.join([row] * len(typed))})",
                 [v.bytes if isinstance(v, uuid.UUID) else v for key in typed for v in key],
@@ -142,7 +141,7 @@ class PostgresLocal:
     def _copy_into(self, table: Heading, where: bytes, into: str, refs: Mapping[tuple[str, bytes], str]) -> int:
         """Stream the source rows of `table` matching `where` into the PostgreSQL table `into` (COPY)."""
         source = table.source
-        rows = self.source.stream(f"SELECT {_select(source, source.columns)} FROM {source.full_name} WHERE "
+        rows = self.source.stream(f"SELECT {_select(source.columns)} FROM {source.full_name} WHERE "
                                   .encode() + where, doing=f"reading {source.full_name}")
         columns = ", ".join(name(c.name) for c in table.columns)
         copied = 0
@@ -192,7 +191,7 @@ class PostgresLocal:
         row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
         for table in self.local:
             for found in self.source.rows(
-                    f"SELECT {row_literal(source.key_columns)}, {_select(table.source, table.source.columns)} FROM "
+                    f"SELECT {row_literal(source.key_columns)}, {_select(table.source.columns)} FROM "
                     f"{table.source.full_name} WHERE ".encode() + where, doing=f"reading {table.source.full_name}"):
                 theirs.setdefault(bytes(found[0]), []).append(
                     (table.source.name, *(compared_on_postgresql(t, v)
