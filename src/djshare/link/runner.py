@@ -1,8 +1,10 @@
-"""Pull, repair, status and stale checks of one link, for links built without DataJoint classes
-(`crossformat.CrossLink`, `dj2.Dj2Link`, `pg.PgLink`, `pg_mariadb.PgToMariaDBLink`): a subclass says how to set
-the link up once and how to open its two sides under the link's lock; the loops (`pull.pull`, `repair.repair`)
-and the protocol are the same for every link. Stale checks and `pull(refresh_changed=True)` work where the local
-side is `Refreshable` (it compares held entities with the source and refreshes them in place).
+"""The one engine: pull, repair, status, stale checks and refresh of one link, for every kind (`crossformat.CrossLink`,
+`dj2.Dj2Link`, `pg.PgLink`, `pg_mariadb.PgToMariaDBLink`, and the 0.14 facade's classes through `dj014.Dj014Runner`):
+a subclass says how to set the link up once and how to open its two sides under the link's lock; the loops
+(`pull.pull`, `repair.repair`) and the protocol are the same for every link. Stale checks and
+`pull(refresh_changed=True)` are chosen by what the local side can do: a MariaDB side on the source's backend
+(`pull.MariaDBLocal`) is compared by the diff engine inside both servers (`link.stale`), a `Refreshable` one compares
+held entities itself, page by page, and refreshes them in place.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ class LinkRunner:
 
     def gc(self, dry_run: bool = False) -> GcReport:
         """Delete the objects djshare copied into the local stores that no local row references any more (never
-        objects it did not write); see `djshare.link.gc` (MariaDB) and `djshare.link.pg.gc` (PostgreSQL)."""
+        objects it did not write); see `djshare.link.gc` (`gc` on MariaDB, `gc_postgresql` on PostgreSQL)."""
         raise NotImplementedError
 
     def status(self) -> dict[str, int]:
