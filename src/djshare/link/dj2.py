@@ -44,12 +44,12 @@ from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.formats.convert import LAYOUTS, refuse_in_store
 from djshare.formats.declare import mariadb_copy
 from djshare.formats.heading import differences
-from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, lineage_declaration, lineage_upsert, localized
+from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, localized
 from djshare.link import outbound
 from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
-from djshare.link.local import DELETION_REQUESTED, subscriber_id
+from djshare.link.local import DELETION_REQUESTED, create_local, subscriber_id
 from djshare.link.lock import link_lock
 from djshare.link.outbound import OutboundTable
 from djshare.link.pull import DEFAULT_BATCH, MariaDBLocal, MariaDBSource
@@ -131,18 +131,9 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
     """Create the local tables and (2.x layout) lineage where missing; return how existing local tables differ
     from the source (empty when they match)."""
     schema = tables.local_schema
-    existing = set(table_names(local, schema))
     lineage = source_lineage(source, tables, source_format) if layout == "dj2" else []
-    with local.transaction(f"declaring the local tables in `{schema}`"):
-        local.execute(f"USE {quote_name(schema)}")
-        for name, statement in statements.items():
-            if name not in existing:
-                local.execute(statement, doing=f"creating the local table `{schema}`.`{name}`")
-        if lineage:
-            if LINEAGE_TABLE not in existing:
-                local.execute(lineage_declaration(schema), doing=f"declaring `{schema}`.`~lineage`")
-            for row in lineage:
-                local.execute(lineage_upsert(schema), row)
+    create_local(local, schema, {name: [statement] for name, statement in statements.items()}, lineage,
+                 [f"USE {quote_name(schema)}"])  # the source's CREATE TABLE names its table without a schema
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(read_table(local, schema, table.name), table,

@@ -27,19 +27,20 @@ from typing import Any
 from djshare.backends.catalog import Column
 from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.mariadb_rows import exact, key_condition, row_literal
-from djshare.backends.postgresql import PgSession, name
+from djshare.backends.postgresql import POSTGRESQL, PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.convert import attribute_converter
 from djshare.formats.declare import postgresql_table
 from djshare.formats.heading import Heading, headings, mismatch
-from djshare.formats.lineage import Row, lineage_declaration, lineage_upsert
+from djshare.formats.lineage import Row
 from djshare.formats.values import compared_on_postgresql, to_postgresql
 from djshare.link import objects
 from djshare.link.journal import pg_journal as journal
 from djshare.link.journal import pg_objects_lock as objects_lock
 from djshare.link.keymap import local_key_pages, local_keys
+from djshare.link.local import create_local
 from djshare.link.pull import PullReport
 from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
@@ -62,14 +63,9 @@ def declare(pg: PgSession, tables: LinkTables, local: tuple[Heading, ...], linea
     """Create the local schema and tables where missing and record their `~lineage` rows; return how existing
     tables differ from the source (empty when they match)."""
     master = local[0]
-    with pg.transaction(f"declaring the local tables in schema {tables.local_schema}"):
-        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(tables.local_schema)}")
-        for table in local:
-            for statement in postgresql_table(table, None if table is master else master):
-                pg.execute(statement)
-        pg.execute(lineage_declaration(tables.local_schema, "postgresql"))
-        for row in lineage:
-            pg.execute(lineage_upsert(tables.local_schema, "postgresql"), row)
+    create_local(pg, tables.local_schema, {t.source.name: postgresql_table(t, None if t is master else master)
+                                           for t in local}, lineage,
+                 [f"CREATE SCHEMA IF NOT EXISTS {name(tables.local_schema)}"], POSTGRESQL)
     found = []
     for table in local:
         found += mismatch(table, pg_read_table(pg, tables.local_schema, table.source.name))

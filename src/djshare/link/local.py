@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.mariadb_rows import MARIADB, MariaDB
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.heading import differences  # noqa: F401 (kept importable here for one release)
+from djshare.formats.lineage import Row, lineage_declaration, lineage_upsert
 
 SPECIAL_TYPE = re.compile(r"^:(?P<type>[^:]+):(?P<comment>.*)$", re.DOTALL)
 DELETION_REQUESTED = "deletion_requested"  # the local part table listing the source's deletion requests
@@ -137,3 +138,21 @@ def subscriber_id(local: Any, schema: str, sql: MariaDB = MARIADB) -> str:
         local.execute(statement, args or None, doing=f"naming the subscriber of {sql.quote(schema)}")
     return str(local.scalar(f"SELECT {sql.quote('subscriber')} FROM {sql.quote(schema, SUBSCRIBER_TABLE)} "
                             f"WHERE {sql.quote('one')} = 1"))
+
+
+def create_local(session: Any, schema: str, statements: Mapping[str, Sequence[str]], lineage: Sequence[Row] = (),
+                 before: Sequence[str] = (), sql: MariaDB = MARIADB) -> None:
+    """Declare a link's local tables on backend `sql`, in one transaction: the `before` statements (the schema, the
+    stores' tables), each table's statements where the table does not exist yet (table name -> statements), then its
+    `~lineage` rows (replacing the origins recorded for the same attributes)."""
+    existing = sql.table_names(session, schema)
+    with session.transaction(f"declaring the local tables in {sql.quote(schema)}"):
+        for statement in before:
+            session.execute(statement, doing=f"declaring the local tables in {sql.quote(schema)}")
+        for table, declared in statements.items():
+            for statement in declared if table not in existing else ():
+                session.execute(statement, doing=f"creating the local table {sql.quote(schema, table)}")
+        if lineage:
+            session.execute(lineage_declaration(schema, sql.name_of), doing=f"declaring {sql.quote(schema)}'s ~lineage")
+            for row in lineage:
+                session.execute(lineage_upsert(schema, sql.name_of), row, doing="recording ~lineage")

@@ -54,10 +54,11 @@ from djshare.errors import (
 from djshare.formats.declare import postgresql_copy
 from djshare.formats.dj2_objects import ObjectColumn, object_columns, object_jobs  # noqa: F401
 from djshare.formats.heading import differences
-from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_upsert, localized
+from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link.delete import SourceCommands
 from djshare.link.gc import GcReport, gc_postgresql
 from djshare.link.journal import PG_JOURNAL as JOURNAL_TABLE  # noqa: F401 (kept importable for one release)
+from djshare.link.local import create_local
 from djshare.link.local import subscriber_id as local_subscriber_id
 from djshare.link.outbound import OutboundSource, OutboundTable, declare
 from djshare.link.outbound import schema_counts as outbound_schema_counts
@@ -146,23 +147,15 @@ def declare_local(source: PgSession, local: PgSession, tables: LinkTables, store
     """Create the local tables and lineage where missing, in one transaction; return how existing local tables
     differ from the source (empty when they match)."""
     schema = tables.local_schema
-    existing = table_names(local, schema)
-    statements = [s for t in (tables.source, *tables.source_parts) if t.name not in existing
-                  for s in postgresql_copy(t, None if t is tables.source else tables.source, schema, store_map,
-                                           lambda kind: enum_labels(source, kind))]
+    statements = {t.name: postgresql_copy(t, None if t is tables.source else tables.source, schema, store_map,
+                                          lambda kind: enum_labels(source, kind))
+                  for t in (tables.source, *tables.source_parts)}
     names = {t.name for t in (tables.source, *tables.source_parts)}
     lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "
                                     f"{name(tables.source.schema, LINEAGE_TABLE)}"),
                         tables.source.schema, schema, names) \
         if LINEAGE_TABLE in table_names(source, tables.source.schema) else []
-    with local.transaction(f"declaring the local tables in schema {schema}"):
-        local.execute(f"CREATE SCHEMA IF NOT EXISTS {name(schema)}")
-        for statement in statements:
-            local.execute(statement)
-        if lineage:
-            local.execute(lineage_declaration(schema, "postgresql"))
-            for row in lineage:
-                local.execute(lineage_upsert(schema, "postgresql"), row)
+    create_local(local, schema, statements, lineage, [f"CREATE SCHEMA IF NOT EXISTS {name(schema)}"], POSTGRESQL)
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(postgres.read_table(local, schema, table.name), table, lambda c: (c.data_type, c.nullable))

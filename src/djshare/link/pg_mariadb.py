@@ -41,11 +41,11 @@ from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.formats.convert import LAYOUTS, attribute_converter
 from djshare.formats.declare import external_declaration, mariadb_table
 from djshare.formats.heading import Heading, headings, mismatch
-from djshare.formats.lineage import LINEAGE_TABLE, lineage_declaration, lineage_upsert, localized
+from djshare.formats.lineage import LINEAGE_TABLE, localized
 from djshare.link.dj2 import MariaDBSchema
 from djshare.link.gc import GcReport
 from djshare.link.gc import gc as collect_garbage
-from djshare.link.local import subscriber_id
+from djshare.link.local import create_local, subscriber_id
 from djshare.link.outbound import OutboundTable
 from djshare.link.pg import PostgresSchema, PostgresSource, declare_outbound, link_lock, part_tables, table_name
 from djshare.link.pg_mariadb_local import MariaDBCopy
@@ -66,21 +66,14 @@ def declare(local: Session, tables: LinkTables, declared: tuple[Heading, ...],
             lineage: Sequence[tuple[str, str, str]] = ()) -> list[str]:
     """Create the local tables (and, for 2.x's layout, `~lineage` rows) where missing; return how existing ones
     differ (empty when they match)."""
-    found = []
-    present = table_names(local, tables.local_schema)
-    if lineage:
-        local.execute(lineage_declaration(tables.local_schema), doing="declaring ~lineage")
-        for row in lineage:
-            local.execute(lineage_upsert(tables.local_schema), row, doing="recording ~lineage")
-    for store in sorted({c.store for t in declared for c in t.columns if c.kind == "ref"}):
-        local.execute(external_declaration(tables.local_schema, store), doing=f"declaring ~external_{store}")
-    for table in declared:
-        if table.source.name not in present:
-            local.execute(mariadb_table(table, None if table is declared[0] else declared[0]),
-                          doing=f"declaring {table.full_name}")
-            continue
-        found += mismatch(table, read_table(local, tables.local_schema, table.source.name))
-    return found
+    schema = tables.local_schema
+    present = set(table_names(local, schema))
+    create_local(local, schema, {t.source.name: [mariadb_table(t, None if t is declared[0] else declared[0])]
+                                 for t in declared}, lineage,
+                 [external_declaration(schema, store)
+                  for store in sorted({c.store for t in declared for c in t.columns if c.kind == "ref"})])
+    return [m for t in declared if t.source.name in present
+            for m in mismatch(t, read_table(local, schema, t.source.name))]
 
 
 class PgToMariaDBLink(LinkRunner):
