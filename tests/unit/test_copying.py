@@ -11,6 +11,7 @@ import pytest
 
 from djshare.errors import IntegrityViolation
 from djshare.stores.copying import CopyJob, copy_checked, read_head
+from djshare.stores.formats.dj014 import ExternalRow, copy_job, relative_path
 from djshare.stores.formats.dj2 import attachment_name
 from djshare.stores.objects import MissingObjectError
 from djshare.stores.spec import StoreSpec
@@ -130,3 +131,25 @@ def test_without_target_checks_every_job_is_written(tmp_path: Path) -> None:
     a, b = stores(tmp_path)
     put(a, "one", b"1")
     assert copy_checked([CopyJob(a, "one", b, "one", 1)], check_targets=False) == 1
+
+
+def test_0_14_objects_copy_as_their_external_rows_say(tmp_path: Path) -> None:
+    """`dj014.copy_job`: a blob and an attachment (hash salted with its name) are content-addressed below the schema;
+    a filepath keeps its path, is checked by its contents hash, and a different file already there is refused (an
+    export's restore or direct copy never overwrites a file the target lab keeps there)."""
+    a, b = stores(tmp_path)
+    blob, attached = b"blob bytes", b"file contents"
+    rows = [ExternalRow(md5(blob), len(blob), None, None, None),
+            ExternalRow(md5(b"notes.txt\0" + attached), len(attached), "notes.txt", None, None),
+            ExternalRow(md5(b"raw/run1.dat"), 4, None, "raw/run1.dat", md5(b"1234"))]
+    for row, data in zip(rows, (blob, attached, b"1234"), strict=True):
+        put(a, str(relative_path("lab", row, a.subfolding)), data)
+    jobs = [copy_job(row, a, "lab", b, "lab_copy") for row in rows]
+    assert [j.content_addressed for j in jobs] == [True, True, False]
+    assert jobs[2].target_path == "raw/run1.dat" and jobs[0].target_path.startswith("lab_copy/")
+    assert copy_checked(jobs) == 3
+    assert held(b, jobs[1].target_path) == attached  # the name is in the path and the row, not in the bytes
+    put(b, "raw/run1.dat", b"4321")
+    with pytest.raises(IntegrityViolation, match="raw/run1.dat in .* exists with other contents"):
+        copy_checked([jobs[2]])
+    assert held(b, "raw/run1.dat") == b"4321"
