@@ -519,6 +519,40 @@ def test_export_bundle_carries_external_objects(make_store_lab: Any, servers: li
     target.execute(f"DROP DATABASE `{lab.source_schema}`")
 
 
+def test_export_restore_keeps_a_different_file_at_a_filepath(make_store_lab: Any, servers: list[Any], s3: S3Server,
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restore never overwrites a file the target's store already keeps at a filepath's path: it stops naming
+    both, removes the tables it had created, and the file stays as it was."""
+    from djshare import export
+    from djshare.sql.connection import ServerAddress
+
+    world = make_store_lab(fill=False)
+    lab = world.lab
+    staged = Path(world.source_stores["src_raw"]["stage"]) / "session" / "raw_0.dat"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    staged.write_bytes(b"run 0 of the lab")
+    world.pipeline["Raw"].insert1({"raw_id": 0, "raw": str(staged)})
+    monkeypatch.setitem(dj.config, "database.host", lab.source.address)
+    monkeypatch.setitem(dj.config, "database.user", lab.source.admin_user)
+    monkeypatch.setitem(dj.config, "database.password", lab.source.admin_password)
+    dj.config["stores"] = dict(world.source_stores)
+    work = lab.source_schema + "_work"
+    with export.capture("paper-raw", "a", schema=work):
+        world.pipeline["Raw"].fetch()
+    export.write("paper-raw", tmp_path / "bundle", schema=work, progress=False)
+    archive = {name: store("file", f"keep_{name}", s3, tmp_path, "") for name in ("src_blobs", "src_files", "src_raw")}
+    theirs = Path(archive["src_raw"]["location"]) / "session" / "raw_0.dat"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"the archive's own run 0")
+    target = servers[2]
+    address = ServerAddress(target.host, target.port, target.admin_user, target.admin_password)
+    with pytest.raises(IntegrityViolation, match="session/raw_0.dat in .* exists with other contents.*removed the"):
+        export.restore(tmp_path / "bundle", address, progress=False, stores=archive)
+    assert theirs.read_bytes() == b"the archive's own run 0"
+    assert target.query("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                        (lab.source_schema,)) == []
+
+
 def test_export_script_copies_and_checks_objects(make_store_lab: Any, servers: list[Any], s3: S3Server,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
