@@ -535,7 +535,7 @@ def test_export_restore_keeps_a_different_file_at_a_filepath(make_store_lab: Any
     monkeypatch.setitem(dj.config, "database.host", lab.source.address)
     monkeypatch.setitem(dj.config, "database.user", lab.source.admin_user)
     monkeypatch.setitem(dj.config, "database.password", lab.source.admin_password)
-    dj.config["stores"] = dict(world.source_stores)
+    monkeypatch.setitem(dj.config, "stores", dict(world.source_stores))
     work = lab.source_schema + "_work"
     with export.capture("paper-raw", "a", schema=work):
         world.pipeline["Raw"].fetch()
