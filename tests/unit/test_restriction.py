@@ -10,7 +10,7 @@ import pytest
 
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.mariadb_rows import MARIADB
-from djshare.backends.postgresql import POSTGRESQL
+from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import RestrictionError
 from djshare.restriction import sql_restriction
 

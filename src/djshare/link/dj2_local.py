@@ -27,9 +27,10 @@ from typing import Any
 from djshare.backends.catalog import Column
 from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.mariadb_rows import exact, key_condition, row_literal
-from djshare.backends.postgresql import POSTGRESQL, PgSession, name
+from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
+from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.convert import attribute_converter
 from djshare.formats.declare import postgresql_table

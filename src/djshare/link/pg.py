@@ -40,13 +40,13 @@ from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress, read_credentials
 from djshare.backends.catalog import TableInfo
 from djshare.backends.postgresql import (
-    POSTGRESQL,
     PgSession,
     advisory_lock,
     enum_labels,
     name,
     table_names,
 )
+from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import (
     ConfigurationError,
     DefinitionMismatchError,

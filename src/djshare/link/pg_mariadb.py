@@ -36,7 +36,8 @@ from typing import Any
 from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.postgresql import POSTGRESQL, PgSession, name
+from djshare.backends.postgresql import PgSession, name
+from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.formats.convert import LAYOUTS, attribute_converter
 from djshare.formats.declare import external_declaration, mariadb_table

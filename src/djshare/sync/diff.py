@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import TableInfo, read_table
 from djshare.backends.mariadb import Session
-from djshare.backends.postgresql import PostgreSQL
+from djshare.backends.postgresql_sql import PostgreSQL
 from djshare.errors import DjshareError
 from djshare.sync.actions import Action
 from djshare.sync.segments import Segment, Summary, differing, leaf, split

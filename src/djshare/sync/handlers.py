@@ -23,7 +23,7 @@ from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table
 from djshare.backends.mariadb import Session
 from djshare.backends.mariadb_rows import MariaDB
-from djshare.backends.postgresql import PostgreSQL
+from djshare.backends.postgresql_sql import PostgreSQL
 from djshare.errors import DjshareError
 from djshare.sync.actions import KINDS, Action, Binary
 from djshare.sync.sources import Table

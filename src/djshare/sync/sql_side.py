@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from djshare.backends.catalog import INTEGER_TYPES, TableInfo
 from djshare.backends.mariadb_rows import MariaDB, split_literal
-from djshare.backends.postgresql import PostgreSQL
+from djshare.backends.postgresql_sql import PostgreSQL
 from djshare.sync.actions import Binary
 from djshare.sync.segments import Segment, Summary
 
