@@ -315,3 +315,12 @@ def advisory_lock(pg: PgSession, key: str, timeout: float, busy: str) -> Iterato
     finally:
         with contextlib.suppress(Exception):
             pg.scalar("SELECT pg_advisory_unlock(%s)", (number,))
+
+
+def __getattr__(attribute: str) -> Any:
+    """`PostgreSQL` and `POSTGRESQL` moved to `backends.postgresql_sql`; importable from here for one release."""
+    if attribute in ("PostgreSQL", "POSTGRESQL"):
+        from djshare.backends import postgresql_sql
+
+        return getattr(postgresql_sql, attribute)
+    raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
