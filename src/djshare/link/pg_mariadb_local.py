@@ -23,6 +23,7 @@ from djshare.link.tables import Checkpoint, LinkTables
 from djshare.stores.copying import CopyJob, copy_checked, full_path, read_head
 from djshare.stores.formats.dj014 import ExternalRow, external_table, relative_path
 from djshare.stores.formats.dj2 import Reference, attachment_name, attachment_prefix, digest_of
+from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
 from djshare.sync.actions import Action
 
@@ -215,9 +216,11 @@ class MariaDBCopy:
                 f"SELECT `hash` FROM {tracking} WHERE `hash` IN ({', '.join(['%s'] * len(hashes))})", hashes,
                 doing=f"reading {tracking}")}
             source_spec, local_spec = self.specs[store]
+            origin = open_store(source_spec)  # one client for the attachments' names
             for digest in sorted(set(hashes) - have):
                 reference, kind = wanted[digest]
-                filename = attachment_name(read_head(source_spec, reference.path, b"\0")) if kind == "attach" else None
+                filename = attachment_name(read_head(source_spec, reference.path, b"\0", store=origin)) \
+                    if kind == "attach" else None
                 skip = len(attachment_prefix(filename)) if filename is not None else 0
                 row = ExternalRow(digest, reference.size - skip, filename, None, None)
                 job = CopyJob(source_spec, reference.path, local_spec,

@@ -225,10 +225,11 @@ def copy_checked(jobs: Sequence[CopyJob], workers: int = WORKERS, *, check_targe
     return len(absent)
 
 
-def read_head(spec: StoreSpec, path: str, until: bytes, limit: int = 4096) -> bytes:
+def read_head(spec: StoreSpec, path: str, until: bytes, limit: int = 4096, store: ObjectStore | None = None) -> bytes:
     """The first bytes of the object at `path` (below the store's location), up to and including `until`'s first
-    occurrence or `limit` bytes, read without reading the rest (a 2.x attachment's `name + NUL`)."""
-    chunks = open_store(spec).read(full_path(spec, path))
+    occurrence or `limit` bytes, read without reading the rest (a 2.x attachment's `name + NUL`). `store`: the
+    spec's store, already open (one client for many reads)."""
+    chunks = (store or open_store(spec)).read(full_path(spec, path))
     head = b""
     try:
         for chunk in chunks:
