@@ -202,6 +202,8 @@ def test_preview_draws_the_slice_as_png(exporting: ExportLab, tmp_path: Path) ->
     from PIL import Image
 
     from djshare.export import diagram
+    from djshare.export.captures import recorded
+    from djshare.export.selection import select
 
     run_analysis(exporting.pipeline, "paper-p", exporting.work)
     with pytest.raises(DjshareError, match=r"name it \*.svg or \*.png"):
@@ -210,8 +212,7 @@ def test_preview_draws_the_slice_as_png(exporting: ExportLab, tmp_path: Path) ->
     counts = export.preview("paper-p", schema=exporting.work, diagram=tmp_path / "slice.png")
     image = Image.open(tmp_path / "slice.png").convert("RGB")
     with exporting.session() as session:
-        selection = compute(session, export.api.captured(exporting.pipeline["Unit"].connection, "paper-p",
-                                                          exporting.work), exporting.work)
+        selection = select(session, recorded(session.address, "paper-p", exporting.work), exporting.work)
         drawn = diagram.layout(selection.graph, selection.counts)
     assert image.size == (drawn.width, drawn.height) and len(drawn.boxes) == len(counts) == 8
     fill = tuple(int(diagram.FILL[i:i + 2], 16) for i in (1, 3, 5))
@@ -353,9 +354,10 @@ def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
     assert loaded.returncode == 0, loaded.stderr.decode()
     with lab.session() as source, Session(ServerAddress(target.host, target.port, target.admin_user,
                                                         target.admin_password)) as there:
-        from djshare.export.capture import captured
+        from djshare.export.captures import recorded
+        from djshare.export.selection import select
 
-        selection = compute(source, captured(p["lab"].connection, "paper-s", lab.work), lab.work)
+        selection = select(source, recorded(source.address, "paper-s", lab.work), lab.work)
         for table in selection.graph.tables:
             assert _digest(there, table) == _digest(source, table, selection.where(table)), table
         assert there.rows(f"SELECT lab FROM `{lab.core}`.`#lab` WHERE lab LIKE 'o%'") == [(awkward,)]

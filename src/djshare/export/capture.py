@@ -37,33 +37,20 @@ import datajoint as dj
 from datajoint.fetch import Fetch, Fetch1
 
 from djshare.defaults import CAPTURE_SCHEMA
-from djshare.errors import DjshareError
-from djshare.export import active, decided
+from djshare.export import active, captures, decided
+from djshare.export.captures import OPEN_TABLE, TABLE, CaptureSummary  # noqa: F401 - importable here for one release
 
 DEFAULT_SCHEMA = CAPTURE_SCHEMA
-TABLE = "export_restriction"
-OPEN_TABLE = "export_open"
-ACCOUNT = "CURRENT_USER()"
+ACCOUNT = captures.ACCOUNT["mysql"]
 _install_lock = threading.Lock()
 _installed = {"done": False}
 _following: set[str] = set()  # capture schemas whose open captures this process records into
 
 
 def declare(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> None:
-    connection.query(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
-    connection.query(
-        f"CREATE TABLE IF NOT EXISTS `{schema}`.`{TABLE}` (`paper` varchar(64) NOT NULL, "
-        "`analysis` varchar(64) NOT NULL, `seq` int unsigned NOT NULL AUTO_INCREMENT, "
-        "`table_schema` varchar(64) NOT NULL, `table_name` varchar(64) NOT NULL, `restriction` longtext NOT NULL, "
-        "`captured_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`paper`, `analysis`, `seq`), "
-        "KEY (`seq`)) COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'"
-    )
-    connection.query(
-        f"CREATE TABLE IF NOT EXISTS `{schema}`.`{OPEN_TABLE}` (`account` varchar(300) NOT NULL, "
-        "`paper` varchar(64) NOT NULL, `analysis` varchar(64) NOT NULL, "
-        "`started_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`account`, `paper`, `analysis`)) "
-        "COMMENT='djshare: captures open for a database account (djshare export start/stop)'"
-    )
+    """Create the capture tables in `schema` on the server of `connection` (if missing)."""
+    for statement in (*captures.declaration("mysql", schema), *captures.open_declaration("mysql", schema)):
+        connection.query(statement)
 
 
 @dataclass
@@ -130,34 +117,6 @@ def unfollow(schema: str = DEFAULT_SCHEMA) -> None:
     _following.discard(schema)
 
 
-def open_capture(connection: dj.Connection, paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> bool:
-    """Open a capture on the server for the connected account; False if it was open already."""
-    declare(connection, schema)
-    connection.query(f"INSERT IGNORE INTO `{schema}`.`{OPEN_TABLE}` (`account`, `paper`, `analysis`) "
-                     f"VALUES ({ACCOUNT}, %s, %s)", args=(paper, analysis))
-    return bool(connection.query("SELECT ROW_COUNT()").fetchone()[0])
-
-
-def close_captures(connection: dj.Connection, paper: str, analysis: str | None = None,
-                   schema: str = DEFAULT_SCHEMA) -> int:
-    """Close the connected account's open captures of `paper` (or of one analysis); returns how many closed."""
-    declare(connection, schema)
-    condition, args = ("", (paper,)) if analysis is None else (" AND `analysis` = %s", (paper, analysis))
-    connection.query(f"DELETE FROM `{schema}`.`{OPEN_TABLE}` WHERE `account` = {ACCOUNT} AND `paper` = %s"
-                     + condition, args=args)
-    return int(connection.query("SELECT ROW_COUNT()").fetchone()[0])
-
-
-def open_captures(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> list[tuple[str, str, str, Any]]:
-    """Every open capture on the server: (account, paper, analysis, started_at)."""
-    try:
-        rows = connection.query(f"SELECT `account`, `paper`, `analysis`, `started_at` FROM `{schema}`.`{OPEN_TABLE}` "
-                                "ORDER BY `account`, `paper`, `analysis`").fetchall()
-    except dj.errors.MissingTableError:
-        return []
-    return [(str(a), str(p), str(n), t) for a, p, n, t in rows]
-
-
 def start(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextvars.Token[tuple[active.Recorder, ...]]:
     """Start capturing (for notebooks); pass the returned token to `stop`."""
     _install()
@@ -171,63 +130,3 @@ def capture(paper: str, analysis: str, schema: str = DEFAULT_SCHEMA) -> contextl
     """Record every fetch in the block as part of `analysis` of `paper`."""
     _install()
     return active.during(Capture(paper, analysis, schema))
-
-
-def _server(connection: dj.Connection) -> str:
-    return f"{connection.conn_info['host']}:{connection.conn_info['port']}"
-
-
-def _recorded_anything(connection: dj.Connection, schema: str) -> bool:
-    return bool(connection.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
-                                 "table_name = %s", args=(schema, TABLE)).fetchone()[0])
-
-
-def _require_captures(connection: dj.Connection, schema: str) -> None:
-    if not _recorded_anything(connection, schema):
-        raise DjshareError(active.no_captures(_server(connection), schema))
-
-
-def captured(connection: dj.Connection, paper: str, schema: str = DEFAULT_SCHEMA) -> list[tuple[tuple[str, str], str]]:
-    """Every recorded (table, condition) of `paper`, all analyses. DjshareError, naming the papers that were
-    captured, when there is none."""
-    _require_captures(connection, schema)
-    rows = connection.query(
-        f"SELECT `table_schema`, `table_name`, `restriction` FROM `{schema}`.`{TABLE}` WHERE `paper` = %s "
-        "ORDER BY `seq`", args=(paper,)).fetchall()
-    if not rows:
-        known = [(c.paper, c.analysis) for c in summaries(connection, schema)]
-        raise DjshareError(active.unknown_capture(paper, None, known, _server(connection)))
-    return [((str(s), str(t)), str(r)) for s, t, r in rows]
-
-
-@dataclass(frozen=True)
-class CaptureSummary:
-    paper: str
-    analysis: str
-    restrictions: int
-    first: Any
-    last: Any
-
-
-def summaries(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> list[CaptureSummary]:
-    """Per paper and analysis: how many restrictions were recorded, and when."""
-    if not _recorded_anything(connection, schema):
-        return []
-    rows = connection.query(
-        f"SELECT `paper`, `analysis`, COUNT(*), MIN(`captured_at`), MAX(`captured_at`) FROM `{schema}`.`{TABLE}` "
-        "GROUP BY `paper`, `analysis` ORDER BY `paper`, `analysis`").fetchall()
-    return [CaptureSummary(str(p), str(a), int(n), first, last) for p, a, n, first, last in rows]
-
-
-def forget(connection: dj.Connection, paper: str, analysis: str | None = None, schema: str = DEFAULT_SCHEMA) -> int:
-    """Delete the captures of `paper` (or of one analysis of it); returns how many restrictions went. An unknown
-    paper or analysis is a DjshareError naming what was captured."""
-    _require_captures(connection, schema)
-    condition, args = ("`paper` = %s", (paper,)) if analysis is None else (
-        "`paper` = %s AND `analysis` = %s", (paper, analysis))
-    connection.query(f"DELETE FROM `{schema}`.`{TABLE}` WHERE {condition}", args=args)
-    gone = int(connection.query("SELECT ROW_COUNT()").fetchone()[0])
-    if not gone:
-        known = [(c.paper, c.analysis) for c in summaries(connection, schema)]
-        raise DjshareError(active.unknown_capture(paper, analysis, known, _server(connection)))
-    return gone

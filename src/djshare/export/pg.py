@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation,
 from djshare.export.bundle import FILES, check_files, file_checksums, new_directory
 from djshare.export.direct import Copied
 from djshare.export.graph import Graph, Table, plan
-from djshare.export.tables import Restriction, parse
+from djshare.export.restore import VerifyReport
+from djshare.export.selection import Restriction, parse
 from djshare.formats.declare import postgresql_copy
 from djshare.formats.dj2_objects import object_columns, object_jobs
 from djshare.progress import progress_bar
@@ -233,13 +234,6 @@ class Entry:
     columns: tuple[str, ...]
     ddl: tuple[str, ...]  # statements declaring the table
     data: str  # file with the rows in binary COPY format
-
-
-@dataclass
-class VerifyReport:
-    tables: int = 0
-    rows: int = 0
-    problems: list[str] = field(default_factory=list)
 
 
 def write(source: ServerAddress, restrictions: Sequence[Restriction], directory: str | Path,
