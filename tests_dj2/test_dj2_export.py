@@ -102,18 +102,19 @@ def test_the_command_line_writes_restores_and_verifies(three: tuple[MariaDBServe
                DJSHARE_TARGET_USER=other.admin_user, DJSHARE_TARGET_PASS=other.admin_password, COLUMNS="300")
 
     def djshare(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "djshare", "tables", *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args], env=env, capture_output=True,
                               text=True, timeout=120)
 
     rows = f"{world.source_schema}.session: subject = 'm1'"
-    done = djshare("write", source.address, str(tmp_path / "bundle"), "-r", rows)
+    done = djshare("write", str(tmp_path / "bundle"), "--from", source.address, "-r", rows)
     assert done.returncode == 0 and "wrote 19 rows of 4 tables" in done.stdout, done.stderr
-    done = djshare("restore", str(tmp_path / "bundle"), other.address)
+    done = djshare("restore", str(tmp_path / "bundle"), "--to", other.address)
     assert done.returncode == 0 and "restored 19 rows of 4 tables" in done.stdout, done.stderr
-    done = djshare("verify", str(tmp_path / "bundle"), other.address)
+    done = djshare("verify", str(tmp_path / "bundle"), "--to", other.address)
     assert done.returncode == 0 and "verified 19 rows of 4 tables" in done.stdout, done.stderr
     assert_exported(world, other)
-    refused = djshare("write", source.address, str(tmp_path / "again"), "-r", f"{world.source_schema}.sesion")
+    refused = djshare("write", str(tmp_path / "again"), "--from", source.address, "-r",
+                      f"{world.source_schema}.sesion")
     assert refused.returncode == 1 and "No table" in refused.stderr and "Traceback" not in refused.stderr
 
 

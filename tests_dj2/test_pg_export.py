@@ -5,6 +5,7 @@ rows and the objects their references name; DataJoint 2.3 reads the copy as its 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,10 +91,11 @@ def test_the_command_line_copies_between_postgres_servers(world: World) -> None:
                COLUMNS="300")
     source = f"postgresql://{world.source.address}/{world.source.database}"
     target = f"postgresql://{world.local.address}/{world.local.database}"
-    done = subprocess.run([sys.executable, "-m", "djshare", "tables", "copy", source, target, "-r",
+    done = subprocess.run([sys.executable, "-m", "djshare", "export", "copy", "--from", source, "--to", target, "-r",
                            f"{world.source_schema}.session: subject = 'm1'"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and "copied 19 rows of 4 tables; checksums match" in done.stdout, done.stderr
+    # `djshare tables` is the hidden name of earlier releases for the same commands
     mixed = subprocess.run([sys.executable, "-m", "djshare", "tables", "copy", source, world.local.address, "-r",
                             f"{world.source_schema}.session"], env=env, capture_output=True, text=True, timeout=120)
     assert mixed.returncode == 1 and "two MariaDB servers or two PostgreSQL servers" in mixed.stderr
@@ -130,18 +132,21 @@ def test_bundles_from_the_command_line(world: World, tmp_path: Path) -> None:
                COLUMNS="300")
 
     def djshare(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "djshare", "tables", *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args], env=env, capture_output=True,
                               text=True, timeout=120)
 
     source = f"postgresql://{world.source.address}/{world.source.database}"
     target = f"postgresql://{world.local.address}/{world.local.database}"
-    done = djshare("write", source, str(tmp_path / "bundle"), "-r", f"{world.source_schema}.session: subject = 'm1'")
+    done = djshare("write", str(tmp_path / "bundle"), "--from", source, "-r",
+                   f"{world.source_schema}.session: subject = 'm1'")
     assert done.returncode == 0 and "wrote 19 rows of 4 tables" in done.stdout, done.stderr
-    wrong = djshare("restore", str(tmp_path / "bundle"), world.local.address)
+    done = djshare("preview", "--from", source, "-r", f"{world.source_schema}.session: subject = 'm1'")
+    assert done.returncode == 0 and "19 rows in 4 tables" in done.stdout, done.stderr
+    wrong = djshare("restore", str(tmp_path / "bundle"), "--to", world.local.address)
     assert wrong.returncode == 1 and "holds a PostgreSQL export" in wrong.stderr, wrong.stderr
-    done = djshare("restore", str(tmp_path / "bundle"), target)
+    done = djshare("restore", str(tmp_path / "bundle"), "--to", target)
     assert done.returncode == 0 and "restored 19 rows of 4 tables" in done.stdout, done.stderr
-    done = djshare("verify", str(tmp_path / "bundle"), target)
+    done = djshare("verify", str(tmp_path / "bundle"), "--to", target)
     assert done.returncode == 0 and "verified 19 rows of 4 tables" in done.stdout, done.stderr
 
 
@@ -170,8 +175,8 @@ def test_a_capture_records_what_an_analysis_fetched_and_exports_it(world: World)
     env = dict(os.environ, DJSHARE_SOURCE_USER=world.source.admin_user, DJSHARE_SOURCE_PASS=world.source.admin_password,
                COLUMNS="300")
     source = f"postgresql://{world.source.address}/{world.source.database}"
-    done = subprocess.run([sys.executable, "-m", "djshare", "tables", "write", source, str(world.tmp / "paper"),
-                           "--paper", "paper"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "djshare", "export", "write", "paper", str(world.tmp / "paper"),
+                           "--from", source], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "wrote 30 rows of 4 tables" in done.stdout, done.stderr
     done = subprocess.run([sys.executable, "-m", "djshare", "tables", "write", source, str(world.tmp / "none"),
                            "--paper", "unknown"], env=env, capture_output=True, text=True, timeout=120)
@@ -206,22 +211,22 @@ def test_captures_opened_on_the_server_record_what_following_processes_fetch(wor
     server = f"postgresql://{world.source.address}/{world.source.database}"
 
     def djshare(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "djshare", "tables", *args], env=env, capture_output=True,
-                              text=True, timeout=120)
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args, "--from", server], env=env,
+                              capture_output=True, text=True, timeout=120)
 
-    done = djshare("start", server, "paper 3", "figure 1")
+    done = djshare("start", "paper 3", "figure 1")
     assert done.returncode == 0 and "capturing paper 3/figure 1" in done.stdout, done.stderr
-    done = djshare("captures", server)
-    assert done.returncode == 0 and "paper 2/figure 3: 1 restrictions" in done.stdout, done.stderr
-    assert f"open: paper 3/figure 1 for {world.source.admin_user}" in done.stdout
+    done = djshare("list")
+    assert done.returncode == 0 and re.search(r"paper 2\W+figure 3\W+1\W", done.stdout), done.stdout
+    assert re.search(rf"{world.source.admin_user}\W+paper 3\W+figure 1\W", done.stdout), done.stdout
     capture2.follow()
     try:
         (world.Subject & "subject = 'm1'").to_dicts()
     finally:
         capture2.unfollow()
-    done = djshare("stop", server, "paper 3")
+    done = djshare("stop", "paper 3")
     assert done.returncode == 0 and "stopped 1 capture of paper 3" in done.stdout, done.stderr
-    again = djshare("stop", server, "paper 3")
+    again = djshare("stop", "paper 3")
     assert again.returncode == 1 and "no open capture of paper 3" in again.stderr, again.stderr
     assert capture2.recorded(source, "paper 3")[0][0] == f"{schema}.subject"
 

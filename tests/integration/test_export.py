@@ -202,7 +202,7 @@ def test_preview_draws_the_slice_as_png(exporting: ExportLab, tmp_path: Path) ->
     from PIL import Image
 
     from djshare.export import diagram
-    from djshare.export.captures import recorded
+    from djshare.export.capture_tables import recorded
     from djshare.export.selection import select
 
     run_analysis(exporting.pipeline, "paper-p", exporting.work)
@@ -313,6 +313,49 @@ def test_export_from_the_command_line(exporting: ExportLab, servers: list[MariaD
         target.execute(f"DROP DATABASE `{schema}`")
 
 
+def test_one_export_command_takes_rows_a_paper_or_both_from_a_named_server(
+        exporting: ExportLab, servers: list[MariaDBServer], tmp_path: Path) -> None:
+    """`djshare export` with --from and --rows (what `djshare tables` did) and with a paper (what it did before):
+    rows alone, a paper's captures alone, and both together give the closure of the union; nothing to export is
+    refused before anything is written."""
+    import os
+    import subprocess
+    import sys
+
+    from djshare.export import engine
+    from djshare.export.capture_tables import recorded
+
+    lab = exporting
+    run_analysis(lab.pipeline, "paper-r", lab.work)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJ_", "DJSHARE_"))}
+    env.update(DJSHARE_SOURCE_USER=lab.server.admin_user, DJSHARE_SOURCE_PASS=lab.server.admin_password,
+               COLUMNS="200")
+
+    def djshare(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "djshare", "export", *args, "--from", lab.server.address],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    address = ServerAddress(lab.server.host, lab.server.port, lab.server.admin_user, lab.server.admin_password)
+    rows = [(f"{lab.core}.session", "note LIKE '%$%'")]
+    captured = recorded(address, "paper-r", lab.work)
+    alone, papers, both = (engine.preview(address, r, work_schema=lab.work) for r in (rows, captured,
+                                                                                      captured + rows))
+    assert set(alone) < set(both) or sum(alone.values()) < sum(both.values())
+    assert all(both[t] >= max(alone.get(t, 0), papers.get(t, 0)) for t in both)
+    done = djshare("preview", "-r", f"{lab.core}.session: note LIKE '%$%'")
+    assert done.returncode == 0 and f"{sum(alone.values())} rows in {len(alone)} tables" in done.stdout, done.stderr
+    done = djshare("write", "paper-r", str(tmp_path / "both"), "-r", f"{lab.core}.session: note LIKE '%$%'",
+                   "--schema", lab.work)
+    assert done.returncode == 0 and f"wrote {sum(both.values())} rows of {len(both)} tables" in done.stdout, done
+    done = djshare("write", str(tmp_path / "rows"), "-r", f"{lab.core}.session: note LIKE '%$%'")
+    assert done.returncode == 0 and f"wrote {sum(alone.values())} rows of {len(alone)} tables" in done.stdout, done
+    done = djshare("list", "--schema", lab.work)
+    assert done.returncode == 0 and "paper-r" in done.stdout, done.stderr
+    refused = djshare("write", str(tmp_path / "none"))
+    assert refused.returncode == 1 and "Nothing to export" in refused.stderr, refused.stderr
+    assert not (tmp_path / "none").exists()
+
+
 def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
         exporting: ExportLab, defaults_server: MariaDBServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`bash export.sh > export.sql && mariadb < export.sql` into a server at MariaDB's defaults (latin1): emoji,
@@ -354,7 +397,7 @@ def test_mysqldump_script_is_safe_for_any_key_and_loses_nothing(
     assert loaded.returncode == 0, loaded.stderr.decode()
     with lab.session() as source, Session(ServerAddress(target.host, target.port, target.admin_user,
                                                         target.admin_password)) as there:
-        from djshare.export.captures import recorded
+        from djshare.export.capture_tables import recorded
         from djshare.export.selection import select
 
         selection = select(source, recorded(source.address, "paper-s", lab.work), lab.work)

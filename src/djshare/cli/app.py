@@ -22,9 +22,9 @@ try:  # links and exports of DataJoint 0.14 schemas need DataJoint 0.14; the res
     WRONG_LINE: ConfigurationError | None = None
 except ConfigurationError as error:
     WRONG_LINE = error
-# DataJoint 2.x schemas need no DataJoint: links, their source-side commands, exports by SQL restrictions
-WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "refresh", "tables", "request-deletion", "requested", "approved",
-                     "finish-deletion", "gc", "status"}
+# DataJoint 2.x schemas need no DataJoint: links, their source-side commands, exports
+WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "refresh", "export", "tables", "request-deletion", "requested",
+                     "approved", "finish-deletion", "gc", "status"}
 
 app = typer.Typer(
     help="Share DataJoint data between database servers: link a local table to a source table, pull, "

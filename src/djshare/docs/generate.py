@@ -18,9 +18,11 @@ HELP_ENV = {"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb", "_TYPER_FORCE_DIS
 
 
 def command_names() -> list[str]:
-    """Every command, sub-commands as "group command"."""
+    """Every command but the hidden ones (names of earlier releases), sub-commands as "group command"."""
     names = []
     for name, command in get_command(app).commands.items():  # type: ignore[attr-defined]
+        if getattr(command, "hidden", False):
+            continue
         names.append(name)
         names += [f"{name} {sub}" for sub in getattr(command, "commands", {})]
     return names

@@ -37,11 +37,11 @@ import datajoint as dj
 from datajoint.fetch import Fetch, Fetch1
 
 from djshare.defaults import CAPTURE_SCHEMA
-from djshare.export import active, captures, decided
-from djshare.export.captures import OPEN_TABLE, TABLE, CaptureSummary  # noqa: F401 - importable here for one release
+from djshare.export import active, capture_tables, decided
+from djshare.export.capture_tables import OPEN_TABLE, TABLE, CaptureSummary  # noqa: F401 - importable here for one release
 
 DEFAULT_SCHEMA = CAPTURE_SCHEMA
-ACCOUNT = captures.ACCOUNT["mysql"]
+ACCOUNT = capture_tables.ACCOUNT["mysql"]
 _install_lock = threading.Lock()
 _installed = {"done": False}
 _following: set[str] = set()  # capture schemas whose open captures this process records into
@@ -49,7 +49,7 @@ _following: set[str] = set()  # capture schemas whose open captures this process
 
 def declare(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> None:
     """Create the capture tables in `schema` on the server of `connection` (if missing)."""
-    for statement in (*captures.declaration("mysql", schema), *captures.open_declaration("mysql", schema)):
+    for statement in (*capture_tables.declaration("mysql", schema), *capture_tables.open_declaration("mysql", schema)):
         connection.query(statement)
 
 

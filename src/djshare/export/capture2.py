@@ -14,7 +14,7 @@ subqueries, joins and aggregations included, renamed key attributes mapped back;
 into the table `export_restriction` of the capture schema (default `djshare_export`) on the same server.
 
 `restrictions()` gives the recorded (table, condition) pairs in the form `djshare.export.engine` takes;
-`djshare.export.captures` (and `djshare export ... --paper`) reads and manages them without DataJoint.
+`djshare.export.capture_tables` (and `djshare export ... --paper`) reads and manages them without DataJoint.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from djshare.defaults import CAPTURE_SCHEMA
 from djshare.errors import DjshareError
 from djshare.export import active, decided
-from djshare.export.captures import (  # the server side of captures, kept importable here for one release
+from djshare.export.capture_tables import (  # the server side of captures, kept importable here for one release
     ACCOUNT,
     OPEN_TABLE,
     TABLE,

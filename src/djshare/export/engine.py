@@ -5,7 +5,7 @@ server, restored and verified. `work_schema` (MariaDB) names where the selection
 backend is the source's (or, for a bundle, the one that wrote it):
 
     from djshare.export import engine
-    from djshare.export.captures import recorded
+    from djshare.export.capture_tables import recorded
     rows = [("lab.session", "subject = 'm1'"), *recorded(source, "paper-2025")]
     engine.write(source, rows, "paper-2025", stores=lab_stores)        # MariaDB or PostgreSQL
     engine.restore("paper-2025", archive, stores=archive_stores); engine.verify("paper-2025", archive).problems
