@@ -143,7 +143,8 @@ def test_the_command_line_under_dj2(world: tuple[PostgresServer, MariaDBServer, 
     diffed = djshare("diff", f"postgresql://{pg.address}/{pg.database}/{SCHEMA}.subject",
                      f"{maria.address}/{SCHEMA}.subject", "--counts")
     assert diffed.returncode == 0 and diffed.stdout.strip() == "0 added, 0 removed, 0 changed", diffed.stderr
-    for command in (["pull", f"{SCHEMA}.Subject", "-l", "mine"], ["export", "list"]):
-        refused = djshare(*command)
-        assert refused.returncode == 1 and "need DataJoint 0.14" in refused.stderr, refused.stderr
-        assert "pip install 'djshare[dj014]'" in refused.stderr and "Traceback" not in refused.stderr
+    refused = djshare("pull", f"{SCHEMA}.Subject", "-l", "mine")
+    assert refused.returncode == 1 and "need DataJoint 0.14" in refused.stderr, refused.stderr
+    assert "pip install 'djshare[dj014]'" in refused.stderr and "Traceback" not in refused.stderr
+    listed = djshare("export", "list")  # exports need no DataJoint: the data server is DJ_HOST here
+    assert listed.returncode == 0 and listed.stdout.strip() == "no captures", listed.stderr

@@ -263,6 +263,25 @@ class MariaDB:
         """Every foreign key the server shows this user."""
         return foreign_keys_to(session)
 
+    def read_table(self, session: Any, schema: str, table: str) -> TableInfo:
+        return read_table(session, schema, table)
+
+    # --- an export's selection: one temporary key table per table (djshare.export.closure) ---
+
+    def key_table(self, work_schema: str, index: int) -> str:
+        """The name of the `index`-th temporary key table (MariaDB keeps temporary tables in a schema)."""
+        return self.quote(work_schema, f"djshare_export_{index}")
+
+    def declare_key_table(self, temp: str, info: TableInfo) -> list[str]:
+        """Statements that make `temp` an empty table of the keys of `info`, living as long as the session."""
+        keys = self.key_names(info)
+        return [f"DROP TEMPORARY TABLE IF EXISTS {temp}",
+                f"CREATE TEMPORARY TABLE {temp} (PRIMARY KEY ({keys})) SELECT {keys} FROM {self.table(info)} LIMIT 0"]
+
+    def insert_new(self, temp: str, query: str) -> str:
+        """Insert the rows of `query` into `temp`, skipping those it has."""
+        return f"INSERT IGNORE INTO {temp} {query}"
+
     # --- catalog and DDL of a link's outbound table (djshare.link.outbound.declare) ---
 
     transactional_ddl = False  # a failed CREATE leaves what came before it: clean up by hand

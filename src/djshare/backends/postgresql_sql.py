@@ -19,6 +19,7 @@ from djshare.backends.postgresql import (
     key_names,
     key_order,
     name,
+    read_table,
     table_names,
     text,
 )
@@ -62,6 +63,21 @@ class PostgreSQL(MariaDB):
 
     def foreign_keys(self, session: Any) -> list[ForeignKey]:
         return foreign_keys(session)
+
+    def read_table(self, session: Any, schema: str, table: str) -> TableInfo:
+        return read_table(session, schema, table)
+
+    def key_table(self, work_schema: str, index: int) -> str:
+        return name(f"djshare_export_{index}")  # in the session's own pg_temp schema
+
+    def declare_key_table(self, temp: str, info: TableInfo) -> list[str]:
+        keys = self.key_names(info)
+        return [f"DROP TABLE IF EXISTS pg_temp.{temp}",
+                f"CREATE TEMPORARY TABLE {temp} AS SELECT {keys} FROM {self.table(info)} LIMIT 0",
+                f"ALTER TABLE {temp} ADD PRIMARY KEY ({keys})"]
+
+    def insert_new(self, temp: str, query: str) -> str:
+        return f"INSERT INTO {temp} {query} ON CONFLICT DO NOTHING"
 
     transactional_ddl = True  # a failed CREATE rolls back with its transaction: nothing to clean up
 

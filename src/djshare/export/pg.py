@@ -24,13 +24,16 @@ from typing import Any
 from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress
 from djshare.backends.catalog import TableInfo
-from djshare.backends.postgresql import PgSession, enum_labels, key_names, key_order, name, text
-from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation, UnknownTableError
+from djshare.backends.postgresql import PgSession, enum_labels, key_order, name
+from djshare.backends.postgresql_sql import POSTGRESQL
+from djshare.errors import ConfigurationError, DjshareError, IntegrityViolation
 from djshare.export.bundle import FILES, check_files, file_checksums, new_directory
+from djshare.export.closure import Selection
 from djshare.export.direct import Copied
-from djshare.export.graph import Graph, Table, plan
+from djshare.export.graph import Table
 from djshare.export.restore import VerifyReport
-from djshare.export.selection import Restriction, parse
+from djshare.export.selection import Restriction
+from djshare.export.selection import select as select_on
 from djshare.formats.declare import postgresql_copy
 from djshare.formats.dj2_objects import object_columns, object_jobs
 from djshare.progress import progress_bar
@@ -43,89 +46,15 @@ FORMAT = "djshare-pg-bundle/1"
 MANIFEST = "manifest.json"
 
 
-@dataclass
-class Selection:
-    """The rows of an export: per table, a temporary table of primary keys on `session`."""
-
-    session: PgSession
-    graph: Graph
-    info: dict[Table, TableInfo]
-    keys: dict[Table, str]
-    counts: dict[Table, int]
-
-    def where(self, table: Table) -> str:
-        names = key_names(self.info[table])
-        return f"({names}) IN (SELECT {names} FROM {self.keys[table]})"
-
-
 def _tables(pg: PgSession, schemas: Sequence[str]) -> set[Table]:
     return {(str(s), str(t)) for s, t in pg.rows(
         "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ANY(%s) AND "
         "table_type = 'BASE TABLE'", [list(schemas)])}
 
 
-def _seeds(pg: PgSession, restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
-    found = parse(restrictions)
-    for (schema, table), where in found:
-        if (schema, table) not in _tables(pg, [schema]):
-            raise UnknownTableError(f"No table {schema}.{table} in database {pg.address.database!r} on "
-                                    f"{pg.address.host}:{pg.address.port}: name tables by their SQL names.")
-        pg.rows(f"SELECT 1 FROM {name(schema, table)} WHERE {where} LIMIT 0",
-                doing=f"checking the restriction on {schema}.{table}")
-    return found
-
-
 def select(pg: PgSession, restrictions: Sequence[Restriction]) -> Selection:
     """The closure of `restrictions`, with the `~lineage` rows of the exported tables."""
-    seeds = _seeds(pg, restrictions)
-    selection = _compute(pg, seeds)
-    lineage = [((schema, LINEAGE_TABLE), "table_name IN (" + ", ".join(
-        text(t) for s, t in selection.graph.tables if s == schema) + ")")
-        for schema in sorted({s for s, _ in selection.graph.tables})
-        if (schema, LINEAGE_TABLE) in _tables(pg, [schema])]
-    return _compute(pg, [*seeds, *lineage]) if lineage else selection
-
-
-def _compute(pg: PgSession, seeds: list[tuple[Table, str]]) -> Selection:
-    schemas = sorted({t[0] for t, _ in seeds})
-    keys = postgres.foreign_keys(pg, schemas)
-    parents = {fk.parent[0] for fk in keys}
-    graph = plan((t for t, _ in seeds), keys, _tables(pg, sorted({*schemas, *parents})))
-    info = {t: postgres.read_table(pg, *t) for t in graph.tables}
-    temp: dict[Table, str] = {}
-    for index, table in enumerate(graph.tables):
-        temp[table] = name(f"djshare_export_{index}")
-        pg.execute(f"DROP TABLE IF EXISTS pg_temp.{temp[table]}")
-        pg.execute(f"CREATE TEMPORARY TABLE {temp[table]} AS SELECT {key_names(info[table])} FROM {name(*table)} "
-                   "LIMIT 0", doing=f"preparing the export of {table[0]}.{table[1]}")
-        pg.execute(f"ALTER TABLE {temp[table]} ADD PRIMARY KEY ({key_names(info[table])})")
-    for table, condition in seeds:
-        _insert(pg, temp[table], f"SELECT {key_names(info[table])} FROM {name(*table)} WHERE {condition}")
-    pending = {t for t, _ in seeds}
-    while pending:
-        for table in reversed(graph.tables):
-            if table not in pending:
-                continue
-            pending.discard(table)
-            for fk in graph.edges:
-                if fk.child == table and fk.parent != table and _insert(
-                        pg, temp[fk.parent],
-                        f"SELECT {key_names(info[fk.parent], 'p.')} FROM {name(*fk.parent)} AS p WHERE "
-                        f"({', '.join('p.' + name(p) for _, p in fk.columns)}) IN (SELECT "
-                        f"{', '.join('c.' + name(c) for c, _ in fk.columns)} FROM {name(*table)} AS c WHERE "
-                        f"({key_names(info[table], 'c.')}) IN (SELECT * FROM {temp[table]}))"):
-                    pending.add(fk.parent)
-            for part, master in graph.parts:
-                if master == table and _insert(
-                        pg, temp[part], f"SELECT {key_names(info[part])} FROM {name(*part)} WHERE "
-                        f"({key_names(info[master])}) IN (SELECT * FROM {temp[master]})"):
-                    pending.add(part)
-    counts = {t: int(pg.scalar(f"SELECT count(*) FROM {temp[t]}")) for t in graph.tables}
-    return Selection(pg, graph, info, temp, counts)
-
-
-def _insert(pg: PgSession, temp: str, query: str) -> int:
-    return pg.execute(f"INSERT INTO {temp} {query} ON CONFLICT DO NOTHING", doing="growing the export")
+    return select_on(pg, restrictions, sql=POSTGRESQL)
 
 
 def _declaration(selection: Selection, table: Table) -> list[str]:

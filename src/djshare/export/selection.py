@@ -1,14 +1,13 @@
 """Which rows an export holds: restrictions ("schema.table", SQL condition) checked on the source, closed over
-foreign keys and part tables on a MariaDB server (`closure.compute`), with the `~lineage` rows of the exported
-tables, so DataJoint 2.x reads the restored schemas as its own. PostgreSQL's selection is `export.pg.select`;
-`parse` serves both."""
+foreign keys and part tables on the server (`closure.compute`, MariaDB or PostgreSQL by the dialect given), with the
+`~lineage` rows of the exported tables, so DataJoint 2.x reads the restored schemas as its own."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from djshare.backends.catalog import schema_exists, table_names
-from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import MARIADB, MariaDB
 from djshare.errors import ConfigurationError, UnknownTableError
 from djshare.export.closure import Selection, compute
 from djshare.export.graph import Table
@@ -33,30 +32,32 @@ def parse(restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
     return found
 
 
-def _parse(session: Session, restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
+def _parse(session: Any, restrictions: Sequence[Restriction], sql: MariaDB) -> list[tuple[Table, str]]:
     found = parse(restrictions)
     for (schema, table), condition in found:
-        if not schema_exists(session, schema) or table not in table_names(session, schema):
-            raise UnknownTableError(f"No table {quote_name(schema, table)} on {session.address.label}: name tables "
-                                    "by their SQL names (SHOW TABLES lists them).")
-        check_where(session, quote_name(schema, table), f" WHERE {condition}")
+        if not sql.schema_exists(session, schema) or table not in sql.table_names(session, schema):
+            where = f" in database {session.address.database!r}" if session.address.database else ""
+            raise UnknownTableError(f"No table {sql.quote(schema, table)}{where} on {session.address.label}: name "
+                                    "tables by their SQL names (SHOW TABLES or \\dt lists them).")
+        check_where(session, sql.quote(schema, table), f" WHERE {condition}")
     return found
 
 
-def select(session: Session, restrictions: Sequence[Restriction], work_schema: str | None = None) -> Selection:
-    """The closure of `restrictions` on `session`, with the `~lineage` rows of the tables it holds. Its temporary
-    key tables live in the session, in `work_schema` (default: the first restricted table's schema; the capture
-    schema serves exports of captures, where the exporting account may create tables)."""
-    seeds = _parse(session, restrictions)
+def select(session: Any, restrictions: Sequence[Restriction], work_schema: str | None = None,
+           sql: MariaDB = MARIADB) -> Selection:
+    """The closure of `restrictions` on `session` (whose dialect is `sql`), with the `~lineage` rows of the tables it
+    holds. Its temporary key tables live in the session, on MariaDB in `work_schema` (default: the first restricted
+    table's schema; the capture schema serves exports of captures, where the exporting account may create tables)."""
+    seeds = _parse(session, restrictions, sql)
     work_schema = work_schema or seeds[0][0][0]
     for table, _ in seeds:
         if store_of_table(table[1]) is not None:
-            raise ConfigurationError(f"{quote_name(*table)} is a DataJoint 0.14 store table: export the tables "
+            raise ConfigurationError(f"{sql.quote(*table)} is a DataJoint 0.14 store table: export the tables "
                                      "that reference it.")
-    selection = compute(session, seeds, work_schema)
+    selection = compute(session, seeds, work_schema, sql)
     lineage = [
-        ((schema, LINEAGE_TABLE), "`table_name` IN (" + ", ".join(
-            "'" + name.replace("'", "''") + "'" for s, name in selection.graph.tables if s == schema) + ")")
+        ((schema, LINEAGE_TABLE), f"{sql.quote('table_name')} IN (" + ", ".join(
+            sql.text(name) for s, name in selection.graph.tables if s == schema) + ")")
         for schema in sorted({s for s, _ in selection.graph.tables})
-        if LINEAGE_TABLE in table_names(session, schema)]
-    return compute(session, [*seeds, *lineage], work_schema) if lineage else selection
+        if LINEAGE_TABLE in sql.table_names(session, schema)]
+    return compute(session, [*seeds, *lineage], work_schema, sql) if lineage else selection
