@@ -15,13 +15,11 @@ from rich.markup import escape
 
 from djshare import __version__
 from djshare.errors import ConfigurationError, DjshareError, InterruptedOperation, LinkBusyError
+from djshare.lines import dj014_refusal
 
-try:  # links and exports of DataJoint 0.14 schemas need DataJoint 0.14; the rest works with either line
-    import djshare.link.api  # noqa: F401 - imported to learn whether DataJoint 0.14 is here
-
-    WRONG_LINE: ConfigurationError | None = None
-except ConfigurationError as error:
-    WRONG_LINE = error
+# links of DataJoint 0.14 classes need DataJoint 0.14; the rest works with either line. Learned from the installed
+# package's metadata: DataJoint itself is imported by the commands that use it, not to start the command line.
+WRONG_LINE: ConfigurationError | None = dj014_refusal()
 # DataJoint 2.x schemas need no DataJoint: links, their source-side commands, exports
 WORKS_ON_ANY_LINE = {"diff", "pull", "repair", "refresh", "export", "tables", "request-deletion", "requested",
                      "approved", "finish-deletion", "gc", "status"}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table as RichTable
@@ -29,8 +30,15 @@ from djshare.link.protocol import Outbound
 from djshare.link.runner import LinkRunner
 from djshare.link.setup import open_link, open_source
 
-if WRONG_LINE is None:  # DataJoint 0.14's link facade (its commands are refused without it)
-    from djshare.link.api import LazySchema, LinkedTable, gc
+if TYPE_CHECKING:  # DataJoint 0.14's link facade, imported where a command uses it (it imports DataJoint)
+    from djshare.link.api import LazySchema, LinkedTable
+
+
+def _lazy_schema(name: str, host: str | None = None, stores: Mapping[str, Any] | None = None) -> LazySchema:
+    """A side of DataJoint 0.14's link facade, read from DataJoint's settings (only where 0.14 is installed)."""
+    from djshare.link.lazy import LazySchema
+
+    return LazySchema(name, host=host, stores=stores)
 
 TableArg = Annotated[str, typer.Argument(help="The source table as SCHEMA.ClassName, e.g. lab.Session.")]
 SourceHost = Annotated[str | None, typer.Option("--source-host", envvar="LINK_HOST",
@@ -85,14 +93,14 @@ def linked(table: str, host: str | None, local_schema: str, options: StoreOption
     if source.postgres:  # its stores: --source-stores (default: DataJoint's settings here)
         source_side = PostgresSchema.source(schema_name, host=source.host, database=source.database, stores=stores)
     elif WRONG_LINE is None:  # DataJoint 0.14's settings (TLS) for the source, as its link reads them
-        source_side = LazySchema(schema_name, host=source.host, stores=stores)
+        source_side = _lazy_schema(schema_name, host=source.host, stores=stores)
     else:
         source_side = MariaDBSchema.source(schema_name, host=source.host)
     local_side: LazySchema | MariaDBSchema | PostgresSchema
     if local.postgres:
         local_side = postgres_schema(local)
     else:
-        local_side = LazySchema(local.path) if WRONG_LINE is None else MariaDBSchema.local(local.path)
+        local_side = _lazy_schema(local.path) if WRONG_LINE is None else MariaDBSchema.local(local.path)
     return open_link(name, source_side, local_side, format=format, stores=mapping, source_stores=stores,
                      copy_objects=options.copy_objects)
 
@@ -173,7 +181,9 @@ def garbage_collect(local_schema: LocalTarget, dry_run: DryRun = False) -> None:
         if local.postgres:
             return pg_gc(postgres_schema(local), dry_run=dry_run)
         if WRONG_LINE is None:
-            return gc(LazySchema(local.path), dry_run=dry_run)
+            from djshare.link.api import gc
+
+            return gc(_lazy_schema(local.path), dry_run=dry_run)
         # without DataJoint 0.14: the server from DJ_HOST / DJ_USER / DJ_PASS, the stores from the DataJoint
         # installed here (2.x reads the same config files), if any
         with MariaDBSchema.local(local.path).session() as session:
@@ -232,7 +242,7 @@ def _source_link(table: str, host: str | None) -> SourceCommands:
     if source.postgres:
         side = PostgresSchema.source(schema_name, host=source.host, database=source.database)
     elif WRONG_LINE is None:  # DataJoint 0.14's settings (TLS), as its link reads them
-        side = LazySchema(schema_name, host=source.host)
+        side = _lazy_schema(schema_name, host=source.host)
     else:
         side = MariaDBSchema.source(schema_name, host=source.host)
     return open_source(name, side)

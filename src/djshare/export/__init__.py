@@ -1,35 +1,25 @@
 """Export: capture what an analysis fetched, close it over foreign keys, write it, restore and verify it.
 
-Captured exports are written against DataJoint 0.14; `djshare.export.tables` exports rows chosen by SQL
-restrictions without DataJoint (DataJoint 2.x schemas on MariaDB), and is importable beside either line."""
+`djshare.export.engine` exports from MariaDB and PostgreSQL, DataJoint 0.14 and 2.x schemas alike, without
+DataJoint. The names here are DataJoint 0.14's export API (captures on the data server of DataJoint's settings);
+they are imported when first used, so importing a module of this package imports no DataJoint."""
 
+from importlib import import_module
 from typing import Any
 
-from djshare.lines import datajoint_version, require_dj014
+from djshare.lines import require_dj014
 
-if (datajoint_version() or "").startswith("0.14."):
-    from djshare.export.api import (
-        captures,
-        close_capture,
-        copy,
-        forget,
-        open_capture,
-        open_captures,
-        preview,
-        restore,
-        verify,
-        write,
-        write_script,
-    )
-    from djshare.export.capture import capture, follow, start, stop, unfollow
-else:
-    def __getattr__(name: str) -> Any:
-        """The captured-export functions need DataJoint 0.14: name the fix when one is asked for."""
-        if name in __all__:
-            require_dj014()
+_API = {"captures", "close_capture", "copy", "forget", "open_capture", "open_captures", "preview", "restore", "verify",
+        "write", "write_script"}
+_CAPTURE = {"capture", "follow", "start", "stop", "unfollow"}
+__all__ = sorted(_API | _CAPTURE)
+
+
+def __getattr__(name: str) -> Any:
+    """DataJoint 0.14's export functions, imported on first use (naming the fix where 0.14 is not installed)."""
+    if name not in _API | _CAPTURE:
         raise AttributeError(f"module 'djshare.export' has no attribute {name!r}")
-
-__all__ = [
-    "capture", "captures", "close_capture", "copy", "follow", "forget", "open_capture", "open_captures", "preview",
-    "restore", "start", "stop", "unfollow", "verify", "write", "write_script",
-]
+    require_dj014()
+    value = getattr(import_module("djshare.export.api" if name in _API else "djshare.export.capture"), name)
+    globals()[name] = value
+    return value
