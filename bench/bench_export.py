@@ -41,7 +41,7 @@ from djshare.export.bundle import write  # noqa: E402
 from djshare.export.capture import captured  # noqa: E402
 from djshare.export.closure import compute  # noqa: E402
 from djshare.export.graph import Table  # noqa: E402
-from djshare.export.restore import restore, verify  # noqa: E402
+from djshare.export.restoring import restore, verify  # noqa: E402
 from tests.integration.test_export_analyses import ANALYSES, Namespace  # noqa: E402
 from tests.pipeline import add_deciding_tables, build_export_pipeline, fill_export  # noqa: E402
 from tests.servers import MariaDBServer, mariadb_servers  # noqa: E402

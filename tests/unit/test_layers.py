@@ -44,3 +44,18 @@ def test_formats_are_below_the_link_package() -> None:
                 found.append(f"{path.stem} imports {node.module}")
     assert len(list((SRC / "formats").glob("*.py"))) >= 5  # the package is read at all
     assert found == []
+
+
+def test_no_export_submodule_shadows_a_function_of_the_0_14_api() -> None:
+    """`djshare.export.<name>` is a function of DataJoint 0.14's export API (imported on first use); a submodule of
+    that name, once imported by anything, would replace it with the module (`export.restore(...)` failing)."""
+    import importlib
+
+    from djshare import export
+
+    modules = {path.stem for path in (SRC / "export").glob("*.py")}
+    assert len(modules) > 10 and not modules & set(export.__all__)
+    for module in sorted(modules - {"__init__"}):
+        importlib.import_module(f"djshare.export.{module}")  # every submodule loaded, as a long session would
+    for name in export.__all__:
+        assert callable(getattr(export, name)) and not isinstance(getattr(export, name), type(export)), name

@@ -2,7 +2,9 @@
 
 `djshare.export.engine` exports from MariaDB and PostgreSQL, DataJoint 0.14 and 2.x schemas alike, without
 DataJoint. The names here are DataJoint 0.14's export API (captures on the data server of DataJoint's settings);
-they are imported when first used, so importing a module of this package imports no DataJoint."""
+they are imported when first used, so importing a module of this package imports no DataJoint. (No submodule is named
+like one of these functions, which it would shadow: the 0.14 fetch hook is `capture014`, the MariaDB bundle loader
+`restoring`.)"""
 
 from importlib import import_module
 from typing import Any
@@ -20,6 +22,6 @@ def __getattr__(name: str) -> Any:
     if name not in _API | _CAPTURE:
         raise AttributeError(f"module 'djshare.export' has no attribute {name!r}")
     require_dj014()
-    value = getattr(import_module("djshare.export.api" if name in _API else "djshare.export.capture"), name)
+    value = getattr(import_module("djshare.export.api" if name in _API else "djshare.export.capture014"), name)
     globals()[name] = value
     return value

@@ -12,10 +12,10 @@ import datajoint as dj
 from djshare.backends.address import ServerAddress
 from djshare.export import capture_tables as recorded_captures
 from djshare.export import engine
-from djshare.export.capture import DEFAULT_SCHEMA
+from djshare.export.capture014 import DEFAULT_SCHEMA
 from djshare.export.capture_tables import CaptureSummary
 from djshare.export.direct import Copied
-from djshare.export.restore import VerifyReport
+from djshare.export.restoring import VerifyReport
 from djshare.link.lazy import LazySchema
 
 

@@ -3,7 +3,7 @@
 Both DataJoint lines record into the same two tables of the capture schema (default `djshare_export`):
 `export_restriction` (paper, analysis, seq, table_schema, table_name, restriction, captured_at) and `export_open`
 (account, paper, analysis, started_at: captures opened on the server for a database account, which processes that
-called `follow()` record into). The fetch hooks that write them are per line (`djshare.export.capture` for 0.14,
+called `follow()` record into). The fetch hooks that write them are per line (`djshare.export.capture014` for 0.14,
 `djshare.export.capture2` for 2.x); everything else is here, so `djshare export start|stop|list|forget` and the
 exports read captures the same way whatever line wrote them.
 """

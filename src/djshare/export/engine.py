@@ -28,13 +28,12 @@ from djshare.backends.address import ServerAddress
 from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.mariadb_rows import STATEMENT_CAP
 from djshare.errors import ConfigurationError
-from djshare.export import bundle, direct, script
+from djshare.export import bundle, direct, restoring, script
 from djshare.export import pg as pg_export
-from djshare.export import restore as restoring
 from djshare.export import selection as mariadb_export
 from djshare.export.diagram import kind_of, render
 from djshare.export.direct import Copied
-from djshare.export.restore import VerifyReport
+from djshare.export.restoring import VerifyReport
 from djshare.progress import progress_bar
 
 Restriction = mariadb_export.Restriction

@@ -31,7 +31,7 @@ from djshare.export.bundle import FILES, check_files, file_checksums, new_direct
 from djshare.export.closure import Selection
 from djshare.export.direct import Copied
 from djshare.export.graph import Table
-from djshare.export.restore import VerifyReport
+from djshare.export.restoring import VerifyReport
 from djshare.export.selection import Restriction
 from djshare.export.selection import select as select_on
 from djshare.formats.declare import postgresql_copy

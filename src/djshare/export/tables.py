@@ -15,7 +15,7 @@ from pathlib import Path
 from djshare.backends.address import ServerAddress
 from djshare.export import engine
 from djshare.export.direct import Copied
-from djshare.export.restore import VerifyReport
+from djshare.export.restoring import VerifyReport
 from djshare.export.selection import LINEAGE_TABLE, Restriction, parse, select
 
 __all__ = ["LINEAGE_TABLE", "Restriction", "copy", "parse", "restore", "select", "verify", "write"]
