@@ -46,3 +46,21 @@ def test_no_restriction_and_empty_ones_match_everything() -> None:
 def test_malformed_restrictions_are_refused(wrong: object, message: str) -> None:
     with pytest.raises(RestrictionError, match=message):
         sql_restriction([wrong], TABLE, MARIADB)
+
+
+def test_export_restrictions_name_tables_and_keep_store_tables_for_captures() -> None:
+    """What `--rows` names is SCHEMA.TABLE[:CONDITION]; a 0.14 store table named by a user is refused (its rows go
+    with the rows that reference them), one recorded by a capture is not (the selection takes it as it comes)."""
+    from djshare.errors import ConfigurationError
+    from djshare.export.selection import named, parse
+
+    assert parse([("lab.session", "subject = 'm1'"), ("lab.scan", "")]) == [
+        (("lab", "session"), "subject = 'm1'"), (("lab", "scan"), "TRUE")]
+    with pytest.raises(ConfigurationError, match="'session' is not SCHEMA.TABLE"):
+        parse([("session", "")])
+    with pytest.raises(ConfigurationError, match="Nothing to export"):
+        parse([])
+    with pytest.raises(ConfigurationError, match=r"lab.~external_raw is a DataJoint 0.14 store table"):
+        named([("lab.session", ""), ("lab.~external_raw", "")])
+    assert named([("lab.session", "")]) == [("lab.session", "")]
+    assert parse([("lab.~external_raw", "hash = 'x'")]) == [(("lab", "~external_raw"), "hash = 'x'")]

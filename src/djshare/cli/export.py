@@ -20,6 +20,7 @@ from djshare.cli.app import WRONG_LINE, app, err, out, run, stores_file
 from djshare.defaults import CAPTURE_SCHEMA
 from djshare.errors import ConfigurationError
 from djshare.export import capture_tables, engine
+from djshare.export.selection import named
 
 export_app = typer.Typer(
     help="Export from MariaDB or PostgreSQL (DataJoint 0.14 or 2.x): the rows analyses fetched for a paper (captures, "
@@ -95,7 +96,8 @@ def _target(spec: str) -> ServerAddress:
 
 
 def _rows(rows: list[str] | None) -> list[tuple[str, str]]:
-    return [(table.strip(), condition.strip()) for table, _, condition in (r.partition(":") for r in rows or [])]
+    given = [(table.strip(), condition.strip()) for table, _, condition in (r.partition(":") for r in rows or [])]
+    return named(given) if given else []
 
 
 def _export(paper: str | None, rows: list[str] | None, source: str | None, schema: str,

@@ -32,6 +32,16 @@ def parse(restrictions: Sequence[Restriction]) -> list[tuple[Table, str]]:
     return found
 
 
+def named(restrictions: Sequence[Restriction]) -> list[Restriction]:
+    """Restrictions a user names (`--rows`), refusing DataJoint 0.14's store tables: their rows go along with the
+    rows that reference them. (Captures do record them, as the rows a fetch read.)"""
+    for (schema, table), _ in parse(restrictions):
+        if store_of_table(table) is not None:
+            raise ConfigurationError(f"{schema}.{table} is a DataJoint 0.14 store table: export the tables that "
+                                     "reference it.")
+    return list(restrictions)
+
+
 def _parse(session: Any, restrictions: Sequence[Restriction], sql: MariaDB) -> list[tuple[Table, str]]:
     found = parse(restrictions)
     for (schema, table), condition in found:
@@ -50,10 +60,6 @@ def select(session: Any, restrictions: Sequence[Restriction], work_schema: str |
     table's schema; the capture schema serves exports of captures, where the exporting account may create tables)."""
     seeds = _parse(session, restrictions, sql)
     work_schema = work_schema or seeds[0][0][0]
-    for table, _ in seeds:
-        if store_of_table(table[1]) is not None:
-            raise ConfigurationError(f"{sql.quote(*table)} is a DataJoint 0.14 store table: export the tables "
-                                     "that reference it.")
     selection = compute(session, seeds, work_schema, sql)
     lineage = [
         ((schema, LINEAGE_TABLE), f"{sql.quote('table_name')} IN (" + ", ".join(

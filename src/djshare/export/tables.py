@@ -16,7 +16,7 @@ from djshare.backends.address import ServerAddress
 from djshare.export import engine
 from djshare.export.direct import Copied
 from djshare.export.restoring import VerifyReport
-from djshare.export.selection import LINEAGE_TABLE, Restriction, parse, select
+from djshare.export.selection import LINEAGE_TABLE, Restriction, named, parse, select
 
 __all__ = ["LINEAGE_TABLE", "Restriction", "copy", "parse", "restore", "select", "verify", "write"]
 
@@ -24,13 +24,13 @@ __all__ = ["LINEAGE_TABLE", "Restriction", "copy", "parse", "restore", "select",
 def write(source: ServerAddress, restrictions: Sequence[Restriction], directory: str | Path, progress: bool = True,
           statement_bytes: int | None = None) -> list[engine.Entry]:
     """Write the selected rows (with their parents and parts) as a bundle directory, which must not exist."""
-    return engine.write(source, restrictions, directory, progress=progress, statement_bytes=statement_bytes)
+    return engine.write(source, named(restrictions), directory, progress=progress, statement_bytes=statement_bytes)
 
 
 def copy(source: ServerAddress, restrictions: Sequence[Restriction], target: ServerAddress,
          progress: bool = True) -> list[Copied]:
     """Copy the selected rows straight into `target` (schemas without these tables), checked table by table."""
-    return engine.copy(source, restrictions, target, progress=progress)
+    return engine.copy(source, named(restrictions), target, progress=progress)
 
 
 def restore(directory: str | Path, target: ServerAddress, progress: bool = True) -> list[engine.Entry]:
