@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from djshare.backends.catalog import Column
-from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import exact, key_condition, row_literal
+from djshare.backends.mariadb import Session
+from djshare.backends.mariadb_rows import MARIADB, exact, key_condition
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
 from djshare.backends.postgresql import translate as pg_translate
@@ -34,21 +34,19 @@ from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.convert import attribute_converter
 from djshare.formats.declare import postgresql_table
-from djshare.formats.heading import Heading, headings, mismatch
+from djshare.formats.heading import Attribute, Heading, headings, mismatch
 from djshare.formats.lineage import Row
 from djshare.formats.values import compared_on_postgresql, to_postgresql
 from djshare.link import objects
 from djshare.link.journal import pg_journal as journal
 from djshare.link.journal import pg_objects_lock as objects_lock
-from djshare.link.keymap import local_key_pages, local_keys
+from djshare.link.keymap import TypedSide
 from djshare.link.local import create_local
 from djshare.link.pull import PullReport
-from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables, StorePair
 from djshare.stores.copying import CopyJob, copy_checked
 from djshare.stores.formats.dj014 import ExternalRow, relative_path
 from djshare.stores.formats.dj2 import Reference, attachment_prefix
-from djshare.sync.actions import Action
 
 WORKERS = 8
 
@@ -78,53 +76,28 @@ def _select(columns: Sequence[Column]) -> str:
     return ", ".join(exact(c) for c in columns)
 
 
-class PostgresLocal:
+class PostgresLocal(TypedSide):
     """The local side of a link whose local tables are a DataJoint 2.x schema on PostgreSQL."""
+
+    source_sql, local_sql = MARIADB, POSTGRESQL
 
     def __init__(self, source: Session, pg: PgSession, tables: LinkTables, local: tuple[Heading, ...],
                  workers: int = WORKERS) -> None:
-        self.source, self.pg, self.tables, self.local = source, pg, tables, local
-        self.name = local[0].full_name
+        super().__init__(source, pg, tables, local)
+        self.pg, self.local = pg, local
         self.workers = workers
-        self.stranded: list[tuple[Any, ...]] = []
 
-    def _key_of(self, values: Sequence[Any]) -> tuple[Any, ...]:
+    def _key(self, values: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(to_postgresql(t, v, {}) for t, v in zip(self.local[0].key, values, strict=True))
 
-    def _typed(self, keys: list[bytes]) -> dict[tuple[Any, ...], bytes]:
-        """Typed key values (as this side holds them) of source key literals."""
-        source = self.tables.source
-        rows = self.source.rows(
-            f"SELECT {row_literal(source.key_columns)}, {_select(source.key_columns)} FROM {source.full_name} "
-            "WHERE ".encode() + key_condition(source, keys), doing=f"reading keys of {source.full_name}")
-        return {self._key_of(row[1:]): bytes(row[0]) for row in rows}
+    def _source_param(self, column: Attribute, value: Any) -> Any:
+        return value.bytes if isinstance(value, uuid.UUID) else value
 
-    def _local_keys(self, typed: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-        return local_keys(self.pg, self.local[0], typed, name, self._key_of)
+    def _compared_source(self, column: Attribute, value: Any) -> Any:
+        return compared_on_postgresql(column, value)
 
-    def present(self, keys: list[bytes]) -> set[bytes]:
-        typed = self._typed(keys)
-        return {typed[k] for k in self._local_keys(list(typed))}
-
-    def count(self) -> int:
-        return int(self.pg.scalar(f"SELECT COUNT(*) FROM {self.name}"))
-
-    def key_pages(self, size: int) -> Iterator[list[bytes]]:
-        """Local keys as source literals. Keys the source no longer has (no literal can be made for them) are
-        collected in `stranded`: their rows stay, for a person to decide on."""
-        master, source = self.local[0], self.tables.source
-
-        def on_source(typed: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], bytes]:
-            row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
-            found = self.source.rows(
-                f"SELECT {row_literal(source.key_columns)}, {_select(source.key_columns)} FROM "
-                f"{source.full_name} WHERE ({', '.join(quote_name(c.name) for c in source.key_columns)}) IN "
-                f"({', '.join([row] * len(typed))})",
-                [v.bytes if isinstance(v, uuid.UUID) else v for key in typed for v in key],
-                doing=f"reading keys of {source.full_name}")
-            return {self._key_of(r[1:]): bytes(r[0]) for r in found}
-
-        return local_key_pages(self.pg, master, size, name, self._key_of, on_source, self.stranded)
+    def _compared_local(self, column: Attribute, value: Any) -> Any:
+        return compared_on_postgresql(column, value, local=True)
 
     def _objects(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> dict[tuple[str, bytes], str]:
         """The batch's objects in the local stores (converted, checked): (local store, 0.14 hash) -> reference."""
@@ -175,41 +148,6 @@ class PostgresLocal:
                 else:
                     report.part_rows += copied
 
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
-        """The two servers hold different types, so these entities' rows are read from both and compared in the
-        local form (float32 by its bits, json by value, objects by their MD5)."""
-        source = self.tables.source
-        where = key_condition(source, keys)
-        typed = self._typed(keys)
-        theirs: dict[bytes, list[Any]] = {}
-        mine: dict[bytes, list[Any]] = {}
-        master = self.local[0]
-        names = ", ".join(name(c.name) for c in master.key)
-        row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
-        for table in self.local:
-            for found in self.source.rows(
-                    f"SELECT {row_literal(source.key_columns)}, {_select(table.source.columns)} FROM "
-                    f"{table.source.full_name} WHERE ".encode() + where, doing=f"reading {table.source.full_name}"):
-                theirs.setdefault(bytes(found[0]), []).append(
-                    (table.source.name, *(compared_on_postgresql(t, v)
-                                          for t, v in zip(table.columns, found[1:], strict=True))))
-            if not typed:
-                continue
-            for found in self.pg.rows(
-                    f"SELECT {names}, {', '.join(name(c.name) for c in table.columns)} FROM {table.full_name} WHERE "
-                    f"({names}) IN ({', '.join([row] * len(typed))})", [v for key in typed for v in key],
-                    doing=f"reading {table.full_name}"):
-                literal = typed.get(self._key_of(found[:len(master.key)]))
-                if literal is not None:
-                    mine.setdefault(literal, []).append((table.source.name, *(
-                        compared_on_postgresql(t, v, local=True) for t, v in zip(table.columns, found[len(master.key):],
-                                                                     strict=True))))
-        mine = {k: v for k, v in mine.items() if any(r[0] == source.name for r in v)}
-        differ = [k for k in keys if k in mine and sorted(mine[k], key=repr) != sorted(theirs.get(k, []), key=repr)]
-        columns = {t.source.name: ([c.name for c in t.columns], t.source.primary_key) for t in self.local}
-        return differ, sum(1 for k in keys if k not in mine), [
-            change for k in differ for change in entity_changes(columns, theirs.get(k, []), mine[k])]
-
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Bring these entities' current source rows over: objects first, then in one local transaction rows
         updated in place (rows that reference them stay valid), new part rows inserted, part rows the source
@@ -220,7 +158,7 @@ class PostgresLocal:
     def _refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         refs = self._objects(keys, report, checkpoint)
         where = key_condition(self.tables.source, keys)
-        typed = list(self._typed(keys))
+        typed = list(self._source_keys(key_condition(self.tables.source, keys)))
         master = self.local[0]
         with self.pg.transaction(f"refreshing {self.name}"):
             for table in self.local:

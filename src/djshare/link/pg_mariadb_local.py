@@ -8,115 +8,51 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from djshare.backends.mariadb import Session, quote_name, translated
-from djshare.backends.postgresql import PgSession, key_condition, key_literal, name
-from djshare.formats.heading import Heading
+from djshare.backends.mariadb_rows import MARIADB
+from djshare.backends.postgresql import PgSession, key_condition, name
+from djshare.backends.postgresql_sql import POSTGRESQL
+from djshare.formats.heading import Attribute, Heading
 from djshare.formats.values import compared_on_mariadb, key_on_mariadb, to_mariadb
 from djshare.link.journal import declare_journal, objects_lock, record
-from djshare.link.keymap import local_key_pages, local_keys
+from djshare.link.keymap import TypedSide
 from djshare.link.pull import PullReport
-from djshare.link.stale import entity_changes
 from djshare.link.tables import Checkpoint, LinkTables
 from djshare.stores.copying import CopyJob, copy_checked, full_path, read_head
 from djshare.stores.formats.dj014 import ExternalRow, external_table, relative_path
 from djshare.stores.formats.dj2 import Reference, attachment_name, attachment_prefix, digest_of
 from djshare.stores.objects import open_store
 from djshare.stores.spec import StoreSpec
-from djshare.sync.actions import Action
 
 
-class MariaDBCopy:
+class MariaDBCopy(TypedSide):
     """The local side: the source's rows copied into MariaDB tables (0.14's or 2.x's layout)."""
+
+    source_sql, local_sql = POSTGRESQL, MARIADB
 
     def __init__(self, source: PgSession, local: Session, tables: LinkTables, declared: tuple[Heading, ...],
                  specs: Mapping[str, tuple[StoreSpec, StoreSpec]] | None = None) -> None:
-        self.source, self.local, self.tables, self.declared = source, local, tables, declared
+        super().__init__(source, local, tables, declared)
+        self.local = local
         self.specs = specs or {}  # local store -> (source spec, local spec)
-        self.name = declared[0].full_name
-        self.stranded: list[tuple[Any, ...]] = []
 
     def _key(self, values: Sequence[Any]) -> tuple[Any, ...]:
         return tuple(key_on_mariadb(t, v) for t, v in zip(self.declared[0].key, values, strict=True))
 
-    def _source_keys(self, condition: bytes, args: Sequence[Any] | None = None) -> dict[tuple[Any, ...], bytes]:
-        source = self.tables.source
-        names = ", ".join(name(c.name) for c in source.key_columns)
-        return {self._key(row[1:]): bytes(row[0]) for row in self.source.rows(
-            f"SELECT {key_literal(source.key_columns)}, {names} FROM {name(source.schema, source.name)} WHERE "
-            .encode() + condition, args, doing=f"reading keys of {source.schema}.{source.name}")}
+    def _source_param(self, column: Attribute, value: Any) -> Any:
+        return uuid.UUID(bytes=value) if column.kind == "uuid" else value
 
-    def _local_keys(self, typed: Sequence[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-        return local_keys(self.local, self.declared[0], typed, quote_name, self._key)
+    def _compared_source(self, column: Attribute, value: Any) -> Any:
+        return compared_on_mariadb(column, to_mariadb(column, value))
 
-    def present(self, keys: list[bytes]) -> set[bytes]:
-        typed = self._source_keys(key_condition(self.tables.source, keys))
-        return {typed[k] for k in self._local_keys(list(typed))}
+    def _compared_local(self, column: Attribute, value: Any) -> Any:
+        return compared_on_mariadb(column, value)
 
-    def count(self) -> int:
-        return int(self.local.scalar(f"SELECT COUNT(*) FROM {self.name}"))
-
-    def key_pages(self, size: int) -> Iterator[list[bytes]]:
-        """Local keys as source literals; keys the source no longer has are collected in `stranded`."""
-        master, source = self.declared[0], self.tables.source
-
-        def on_source(typed: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], bytes]:
-            row = "(" + ", ".join(["%s"] * len(master.key)) + ")"
-            return self._source_keys(
-                f"({', '.join(name(c.name) for c in source.key_columns)}) IN ({', '.join([row] * len(typed))})"
-                .encode(), [uuid.UUID(bytes=v) if t.kind == "uuid" else v for key in typed
-                            for t, v in zip(master.key, key, strict=True)])
-
-        return local_key_pages(self.local, master, size, quote_name, self._key, on_source, self.stranded)
-
-    def entities(self, keys: list[bytes]) -> tuple[dict[bytes, list[Any]], dict[bytes, list[Any]]]:
-        """The rows of these entities (master and parts), per source key literal, on the source (converted to the
-        local form) and here, for `stale` to compare; an entity not here is absent from the second."""
-        source_key = self.tables.source
-        where = key_condition(source_key, keys)
-        typed = self._source_keys(where)
-        theirs: dict[bytes, list[Any]] = {}
-        mine: dict[bytes, list[Any]] = {}
-        local_keys = ", ".join(quote_name(c.name) for c in self.declared[0].key)
-        row = "(" + ", ".join(["%s"] * len(self.declared[0].key)) + ")"
-        for table in self.declared:
-            source = table.source
-            columns = ", ".join(name(c.name) for c in source.columns)
-            for found in self.source.rows(f"SELECT {key_literal(source_key.key_columns)}, {columns} FROM "
-                                          f"{name(source.schema, source.name)} WHERE ".encode() + where,
-                                          doing=f"reading {source.schema}.{source.name}"):
-                theirs.setdefault(bytes(found[0]), []).append(
-                    (source.name, *(compared_on_mariadb(t, to_mariadb(t, v)) for t, v in zip(table.columns, found[1:],
-                                                                                     strict=True))))
-            if not typed:
-                continue
-            selected = ", ".join(f"CAST({quote_name(c.name)} AS DOUBLE)" if c.sql_type == "float" else
-                                 quote_name(c.name) for c in table.columns)
-            for found in self.local.rows(
-                    f"SELECT {local_keys}, {selected} FROM {table.full_name} WHERE ({local_keys}) IN "
-                    f"({', '.join([row] * len(typed))})", [v for key in typed for v in key],
-                    doing=f"reading {table.full_name}"):
-                literal = typed.get(self._key(found[:len(self.declared[0].key)]))
-                if literal is not None:
-                    mine.setdefault(literal, []).append(
-                        (source.name, *(compared_on_mariadb(t, v) for t, v in
-                                        zip(table.columns, found[len(self.declared[0].key):], strict=True))))
-        return ({k: sorted(v, key=repr) for k, v in theirs.items()},
-                {k: sorted(v, key=repr) for k, v in mine.items() if self._has_master(v)})
-
-    def stale_keys(self, keys: list[bytes]) -> tuple[list[bytes], int, list[Action]]:
-        """The two servers hold different types, so these entities' rows are read from both and compared in the
-        local form (float32 by its bits, json by value, objects by their MD5)."""
-        theirs, mine = self.entities(keys)
-        differ = [k for k in keys if k in mine and mine[k] != theirs.get(k)]
-        columns = {t.source.name: ([c.name for c in t.columns], t.source.primary_key) for t in self.declared}
-        return differ, sum(1 for k in keys if k not in mine), [
-            change for k in differ for change in entity_changes(columns, theirs.get(k, []), mine[k])]
-
-    def _has_master(self, rows: list[Any]) -> bool:
-        return any(r[0] == self.tables.source.name for r in rows)
+    def _local_select(self, column: Attribute) -> str:
+        return f"CAST({quote_name(column.name)} AS DOUBLE)" if column.sql_type == "float" else quote_name(column.name)
 
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Bring the source's current rows of entities held here: objects first, then in one local transaction
