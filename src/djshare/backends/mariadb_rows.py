@@ -278,9 +278,14 @@ class MariaDB:
         return [f"DROP TEMPORARY TABLE IF EXISTS {temp}",
                 f"CREATE TEMPORARY TABLE {temp} (PRIMARY KEY ({keys})) SELECT {keys} FROM {self.table(info)} LIMIT 0"]
 
-    def insert_new(self, temp: str, query: str) -> str:
-        """Insert the rows of `query` into `temp`, skipping those it has."""
-        return f"INSERT IGNORE INTO {temp} {query}"
+    def insert_new(self, table: str, rows: str) -> str:
+        """Insert `rows` (`(columns) VALUES ...` or a SELECT) into `table`, skipping those whose key it has."""
+        return f"INSERT IGNORE INTO {table} {rows}"
+
+    def upsert(self, columns: Sequence[str], key: Sequence[str]) -> str:
+        """What follows an INSERT of `columns` so a row whose `key` the table has is updated in place instead."""
+        updated = [c for c in columns if c not in key] or list(columns[:1])
+        return " ON DUPLICATE KEY UPDATE " + ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in updated)
 
     # --- catalog and DDL of a link's outbound table (djshare.link.outbound.declare) ---
 

@@ -76,8 +76,14 @@ class PostgreSQL(MariaDB):
                 f"CREATE TEMPORARY TABLE {temp} AS SELECT {keys} FROM {self.table(info)} LIMIT 0",
                 f"ALTER TABLE {temp} ADD PRIMARY KEY ({keys})"]
 
-    def insert_new(self, temp: str, query: str) -> str:
-        return f"INSERT INTO {temp} {query} ON CONFLICT DO NOTHING"
+    def insert_new(self, table: str, rows: str) -> str:
+        return f"INSERT INTO {table} {rows} ON CONFLICT DO NOTHING"
+
+    def upsert(self, columns: Sequence[str], key: Sequence[str]) -> str:
+        updated = [c for c in columns if c not in key]
+        action = ("DO UPDATE SET " + ", ".join(f"{name(c)} = EXCLUDED.{name(c)}" for c in updated)) if updated \
+            else "DO NOTHING"
+        return f" ON CONFLICT ({', '.join(name(k) for k in key)}) {action}"
 
     transactional_ddl = True  # a failed CREATE rolls back with its transaction: nothing to clean up
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+from djshare.backends import dialect
 from djshare.backends import postgresql as postgres
 from djshare.backends.address import ServerAddress
 from djshare.backends.mariadb import Session
@@ -92,10 +93,9 @@ def open_capture(address: ServerAddress, paper: str, analysis: str, schema: str 
     with _server(address) as (session, quoted):
         for statement in (*declaration(address.backend, schema), *open_declaration(address.backend, schema)):
             session.execute(statement)
-        ignore, conflict = ("", " ON CONFLICT DO NOTHING") if address.backend == "postgresql" else (" IGNORE", "")
-        return bool(session.execute(
-            f"INSERT{ignore} INTO {quoted(f'{schema}.{OPEN_TABLE}')} (account, paper, analysis) VALUES "
-            f"({ACCOUNT[address.backend]}, %s, %s){conflict}", (paper, analysis)))
+        row = f"(account, paper, analysis) VALUES ({ACCOUNT[address.backend]}, %s, %s)"
+        return bool(session.execute(dialect(address.backend).insert_new(quoted(f"{schema}.{OPEN_TABLE}"), row),
+                                    (paper, analysis)))
 
 
 def close_captures(address: ServerAddress, paper: str, analysis: str | None = None,

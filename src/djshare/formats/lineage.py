@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from djshare.backends import dialect
 from djshare.backends.catalog import ForeignKey
 from djshare.backends.mariadb import quote_name
 from djshare.backends.postgresql import name
@@ -69,8 +70,6 @@ def lineage_declaration(schema: str, backend: str = "mariadb") -> str:
 
 def lineage_upsert(schema: str, backend: str = "mariadb") -> str:
     """The statement recording one `Row` (three %s parameters), replacing the attribute's origin where recorded."""
-    if backend == "postgresql":
-        return (f"INSERT INTO {name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
-                "ON CONFLICT (table_name, attribute_name) DO UPDATE SET lineage = EXCLUDED.lineage")
-    return (f"INSERT INTO {quote_name(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s) "
-            "ON DUPLICATE KEY UPDATE lineage = VALUES(lineage)")
+    sql = dialect(backend)
+    return (f"INSERT INTO {sql.quote(schema, LINEAGE_TABLE)} VALUES (%s, %s, %s)"
+            + sql.upsert(("table_name", "attribute_name", "lineage"), ("table_name", "attribute_name")))

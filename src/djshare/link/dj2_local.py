@@ -174,11 +174,9 @@ class PostgresLocal(TypedSide):
                                     [v for key in typed for v in key],
                                     doing=f"deleting dropped rows of {table.full_name}")
                 columns = ", ".join(name(c.name) for c in table.columns)
-                values = [c.name for c in table.columns if c.name not in table.source.primary_key]
-                update = ("DO UPDATE SET " + ", ".join(f"{name(c)} = EXCLUDED.{name(c)}" for c in values)) \
-                    if values else "DO NOTHING"
-                self.pg.execute(f"INSERT INTO {table.full_name} ({columns}) SELECT {columns} FROM djshare_refresh "
-                                f"ON CONFLICT ({keys_sql}) {update}", doing=f"refreshing {table.full_name}")
+                self.pg.execute(f"INSERT INTO {table.full_name} ({columns}) SELECT {columns} FROM djshare_refresh"
+                                + POSTGRESQL.upsert([c.name for c in table.columns], [c.name for c in table.key]),
+                                doing=f"refreshing {table.full_name}")
                 self.pg.execute("DROP TABLE djshare_refresh")
         report.refreshed += len(keys)
 

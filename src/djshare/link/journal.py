@@ -12,8 +12,9 @@ import contextlib
 from collections.abc import Sequence
 
 from djshare.backends.mariadb import Session, named_lock, quote_name
-from djshare.backends.mariadb_rows import literal
+from djshare.backends.mariadb_rows import MARIADB, literal
 from djshare.backends.postgresql import PgSession, advisory_lock, name, table_names
+from djshare.backends.postgresql_sql import POSTGRESQL
 
 JOURNAL = "~djshare_objects"
 PG_JOURNAL = JOURNAL
@@ -42,7 +43,7 @@ def record(local: Session, schema: str, entries: Sequence[tuple[str, bytes, str]
                 f"INSERT INTO {journal_name(schema)} (`store`, `hash`, `path`) VALUES ".encode()
                 + b",".join(b"(" + literal(store) + b",X'" + digest.hex().encode() + b"'," + literal(path) + b")"
                             for store, digest, path in entries[start:start + BATCH])
-                + b" ON DUPLICATE KEY UPDATE `path` = VALUES(`path`)",
+                + MARIADB.upsert(("store", "hash", "path"), ("store", "hash")).encode(),
                 doing="journaling objects",
             )
 
@@ -102,7 +103,7 @@ def pg_journal(pg: PgSession, schema: str, objects: Sequence[tuple[str, str]]) -
     pg.execute(f"CREATE TABLE IF NOT EXISTS {table} (store varchar(64) NOT NULL, path text NOT NULL, "
                "PRIMARY KEY (store, path))")
     with pg.connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s) ON CONFLICT DO NOTHING", list(objects))
+        cursor.executemany(POSTGRESQL.insert_new(table, "VALUES (%s, %s)"), list(objects))
 
 
 def pg_entries(pg: PgSession, schema: str) -> set[tuple[str, str]]:

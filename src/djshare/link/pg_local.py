@@ -23,6 +23,7 @@ from djshare.backends.postgresql import (
     paged_keys,
     text,
 )
+from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.formats.dj2_objects import ObjectColumn, object_jobs
 from djshare.link.journal import pg_journal as journal
 from djshare.link.journal import pg_objects_lock as objects_lock
@@ -222,11 +223,9 @@ class PostgresCopy:
             self.local.execute(f"DELETE FROM {target} WHERE ".encode() + where
                                + f" AND ({keys}) NOT IN (SELECT {keys} FROM djshare_refresh)".encode(),
                                doing=f"deleting dropped rows of {target}")
-        values = [c.name for c in table.columns if c.name not in table.primary_key]
-        update = ("DO UPDATE SET " + ", ".join(f"{name(c)} = EXCLUDED.{name(c)}" for c in values)) if values \
-            else "DO NOTHING"
-        self.local.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM djshare_refresh "
-                           f"ON CONFLICT ({keys}) {update}", doing=f"refreshing {target}")
+        self.local.execute(f"INSERT INTO {target} ({columns}) SELECT {columns} FROM djshare_refresh"
+                           + POSTGRESQL.upsert([c.name for c in table.columns], table.primary_key),
+                           doing=f"refreshing {target}")
         self.local.execute("DROP TABLE djshare_refresh")
 
     def _stream(self, out: bytes, into: str, target: str) -> int:

@@ -72,10 +72,8 @@ class MariaDBCopy(TypedSide):
                 if table is not self.declared[0]:
                     self._drop_parts(local, table, rows, keys)
                 if rows:
-                    names = [c.name for c in table.columns]
-                    updates = [n for n in names if n not in table.source.primary_key] or names[:1]
-                    self._insert(local, table, rows, " ON DUPLICATE KEY UPDATE " + ", ".join(
-                        f"{quote_name(n)} = VALUES({quote_name(n)})" for n in updates))
+                    self._insert(local, table, rows, MARIADB.upsert([c.name for c in table.columns],
+                                                                    table.source.primary_key))
 
     def _drop_parts(self, local: Session, table: Heading, rows: list[list[Any]], keys: list[bytes]) -> None:
         """Delete the part rows of these entities that the source no longer has."""
@@ -112,8 +110,8 @@ class MariaDBCopy(TypedSide):
 
     def _track(self, local: Session, external: Mapping[str, list[ExternalRow]]) -> None:
         for store, objects in external.items():
-            local.execute(f"INSERT IGNORE INTO {external_table(self.tables.local_schema, store)} (`hash`, `size`, "
-                          f"`attachment_name`) VALUES {', '.join(['(%s, %s, %s)'] * len(objects))}",
+            local.execute(MARIADB.insert_new(external_table(self.tables.local_schema, store), "(`hash`, `size`, "
+                                             f"`attachment_name`) VALUES {', '.join(['(%s, %s, %s)'] * len(objects))}"),
                           [v for row in objects for v in (row.hash, row.size, row.attachment_name)],
                           doing=f"recording objects in ~external_{store}")
 
