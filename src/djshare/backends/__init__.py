@@ -4,9 +4,11 @@ and diff alike (`mariadb`, `mariadb_rows`, `postgresql`; `address` and `catalog`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from djshare.backends.address import ServerAddress
     from djshare.backends.mariadb_rows import MariaDB
 
 
@@ -19,3 +21,15 @@ def dialect(backend: str) -> MariaDB:
     from djshare.backends.mariadb_rows import MARIADB
 
     return MARIADB
+
+
+def session(address: ServerAddress) -> AbstractContextManager[Any]:
+    """A session on the server at `address`, of its kind (`mariadb.Session`, `postgresql.PgSession`): `rows`,
+    `scalar`, `stream`, `execute` and `transaction` alike, errors translated, closed when the block ends."""
+    if address.backend == "postgresql":
+        from djshare.backends.postgresql import session as pg_session
+
+        return pg_session(address)
+    from djshare.backends.mariadb import Session
+
+    return Session(address)

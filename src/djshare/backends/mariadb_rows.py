@@ -259,9 +259,9 @@ class MariaDB:
         """The key columns in paging order (the order `after` compares in)."""
         return self.key_names(info, qualifier)
 
-    def foreign_keys(self, session: Any) -> list[ForeignKey]:
-        """Every foreign key the server shows this user."""
-        return foreign_keys_to(session)
+    def foreign_keys(self, session: Any, schemas: list[str] | None = None) -> list[ForeignKey]:
+        """Every foreign key the server shows this user (those among the tables of `schemas`, at least, if given)."""
+        return foreign_keys_to(session, schemas)
 
     def read_table(self, session: Any, schema: str, table: str) -> TableInfo:
         return read_table(session, schema, table)
@@ -338,6 +338,23 @@ class MariaDB:
                  f"  FOREIGN KEY ({keys}) REFERENCES {self.table(source)} ({keys})\n"
                  "    ON UPDATE RESTRICT ON DELETE RESTRICT\n"
                  ") ENGINE=InnoDB COMMENT=%s", (comment,))]
+
+    def capture_table(self, schema: str, table: str) -> str:
+        """The table of the restrictions captures record (djshare.export.capture_tables)."""
+        return (f"CREATE TABLE IF NOT EXISTS {self.quote(schema, table)} (`paper` varchar(64) NOT NULL, "
+                "`analysis` varchar(64) NOT NULL, `seq` int unsigned NOT NULL AUTO_INCREMENT, "
+                "`table_schema` varchar(64) NOT NULL, `table_name` varchar(64) NOT NULL, "
+                "`restriction` longtext NOT NULL, `captured_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+                "PRIMARY KEY (`paper`, `analysis`, `seq`), KEY (`seq`)) "
+                "COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'")
+
+    def open_capture_table(self, schema: str, table: str) -> str:
+        """The table of captures opened on the server for a database account."""
+        return (f"CREATE TABLE IF NOT EXISTS {self.quote(schema, table)} (`account` varchar(300) NOT NULL, "
+                "`paper` varchar(64) NOT NULL, `analysis` varchar(64) NOT NULL, "
+                "`started_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+                "PRIMARY KEY (`account`, `paper`, `analysis`)) "
+                "COMMENT='djshare: captures open for a database account (djshare export start/stop)'")
 
     def commented(self, session: Any, prefix: str, schema: str | None = None) -> list[tuple[str, str, str]]:
         """(schema, table, comment) of the tables whose comment starts with `prefix` (in `schema`, or anywhere)."""

@@ -61,8 +61,8 @@ class PostgreSQL(MariaDB):
     def key_order(self, info: TableInfo, qualifier: str = "") -> str:
         return key_order(info, qualifier)
 
-    def foreign_keys(self, session: Any) -> list[ForeignKey]:
-        return foreign_keys(session)
+    def foreign_keys(self, session: Any, schemas: list[str] | None = None) -> list[ForeignKey]:
+        return foreign_keys(session, schemas)
 
     def read_table(self, session: Any, schema: str, table: str) -> TableInfo:
         return read_table(session, schema, table)
@@ -129,6 +129,17 @@ class PostgreSQL(MariaDB):
             (f"CREATE INDEX IF NOT EXISTS {name(table[:50] + '_source_key')} ON {full_name} ({keys})", ()),
             (f"COMMENT ON TABLE {full_name} IS {text(comment)}", ()),
         ]
+
+    def capture_table(self, schema: str, table: str) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {name(schema, table)} (paper varchar(64) NOT NULL, "
+                "analysis varchar(64) NOT NULL, seq bigserial, table_schema varchar(64) NOT NULL, "
+                "table_name varchar(64) NOT NULL, restriction text NOT NULL, captured_at timestamptz NOT NULL "
+                "DEFAULT now(), PRIMARY KEY (paper, analysis, seq))")
+
+    def open_capture_table(self, schema: str, table: str) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {name(schema, table)} (account varchar(300) NOT NULL, "
+                "paper varchar(64) NOT NULL, analysis varchar(64) NOT NULL, started_at timestamptz NOT NULL "
+                "DEFAULT now(), PRIMARY KEY (account, paper, analysis))")
 
     def commented(self, session: Any, prefix: str, schema: str | None = None) -> list[tuple[str, str, str]]:
         return [(str(a), str(b), str(c)) for a, b, c in session.rows(

@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from djshare.backends import dialect
-from djshare.backends import postgresql as postgres
+from djshare.backends import session as session_on
 from djshare.backends.address import ServerAddress
-from djshare.backends.mariadb import Session
 from djshare.defaults import CAPTURE_SCHEMA
 from djshare.errors import DjshareError
 from djshare.export import active
@@ -39,43 +38,22 @@ class CaptureSummary(NamedTuple):
 
 def declaration(backend: str, schema: str) -> list[str]:
     """The statements that create the recorded restrictions' table on a `mysql`/`mariadb` or `postgresql` server."""
-    if backend == "postgresql":
-        return [f'CREATE SCHEMA IF NOT EXISTS "{schema}"',
-                f'CREATE TABLE IF NOT EXISTS "{schema}"."{TABLE}" (paper varchar(64) NOT NULL, '
-                "analysis varchar(64) NOT NULL, seq bigserial, table_schema varchar(64) NOT NULL, "
-                "table_name varchar(64) NOT NULL, restriction text NOT NULL, captured_at timestamptz NOT NULL "
-                "DEFAULT now(), PRIMARY KEY (paper, analysis, seq))"]
-    return [f"CREATE DATABASE IF NOT EXISTS `{schema}`",
-            f"CREATE TABLE IF NOT EXISTS `{schema}`.`{TABLE}` (`paper` varchar(64) NOT NULL, "
-            "`analysis` varchar(64) NOT NULL, `seq` int unsigned NOT NULL AUTO_INCREMENT, "
-            "`table_schema` varchar(64) NOT NULL, `table_name` varchar(64) NOT NULL, `restriction` longtext NOT NULL, "
-            "`captured_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`paper`, `analysis`, `seq`), "
-            "KEY (`seq`)) COMMENT='djshare: rows each analysis of a paper fetched (djshare export)'"]
+    sql = dialect(backend)
+    return [sql.create_schema(schema), sql.capture_table(schema, TABLE)]
 
 
 def open_declaration(backend: str, schema: str) -> list[str]:
     """The statements that create the table of captures opened on the server (`export_open`)."""
-    if backend == "postgresql":
-        return [f'CREATE SCHEMA IF NOT EXISTS "{schema}"',
-                f'CREATE TABLE IF NOT EXISTS "{schema}"."{OPEN_TABLE}" (account varchar(300) NOT NULL, '
-                "paper varchar(64) NOT NULL, analysis varchar(64) NOT NULL, started_at timestamptz NOT NULL "
-                "DEFAULT now(), PRIMARY KEY (account, paper, analysis))"]
-    return [f"CREATE DATABASE IF NOT EXISTS `{schema}`",
-            f"CREATE TABLE IF NOT EXISTS `{schema}`.`{OPEN_TABLE}` (`account` varchar(300) NOT NULL, "
-            "`paper` varchar(64) NOT NULL, `analysis` varchar(64) NOT NULL, "
-            "`started_at` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (`account`, `paper`, `analysis`)) "
-            "COMMENT='djshare: captures open for a database account (djshare export start/stop)'"]
+    sql = dialect(backend)
+    return [sql.create_schema(schema), sql.open_capture_table(schema, OPEN_TABLE)]
 
 
 @contextmanager
 def _server(address: ServerAddress) -> Iterator[tuple[Any, Callable[[str], str]]]:
-    """A session on the server at `address` and how it quotes a capture table's name."""
-    if address.backend == "postgresql":
-        with postgres.session(address) as pg:
-            yield pg, lambda qualified: ".".join(f'"{part}"' for part in qualified.split("."))
-    else:
-        with Session(address) as session:
-            yield session, lambda qualified: ".".join(f"`{part}`" for part in qualified.split("."))
+    """A session on the server at `address` and how it quotes a capture table's name (`schema.table`)."""
+    sql = dialect(address.backend)
+    with session_on(address) as session:
+        yield session, lambda qualified: sql.quote(*qualified.split("."))
 
 
 def _exists(session: Any, schema: str, table: str) -> bool:

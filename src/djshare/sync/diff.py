@@ -9,10 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from djshare.backends import postgresql as postgres
-from djshare.backends.catalog import TableInfo, read_table
-from djshare.backends.mariadb import Session
-from djshare.backends.postgresql_sql import PostgreSQL
+from djshare import backends
+from djshare.backends.catalog import TableInfo
 from djshare.errors import DjshareError
 from djshare.sync.actions import Action
 from djshare.sync.segments import Segment, Summary, differing, leaf, split
@@ -114,13 +112,10 @@ def compare(left: Source, right: Source, branch: str, summarize_binary: bool = T
         streams: dict[int, Callable[[], Iterator[dict[str, Any]]]] = {}
         sides: dict[int, TableSide] = {}
         for source in (left, right):
-            if isinstance(source, Table) and source.address.backend == "postgresql":
-                pg = stack.enter_context(postgres.session(source.address))
-                side = TableSide(pg, postgres.read_table(pg, source.schema, source.name), source.where, PostgreSQL())
-                infos[id(source)], sides[id(source)], streams[id(source)] = side.table, side, side.ordered
-            elif isinstance(source, Table):
-                session = stack.enter_context(Session(source.address))
-                side = TableSide(session, read_table(session, source.schema, source.name), source.where)
+            if isinstance(source, Table):
+                session = stack.enter_context(backends.session(source.address))
+                sql = backends.dialect(source.address.backend)
+                side = TableSide(session, sql.read_table(session, source.schema, source.name), source.where, sql)
                 infos[id(source)], sides[id(source)], streams[id(source)] = side.table, side, side.ordered
             elif isinstance(source, Query):
                 streams[id(source)] = source.rows

@@ -19,11 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from djshare.backends import postgresql as postgres
-from djshare.backends.catalog import ForeignKey, TableInfo, foreign_keys_to, read_table
-from djshare.backends.mariadb import Session
+from djshare import backends
+from djshare.backends.catalog import ForeignKey, TableInfo
 from djshare.backends.mariadb_rows import MariaDB
-from djshare.backends.postgresql_sql import PostgreSQL
 from djshare.errors import DjshareError
 from djshare.sync.actions import KINDS, Action, Binary
 from djshare.sync.sources import Table
@@ -109,15 +107,10 @@ class ApplyToTables(Handler):
 
     def finish(self) -> None:
         with contextlib.ExitStack() as stack:
-            session: Any
-            if self.address.backend == "postgresql":
-                session, self.sql = stack.enter_context(postgres.session(self.address)), PostgreSQL()
-                info = {b: postgres.read_table(session, t.schema, t.name) for b, t in self.tables.items()}
-                keys = postgres.foreign_keys(session, sorted({t.schema for t in info.values()}))
-            else:
-                session = stack.enter_context(Session(self.address))
-                info = {b: read_table(session, t.schema, t.name) for b, t in self.tables.items()}
-                keys = foreign_keys_to(session, sorted({t.schema for t in info.values()}))
+            session = stack.enter_context(backends.session(self.address))
+            self.sql = backends.dialect(self.address.backend)
+            info = {b: self.sql.read_table(session, t.schema, t.name) for b, t in self.tables.items()}
+            keys = self.sql.foreign_keys(session, sorted({t.schema for t in info.values()}))
             order = _parents_first(keys, info)
             try:
                 with session.transaction("applying a diff"):
