@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import pymysql
 import pymysql.cursors
+from pymysql.constants import FIELD_TYPE
 
 from djshare.backends.address import ServerAddress
 from djshare.defaults import timeout
@@ -176,6 +177,31 @@ class Session:
 
     def max_allowed_packet(self) -> int:
         return int(self.scalar("SELECT @@max_allowed_packet"))
+
+    def query_rows(self, query: str, key: Sequence[str],
+                   check: Callable[[dict[str, Any]], None]) -> Iterator[dict[str, Any]]:
+        """The rows of a user's `query` as dicts, streamed in `key` order (text keys by their bytes, as Python orders
+        them); `check` first sees its columns (name -> driver type)."""
+        inner = f"({query.strip().rstrip(';')}) AS djshare_q"
+        with translated(self.address, "running a query"):
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
+                kinds = {d[0]: d[1] for d in cursor.description or ()}
+            check(kinds)
+            order = ", ".join(f"CAST(`{k}` AS BINARY)" if kinds[k] in TEXT_FIELDS else f"`{k}`" for k in key)
+            # MariaDB sends FLOAT as text with six significant digits: widen it to DOUBLE (exact) on the server
+            select = ", ".join(f"CAST({quote_name(k)} AS DOUBLE) AS {quote_name(k)}" if kinds[k] == FIELD_TYPE.FLOAT
+                               else quote_name(k) for k in kinds)
+            cursor = pymysql.cursors.SSDictCursor(self.connection)
+            try:
+                cursor.execute(f"SELECT {select} FROM {inner} ORDER BY {order}")
+                yield from cursor
+            finally:
+                cursor.close()
+
+
+TEXT_FIELDS = frozenset({FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.ENUM,
+                         FIELD_TYPE.SET})  # result column types of text, ordered by their bytes
 
 
 def quote_name(*parts: str) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from djshare import defaults
@@ -185,6 +185,23 @@ class PgSession:
             return int(self.connection.execute(statement, args).rowcount)
         except _psycopg().Error as error:
             raise translate(error, self.address, doing) from None
+
+    def query_rows(self, query: str, key: Sequence[str],
+                   check: Callable[[dict[str, Any]], None]) -> Iterator[dict[str, Any]]:
+        """The rows of a user's `query` as dicts, streamed in `key` order (text keys COLLATE "C", by their bytes);
+        `check` first sees its columns (name -> type OID)."""
+        inner = f"({query.strip().rstrip(';')}) AS djshare_q"
+        with self.connection.cursor() as cursor:
+            try:
+                cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
+            except Exception as error:
+                raise translate(error, self.address, "running a query") from None
+            kinds = {d.name: d.type_code for d in cursor.description or ()}
+        check(kinds)
+        order = ", ".join(f'"{k}" COLLATE "C"' if kinds[k] in TEXT_OIDS else f'"{k}"' for k in key)
+        names = list(kinds)
+        for row in self.stream(f"SELECT * FROM {inner} ORDER BY {order}", doing="running a query"):
+            yield {n: bytes(v) if isinstance(v, memoryview) else v for n, v in zip(names, row, strict=True)}
 
     @contextlib.contextmanager
     def transaction(self, doing: str = "") -> Iterator[PgSession]:

@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pymysql
-from pymysql.constants import FIELD_TYPE
-
+from djshare import backends
 from djshare.backends.address import ServerAddress
-from djshare.backends.mariadb import Session, quote_name, translated
 from djshare.errors import DjshareError
 from djshare.restriction import one_condition
 
@@ -51,52 +48,15 @@ class Query:
         return f"query on {self.address.label}"
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        if self.address.backend == "postgresql":
-            yield from self._postgres_rows()
-            return
-        inner = f"({self.sql.strip().rstrip(';')}) AS djshare_q"
-        with Session(self.address) as session, translated(self.address, "running a query"):
-            with session.connection.cursor() as cursor:
-                cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
-                kinds = {d[0]: d[1] for d in cursor.description or ()}
-            self._check_key(kinds)
-            order = ", ".join(f"CAST(`{k}` AS BINARY)" if kinds[k] in TEXT_FIELDS else f"`{k}`" for k in self.key)
-            # MariaDB sends FLOAT as text with six significant digits: widen it to DOUBLE (exact) on the server
-            select = ", ".join(f"CAST({quote_name(k)} AS DOUBLE) AS {quote_name(k)}" if kinds[k] == FIELD_TYPE.FLOAT
-                               else quote_name(k) for k in kinds)
-            cursor = pymysql.cursors.SSDictCursor(session.connection)
-            try:
-                cursor.execute(f"SELECT {select} FROM {inner} ORDER BY {order}")
-                yield from cursor
-            finally:
-                cursor.close()
-
-    def _postgres_rows(self) -> Iterator[dict[str, Any]]:
-        from djshare.backends import postgresql as postgres
-
-        inner = f"({self.sql.strip().rstrip(';')}) AS djshare_q"
-        with postgres.session(self.address) as session:
-            with session.connection.cursor() as cursor:
-                try:
-                    cursor.execute(f"SELECT * FROM {inner} LIMIT 0")
-                except Exception as error:
-                    raise postgres.translate(error, self.address, "running a query") from None
-                kinds = {d.name: d.type_code for d in cursor.description or ()}
-            self._check_key(kinds)
-            order = ", ".join(f'"{k}" COLLATE "C"' if kinds[k] in postgres.TEXT_OIDS else f'"{k}"' for k in self.key)
-            names = list(kinds)
-            for row in session.stream(f"SELECT * FROM {inner} ORDER BY {order}", doing="running a query"):
-                yield {n: bytes(v) if isinstance(v, memoryview) else v for n, v in zip(names, row, strict=True)}
+        """The query's rows in key order, as dicts (the server's driver types)."""
+        with backends.session(self.address) as session:
+            yield from session.query_rows(self.sql, self.key, self._check_key)
 
     def _check_key(self, columns: Mapping[str, Any]) -> None:
         missing = [k for k in self.key if k not in columns]
         if missing:
             raise DjshareError(f"The query has no column {', '.join(missing)} (its columns: "
                                f"{', '.join(columns)}): name its key columns with --key.")
-
-
-TEXT_FIELDS = frozenset({FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.ENUM,
-                         FIELD_TYPE.SET})
 
 
 @dataclass(frozen=True)
