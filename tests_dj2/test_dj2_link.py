@@ -197,7 +197,7 @@ def test_into_a_dj014_schema_that_datajoint_014_reads(world: World) -> None:
     assert world.local.query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s AND "
                              "table_name = '~lineage'", (world.local_schema,)) == [(0,)]
     # a schema in one layout is not filled in the other
-    with pytest.raises(ConfigurationError, match="0.14's layout, not the link's \\(2.x\\)"):
+    with pytest.raises(ConfigurationError, match="0.14's format, not the link's \\(2.x\\)"):
         world.link().pull(progress=False)
     world.source.execute(f"CREATE TABLE `{world.source_schema}`.`raw` (`id` int NOT NULL COMMENT ':int32:', "
                          "`data` longblob NOT NULL COMMENT ':bytes:', PRIMARY KEY (`id`))")

@@ -277,7 +277,7 @@ def test_changed_source_rows_are_found_and_refreshed(reverse: Reverse) -> None:
 
 def test_into_a_dj2_schema_on_mariadb_that_datajoint_2_reads(reverse: Reverse, s3: S3Server) -> None:
     world = reverse.world
-    link = reverse.link(layout="dj2")
+    link = reverse.link(format="dj2")  # (layout="dj2", the name of earlier releases, below)
     assert link.pull(progress=False).pulled == 12
     mine = dj.VirtualModule("mine", reverse.local_schema, connection=connect_mariadb(reverse.local))
     for theirs, ours in ((world.Session, mine.Session), (world.Session.Trace, mine.Session.Trace)):
@@ -298,7 +298,7 @@ def test_into_a_dj2_schema_on_mariadb_that_datajoint_2_reads(reverse: Reverse, s
     assert (comments["session"], comments["data"], comments["gain"]) == (":int32:", ":<blob>:", ":float32:")
     assert ("session__trace", "subject", f"{reverse.local_schema}.subject.subject") in set(reverse.local.query(
         f"SELECT * FROM `{reverse.local_schema}`.`~lineage`"))
-    with pytest.raises(ConfigurationError, match="2.x's layout, not the link's \\(0.14\\)"):
+    with pytest.raises(ConfigurationError, match="2.x's format, not the link's \\(0.14\\)"):
         reverse.link().pull(progress=False)  # a schema is never filled in the other layout
     Objects(world, store("file", world.tmp / "source-store", s3, ""), {})
     with pytest.raises(ConfigurationError, match="cannot insert in-store codecs on MariaDB"):

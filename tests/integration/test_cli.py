@@ -111,6 +111,6 @@ def test_the_format_of_a_new_local_schema_is_chosen_and_refusals_change_nothing(
     assert done.returncode == 0 and "pulled 5 entities" in done.stdout, done.stderr
     assert lab.local.query(f"SELECT COUNT(*) FROM `{v2}`.`~lineage`")[0][0] > 0
     assert "pulled 0 entities" in djshare(lab, "pull", table, "-l", v2, "-w", "subject='s0'").stdout
-    assert "is in DataJoint 2.x's layout, not the link's (0.14)" in refused("-l", v2, "--format", "dj014")
+    assert "is in DataJoint 2.x's format, not the link's (0.14)" in refused("-l", v2, "--format", "dj014")
     done = djshare(lab, "pull", table, "-l", lab.local_schema, "--format", "dj014", "-w", "subject='s0'")
     assert done.returncode == 0 and "pulled 5 entities" in done.stdout, done.stderr

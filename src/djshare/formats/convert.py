@@ -28,7 +28,17 @@ from djshare.formats.heading import Attribute
 from djshare.stores.formats.dj2 import codec_of
 
 IN_STORE = re.compile(r"^:<(?P<codec>\w+)@(?P<store>[^>]*)>:")
-LAYOUTS = ("dj2", "dj014")
+FORMATS = ("dj2", "dj014")  # the DataJoint lines a local schema can be declared in
+LAYOUTS = FORMATS  # the name of earlier releases
+
+
+def chosen_format(format: str | None, layout: str | None, default: str) -> str:
+    """A link's local format: `format=`, or `layout=` (its name in earlier releases, kept for one more), else
+    `default`; ConfigurationError for any other value."""
+    chosen = format or layout or default
+    if chosen not in FORMATS:
+        raise ConfigurationError(f"format={chosen!r}: use one of {', '.join(FORMATS)}.")
+    return chosen
 BLOBS = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})  # a serialized blob in 0.14 without a type label
 # the core type labels DataJoint 2.x's own migration (`datajoint.migrate.analyze_columns`) writes on 0.14 columns;
 # unsigned integers widen to the next signed type that holds their range, as there

@@ -11,7 +11,7 @@ foreign keys to other tables dropped (their attributes stay, as plain attributes
 key to its master, and `~lineage` rows naming the local tables as the origin of their keys; DataJoint 2.x
 reads the local schema as its own. Rows are copied as the source server formats them (`MariaDBLocal`).
 
-A DataJoint 0.14 source is linked into 2.x's layout the same way (`layout="dj2"`): its statements with the column
+A DataJoint 0.14 source is linked into 2.x's format the same way (`format="dj2"`): its statements with the column
 comments 2.x writes (a serialized blob is `:<blob>:`, 0.14's `:attach:` is `:<attach>:`: the stored bytes are the
 same), and `~lineage` derived from its foreign keys as 2.x's `rebuild_lineage()` derives it. Its external objects
 (`blob@`, `attach@`, `filepath@`) would be in-store codecs, which 2.3.5 cannot insert on MariaDB: refused.
@@ -41,7 +41,7 @@ from djshare.backends.catalog import (
 )
 from djshare.backends.mariadb import Session, quote_name
 from djshare.errors import ConfigurationError, DefinitionMismatchError
-from djshare.formats.convert import LAYOUTS, refuse_in_store
+from djshare.formats.convert import chosen_format, refuse_in_store
 from djshare.formats.declare import mariadb_copy
 from djshare.formats.heading import differences
 from djshare.formats.lineage import LINEAGE_TABLE, Row, derived, localized
@@ -85,7 +85,7 @@ class MariaDBSchema:
     def session(self) -> Session:
         return Session(self.address)
 
-    def layout(self) -> str | None:
+    def format(self) -> str | None:
         """"dj2" or "dj014" for a schema that holds tables, else None (absent or empty)."""
         with self.session() as session:
             if not schema_exists(session, self.name) or not [
@@ -93,14 +93,18 @@ class MariaDBSchema:
                 return None
             return format_of_schema(session, self.name)
 
-    def check_layout(self, layout: str) -> None:
-        """An existing schema with DataJoint tables must be in `layout` (a link never fills it in the other)."""
-        found = self.layout()
-        if found is not None and found != layout:
+    layout = format  # the name of earlier releases
+
+    def check_format(self, format: str) -> None:
+        """An existing schema with DataJoint tables must be in `format` (a link never fills it in the other)."""
+        found = self.format()
+        if found is not None and found != format:
             raise ConfigurationError(
-                f"The local schema `{self.name}` is in DataJoint {'2.x' if found == 'dj2' else '0.14'}'s layout, not "
-                f"the link's ({'2.x' if layout == 'dj2' else '0.14'}): pass layout={found!r} (CLI: "
+                f"The local schema `{self.name}` is in DataJoint {'2.x' if found == 'dj2' else '0.14'}'s format, not "
+                f"the link's ({'2.x' if format == 'dj2' else '0.14'}): pass format={found!r} (CLI: "
                 f"--format {found}, or leave it out), or use another local schema. Nothing was changed.")
+
+    check_layout = check_format  # the name of earlier releases
 
 
 def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str,
@@ -146,19 +150,23 @@ class Dj2Link(LinkRunner):
     another MariaDB server, or from a DataJoint 0.14 table into 2.x's layout there. Restrictions: SQL text,
     dicts, lists (OR).
 
-    `layout`: "dj2" (default) declares the local tables as the source has them; "dj014" as DataJoint 0.14 would
+    `format`: "dj2" (default) declares the local tables as the source has them; "dj014" as DataJoint 0.14 would
     declare them (`<blob>` as a plain longblob, `<attach>` as `:attach:`, no type labels, no `~lineage`), for a
     lab on DataJoint 0.14: the stored bytes are the same in both lines. An existing local schema must already
-    be in that layout."""
+    be in that format. (`layout=` is its name of earlier releases.)"""
 
     def __init__(self, table: str, source: MariaDBSchema, local: MariaDBSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, batch_size: int = DEFAULT_BATCH, lock_timeout: float = 60.0,
-                 layout: str = "dj2") -> None:
-        if layout not in LAYOUTS:
-            raise ConfigurationError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}.")
+                 format: str | None = None, layout: str | None = None) -> None:
+        self.format = chosen_format(format, layout, "dj2")
         super().__init__(table, outbound=outbound, subscriber=subscriber, batch_size=batch_size,
                          lock_timeout=lock_timeout)
-        self.source, self.local, self.layout = source, local, layout
+        self.source, self.local = source, local
+
+    @property
+    def layout(self) -> str:
+        """The local format (the name of earlier releases)."""
+        return self.format
 
     def _setup(self, create: bool = True) -> Ready:
         if self._ready is not None:
@@ -168,7 +176,7 @@ class Dj2Link(LinkRunner):
         with self.source.session() as source, self.local.session() as local:
             name = find_table(source, schema, self.table) if self.table[:1].isupper() else self.table
             source_format = format_of_schema(source, schema)
-            if source_format != "dj2" and self.layout != "dj2":
+            if source_format != "dj2" and self.format != "dj2":
                 raise ConfigurationError(
                     f"Schema `{schema}` is in DataJoint 0.14's layout: into 0.14's layout it is linked by djshare's "
                     "DataJoint 0.14 link (`djshare.Link`, `pip install 'djshare[dj014]'`; `djshare pull` there), "
@@ -177,8 +185,8 @@ class Dj2Link(LinkRunner):
             parts = tuple(read_table(source, schema, p) for p in part_names(source, schema, name)
                           if p != f"{name}__{DELETION_REQUESTED}")  # a 0.14 copy's own requests stay there
             refuse_in_store((info, *parts))
-            statements = local_statements(source, info, parts, self.layout, source_format)
-            self.local.check_layout(self.layout)
+            statements = local_statements(source, info, parts, self.format, source_format)
+            self.local.check_format(self.format)
             ob = OutboundTable.for_source(info, outbound_schema)
             if not create and not table_exists(local, self.local.name, info.name):
                 return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], linked=False)
@@ -188,7 +196,7 @@ class Dj2Link(LinkRunner):
                               doing=f"creating schema `{self.local.name}`")
             subscriber = self.subscriber or subscriber_id(local, self.local.name)
             tables = LinkTables(info, parts, self.local.name, ob, subscriber)
-            mismatch = declare_local(source, local, tables, statements, self.layout, source_format)
+            mismatch = declare_local(source, local, tables, statements, self.format, source_format)
         self._ready = Ready(tables, mismatch)
         return self._ready
 

@@ -1,6 +1,6 @@
 """Links from a DataJoint 2.x schema on PostgreSQL into a schema on MariaDB in DataJoint 0.14's layout, without
 DataJoint: the reverse of the cross-format link (`link.crossformat`), for a lab that stays on 0.14. With
-`layout="dj2"` the local tables are declared as DataJoint 2.x declares them on MariaDB instead (the source's type
+`format="dj2"` the local tables are declared as DataJoint 2.x declares them on MariaDB instead (the source's type
 labels and codec comments, `~lineage` rows; in-table types only: 2.3.5 cannot insert in-store codecs there).
 
     source = PostgresSchema.source("lab2", host="pg.lab.org", database="lab")   # LINK_USER / LINK_PASS
@@ -39,7 +39,7 @@ from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import ConfigurationError, DefinitionMismatchError
-from djshare.formats.convert import LAYOUTS, attribute_converter
+from djshare.formats.convert import attribute_converter, chosen_format
 from djshare.formats.declare import external_declaration, mariadb_table
 from djshare.formats.heading import Heading, headings, mismatch
 from djshare.formats.lineage import LINEAGE_TABLE, localized
@@ -79,7 +79,8 @@ def declare(local: Session, tables: LinkTables, declared: tuple[Heading, ...],
 
 class PgToMariaDBLink(LinkRunner):
     """A link from a DataJoint 2.x table on PostgreSQL (`table`: its class name or SQL name) into a MariaDB schema
-    in DataJoint 0.14's layout (`layout="dj2"`: 2.x's). Restrictions: SQL text, dicts, lists (OR).
+    in DataJoint 0.14's format (`format="dj2"`: 2.x's; `layout=` is its name of earlier releases). Restrictions:
+    SQL text, dicts, lists (OR).
     `stores` maps local store names to source store names where they differ; `local_stores`: the local side's
     store settings (default DataJoint's)."""
 
@@ -88,14 +89,17 @@ class PgToMariaDBLink(LinkRunner):
     def __init__(self, table: str, source: PostgresSchema, local: MariaDBSchema, *, outbound: str | None = None,
                  subscriber: str | None = None, stores: Mapping[str, str] | None = None,
                  local_stores: Mapping[str, Mapping[str, Any]] | None = None, batch_size: int = DEFAULT_BATCH,
-                 lock_timeout: float = 60.0, layout: str = "dj014") -> None:
-        if layout not in LAYOUTS:
-            raise ConfigurationError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)}.")
-        self.layout = layout
+                 lock_timeout: float = 60.0, format: str | None = None, layout: str | None = None) -> None:
+        self.format = chosen_format(format, layout, "dj014")
         super().__init__(table, outbound=outbound, subscriber=subscriber, stores=stores, batch_size=batch_size,
                          lock_timeout=lock_timeout)
         self.source, self.local, self._local_stores = source, local, local_stores
         self._specs: dict[str, tuple[StoreSpec, StoreSpec]] = {}
+
+    @property
+    def layout(self) -> str:
+        """The local format (the name of earlier releases)."""
+        return self.format
 
     @property
     def local_stores(self) -> Mapping[str, Mapping[str, Any]]:
@@ -122,16 +126,16 @@ class PgToMariaDBLink(LinkRunner):
             parts = part_tables(source, schema, table)
             ob = OutboundTable.for_source(info, outbound_schema_name(self.outbound))
             # the local tables first: what cannot be linked is refused before anything changes
-            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map, self.layout)
+            declared = local_tables(LinkTables(info, parts, self.local.name, ob, ""), self.store_map, self.format)
             self._specs = {c.store: (StoreSpec.from_config(c.source_store, self.source.stores, "source"),
                                      StoreSpec.from_config(c.store, self.local_stores, "local"))
                            for table in declared for c in table.columns if c.kind == "ref"}
             check_store_map(self.store_map, {c.source_store for table in declared for c in table.columns
                                              if c.kind == "ref"} | set(self.source.stores),
                             f"table {schema}.{table} (its columns' stores and the source's store settings)")
-            self.local.check_layout(self.layout)
+            self.local.check_format(self.format)
             lineage: list[tuple[str, str, str]] = []
-            if self.layout == "dj2" and source.scalar(
+            if self.format == "dj2" and source.scalar(
                     "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
                     (schema, LINEAGE_TABLE)):
                 lineage = localized(source.rows(f"SELECT table_name, attribute_name, lineage FROM "

@@ -56,7 +56,7 @@ def open_link(table: str, source: LazySchema | MariaDBSchema | PostgresSchema,
         if isinstance(local, PostgresSchema):
             return PgLink(table, source, local, stores=mapping, outbound=outbound)
         maria = _mariadb(local)
-        return PgToMariaDBLink(table, source, maria, layout=_local_format(maria, format, "dj014"), stores=mapping,
+        return PgToMariaDBLink(table, source, maria, format=_local_format(maria, format, "dj014"), stores=mapping,
                                outbound=outbound)
     maria_source = source if isinstance(source, MariaDBSchema) else MariaDBSchema(source.name, source.address)
     with maria_source.session() as session:
@@ -67,7 +67,7 @@ def open_link(table: str, source: LazySchema | MariaDBSchema | PostgresSchema,
         maria = _mariadb(local)
         local_format = _local_format(maria, format, source_format)
         if "dj2" in (source_format, local_format):  # from 0.14 into 2.x's format too: the same bytes
-            return Dj2Link(table, maria_source, maria, layout=local_format, outbound=outbound)
+            return Dj2Link(table, maria_source, maria, format=local_format, outbound=outbound)
     require_dj014()  # a 0.14 schema into 0.14's format or into PostgreSQL: DataJoint 0.14's link
     from djshare.link.api import LazySchema, Link
 
@@ -99,7 +99,7 @@ def _local_format(local: MariaDBSchema, format: str | None, default: str) -> str
     if format is not None:
         local.check_layout(format)
         return format
-    return local.layout() or default
+    return local.format() or default
 
 
 def open_source(table: str, source: LazySchema | MariaDBSchema | PostgresSchema, *,
