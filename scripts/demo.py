@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from djshare import LazySchema, Link, SourceLink, export, gc
 from djshare.backends.address import ServerAddress
-from djshare.export import pg as pg_export
+from djshare.export import engine
 from djshare.link.crossformat import CrossLink
 from djshare.link.dj2 import MariaDBSchema
 from djshare.link.pg import PgLink, PostgresSchema
@@ -151,10 +151,10 @@ def dj2_demo(source: MariaDBServer, admin: dj.Connection) -> None:
         onward = PgLink("Scan", schema(pg, "collab2"), schema(archive, "archive2"), outbound="collab2_outbound")
         report = onward.pull(progress=False)
         console.print(f"linked on to {archive.address}: {report.pulled} scans by binary COPY; status {onward.status()}")
-        copied = pg_export.copy(ServerAddress(pg.host, pg.port, pg.admin_user, pg.admin_password, backend="postgresql",
-                                              database=pg.database), [("collab2.__scan", "subject = 's0'")],
-                                ServerAddress(archive.host, archive.port, archive.admin_user, archive.admin_password,
-                                              backend="postgresql", database=archive.database), progress=False)
+        copied = engine.copy(ServerAddress(pg.host, pg.port, pg.admin_user, pg.admin_password, backend="postgresql",
+                                           database=pg.database), [("collab2.__scan", "subject = 's0'")],
+                             ServerAddress(archive.host, archive.port, archive.admin_user, archive.admin_password,
+                                           backend="postgresql", database=archive.database), progress=False)
         console.print("exported subject s0 into the archive server, checked by SHA-256: "
                       + ", ".join(f"{c.schema}.{c.table} {c.rows}" for c in copied))
         source.execute("UPDATE lab.__scan SET result = result + 1 WHERE recording = 0")
