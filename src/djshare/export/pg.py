@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from djshare.backends import postgresql as postgres
+from djshare.backends import postgresql_copy as bulk
 from djshare.backends.address import ServerAddress
 from djshare.backends.catalog import TableInfo
 from djshare.backends.postgresql import PgSession, enum_labels, key_order, name
@@ -120,20 +121,11 @@ def _copy_table(selection: Selection, destination: PgSession, table: Table, adva
     info = selection.info[table]
     columns = ", ".join(name(c.name) for c in info.columns)
     with destination.transaction(f"copying {table[0]}.{table[1]}"):
-        destination.execute(f"CREATE SCHEMA IF NOT EXISTS {name(table[0])}")
+        destination.execute(POSTGRESQL.create_schema(table[0]))
         for statement in _declaration(selection, table):
             destination.execute(statement, doing=f"declaring {table[0]}.{table[1]}")
-        try:
-            with selection.session.connection.cursor() as reader, destination.connection.cursor() as writer, \
-                    reader.copy(f"COPY (SELECT {columns} FROM {name(*table)} WHERE {selection.where(table)}) TO "
-                                "STDOUT (FORMAT BINARY)") as rows, \
-                    writer.copy(f"COPY {name(*table)} ({columns}) FROM STDIN (FORMAT BINARY)") as sink:
-                for block in rows:
-                    sink.write(block)
-        except DjshareError:
-            raise
-        except Exception as error:  # psycopg's errors, from either server
-            raise postgres.translate(error, destination.address, f"copying {table[0]}.{table[1]}") from None
+        bulk.between(selection.session, f"SELECT {columns} FROM {name(*table)} WHERE {selection.where(table)}",
+                     destination, name(*table), [c.name for c in info.columns], f"copying {table[0]}.{table[1]}")
     expected = _digest(selection.session, info, selection.where(table))
     found = _digest(destination, info, "TRUE")
     if found != expected:
@@ -205,14 +197,8 @@ def _checksums(directory: Path, used: Sequence[str]) -> dict[str, str]:
 def _write_table(selection: Selection, table: Table, folder: Path, data: str) -> Entry:
     info = selection.info[table]
     columns = ", ".join(name(c.name) for c in info.columns)
-    try:
-        with selection.session.connection.cursor() as cursor, (folder / data).open("wb") as out, cursor.copy(
-                f"COPY (SELECT {columns} FROM {name(*table)} WHERE {selection.where(table)}) TO STDOUT "
-                "(FORMAT BINARY)") as rows:
-            for block in rows:
-                out.write(block)
-    except Exception as error:  # psycopg's errors
-        raise postgres.translate(error, selection.session.address, f"exporting {table[0]}.{table[1]}") from None
+    bulk.to_file(selection.session, f"SELECT {columns} FROM {name(*table)} WHERE {selection.where(table)}",
+                 folder / data, f"exporting {table[0]}.{table[1]}")
     count, digest = _digest(selection.session, info, selection.where(table))
     return Entry(table[0], table[1], count, digest, tuple(c.name for c in info.columns),
                  tuple(_declaration(selection, table)), data)
@@ -278,18 +264,11 @@ def _put_objects(directory: Path, entries: list[Entry], used: list[str], stores:
 
 def _load(pg: PgSession, directory: Path, entry: Entry) -> None:
     where = f"{entry.schema}.{entry.table}"
-    columns = ", ".join(name(c) for c in entry.columns)
     with pg.transaction(f"loading {where}"):
-        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {name(entry.schema)}")
+        pg.execute(POSTGRESQL.create_schema(entry.schema))
         for statement in entry.ddl:
             pg.execute(statement, doing=f"declaring {where}")
-        try:
-            with pg.connection.cursor() as cursor, (directory / entry.data).open("rb") as data, cursor.copy(
-                    f"COPY {name(entry.schema, entry.table)} ({columns}) FROM STDIN (FORMAT BINARY)") as sink:
-                while block := data.read(1 << 20):
-                    sink.write(block)
-        except Exception as error:  # psycopg's errors
-            raise postgres.translate(error, pg.address, f"loading {where}") from None
+        bulk.from_file(pg, name(entry.schema, entry.table), entry.columns, directory / entry.data, f"loading {where}")
 
 
 def _check(pg: PgSession, entries: list[Entry]) -> list[str]:

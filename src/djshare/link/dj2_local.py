@@ -24,12 +24,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from djshare.backends import postgresql_copy as bulk
 from djshare.backends.catalog import Column
 from djshare.backends.mariadb import Session
 from djshare.backends.mariadb_rows import MARIADB, exact, key_condition
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql import read_table as pg_read_table
-from djshare.backends.postgresql import translate as pg_translate
 from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import DefinitionMismatchError, DjshareError
 from djshare.formats.convert import attribute_converter
@@ -64,7 +64,7 @@ def declare(pg: PgSession, tables: LinkTables, local: tuple[Heading, ...], linea
     master = local[0]
     create_local(pg, tables.local_schema, {t.source.name: postgresql_table(t, None if t is master else master)
                                            for t in local}, lineage,
-                 [f"CREATE SCHEMA IF NOT EXISTS {name(tables.local_schema)}"], POSTGRESQL)
+                 [POSTGRESQL.create_schema(tables.local_schema)], POSTGRESQL)
     found = []
     for table in local:
         found += mismatch(table, pg_read_table(pg, tables.local_schema, table.source.name))
@@ -113,18 +113,9 @@ class PostgresLocal(TypedSide):
         source = table.source
         rows = self.source.stream(f"SELECT {_select(source.columns)} FROM {source.full_name} WHERE "
                                   .encode() + where, doing=f"reading {source.full_name}")
-        columns = ", ".join(name(c.name) for c in table.columns)
-        copied = 0
-        try:
-            with self.pg.connection.cursor() as cursor, cursor.copy(f"COPY {into} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([to_postgresql(t, v, refs) for t, v in zip(table.columns, row, strict=True)])
-                    copied += 1
-        except DjshareError:
-            raise
-        except Exception as error:  # psycopg's errors, raised by the COPY
-            raise pg_translate(error, self.pg.address, f"inserting into {table.full_name}") from None
-        return copied
+        return bulk.write_rows(self.pg, into, [c.name for c in table.columns],
+                               ([to_postgresql(t, v, refs) for t, v in zip(table.columns, row, strict=True)]
+                                for row in rows), f"inserting into {table.full_name}")
 
     def _objects_lock(self) -> contextlib.AbstractContextManager[None]:
         """Object copies and gc of the local schema one at a time (when the link has objects)."""

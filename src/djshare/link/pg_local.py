@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from djshare.backends import postgresql as postgres
+from djshare.backends import postgresql_copy as bulk
 from djshare.backends.catalog import Column, TableInfo
 from djshare.backends.postgresql import (
     PgSession,
@@ -168,12 +168,9 @@ class PostgresCopy:
         where = key_condition(self.tables.source, keys)
         with self.local.transaction(f"inserting into {self.name}"):
             for table in (self.tables.source, *self.tables.source_parts):
-                columns = ", ".join(name(c.name) for c in table.columns)
-                selected = ", ".join(self._selected(table, c) for c in table.columns)
                 target = name(self.tables.local_schema, table.name)
-                copied = self._stream(f"COPY (SELECT {selected} FROM {name(table.schema, table.name)} WHERE "
-                                      .encode() + where + b") TO STDOUT (FORMAT BINARY)",
-                                      f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)", target)
+                copied = bulk.between(self.source, self._select(table, where), self.local, target,
+                                      [c.name for c in table.columns], f"copying rows into {target}")
                 if table is self.tables.source:
                     report.pulled += copied
                 else:
@@ -213,11 +210,9 @@ class PostgresCopy:
     def _refresh_table(self, table: TableInfo, where: bytes) -> None:
         target = name(self.tables.local_schema, table.name)
         columns = ", ".join(name(c.name) for c in table.columns)
-        selected = ", ".join(self._selected(table, c) for c in table.columns)
         self.local.execute(f"CREATE TEMPORARY TABLE djshare_refresh (LIKE {target}) ON COMMIT DROP")
-        self._stream(f"COPY (SELECT {selected} FROM {name(table.schema, table.name)} WHERE ".encode() + where
-                     + b") TO STDOUT (FORMAT BINARY)", f"COPY djshare_refresh ({columns}) FROM STDIN (FORMAT BINARY)",
-                     target)
+        bulk.between(self.source, self._select(table, where), self.local, "djshare_refresh",
+                     [c.name for c in table.columns], f"copying rows into {target}")
         keys = key_names(table)
         if table is not self.tables.source:  # part rows the source no longer has
             self.local.execute(f"DELETE FROM {target} WHERE ".encode() + where
@@ -228,12 +223,7 @@ class PostgresCopy:
                            doing=f"refreshing {target}")
         self.local.execute("DROP TABLE djshare_refresh")
 
-    def _stream(self, out: bytes, into: str, target: str) -> int:
-        try:
-            with self.source.connection.cursor() as reader, self.local.connection.cursor() as writer:
-                with reader.copy(out) as source, writer.copy(into) as sink:
-                    for block in source:
-                        sink.write(block)
-                return int(writer.rowcount)
-        except Exception as error:  # psycopg's errors, from either server
-            raise postgres.translate(error, self.local.address, f"copying rows into {target}") from None
+    def _select(self, table: TableInfo, where: bytes) -> bytes:
+        """The source rows of `table` matching `where`, references rewritten for the local side."""
+        selected = ", ".join(self._selected(table, c) for c in table.columns)
+        return f"SELECT {selected} FROM {name(table.schema, table.name)} WHERE ".encode() + where
