@@ -200,3 +200,8 @@ def _foreign_keys(session: Session, condition: str, args: tuple[str, ...]) -> li
         ForeignKey((schema, table), (pairs[0][1], pairs[0][2]), tuple((c, pc) for c, _, _, pc in pairs))
         for (schema, table, _), pairs in grouped.items()
     ]
+
+
+def create_statement(session: Session, full_name: str) -> str:
+    """The table's CREATE TABLE statement, as the server writes it (SHOW CREATE TABLE)."""
+    return str(session.rows(f"SHOW CREATE TABLE {full_name}", doing=f"reading the declaration of {full_name}")[0][1])

@@ -306,6 +306,14 @@ class MariaDB:
     def drop_schema(self, schema: str) -> str:
         return f"DROP DATABASE IF EXISTS {self.quote(schema)}"
 
+    def use_schema(self, schema: str) -> str:
+        """Make `schema` the one unqualified table names are in (a copied CREATE TABLE names its table alone)."""
+        return f"USE {self.quote(schema)}"
+
+    def check_foreign_keys(self) -> str:
+        """Make the session check foreign keys (a restore never loads rows past them)."""
+        return "SET foreign_key_checks = 1"
+
     def subscriber_table(self, schema: str, table: str, subscriber: str) -> list[tuple[str, tuple[Any, ...]]]:
         """Statements making the one-row table `schema`.`table` hold a subscriber name (`subscriber` unless it holds one
         already: the fixed key makes concurrent first uses agree on one name)."""
@@ -393,4 +401,9 @@ MARIADB = MariaDB()  # stateless: one for everyone
 def exact(column: Column) -> str:
     """The column as a SELECT expression whose value reaches Python exactly: MariaDB sends FLOAT as text with
     six significant digits, so FLOAT is widened to DOUBLE (exact) on the server."""
-    return f"CAST({quote_name(column.name)} AS DOUBLE)" if column.data_type == "float" else quote_name(column.name)
+    return exact_named(column.name, column.data_type)
+
+
+def exact_named(name: str, data_type: str) -> str:
+    """`exact` of a column known by its name and type ("float", "double", "varchar", ...)."""
+    return f"CAST({quote_name(name)} AS DOUBLE)" if data_type == "float" else quote_name(name)

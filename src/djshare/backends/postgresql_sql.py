@@ -97,6 +97,12 @@ class PostgreSQL(MariaDB):
         found = session.scalar("SELECT obj_description(%s::regclass, 'pg_class')", (name(schema, table),))
         return None if found is None else str(found)
 
+    def use_schema(self, schema: str) -> str:
+        return f"SET search_path TO {name(schema)}"
+
+    def check_foreign_keys(self) -> str:
+        return "SET session_replication_role = origin"  # PostgreSQL's default: triggers, and so foreign keys, fire
+
     def create_schema(self, schema: str) -> str:
         return f"CREATE SCHEMA IF NOT EXISTS {name(schema)}"  # needs CREATE on the database
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from djshare.backends import catalog
 from djshare.backends.catalog import TableInfo
 from djshare.backends.mariadb import Session, quote_name
 from djshare.backends.mariadb_rows import STATEMENT_CAP, column_list, row_literal, statements
@@ -50,7 +51,7 @@ def rows_in_order(session: Session, info: TableInfo, where: str = "") -> Iterato
 
 
 def create_statement(session: Session, info: TableInfo) -> str:
-    text = str(session.rows(f"SHOW CREATE TABLE {info.full_name}")[0][1])
+    text = catalog.create_statement(session, info.full_name)
     return re.sub(r" AUTO_INCREMENT=\d+", "", text)
 
 

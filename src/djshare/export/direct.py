@@ -11,7 +11,7 @@ from typing import Any
 
 from djshare.backends.catalog import read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
-from djshare.backends.mariadb_rows import copy_rows, statement_limit
+from djshare.backends.mariadb_rows import MARIADB, copy_rows, statement_limit
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.export import objects
 from djshare.export.bundle import create_statement, rows_in_order
@@ -50,12 +50,12 @@ def copy(selection: Selection, target: Session, on_rows: Callable[[int], None] |
                            f"{' and more' if len(present) > 1 else ''}: copy into schemas without these tables. "
                            "Nothing was changed.")
     limit = statement_limit(target)
-    target.execute("SET foreign_key_checks = 1")
+    target.execute(MARIADB.check_foreign_keys())
     result = []
     for table in selection.graph.tables:
         info = selection.info[table]
-        target.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(table[0])}")
-        target.execute(f"USE {quote_name(table[0])}")
+        target.execute(MARIADB.create_schema(table[0]))
+        target.execute(MARIADB.use_schema(table[0]))
         target.execute(create_statement(source, info), doing=f"creating {info.full_name}")
         with target.transaction(f"copying {info.full_name}"):
             copy_rows(source, target, info, info.full_name, selection.where(table).encode(), limit, on_rows)

@@ -12,6 +12,7 @@ from typing import Any
 
 from djshare.backends.catalog import foreign_keys_to, read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import MARIADB
 from djshare.errors import DjshareError, IntegrityViolation
 from djshare.export import objects
 from djshare.export.bundle import (
@@ -43,10 +44,10 @@ def restore(directory: Path, target: Session, on_rows: Callable[[int], None] | N
     new_schemas = [s for s in dict.fromkeys(e.schema for e in entries) if not schema_exists(target, s)]
     created: list[TableEntry] = []
     try:
-        target.execute("SET foreign_key_checks = 1")
+        target.execute(MARIADB.check_foreign_keys())
         for entry in entries:
-            target.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(entry.schema)}")
-            target.execute(f"USE {quote_name(entry.schema)}")
+            target.execute(MARIADB.create_schema(entry.schema))
+            target.execute(MARIADB.use_schema(entry.schema))
             target.execute((directory / entry.ddl).read_bytes(),
                            doing=f"creating {quote_name(entry.schema, entry.table)}")
             created.append(entry)
@@ -98,12 +99,12 @@ def _check_rows(target: Session, entry: TableEntry) -> None:
 def _undone(error: BaseException, target: Session, created: list[TableEntry], schemas: list[str]) -> BaseException:
     """Drop what a failed restore created (children first); the error to raise, saying what is left."""
     try:
-        target.execute("SET foreign_key_checks = 1")
+        target.execute(MARIADB.check_foreign_keys())
         for entry in reversed(created):
             target.execute(f"DROP TABLE IF EXISTS {quote_name(entry.schema, entry.table)}")
         for schema in schemas:  # schemas that did not exist before: this restore made them
             if schema_exists(target, schema) and not table_names(target, schema):
-                target.execute(f"DROP DATABASE IF EXISTS {quote_name(schema)}")
+                target.execute(MARIADB.drop_schema(schema))
     except Exception as cleanup:  # the server went away: say what is left
         if not created:
             return error

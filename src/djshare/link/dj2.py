@@ -32,6 +32,7 @@ from typing import Any
 from djshare.backends.address import ServerAddress, read_credentials
 from djshare.backends.catalog import (
     TableInfo,
+    create_statement,
     find_table,
     foreign_keys_up,
     part_names,
@@ -40,6 +41,7 @@ from djshare.backends.catalog import (
     table_names,
 )
 from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import MARIADB
 from djshare.errors import ConfigurationError, DefinitionMismatchError
 from djshare.formats.convert import chosen_format, refuse_in_store
 from djshare.formats.declare import mariadb_copy
@@ -110,7 +112,7 @@ class MariaDBSchema:
 def local_statements(source: Session, info: TableInfo, parts: tuple[TableInfo, ...], layout: str,
                      source_format: str = "dj2") -> dict[str, str]:
     """CREATE TABLE statements of the local master and parts, by table name (refusing what `layout` cannot hold)."""
-    return {t.name: mariadb_copy(str(source.rows(f"SHOW CREATE TABLE {t.full_name}")[0][1]), t,
+    return {t.name: mariadb_copy(create_statement(source, t.full_name), t,
                                  None if t is info else info, layout, source_format)
             for t in (info, *parts)}
 
@@ -137,7 +139,7 @@ def declare_local(source: Session, local: Session, tables: LinkTables, statement
     schema = tables.local_schema
     lineage = source_lineage(source, tables, source_format) if layout == "dj2" else []
     create_local(local, schema, {name: [statement] for name, statement in statements.items()}, lineage,
-                 [f"USE {quote_name(schema)}"])  # the source's CREATE TABLE names its table without a schema
+                 [MARIADB.use_schema(schema)])  # the source's CREATE TABLE names its table without a schema
     found = []
     for table in (tables.source, *tables.source_parts):
         found += differences(read_table(local, schema, table.name), table,
@@ -192,7 +194,7 @@ class Dj2Link(LinkRunner):
                 return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], linked=False)
             outbound.declare(source, ob)
             if not schema_exists(local, self.local.name):
-                local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
+                local.execute(MARIADB.create_schema(self.local.name),
                               doing=f"creating schema `{self.local.name}`")
             subscriber = self.subscriber or subscriber_id(local, self.local.name)
             tables = LinkTables(info, parts, self.local.name, ob, subscriber)

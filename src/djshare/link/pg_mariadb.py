@@ -36,6 +36,7 @@ from typing import Any
 from djshare.backends import postgresql as postgres
 from djshare.backends.catalog import read_table, schema_exists, table_names
 from djshare.backends.mariadb import Session, quote_name
+from djshare.backends.mariadb_rows import MARIADB
 from djshare.backends.postgresql import PgSession, name
 from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.errors import ConfigurationError, DefinitionMismatchError
@@ -145,7 +146,7 @@ class PgToMariaDBLink(LinkRunner):
                 return Ready(LinkTables(info, parts, self.local.name, ob, ""), [], declared, linked=False)
             declare_outbound(source, ob)
             if not schema_exists(local, self.local.name):
-                local.execute(f"CREATE DATABASE IF NOT EXISTS {quote_name(self.local.name)}",
+                local.execute(MARIADB.create_schema(self.local.name),
                               doing=f"creating schema `{self.local.name}`")
             tables = LinkTables(info, parts, self.local.name, ob, self.subscriber or subscriber_id(local,
                                                                                                self.local.name))

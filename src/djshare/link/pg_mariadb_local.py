@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from djshare.backends.mariadb import Session, quote_name, translated
-from djshare.backends.mariadb_rows import MARIADB
+from djshare.backends.mariadb_rows import MARIADB, exact_named
 from djshare.backends.postgresql import PgSession, key_condition, name
 from djshare.backends.postgresql_sql import POSTGRESQL
 from djshare.formats.heading import Attribute, Heading
@@ -52,7 +52,7 @@ class MariaDBCopy(TypedSide):
         return compared_on_mariadb(column, value)
 
     def _local_select(self, column: Attribute) -> str:
-        return f"CAST({quote_name(column.name)} AS DOUBLE)" if column.sql_type == "float" else quote_name(column.name)
+        return exact_named(column.name, column.sql_type)
 
     def refresh(self, keys: list[bytes], report: PullReport, checkpoint: Checkpoint) -> None:
         """Bring the source's current rows of entities held here: objects first, then in one local transaction
