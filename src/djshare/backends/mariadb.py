@@ -96,7 +96,7 @@ class Session:
                 charset="utf8mb4", autocommit=True, connect_timeout=connect_timeout, ssl=ssl,
                 read_timeout=wait, write_timeout=wait,
                 init_command="SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
-                             f"wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}",
+                             + timeouts(wait),
             )
         self._streaming: Generator[tuple[Any, ...], None, None] | None = None
 
@@ -202,6 +202,11 @@ class Session:
 
 TEXT_FIELDS = frozenset({FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.ENUM,
                          FIELD_TYPE.SET})  # result column types of text, ordered by their bytes
+
+
+def timeouts(wait: int) -> str:
+    """Session settings ending a session left silent `wait` seconds (and a read or write that stalls that long)."""
+    return f"wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}"
 
 
 def quote_name(*parts: str) -> str:

@@ -16,7 +16,7 @@ import datajoint as dj
 import pymysql
 
 from djshare.backends.address import ServerAddress, read_credentials
-from djshare.backends.mariadb import Session, translate
+from djshare.backends.mariadb import Session, timeouts, translate
 from djshare.defaults import timeout
 from djshare.errors import ConfigurationError, MissingPrivilegeError
 
@@ -28,7 +28,7 @@ class TimedConnection(dj.Connection):
     def connect(self) -> None:
         wait = timeout()
         self.conn_info.update(read_timeout=wait, write_timeout=wait)
-        self.init_fun = f"SET SESSION wait_timeout={wait}, net_read_timeout={wait}, net_write_timeout={wait}"
+        self.init_fun = "SET SESSION " + timeouts(wait)
         super().connect()
 
 
