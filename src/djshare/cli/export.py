@@ -62,7 +62,11 @@ class Export:
     restrictions: list[tuple[str, str]]
     stores: Mapping[str, Mapping[str, Any]]
     work_schema: str | None
-    label: str
+    paper: str | None
+
+    def label(self, verb: str) -> str:
+        """What the progress bar says: `verb`, and the paper."""
+        return f"{verb} {self.paper}" if self.paper is not None else verb
 
 
 def _config_stores() -> dict[str, Any]:
@@ -107,8 +111,7 @@ def _export(paper: str | None, rows: list[str] | None, source: str | None, schem
                                  "SCHEMA.TABLE[:CONDITION] (or both).")
     address = _data_server(source, schema)
     restrictions = (capture_tables.recorded(address, paper, schema) if paper is not None else []) + _rows(rows)
-    return Export(address, restrictions, _stores(source_stores), schema if paper is not None else None,
-                  f"export {paper}" if paper is not None else "export")
+    return Export(address, restrictions, _stores(source_stores), schema if paper is not None else None, paper)
 
 
 def _paper_and(first: str | None, second: str | None, what: str) -> tuple[str | None, str]:
@@ -203,7 +206,7 @@ def export_write(first: Annotated[str | None, typer.Argument(
     def write() -> tuple[list[engine.Entry], str]:
         paper, directory = _paper_and(first, second, "DIRECTORY")
         chosen = _export(paper, rows, source, schema, source_stores)
-        return engine.write(chosen.source, chosen.restrictions, directory, chosen.stores, label=chosen.label,
+        return engine.write(chosen.source, chosen.restrictions, directory, chosen.stores, label=chosen.label("export"),
                             work_schema=chosen.work_schema), directory
 
     entries, directory = run(write)
@@ -237,7 +240,7 @@ def export_copy(to: To, paper: Paper = None,
     def copy() -> list[Any]:
         chosen = _export(paper, rows, source, schema, source_stores)
         return engine.copy(chosen.source, chosen.restrictions, _target(to), (chosen.stores, _stores(target_stores)),
-                           label=chosen.label.replace("export", "copy"), work_schema=chosen.work_schema)
+                           label=chosen.label("copy"), work_schema=chosen.work_schema)
 
     copied = run(copy)
     out.print(f"copied {sum(c.rows for c in copied)} rows of {len(copied)} tables; checksums match")
