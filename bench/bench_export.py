@@ -38,7 +38,7 @@ from djshare.backends.address import ServerAddress  # noqa: E402
 from djshare.backends.mariadb import Session, quote_name  # noqa: E402
 from djshare.backends.mariadb_rows import row_literal  # noqa: E402
 from djshare.export.bundle import write  # noqa: E402
-from djshare.export.capture import captured  # noqa: E402
+from djshare.export.capture_tables import recorded  # noqa: E402
 from djshare.export.closure import compute  # noqa: E402
 from djshare.export.graph import Table  # noqa: E402
 from djshare.export.restoring import restore, verify  # noqa: E402
@@ -84,8 +84,11 @@ def make_pipeline(server: MariaDBServer) -> Captured:
     for name, analysis in analyses.items():
         with export.capture("bench", name, schema=WORK):
             analysis(tables).fetch()
-    found = captured(connection, "bench", WORK)
     connection.close()
+    found: Captured = []
+    for name, condition in recorded(address(server), "bench", WORK):
+        schema, _, table = name.partition(".")
+        found.append(((schema, table), condition))
     return found
 
 
