@@ -6,13 +6,14 @@ VENV2 ?= .venv2
 PY2 := $(VENV2)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:/usr/sbin:$(PATH)
 
-.PHONY: help system-deps venv lint typecheck test test-all demo bench docs clean
+.PHONY: help system-deps venv lint typecheck test test-all demo bench bench-large docs clean
 
 help:
 	@echo "make demo      end-to-end link demo against throw-away local servers"
 	@echo "make test      ruff, mypy and the test suites: DataJoint 0.14 (.venv) and 2.x (.venv2)"
 	@echo "make test-all  the test suite with every fault-injection case"
 	@echo "make bench     pull, store, export and diff benchmarks against same-run baselines"
+	@echo "make bench-large  the pull benchmark at 1,000,000 masters (minutes)"
 	@echo "make docs      regenerate docs/cli.md and docs/link-states.md"
 
 # MariaDB server and client binaries (mariadbd, mariadb-install-db, mariadb, mariadb-dump).
@@ -66,6 +67,10 @@ bench: system-deps venv
 	$(PY) bench/bench_pg_link.py
 	$(PY) bench/bench_export.py
 	$(PY) bench/bench_diff.py --reladiff
+
+# the pull benchmark at 1,000,000 masters + 2,000,000 parts (minutes; peak RSS printed)
+bench-large: system-deps venv
+	$(PY) bench/bench_pull.py --masters 1000000
 
 docs: venv
 	$(PY) -m djshare.docs.generate .
