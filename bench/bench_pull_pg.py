@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_pull import SOURCE, dump_copy, make_source  # noqa: E402
+from bench.bench_pull import USERS, Workload, dump_copy, make_blobs, make_rows  # noqa: E402
 from djshare.link.api import LazySchema  # noqa: E402
 from djshare.link.crossformat import CrossLink, PostgresSchema  # noqa: E402
 from tests.servers import PostgresServer, _pg_binary, create_link_users, mariadb_servers, postgres_server  # noqa: E402
@@ -31,12 +31,15 @@ from tests.servers import PostgresServer, _pg_binary, create_link_users, mariadb
 OUTBOUND = "bench_outbound"
 
 
-def djshare_pull(source_address: str, pg: PostgresServer, schema: str) -> tuple[float, float]:
-    remote = LazySchema(SOURCE, host=source_address, user="link_user", password="link-secret")
+def djshare_pull(source_address: str, pg: PostgresServer, schema: str, rows: Workload,
+                 blobs: Workload) -> tuple[float, float]:
+    def remote(work: Workload) -> LazySchema:
+        return LazySchema(work.schema, host=source_address, user=USERS.link_user, password=USERS.link_password)
+
     target = PostgresSchema(schema, host=pg.address, database=pg.database, user=pg.admin_user,
                             password=pg.admin_password, stores={})
-    trial = CrossLink("Trial", remote, target, outbound=OUTBOUND)
-    frame = CrossLink("Frame", remote, target, outbound=OUTBOUND)
+    trial = CrossLink("Trial", remote(rows), target, outbound=OUTBOUND)
+    frame = CrossLink("Frame", remote(blobs), target, outbound=OUTBOUND)
     trial.status(), frame.status()  # declare the tables before the clock starts (pg_dump's DDL is cheap too)
     started = time.perf_counter()
     assert trial.pull(progress=False).pulled == 10_000
@@ -63,20 +66,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with mariadb_servers(2, max_allowed_packet="16M") as (source, maria_local), postgres_server() as pg:
-        make_source(source)
-        create_link_users(source, SOURCE, OUTBOUND)
+        rows_work, blobs_work = make_rows(source, 10_000), make_blobs(source)
+        create_link_users(source, rows_work.schema, OUTBOUND, USERS)
+        source.execute(f"GRANT SELECT, REFERENCES ON `{blobs_work.schema}`.* TO '{USERS.link_user}'@'%'")
         pulls_rows, pulls_blobs, pg_dumps, maria_dumps = [], [], [], []
         for run in range(args.repeat):
             schema = f"pulled_{run}"
-            rows, blobs = djshare_pull(source.address, pg, schema)
+            rows, blobs = djshare_pull(source.address, pg, schema, rows_work, blobs_work)
             pulls_rows.append(rows)
             pulls_blobs.append(blobs)
             pg_dumps.append(pg_dump_copy(pg, schema, f"dumped_{run}"))
-            maria_dumps.append(dump_copy(source, maria_local, f"dump_{run}", source.port))
+            maria_dumps.append(sum(dump_copy(work, source, source.port, maria_local, f"dump_{run}_{index}")
+                                   for index, work in enumerate((rows_work, blobs_work))))
             copied = pg.query(f"SELECT COUNT(*) FROM {schema}.trial__sample")[0][0]
             assert copied == 20_000, copied
-            source.execute(f"DELETE FROM `{OUTBOUND}`.`{SOURCE}_trial_outbound`",
-                           f"DELETE FROM `{OUTBOUND}`.`{SOURCE}_frame_outbound`")
+            source.execute(f"DELETE FROM `{OUTBOUND}`.`{rows_work.schema}_trial_outbound`",
+                           f"DELETE FROM `{OUTBOUND}`.`{blobs_work.schema}_frame_outbound`")
         rows, blobs, pg_dump, maria_dump = (statistics.median(x) for x in (pulls_rows, pulls_blobs, pg_dumps,
                                                                             maria_dumps))
         print("servers: MariaDB 10.11 (source) and PostgreSQL 15 (local) on 127.0.0.1; "
