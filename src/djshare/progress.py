@@ -18,6 +18,12 @@ from rich.progress import (
 Advance = Callable[[int], None]
 
 
+def shown(enabled: bool = True) -> bool:
+    """Whether a bar would be drawn: asked for, and stderr is a terminal (so work need not count for a bar no one
+    sees)."""
+    return enabled and Console(stderr=True).is_terminal
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int | None, enabled: bool = True) -> Iterator[Advance]:
     """Yield a function that advances the bar by n items. Drawn on stderr, so stdout stays clean; only on a

@@ -94,6 +94,7 @@ class Session:
             self.connection = pymysql.connect(
                 host=address.host, port=address.port, user=address.user, password=address.password,
                 charset="utf8mb4", autocommit=True, connect_timeout=connect_timeout, ssl=ssl,
+                ssl_disabled=not address.use_tls,  # PyMySQL >= 1.2 builds a TLS context for ssl=None (~37 ms CPU)
                 read_timeout=wait, write_timeout=wait,
                 init_command="SET time_zone='+00:00', sql_mode='STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
                              + timeouts(wait),

@@ -27,7 +27,7 @@ from djshare.link.repair import RepairReport
 from djshare.link.repair import repair as run_repair
 from djshare.link.stale import StaleReport
 from djshare.link.tables import Checkpoint, LinkTables, LocalSide, Refreshable, SourceSide, no_checkpoint
-from djshare.progress import progress_bar, rows_progress
+from djshare.progress import progress_bar, rows_progress, shown
 from djshare.restriction import sql_restriction
 
 
@@ -128,8 +128,9 @@ class LinkRunner:
             if refresh_changed and not isinstance(local, (Refreshable, MariaDBLocal)):
                 raise ConfigurationError("Refreshing changed entities (--refresh-changed) is not built for this kind "
                                          "of link yet; find them with `djshare diff` on the two tables.")
-            total = source.count_candidates(where)
-            with progress_bar(f"pull {tables.source.name}", total, progress and not dry_run) as advance:
+            bar = shown(progress and not dry_run)  # the count of candidates is a full scan: only for a bar
+            total = source.count_candidates(where) if bar else None
+            with progress_bar(f"pull {tables.source.name}", total, bar) as advance:
                 report = run_pull(source, local, where, batch_size=size, dry_run=dry_run, on_progress=advance,
                                   checkpoint=checkpoint)
             if refresh_changed and not dry_run:
