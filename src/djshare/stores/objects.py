@@ -16,10 +16,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
-import boto3
-import botocore.config
-import botocore.exceptions
-
 from djshare.errors import AuthenticationError, DjshareError, ServerUnreachableError
 from djshare.stores.spec import StoreSpec
 
@@ -113,6 +109,13 @@ class FileStore:
 
 class S3Store:
     def __init__(self, spec: StoreSpec) -> None:
+        import boto3  # imported where an S3 store is used: not to start every command
+        import botocore.config
+        import botocore.exceptions
+
+        self.failures = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+        self.client_error = botocore.exceptions.ClientError
+        self.unreachable = botocore.exceptions.EndpointConnectionError
         self.spec = spec
         scheme = "https" if spec.secure else "http"
         endpoint = spec.endpoint if "://" in spec.endpoint else f"{scheme}://{spec.endpoint}"
@@ -123,7 +126,7 @@ class S3Store:
         )
 
     def _fail(self, error: Exception, path: str, doing: str) -> DjshareError:
-        if isinstance(error, botocore.exceptions.EndpointConnectionError):
+        if isinstance(error, self.unreachable):
             return ServerUnreachableError(f"Cannot reach the S3 endpoint of {self.spec.label} while {doing}.")
         code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "404", "NotFound"):
@@ -140,9 +143,7 @@ class S3Store:
     def read(self, path: str) -> Iterator[bytes]:
         try:
             body = self.client.get_object(Bucket=self.spec.bucket, Key=path)["Body"]
-        except botocore.exceptions.BotoCoreError as error:
-            raise self._fail(error, path, "reading") from None
-        except botocore.exceptions.ClientError as error:
+        except self.failures as error:
             raise self._fail(error, path, "reading") from None
         with contextlib.closing(body):
             yield from body.iter_chunks(CHUNK)
@@ -150,7 +151,7 @@ class S3Store:
     def write(self, path: str, data: IO[bytes], size: int) -> None:
         try:  # a single PUT is atomic: readers see the old object or the new one
             self.client.put_object(Bucket=self.spec.bucket, Key=path, Body=data, ContentLength=size)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        except self.failures as error:
             raise self._fail(error, path, "writing") from None
 
     def flush(self) -> None:
@@ -160,12 +161,12 @@ class S3Store:
         try:
             self.client.head_object(Bucket=self.spec.bucket, Key=path)
             return True
-        except botocore.exceptions.ClientError as error:
+        except self.client_error as error:
             failure = self._fail(error, path, "checking")
             if isinstance(failure, MissingObjectError):
                 return False
             raise failure from None
-        except botocore.exceptions.BotoCoreError as error:
+        except self.failures as error:
             raise self._fail(error, path, "checking") from None
 
     def can_copy_from(self, other: ObjectStore) -> bool:
@@ -178,7 +179,7 @@ class S3Store:
         try:
             result = self.client.copy_object(Bucket=self.spec.bucket, Key=path,
                                               CopySource={"Bucket": other.spec.bucket, "Key": source_path})
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        except self.failures as error:
             raise other._fail(error, source_path, "copying") from None
         return str(result["CopyObjectResult"]["ETag"]).strip('"')
 
@@ -188,7 +189,7 @@ class S3Store:
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=prefix):
                 found.update({item["Key"][len(prefix):]: int(item["Size"]) for item in page.get("Contents", [])})
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        except self.failures as error:
             raise self._fail(error, folder, "listing") from None
         if not found:
             raise MissingObjectError(f"Folder {folder} is missing from {self.spec.label}.")
@@ -197,7 +198,7 @@ class S3Store:
     def delete(self, path: str) -> None:
         try:
             self.client.delete_object(Bucket=self.spec.bucket, Key=path)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        except self.failures as error:
             raise self._fail(error, path, "deleting") from None
 
 
