@@ -45,6 +45,7 @@ ACCOUNT = capture_tables.ACCOUNT["mysql"]
 _install_lock = threading.Lock()
 _installed = {"done": False}
 _following: set[str] = set()  # capture schemas whose open captures this process records into
+_declared: set[tuple[int, str]] = set()  # (connection id, schema) whose capture table exists
 
 
 def declare(connection: dj.Connection, schema: str = DEFAULT_SCHEMA) -> None:
@@ -69,7 +70,10 @@ class Capture:
             if schema != self.schema:
                 rows.append((self.paper, self.analysis, schema, table, condition))
         if rows:
-            declare(connection, self.schema)
+            if (id(connection), self.schema) not in _declared:  # once per connection, not at every fetch
+                for statement in capture_tables.declaration("mysql", self.schema):
+                    connection.query(statement)
+                _declared.add((id(connection), self.schema))
             for row in rows:
                 connection.query(f"INSERT INTO `{self.schema}`.`{TABLE}` (`paper`, `analysis`, `table_schema`, "
                                  "`table_name`, `restriction`) VALUES (%s, %s, %s, %s, %s)", args=row)
